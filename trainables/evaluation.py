@@ -1,0 +1,236 @@
+"""Clean and robust accuracy under the evaluation protocol, and best-checkpoint selection.
+
+Protocol (methods.md): clean; PGD-k with step 2/255 at eps 8/255 (``eps / 4`` in general), CE loss, uniform start;
+CW-k (CW margin, kappa 50, same steps); AutoAttack ``standard`` (APGD-CE, APGD-T, FAB-T, Square), Linf, through the
+``pyautoattack`` package on the first N points in file order (the RobustBench protocol).
+
+A point counts as robust under PGD/CW only if both the clean input and the attacked input are classified correctly:
+the clean input is itself a point of the eps-ball, and AutoAttack counts the same way, so every robust accuracy is
+at most the clean accuracy.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from trainables.attacks import bn_mode, ce, cw_margin, pgd
+
+ATTACK_FORMS = ("clean", "pgd<k>", "cw<k>", "autoattack")
+_STEPS_ATTACK = re.compile(r"(pgd|cw)([1-9][0-9]*)")
+CW_KAPPA = 50.0
+
+
+def parse_attack(name: str) -> tuple[str, int]:
+    """``"pgd20"`` -> ``("pgd", 20)``, ``"cw100"`` -> ``("cw", 100)``, ``"clean"``/``"autoattack"`` -> ``(name, 0)``.
+
+    Raises ``ValueError`` listing the valid forms, so a config can be checked before any data loads.
+    """
+    if name in ("clean", "autoattack"):
+        return name, 0
+    match = _STEPS_ATTACK.fullmatch(name)
+    if match is None:
+        raise ValueError(f"unknown attack {name!r}; valid forms: {', '.join(ATTACK_FORMS)} (k >= 1 steps)")
+    return match.group(1), int(match.group(2))
+
+
+def _to_images(x: Tensor, device: torch.device) -> Tensor:
+    # Datasets keep uint8 images (4x less memory than float32); convert each batch on the device.
+    x = x.to(device, non_blocking=True)
+    if x.dtype == torch.uint8:
+        return x.float().div_(255)
+    if not x.is_floating_point():
+        raise ValueError(f"images must be uint8 or float in [0, 1], got dtype {x.dtype}")
+    return x
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    tensor = next(model.parameters(), None)
+    if tensor is None:
+        tensor = next(model.buffers(), None)
+    return torch.device("cpu") if tensor is None else tensor.device
+
+
+def accuracy(model: nn.Module, x: Tensor, y: Tensor, *, batch_size: int = 256, head: str = "main") -> float:
+    """Fraction of ``x`` (uint8 or float in [0, 1]) that ``head`` classifies as ``y``; eval mode, no gradient.
+
+    Batches go to the device of the model's parameters; the model's modes are restored afterwards.
+    """
+    if len(x) != len(y) or len(x) == 0:
+        raise ValueError(f"need the same, non-zero number of images and labels, got {len(x)} and {len(y)}")
+    device = _model_device(model)
+    correct = 0
+    with bn_mode(model, "eval"), torch.no_grad():
+        for start in range(0, len(x), batch_size):
+            xb = _to_images(x[start : start + batch_size], device)
+            yb = y[start : start + batch_size].to(device)
+            logits = model(xb) if head == "main" else model(xb, head=head)
+            correct += int((logits.argmax(dim=1) == yb).sum())
+    return correct / len(x)
+
+
+def evaluate(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    *,
+    eps: float,
+    attacks: Sequence[str] = ("clean", "pgd20"),
+    batch_size: int = 256,
+    device: torch.device | str,
+    autoattack_n: int | None = None,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Accuracy of the main head under each attack, as fractions in [0, 1]: ``{"clean": ..., "pgd20": ...}``.
+
+    ``x`` is uint8 (as stored by the datasets) or float in [0, 1]; ``model`` must already be on ``device``. The model
+    is in eval mode throughout and its modes are restored afterwards. Each PGD/CW attack draws its random starts from
+    its own generator seeded with ``seed``, so a result does not depend on which other attacks run or in what order,
+    and the global RNG state is left untouched. ``"autoattack"`` runs on the first ``autoattack_n`` points (all if
+    None), so its denominator can differ from the other entries'.
+    """
+    parsed = {name: parse_attack(name) for name in attacks}
+    if len(x) != len(y) or len(x) == 0:
+        raise ValueError(f"need the same, non-zero number of images and labels, got {len(x)} and {len(y)}")
+    n_autoattack = len(x) if autoattack_n is None else min(autoattack_n, len(x))
+    if n_autoattack <= 0:
+        raise ValueError(f"autoattack_n must be positive, got {autoattack_n}")
+    device = torch.device(device)
+    step_attacks = {name: spec for name, spec in parsed.items() if spec[0] in ("pgd", "cw")}
+    results: dict[str, float] = {}
+
+    with bn_mode(model, "eval"):
+        if "clean" in parsed or step_attacks:
+            correct = _count_correct(
+                model, x, y, step_attacks, eps=eps, batch_size=batch_size, device=device, seed=seed
+            )
+            results.update({name: count / len(x) for name, count in correct.items() if name in parsed})
+        if "autoattack" in parsed:
+            results["autoattack"] = _autoattack_accuracy(
+                model, x[:n_autoattack], y[:n_autoattack], eps=eps, batch_size=batch_size, device=device, seed=seed
+            )
+    return {name: results[name] for name in attacks}
+
+
+def _count_correct(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    step_attacks: Mapping[str, tuple[str, int]],
+    *,
+    eps: float,
+    batch_size: int,
+    device: torch.device,
+    seed: int,
+) -> dict[str, int]:
+    """Correct counts for "clean" and each PGD/CW attack, in one pass over the data."""
+    generators = {name: torch.Generator(device=device).manual_seed(seed) for name in step_attacks}
+    correct = dict.fromkeys(["clean", *step_attacks], 0)
+    for start in range(0, len(x), batch_size):
+        xb = _to_images(x[start : start + batch_size], device)
+        yb = y[start : start + batch_size].to(device)
+        with torch.no_grad():
+            clean_ok = model(xb).argmax(dim=1) == yb
+        correct["clean"] += int(clean_ok.sum())
+        for name, (kind, steps) in step_attacks.items():
+            objective = ce(model, yb) if kind == "pgd" else cw_margin(model, yb, kappa=CW_KAPPA)
+            x_adv = pgd(objective, xb, eps=eps, step_size=eps / 4, steps=steps, generator=generators[name])
+            with torch.no_grad():
+                adv_ok = model(x_adv).argmax(dim=1) == yb
+            correct[name] += int((clean_ok & adv_ok).sum())
+    return correct
+
+
+def _autoattack_accuracy(
+    model: nn.Module, x: Tensor, y: Tensor, *, eps: float, batch_size: int, device: torch.device, seed: int
+) -> float:
+    # Imported here so that training code that never runs AutoAttack does not pay for the import.
+    from pyautoattack import AutoAttack
+
+    # pyautoattack's default device is "cpu" whatever the model's, so it is passed explicitly; a fixed seed keeps
+    # the evaluation reproducible (its default seeds from the clock).
+    adversary = AutoAttack(model, norm="Linf", eps=eps, version="standard", device=device, seed=seed)
+    images = torch.cat([_to_images(x[i : i + batch_size], device) for i in range(0, len(x), batch_size)])
+    labels = y.to(device)
+    # Each attack re-seeds the global CPU and CUDA generators; restore them so that a training run's random stream
+    # (data order, augmentation) is the same with or without an AutoAttack evaluation.
+    with _forked_rng(device):
+        # y_adv is the model's prediction on x_adv (on x for points it never attacked, i.e. misclassified ones).
+        _, y_adv = adversary.run_standard_evaluation(images, labels, batch_size=batch_size)
+    return float((y_adv == labels).float().mean())
+
+
+def _forked_rng(device: torch.device) -> AbstractContextManager[None]:
+    if device.type == "cpu":
+        return torch.random.fork_rng(devices=[])
+    index = device.index if device.index is not None else torch.get_device_module(device.type).current_device()
+    return torch.random.fork_rng(devices=[index], device_type=device.type)
+
+
+class BestTracker:
+    """Best-checkpoint selection (Rice et al.): the epoch with the best value of ``metric``, plus the last epoch.
+
+    ``update`` returns True when the epoch is a strict improvement, so ties keep the earlier epoch; a NaN metric (a
+    diverged run) is never best. :meth:`summary` gives the ``best/*`` and ``last/*`` metrics to log.
+    """
+
+    def __init__(self, metric: str, mode: Literal["max", "min"] = "max") -> None:
+        if mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+        self.metric = metric
+        self.mode = mode
+        self.best_epoch: int | None = None
+        self.best_metrics: dict[str, float] = {}
+        self.last_epoch: int | None = None
+        self.last_metrics: dict[str, float] = {}
+
+    def update(self, epoch: int, metrics: Mapping[str, float]) -> bool:
+        if self.metric not in metrics:
+            raise KeyError(f"metric {self.metric!r} missing from {sorted(metrics)}")
+        self.last_epoch, self.last_metrics = epoch, {k: float(v) for k, v in metrics.items()}
+        value = self.last_metrics[self.metric]
+        if math.isnan(value):
+            return False
+        if self.best_epoch is not None:
+            best = self.best_metrics[self.metric]
+            if not (value > best if self.mode == "max" else value < best):
+                return False
+        self.best_epoch, self.best_metrics = epoch, dict(self.last_metrics)
+        return True
+
+    def summary(self) -> dict[str, float]:
+        """``{"best/<name>": ..., "best/epoch": ..., "last/<name>": ..., "last/epoch": ...}`` for logging."""
+        out: dict[str, float] = {}
+        entries = (("best", self.best_epoch, self.best_metrics), ("last", self.last_epoch, self.last_metrics))
+        for prefix, epoch, metrics in entries:
+            if epoch is not None:
+                out.update({f"{prefix}/{k}": v for k, v in metrics.items()})
+                out[f"{prefix}/epoch"] = float(epoch)
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric,
+            "mode": self.mode,
+            "best_epoch": self.best_epoch,
+            "best_metrics": dict(self.best_metrics),
+            "last_epoch": self.last_epoch,
+            "last_metrics": dict(self.last_metrics),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        # A checkpoint selected by another metric or direction must not resume silently.
+        if (state["metric"], state["mode"]) != (self.metric, self.mode):
+            raise ValueError(
+                f"tracker state is for {state['mode']} {state['metric']!r}, this tracker is {self.mode} {self.metric!r}"
+            )
+        self.best_epoch = state["best_epoch"]
+        self.best_metrics = dict(state["best_metrics"])
+        self.last_epoch = state["last_epoch"]
+        self.last_metrics = dict(state["last_metrics"])
