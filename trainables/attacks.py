@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from trainables.losses import kl_divergence, soft_cross_entropy
+
 Objective = Callable[[Tensor], Tensor]
 
 # All BatchNorm flavours (1d/2d/3d, SyncBatchNorm, lazy) share this base class and its forward logic, which the
@@ -126,9 +128,7 @@ def kl_to(model: nn.Module, p_ref: Tensor, head: str = "main") -> Objective:
     p_ref = p_ref.detach().float()
 
     def objective(x_adv: Tensor) -> Tensor:
-        log_q = F.log_softmax(_logits(model, x_adv, head).float(), dim=1)
-        # kl_div uses xlogy, so classes with p_ref = 0 contribute 0 instead of NaN.
-        return F.kl_div(log_q, p_ref, reduction="none").sum(dim=1)
+        return kl_divergence(p_ref, _logits(model, x_adv, head).float())
 
     return objective
 
@@ -139,7 +139,7 @@ def soft_ce(model: nn.Module, q: Tensor, head: str = "main") -> Objective:
     q = q.detach().float()
 
     def objective(x_adv: Tensor) -> Tensor:
-        return -(q * F.log_softmax(_logits(model, x_adv, head).float(), dim=1)).sum(dim=1)
+        return soft_cross_entropy(_logits(model, x_adv, head).float(), q)
 
     return objective
 

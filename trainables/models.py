@@ -152,14 +152,18 @@ def _stage(
     return nn.Sequential(*blocks)
 
 
-def wide_resnet_body(depth: int, width: int) -> tuple[nn.Module, int]:
-    """WRN-depth-width (Zagoruyko & Komodakis 2016), CIFAR layout: three stages of (depth - 4) / 6 pre-activation
-    blocks at 16k, 32k, 64k channels, then BN-ReLU and global average pooling. No dropout: the adversarial-training
-    recipes we reproduce use none."""
+def _check_wrn(depth: int, width: int) -> None:
     if depth < 10 or (depth - 4) % 6 != 0:
         raise ValueError(f"WRN depth must be 6n + 4 with n >= 1 (10, 16, 22, 28, 34, ...), got {depth}")
     if width < 1:
         raise ValueError(f"WRN width must be at least 1, got {width}")
+
+
+def wide_resnet_body(depth: int, width: int) -> tuple[nn.Module, int]:
+    """WRN-depth-width (Zagoruyko & Komodakis 2016), CIFAR layout: three stages of (depth - 4) / 6 pre-activation
+    blocks at 16k, 32k, 64k channels, then BN-ReLU and global average pooling. No dropout: the adversarial-training
+    recipes we reproduce use none."""
+    _check_wrn(depth, width)
     n = (depth - 4) // 6
     c1, c2, c3 = 16 * width, 32 * width, 64 * width
     layers = [
@@ -237,6 +241,17 @@ def model_names() -> list[str]:
     return sorted(_MODELS)
 
 
+def model_builder(name: str) -> Callable[[], tuple[nn.Module, int]]:
+    """The body builder for ``name``, without building it: configs check model names before any data loads."""
+    if name in _MODELS:
+        return _MODELS[name]
+    if match := _WRN_PATTERN.fullmatch(name):
+        depth, width = int(match[1]), int(match[2])
+        _check_wrn(depth, width)
+        return functools.partial(wide_resnet_body, depth, width)
+    raise ValueError(f"unknown model {name!r}; registered: {', '.join(model_names())} (or any wrn-<depth>-<width>)")
+
+
 def _init_weights(module: nn.Module) -> None:
     # He init for ReLU networks (fan_out, as in the WRN and torchvision ResNets); BN starts as the identity.
     if isinstance(module, nn.Conv2d):
@@ -256,12 +271,7 @@ def create_model(
 ) -> Classifier:
     """Build a registered model (or any ``wrn-<depth>-<width>``) with a ``"main"`` head of ``num_classes`` outputs,
     one extra head per ``extra_heads`` entry, and normalisation by ``mean``/``std`` (none when both are None)."""
-    if name in _MODELS:
-        body, feature_dim = _MODELS[name]()
-    elif match := _WRN_PATTERN.fullmatch(name):
-        body, feature_dim = wide_resnet_body(int(match[1]), int(match[2]))
-    else:
-        raise ValueError(f"unknown model {name!r}; registered: {', '.join(model_names())} (or any wrn-<depth>-<width>)")
+    body, feature_dim = model_builder(name)()
     body.apply(_init_weights)
     model = Classifier(body, feature_dim, num_classes, mean=mean, std=std)
     for head_name, head_classes in (extra_heads or {}).items():

@@ -1,0 +1,60 @@
+"""Flat search-space dicts become typed configs, and bad input fails before any data loads."""
+
+import pytest
+
+from trainables.baseline import BaselineConfig
+from trainables.config import ConfigError, TrainConfig
+from trainables.training import lr_factor, milestone_epochs
+
+
+def test_from_dict_coerces_types():
+    cfg = BaselineConfig.from_dict({"epochs": 3.0, "lr": 1, "lr_milestones": [0.5, 80], "training": "trades"})
+    assert cfg.epochs == 3 and isinstance(cfg.epochs, int)
+    assert cfg.lr == 1.0 and isinstance(cfg.lr, float)
+    assert cfg.lr_milestones == (0.5, 80.0)
+    assert cfg.params()["lr_milestones"] == "0.5,80.0"
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"learning_rate": 0.1}, "unknown hyperparameters ['learning_rate']"),
+        ({"dataset": "cifar11"}, "unknown dataset 'cifar11'"),
+        ({"model": "resnet-9000"}, "unknown model 'resnet-9000'"),
+        ({"eps": 8.0}, "eps=8.0 is outside [0.0, 1.0]"),
+        ({"eps": -0.1}, "eps=-0.1 is outside"),
+        ({"epochs": 2.5}, "expected an integer"),
+        ({"nesterov": "yes"}, "expected true/false"),
+        ({"training": "fgsm"}, "expected one of ['standard', 'pgd_at', 'trades']"),
+        ({"beta": -1.0}, "beta=-1.0 must not be negative"),
+        ({"epochs": 0}, "epochs=0 must be at least 1"),
+    ],
+)
+def test_bad_input_is_rejected_with_the_reason(values, message):
+    with pytest.raises(ConfigError, match=None) as info:
+        BaselineConfig.from_dict(values)
+    assert message in str(info.value)
+
+
+def test_unknown_dataset_error_lists_registered_names():
+    with pytest.raises(ConfigError) as info:
+        TrainConfig.from_dict({"dataset": "imagenet"})
+    assert "cifar10" in str(info.value) and "synthetic" in str(info.value)
+
+
+def test_piecewise_schedule_decays_at_fractions_and_epochs():
+    cfg = TrainConfig.from_dict({"epochs": 100, "lr_milestones": [0.6, 0.9]})
+    assert milestone_epochs(cfg.lr_milestones, 100) == [60.0, 90.0]
+    steps = 10
+    assert lr_factor(cfg, 59 * steps + 9, steps) == 1.0
+    assert lr_factor(cfg, 60 * steps, steps) == pytest.approx(0.1)
+    assert lr_factor(cfg, 90 * steps, steps) == pytest.approx(0.01)
+    trades = TrainConfig.from_dict({"epochs": 110, "lr_milestones": [100, 105]})
+    assert lr_factor(trades, 99 * steps, steps) == 1.0 and lr_factor(trades, 105 * steps, steps) == pytest.approx(0.01)
+
+
+def test_cyclic_schedule_is_one_triangle():
+    cfg = TrainConfig.from_dict({"epochs": 10, "schedule": "cyclic"})
+    factors = [lr_factor(cfg, step, 10) for step in range(101)]
+    assert factors[0] == 0.0 and factors[50] == 1.0 and factors[100] == 0.0
+    assert factors[:51] == sorted(factors[:51]) and factors[50:] == sorted(factors[50:], reverse=True)

@@ -1,0 +1,88 @@
+"""The trial runtime under Ray Tune: per-epoch reports, MLflow logging, and an exact resume after a killed worker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+from ray import tune
+
+from tests_support import TINY_TRIAL, crash_once, settings_for
+from trainables import baseline
+
+
+def fit(trainable, config: dict, storage: Path, name: str, max_failures: int = 0):
+    tuner = tune.Tuner(
+        trainable,
+        param_space=config,
+        run_config=tune.RunConfig(
+            name=name, storage_path=str(storage), failure_config=tune.FailureConfig(max_failures=max_failures)
+        ),
+    )
+    return tuner.fit()
+
+
+def mlflow_runs(settings) -> list:
+    client = MlflowClient(settings.tracking_uri)
+    exp = client.get_experiment_by_name(settings.experiment)
+    return client.search_runs([exp.experiment_id]) if exp else []
+
+
+def history(settings, run_id: str, key: str) -> dict[int, float]:
+    metric_history = MlflowClient(settings.tracking_uri).get_metric_history(run_id, key)
+    return {m.step: m.value for m in metric_history}
+
+
+def test_killed_trial_resumes_at_next_epoch_with_same_run_and_metrics(ray_local, tmp_path):
+    config = {**TINY_TRIAL, "epochs": 4, "training": "pgd_at"}
+    reference_settings = settings_for(tmp_path / "reference")
+    (tmp_path / "reference").mkdir()
+    reference = fit(tune.with_parameters(baseline.trainable, settings=reference_settings), config, tmp_path, "ref")
+    assert not reference.errors
+
+    crashed_settings = settings_for(tmp_path / "crashed")
+    (tmp_path / "crashed").mkdir()
+    log = tmp_path / "epochs.log"
+    trainable = tune.with_parameters(crash_once, settings=crashed_settings, body=baseline.trainable,
+                                     crash_at_epoch=2, log=str(log))
+    resumed = fit(trainable, config, tmp_path, "crashed", max_failures=1)
+    assert not resumed.errors
+
+    # The first process checkpointed epochs 0 and 1 and died before reporting epoch 2: the restarted process must
+    # start at epoch 2 (last checkpoint k = 1 -> k + 1), not at 0.
+    lines = [line.split() for line in log.read_text().splitlines()]
+    pids = list(dict.fromkeys(pid for pid, _ in lines))
+    assert len(pids) == 2, lines
+    first = [int(e) for pid, e in lines if pid == pids[0]]
+    second = [int(e) for pid, e in lines if pid == pids[1]]
+    assert first == [0, 1, 2] and second == [2, 3]
+
+    runs = mlflow_runs(crashed_settings)
+    assert len(runs) == 1, "the restarted trial must reopen its MLflow run, not open a second one"
+    assert runs[0].info.status == "FINISHED"
+    (ref_run,) = mlflow_runs(reference_settings)
+    for key in ("train/loss", "select/pgd3", "select/clean"):
+        assert history(crashed_settings, runs[0].info.run_id, key) == pytest.approx(
+            history(reference_settings, ref_run.info.run_id, key), abs=1e-6
+        ), key
+    for key in ("best/clean", "best/pgd5", "last/pgd5"):
+        assert runs[0].data.metrics[key] == pytest.approx(ref_run.data.metrics[key], abs=1e-6)
+    print("\nresumed == uninterrupted:", {k: round(v, 4) for k, v in runs[0].data.metrics.items() if "/" in k})
+
+
+def test_trial_logs_params_tags_and_final_protocol(ray_local, tmp_path):
+    settings = settings_for(tmp_path, name_keys=("training", "seed"), git_commit="abc123")
+    results = fit(tune.with_parameters(baseline.trainable, settings=settings),
+                  {**TINY_TRIAL, "epochs": 2, "training": "trades", "seed": 1}, tmp_path, "one")
+    assert not results.errors
+    (result,) = results
+    assert result.metrics["epoch"] == 1 and result.checkpoint is not None
+    (run,) = mlflow_runs(settings)
+    assert run.info.run_name == "baseline training=trades seed=1"
+    assert run.data.params["training"] == "trades" and run.data.params["eps"] == str(8 / 255)
+    assert run.data.tags["method"] == "baseline" and run.data.tags["git_commit"] == "abc123"
+    assert run.data.tags["trial_id"] == result.metrics["trial_id"]
+    for key in ("best/clean", "best/pgd5", "last/clean", "last/pgd5", "select/clean", "epoch_time_s", "lr"):
+        assert key in run.data.metrics, key
+    assert 0 <= run.data.metrics["best/pgd5"] <= run.data.metrics["best/clean"] <= 1

@@ -1,0 +1,194 @@
+"""Typed trial configuration.
+
+A search space is a flat dict whose keys are the MLflow/Optuna parameter names. Each method turns it into one frozen
+dataclass of defaults (a subclass of :class:`TrainConfig`) that rejects unknown keys, wrong types and out-of-range
+values *before* any data loads. Run settings (paths, tracking URI, device) are not hyperparameters and live in
+:class:`RunSettings`, so they never pollute MLflow params or Optuna's search space.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Self
+
+import torch
+
+
+class ConfigError(ValueError):
+    """A hyperparameter is unknown, of the wrong type or out of range."""
+
+
+def _coerce(name: str, value: Any, hint: Any) -> Any:
+    """Check ``value`` against the annotation ``hint``; return it normalised (ints widen to float, lists to tuples)."""
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        if value not in typing.get_args(hint):
+            raise ConfigError(f"{name}={value!r}: expected one of {list(typing.get_args(hint))}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(name, value, option)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError("; ".join(errors))
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{name}={value!r}: expected a list of values")
+        (item_hint, _ellipsis) = typing.get_args(hint)
+        return tuple(_coerce(name, item, item_hint) for item in value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name}={value!r}: expected true/false")
+        return value
+    if hint is int:
+        # Tune and Optuna hand integers back as numpy/py ints; a float like 3.0 is accepted, 3.5 is not.
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+            raise ConfigError(f"{name}={value!r}: expected an integer")
+        return int(value)
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{name}={value!r}: expected a number")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{name}={value!r}: expected a string")
+        return value
+    raise TypeError(f"unsupported config annotation {hint!r} for {name}")
+
+
+def _check_range(name: str, value: float, low: float, high: float) -> None:
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={value} is outside [{low}, {high}]")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyperparameters every method shares. Epsilons are in [0, 1] pixel units (8/255 = 0.0314)."""
+
+    dataset: str = "synthetic"
+    train_n: int = 0  # train on the first N training images only (0: all), for quick runs on a real dataset
+    model: str = "tiny-cnn"
+    epochs: int = 10
+    batch_size: int = 128
+    seed: int = 0
+    # Optimiser and schedule.
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 5e-4
+    schedule: Literal["piecewise", "cyclic", "constant"] = "piecewise"
+    # Piecewise decay points: values < 1 are fractions of training, values >= 1 are epoch numbers.
+    lr_milestones: tuple[float, ...] = (0.5, 0.75)
+    lr_gamma: float = 0.1
+    # Training threat model (PGD-10, step 2/255, eps 8/255 by default).
+    eps: float = 8 / 255
+    attack_step: float = 2 / 255
+    attack_steps: int = 10
+    # PGD start: "uniform" in the eps-ball (Madry) or x + 0.001*N(0, 1) (TRADES convention).
+    attack_start: Literal["uniform", "normal"] = "uniform"
+    # BatchNorm while crafting: running statistics ("eval"), or batch statistics without updating them ("batch").
+    attack_bn: Literal["eval", "batch"] = "eval"
+    # Per-epoch evaluation on a fixed subset (clean + PGD-10) drives checkpoint selection.
+    eval_n: int = 1000
+    eval_every: int = 1
+    select_on: Literal["test", "holdout"] = "test"
+    holdout_n: int = 1000
+    # Final protocol on the selected and the last checkpoint.
+    final_attacks: tuple[str, ...] = ("clean", "pgd20")
+    final_n: int = 10000
+    autoattack_n: int = 0  # AutoAttack on the first N final points (0: all of them), when listed in final_attacks
+    # Fast paths (results must agree with fp32 eager within tolerance).
+    precision: Literal["fp32", "bf16"] = "fp32"
+    channels_last: bool = False
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Self:
+        """Build from a flat search-space dict; unknown keys and bad values raise :class:`ConfigError`."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(fields))
+        if unknown:
+            raise ConfigError(f"unknown hyperparameters {unknown} for {cls.__name__}; known: {sorted(fields)}")
+        hints = typing.get_type_hints(cls)
+        return cls(**{name: _coerce(name, value, hints[name]) for name, value in values.items()})
+
+    def __post_init__(self) -> None:
+        from trainables.datasets import dataset_names
+        from trainables.evaluation import parse_attack
+        from trainables.models import model_builder
+
+        if self.dataset not in dataset_names():
+            raise ConfigError(f"unknown dataset {self.dataset!r}; registered: {dataset_names()}")
+        try:
+            model_builder(self.model)
+            for attack in self.final_attacks:
+                parse_attack(attack)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        _check_range("eps", self.eps, 0.0, 1.0)
+        _check_range("attack_step", self.attack_step, 0.0, 1.0)
+        _check_range("momentum", self.momentum, 0.0, 1.0)
+        _check_range("lr_gamma", self.lr_gamma, 0.0, 1.0)
+        for name in ("epochs", "batch_size", "eval_every", "eval_n", "final_n"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}={getattr(self, name)} must be at least 1")
+        for name in ("train_n", "attack_steps", "autoattack_n", "holdout_n", "seed"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name}={getattr(self, name)} must not be negative")
+        if self.lr <= 0 or self.weight_decay < 0:
+            raise ConfigError(f"lr={self.lr} must be positive and weight_decay={self.weight_decay} non-negative")
+        if self.select_on == "holdout" and self.holdout_n < 1:
+            raise ConfigError("select_on='holdout' needs holdout_n >= 1")
+
+    def params(self) -> dict[str, Any]:
+        """Flat, typed parameters for MLflow (tuples become comma-joined strings)."""
+        return {k: ",".join(map(str, v)) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+
+def git_commit(path: str | os.PathLike | None = None) -> str:
+    """The commit of the working tree that launched a run ("unknown" outside a git checkout)."""
+    where = Path(path) if path else Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, check=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip()
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Where a trial reads data and logs, chosen by the sweep, never searched over.
+
+    ``tracking_uri`` must be reachable from every worker: an absolute ``sqlite:////...`` path on one machine, an
+    ``http://`` tracking server on a cluster (Ray changes a trial's working directory, so relative paths break).
+    """
+
+    tracking_uri: str
+    experiment: str
+    data_root: str | None = None
+    parent_run_id: str | None = None
+    # Config keys whose values name the run in the MLflow UI, e.g. ("variant", "pi", "seed") -> "variant=AT pi=0.55 seed=0".
+    name_keys: tuple[str, ...] = ()
+    git_commit: str = field(default_factory=git_commit)
+    tags: Mapping[str, str] = field(default_factory=dict)
+    device: str | None = None
+
+    def resolve_device(self) -> torch.device:
+        if self.device:
+            return torch.device(self.device)
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -1,0 +1,267 @@
+"""The trial runtime: the one place that owns the epoch loop, resume, evaluation, checkpoints and MLflow.
+
+A method contributes a :class:`Method` subclass: its config dataclass, its model, its extra state and a ``loss`` for
+one batch. :func:`run_trial` is the body of every Ray Tune function trainable:
+
+    def trainable(config, settings):            # tune.with_parameters(trainable, settings=...)
+        run_trial(config, MyMethod, settings)
+
+Per epoch it trains, evaluates clean and PGD accuracy on a fixed subset (checkpoint selection, Rice et al.), logs one
+MLflow batch, and reports to Tune with a checkpoint that holds the whole state (model, optimiser, scheduler, epoch, RNG,
+method state, best weights, MLflow run id), so a restarted trial continues bit-for-bit at the next epoch. After the
+last epoch it runs the final protocol (``final_attacks``, AutoAttack included) on the best and on the last weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from ray import tune
+from torch import Tensor, nn
+
+from trainables.config import RunSettings, TrainConfig
+from trainables.datasets import ImageSet, load_dataset
+from trainables.evaluation import BestTracker, evaluate
+from trainables.loader import Batch, DeviceLoader
+from trainables.models import Classifier, create_model
+from trainables.tracking import TrialRun
+from trainables.training import make_optimizer, make_scheduler, precision, rng_state, seed_everything, set_rng_state
+
+STATE_FILE = "state.pt"
+
+
+@dataclass(frozen=True)
+class TrialData:
+    """The primary data of a trial. ``select`` drives checkpoint selection; ``test`` is for the final protocol."""
+
+    train: ImageSet
+    select: ImageSet
+    test: ImageSet
+
+    @classmethod
+    def load(cls, cfg: TrainConfig, data_root: str | None) -> TrialData:
+        train = load_dataset(cfg.dataset, "train", root=data_root)
+        test = load_dataset(cfg.dataset, "test", root=data_root)
+        if cfg.train_n:
+            train = train.subset(torch.arange(min(cfg.train_n, len(train))))
+        if cfg.select_on == "holdout":
+            # The last holdout_n training images: the same split for every trial and seed.
+            n = len(train) - cfg.holdout_n
+            holdout = train.subset(torch.arange(n, len(train)))
+            train = train.subset(torch.arange(n))
+            select = holdout.subset(torch.arange(min(cfg.eval_n, len(holdout))))
+        else:
+            select = test.subset(torch.arange(min(cfg.eval_n, len(test))))
+        # RobustBench protocol: the first N test points in file order.
+        return cls(train=train, select=select, test=test.subset(torch.arange(min(cfg.final_n, len(test)))))
+
+
+class Method:
+    """What a method adds to the runtime. Subclasses set ``name`` and ``Config`` and override ``loss``."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type[TrainConfig]] = TrainConfig
+
+    def __init__(self, cfg: TrainConfig, data: TrialData, device: torch.device, settings: RunSettings) -> None:
+        self.cfg = cfg
+        self.data = data
+        self.device = device
+        self.model: Classifier = self.build_model().to(device)
+        if cfg.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+
+    def build_model(self) -> Classifier:
+        return create_model(self.cfg.model, self.data.train.num_classes)
+
+    def parameters(self) -> Iterable[nn.Parameter]:
+        """What the optimiser updates (AFS's merger overrides this to exclude frozen extractors)."""
+        return self.model.parameters()
+
+    def on_epoch_start(self, epoch: int) -> None:
+        """Hook for epoch-dependent behaviour (warm-up, momentum from epoch T, ...)."""
+
+    def loss(self, batch: Batch, epoch: int) -> tuple[Tensor, dict[str, Tensor]]:
+        """Training loss of one batch and detached per-batch diagnostics (averaged over the epoch by the runtime).
+
+        Called with the model in train mode; attacks pick their own BatchNorm mode through ``attacks.bn_mode``.
+        """
+        raise NotImplementedError
+
+    def epoch_metrics(self) -> dict[str, float]:
+        """Method-specific metrics for the epoch just finished (e.g. BiaMAT's n_high/n_aux)."""
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Method state beyond the model weights that a resume needs (omega, z_c, per-sample targets, streams)."""
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        del state
+
+
+class Trial:
+    """A method plus its optimiser, schedule, loader and selection state: everything a checkpoint must hold."""
+
+    def __init__(self, method: Method) -> None:
+        cfg = method.cfg
+        self.method = method
+        self.cfg = cfg
+        self.loader = DeviceLoader(
+            method.data.train, cfg.batch_size, device=method.device, augment=True, shuffle=True, seed=cfg.seed,
+            drop_last=True,
+        )
+        self.optimizer = make_optimizer(method.parameters(), cfg)
+        self.scheduler = make_scheduler(self.optimizer, cfg, len(self.loader))
+        self.tracker = BestTracker(f"pgd{cfg.attack_steps}")
+        self.best_weights: dict[str, Tensor] | None = None
+        self.next_epoch = 0
+
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        """One pass over the training set. Diagnostics are summed on the device: no host sync inside the loop."""
+        method, model = self.method, self.method.model
+        model.train()
+        method.on_epoch_start(epoch)
+        sums: dict[str, Tensor] = {}
+        counts: dict[str, int] = {}
+        for batch in self.loader.epoch(epoch):
+            with precision(self.cfg.precision, method.device):
+                loss, logs = method.loss(batch, epoch)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.scheduler.step()
+            for key, value in {"loss": loss, **logs}.items():
+                value = value.detach().float()
+                sums[key] = sums[key] + value if key in sums else value
+                counts[key] = counts.get(key, 0) + 1
+        # A diagnostic may exist for only part of an epoch (BiaMAT's routing starts on its first step after warm-up).
+        metrics = {f"train/{k}": v.item() / counts[k] for k, v in sums.items()}
+        metrics.update(method.epoch_metrics())
+        return metrics
+
+    def select_metrics(self) -> dict[str, float]:
+        """Clean and PGD accuracy on the fixed selection subset, at the training threat model."""
+        cfg = self.cfg
+        subset = self.method.data.select
+        return evaluate(
+            self.method.model, subset.images, subset.labels, eps=cfg.eps, attacks=("clean", f"pgd{cfg.attack_steps}"),
+            device=self.method.device, seed=cfg.seed,
+        )
+
+    def end_epoch(self, epoch: int) -> dict[str, float]:
+        """Evaluate (every ``eval_every`` epochs and always at the last) and update the best weights."""
+        self.next_epoch = epoch + 1
+        if epoch % self.cfg.eval_every and self.next_epoch != self.cfg.epochs:
+            return {}
+        metrics = self.select_metrics()
+        if self.tracker.update(epoch, metrics):
+            self.best_weights = {k: v.detach().to("cpu", copy=True) for k, v in self.method.model.state_dict().items()}
+        return {f"select/{k}": v for k, v in metrics.items()} | {"best_epoch": float(self.tracker.best_epoch)}
+
+    def final_metrics(self) -> dict[str, float]:
+        """The paper protocol on the best and the last weights (fp32, eval mode)."""
+        cfg, method = self.cfg, self.method
+        test = method.data.test
+        best = copy.deepcopy(method.model)
+        best.load_state_dict(self.best_weights)
+        metrics: dict[str, float] = {}
+        for tag, model in (("best", best), ("last", method.model)):
+            result = evaluate(
+                model, test.images, test.labels, eps=cfg.eps, attacks=cfg.final_attacks, device=method.device,
+                autoattack_n=cfg.autoattack_n or None, seed=cfg.seed,
+            )
+            metrics.update({f"{tag}/{k}": v for k, v in result.items()})
+        return metrics
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "next_epoch": self.next_epoch,
+            "model": self.method.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "tracker": self.tracker.state_dict(),
+            "best_weights": self.best_weights,
+            "method": self.method.state_dict(),
+            "rng": rng_state(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.method.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.tracker.load_state_dict(state["tracker"])
+        self.best_weights = state["best_weights"]
+        self.method.load_state_dict(state["method"])
+        set_rng_state(state["rng"])
+        self.next_epoch = state["next_epoch"]
+
+
+class CorruptCheckpointError(RuntimeError):
+    """A checkpoint could not be read; resuming would silently restart from scratch, so the trial stops instead."""
+
+
+def load_checkpoint_state(checkpoint: tune.Checkpoint) -> dict[str, Any]:
+    with checkpoint.as_directory() as directory:
+        path = Path(directory) / STATE_FILE
+        try:
+            return torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as exc:  # torch raises several types for truncated or garbled files
+            raise CorruptCheckpointError(
+                f"checkpoint {checkpoint.path} is unreadable ({type(exc).__name__}: {exc}). Delete that checkpoint "
+                "directory to resume from the one before it, or start the trial again without resuming."
+            ) from exc
+
+
+def run_name(method: str, config: Mapping[str, Any], keys: Iterable[str]) -> str:
+    """A run name that says what differs, e.g. ``pgd_at eps=0.0314 seed=0``."""
+    parts = [f"{k}={config[k]:.4g}" if isinstance(config.get(k), float) else f"{k}={config.get(k)}" for k in keys]
+    return " ".join([method, *parts])
+
+
+def run_trial(config: Mapping[str, Any], method_cls: type[Method], settings: RunSettings) -> None:
+    """Body of every function trainable: validate, build, resume, train with per-epoch reports, final protocol."""
+    cfg = method_cls.Config.from_dict(config)  # rejects bad hyperparameters before any data loads
+    device = settings.resolve_device()
+    seed_everything(cfg.seed)
+    method = method_cls(cfg, TrialData.load(cfg, settings.data_root), device, settings)
+    trial = Trial(method)
+
+    state: dict[str, Any] = {}
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        state = load_checkpoint_state(checkpoint)
+        trial.load_state_dict(state)
+
+    context = tune.get_context()
+    tags = {"method": method_cls.name, "git_commit": settings.git_commit, **settings.tags}
+    run = TrialRun.open(
+        settings.tracking_uri, settings.experiment,
+        run_name=run_name(method_cls.name, config, settings.name_keys),
+        params=cfg.params(), tags=tags, trial_id=context.get_trial_id(), parent_run_id=settings.parent_run_id,
+        run_id=state.get("mlflow_run_id"),
+    )
+    try:
+        for epoch in range(trial.next_epoch, cfg.epochs):
+            start = time.perf_counter()
+            metrics = trial.train_epoch(epoch)
+            metrics["epoch_time_s"] = time.perf_counter() - start
+            metrics["lr"] = trial.scheduler.get_last_lr()[0]
+            metrics.update(trial.end_epoch(epoch))
+            if trial.next_epoch == cfg.epochs:
+                metrics.update(trial.final_metrics())
+            metrics["epoch"] = epoch
+            run.log_metrics(metrics, step=epoch)
+            with tempfile.TemporaryDirectory() as directory:
+                torch.save(trial.state_dict() | {"mlflow_run_id": run.run_id}, Path(directory) / STATE_FILE)
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+    except BaseException:
+        run.finish("FAILED")
+        raise
+    run.finish("FINISHED")
