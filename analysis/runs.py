@@ -1,0 +1,452 @@
+"""Read a sweep's trials from MLflow into a DataFrame, and print paper tables from it as Markdown, CSV or LaTeX.
+
+Analysis reads MLflow only: it never imports ``sweeps/`` or ``trainables/`` and never retrains. The layout it reads is
+the one the sweeps write: one parent run per sweep invocation (run name and tag ``sweep`` = the sweep name), one child
+run per trial (tag ``mlflow.parentRunId``, tags ``method``, ``trial_id``, ``git_commit``), hyperparameters as params,
+the final protocol as ``best/<attack>`` and ``last/<attack>`` metrics (fractions), per-epoch metrics with step = epoch.
+
+An analysis script for another paper (AFS, UIAT) reuses this module rather than copying it::
+
+    from analysis.runs import (Table, add_source_arguments, aggregate, emit, load_from_args, metric_label,
+                               resolve_metric)
+
+    parser = argparse.ArgumentParser()
+    add_source_arguments(parser)              # --sweep/--parent-run/--experiment/--tracking-uri/--format/--out
+    args = parser.parse_args(argv)
+    sweep = load_from_args(args)              # SweepRuns: FINISHED children in .runs, other statuses counted
+    df = sweep.runs                           # columns: run_id, run_name, status, params.*, metrics.*, tags.*
+    metric = resolve_metric(None, df)         # best/autoattack, else the strongest attack the sweep has
+    cells = aggregate(df, ["params.eps"], metric)  # {(eps,): Cell(mean, std, n)} over seeds
+    rows = [[f"{eps:g}", cells[(eps,)]] for (eps,) in sorted(cells)]
+    emit(Table(f"... {metric_label(metric)} ...", ["eps", "accuracy"], rows, [sweep.summary()]), args.format, args.out)
+
+Per-epoch curves come from :meth:`SweepRuns.history`; :func:`distinguishing_params` names lines or rows by what
+differs between runs; :func:`only_value` narrows a frame to one value of a column (or says which values exist).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+import re
+import sys
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from mlflow.entities import Run, ViewType
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+# The same tag names the sweeps and trainables write (sweeps/launcher.py, trainables/tracking.py), repeated here
+# because analysis must not import training code.
+SWEEP_TAG = "sweep"
+PARENT_TAG = "mlflow.parentRunId"
+FORMATS = ("md", "csv", "latex")
+
+
+class SweepNotFoundError(LookupError):
+    """No parent run matches the requested sweep; the message lists the sweeps that do exist."""
+
+
+def resolve_tracking_uri(uri: str | None = None) -> str:
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def _search_all(client: MlflowClient, experiment_ids: list[str], filter_string: str) -> list[Run]:
+    # search_runs returns one page at a time (1000 runs at most); a large search sweep has more children than that.
+    runs: list[Run] = []
+    token = None
+    while True:
+        page = client.search_runs(experiment_ids, filter_string=filter_string, run_view_type=ViewType.ACTIVE_ONLY,
+                                  max_results=1000, page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def _experiments(client: MlflowClient, experiment: str | None) -> dict[str, str]:
+    """Experiment id -> name: the one named, or all active ones."""
+    if experiment is None:
+        return {e.experiment_id: e.name for e in client.search_experiments()}
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        names = sorted(e.name for e in client.search_experiments())
+        raise SweepNotFoundError(f"no MLflow experiment {experiment!r}; experiments: {', '.join(names) or 'none'}")
+    return {found.experiment_id: found.name}
+
+
+def list_sweeps(client: MlflowClient, experiment: str | None = None) -> list[tuple[str, str]]:
+    """(experiment name, sweep name) of every parent run, for error messages and a quick overview."""
+    experiments = _experiments(client, experiment)
+    if not experiments:
+        return []
+    parents = _search_all(client, list(experiments), f"tags.{SWEEP_TAG} LIKE '%'")
+    return sorted({(experiments[r.info.experiment_id], r.data.tags[SWEEP_TAG]) for r in parents})
+
+
+def find_parent(client: MlflowClient, sweep: str | None = None, parent_run: str | None = None,
+                experiment: str | None = None) -> Run:
+    """The parent run of a sweep, by its ``sweep`` tag (in one experiment or all) or by run id."""
+    if parent_run is not None:
+        try:
+            return client.get_run(parent_run)
+        except MlflowException:
+            raise SweepNotFoundError(f"no MLflow run {parent_run!r} in {client.tracking_uri}") from None
+    if sweep is None:
+        raise ValueError("give a sweep name or a parent run id")
+    experiments = _experiments(client, experiment)
+    found = _search_all(client, list(experiments), f"tags.{SWEEP_TAG} = '{sweep}'") if experiments else []
+    if not found:
+        known = ", ".join(f"{name} (experiment {exp})" for exp, name in list_sweeps(client, experiment)) or "none"
+        raise SweepNotFoundError(f"no sweep named {sweep!r} in {client.tracking_uri}; sweeps: {known}")
+    if len(found) > 1:
+        where = ", ".join(f"{r.info.run_id} (experiment {experiments[r.info.experiment_id]})" for r in found)
+        raise SweepNotFoundError(f"sweep {sweep!r} names {len(found)} parent runs: {where}; "
+                                 "pass --experiment or --parent-run")
+    return found[0]
+
+
+def _numeric(column: pd.Series) -> pd.Series:
+    # MLflow stores params as strings; convert a column only when every value is a number, so that "0.55" sorts and
+    # averages as a number while "imagenet32" or "0.5,0.75" stay as they are.
+    converted = pd.to_numeric(column, errors="coerce")
+    return converted if converted.notna().sum() == column.notna().sum() else column
+
+
+def runs_frame(runs: Iterable[Run]) -> pd.DataFrame:
+    """One row per run: ``run_id``, ``run_name``, ``status``, then ``params.*`` (numbers where numeric),
+    ``metrics.*`` (the last logged value) and ``tags.*``, prefixed as in ``mlflow.search_runs``."""
+    rows = []
+    for run in runs:
+        row: dict[str, Any] = {"run_id": run.info.run_id, "run_name": run.info.run_name, "status": run.info.status}
+        row |= {f"params.{k}": v for k, v in run.data.params.items()}
+        row |= {f"metrics.{k}": v for k, v in run.data.metrics.items()}
+        row |= {f"tags.{k}": v for k, v in run.data.tags.items()}
+        rows.append(row)
+    if not rows:
+        return pd.DataFrame(columns=["run_id", "run_name", "status"])
+    df = pd.DataFrame(rows)
+    for col in [c for c in df.columns if c.startswith("params.")]:
+        df[col] = _numeric(df[col])
+    return df
+
+
+@dataclass(frozen=True)
+class SweepRuns:
+    """The FINISHED trials of one sweep invocation, and how many were left out (FAILED, KILLED, still RUNNING)."""
+
+    name: str
+    parent_id: str
+    experiment: str
+    runs: pd.DataFrame
+    skipped: dict[str, int]
+    client: MlflowClient = field(repr=False)
+
+    def summary(self) -> str:
+        n = len(self.runs)
+        text = f"sweep {self.name!r} (experiment {self.experiment}, parent run {self.parent_id}): " \
+               f"{n} finished trial{'' if n == 1 else 's'}"
+        if self.skipped:
+            text += "; skipped " + ", ".join(f"{count} {status}" for status, count in sorted(self.skipped.items()))
+        return text
+
+    def history(self, key: str, run_ids: Iterable[str] | None = None) -> pd.DataFrame:
+        """Per-step values of metric ``key`` (columns run_id, step, value), for the given or all finished runs."""
+        rows = []
+        for run_id in self.runs["run_id"] if run_ids is None else run_ids:
+            # A trial resumed from a checkpoint logs the epochs after that checkpoint again: keep the latest value.
+            latest: dict[int, tuple[int, float]] = {}
+            for m in self.client.get_metric_history(run_id, key):
+                if m.step not in latest or m.timestamp >= latest[m.step][0]:
+                    latest[m.step] = (m.timestamp, m.value)
+            rows += [(run_id, step, value) for step, (_, value) in sorted(latest.items())]
+        return pd.DataFrame(rows, columns=["run_id", "step", "value"])
+
+
+def load_sweep(sweep: str | None = None, *, parent_run: str | None = None, experiment: str | None = None,
+               tracking_uri: str | None = None) -> SweepRuns:
+    """Load a sweep's child runs. Only FINISHED ones go into ``.runs``: a FAILED trial or one a scheduler stopped
+    early (KILLED) never reached the final protocol, and a partial score would bias means and maxima."""
+    client = MlflowClient(resolve_tracking_uri(tracking_uri))
+    parent = find_parent(client, sweep, parent_run, experiment)
+    exp_id = parent.info.experiment_id
+    children = runs_frame(_search_all(client, [exp_id], f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'"))
+    finished = children["status"] == "FINISHED"
+    return SweepRuns(
+        name=parent.data.tags.get(SWEEP_TAG, parent.info.run_name),
+        parent_id=parent.info.run_id,
+        experiment=client.get_experiment(exp_id).name,
+        runs=children[finished].reset_index(drop=True),
+        skipped=children.loc[~finished, "status"].value_counts().to_dict(),
+        client=client,
+    )
+
+
+# --- choosing what to show -----------------------------------------------------------------------------------------
+
+_ATTACK = re.compile(r"(pgd|cw)([0-9]+)")
+
+
+def attack_strength(attack: str) -> tuple[int, int] | None:
+    """Sort key, stronger attacks larger: AutoAttack, then more steps, CW above PGD at equal steps (CW-k usually
+    leaves lower accuracy than PGD-k on adversarially trained models). None for clean accuracy and other metrics."""
+    if attack == "autoattack":
+        return (1, 0)
+    match = _ATTACK.fullmatch(attack)
+    if match is None:
+        return None
+    return (0, 2 * int(match.group(2)) + (match.group(1) == "cw"))
+
+
+def resolve_metric(metric: str | None, *frames: pd.DataFrame, checkpoint: str = "best") -> str:
+    """The metric a table shows: ``metric`` if given (it must exist), otherwise the strongest attack under
+    ``<checkpoint>/`` that every non-empty frame has (``best/autoattack`` in a full run, e.g. ``best/pgd20`` in a
+    smoke run). Raises ``ValueError`` listing the metrics that exist."""
+    present = [{c.removeprefix("metrics.") for c in f.columns if c.startswith("metrics.")} for f in frames if len(f)]
+    common = set.intersection(*present) if present else set()
+    if metric is not None:
+        if metric not in common:
+            raise ValueError(f"metric {metric!r} is not logged by these runs; metrics: {', '.join(sorted(common))}")
+        return metric
+    attacks = [(attack_strength(m.split("/", 1)[1]), m) for m in common if m.startswith(f"{checkpoint}/")]
+    ranked = sorted((strength, m) for strength, m in attacks if strength is not None)
+    if not ranked:
+        raise ValueError(f"no attack metric under {checkpoint}/ in these runs; metrics: {', '.join(sorted(common))}")
+    return ranked[-1][1]
+
+
+def metric_label(metric: str) -> str:
+    """``best/autoattack`` -> ``AutoAttack (best checkpoint)``; ``last/pgd20`` -> ``PGD-20 (last checkpoint)``."""
+    checkpoint, _, name = metric.partition("/")
+    match = _ATTACK.fullmatch(name)
+    if name == "autoattack":
+        pretty = "AutoAttack"
+    elif name == "clean":
+        pretty = "Clean"
+    elif match is not None:
+        pretty = f"{match.group(1).upper()}-{match.group(2)}"
+    else:
+        return metric
+    return f"{pretty} ({checkpoint} checkpoint)" if checkpoint in ("best", "last") else metric
+
+
+def column(df: pd.DataFrame, name: str) -> pd.Series:
+    """``df[name]``, or all-missing values when no run of this sweep logged ``name`` (a sweep of baselines only has
+    no ``params.labels``), so that filters on it simply match nothing."""
+    return df[name] if name in df else pd.Series(None, index=df.index, dtype=object)
+
+
+def only_value(df: pd.DataFrame, column: str, wanted: Any = None) -> tuple[pd.DataFrame, Any]:
+    """Rows whose ``column`` equals ``wanted``; with ``wanted=None`` the column must hold a single value. Raises
+    ``ValueError`` naming the values present, so a table never silently mixes, e.g., AT and TRADES runs."""
+    values = sorted(df[column].dropna().unique().tolist(), key=str) if column in df else []
+    name = column.split(".", 1)[-1]
+    if wanted is None:
+        if len(values) != 1:
+            raise ValueError(f"expected runs with one {name}, found {values or 'none'}: select one")
+        wanted = values[0]
+    elif wanted not in values:
+        raise ValueError(f"no finished runs with {name}={wanted!r}; values: {values or 'none'}")
+    return df[df[column] == wanted], wanted
+
+
+def distinguishing_params(df: pd.DataFrame, exclude: Sequence[str] = ("seed",),
+                          prefer: Sequence[str] = ()) -> list[str]:
+    """A short list of params that tell the runs apart (``exclude`` aside). A param is kept only if it splits the
+    runs further than those already kept, so schedule settings that merely follow ``variant`` are not repeated."""
+    candidates = [f"params.{p}" for p in prefer] + sorted(c for c in df.columns if c.startswith("params."))
+    chosen: list[str] = []
+    groups = 1
+    for col in dict.fromkeys(candidates):
+        if col not in df or col.removeprefix("params.") in exclude:
+            continue
+        split = len(df[[*chosen, col]].astype(str).drop_duplicates())
+        if split > groups:
+            chosen.append(col)
+            groups = split
+    return chosen
+
+
+# --- cells and tables ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cell:
+    """Mean and sample standard deviation of a metric over seeds, as fractions; shown in percent like the papers."""
+
+    mean: float
+    std: float | None  # None with a single seed
+    n: int
+    bold: bool = False
+
+    @classmethod
+    def of(cls, values: Iterable[float]) -> Cell:
+        series = pd.Series(list(values), dtype=float).dropna()
+        if series.empty:
+            raise ValueError("a cell needs at least one value")
+        return cls(float(series.mean()), float(series.std(ddof=1)) if len(series) > 1 else None, len(series))
+
+    def text(self, show_n: bool = False, pm: str = "±") -> str:
+        out = f"{100 * self.mean:.2f}"
+        if self.std is not None:
+            out += f" {pm} {100 * self.std:.2f}"
+        return out + (f" (n={self.n})" if show_n else "")
+
+
+def aggregate(df: pd.DataFrame, by: Sequence[str], metric: str) -> dict[tuple, Cell]:
+    """One :class:`Cell` per combination of the ``by`` columns, over the runs (seeds) that logged ``metric``."""
+    col = f"metrics.{metric}"
+    logged = df.dropna(subset=[col]) if col in df else df.iloc[0:0]
+    return {(key if isinstance(key, tuple) else (key,)): Cell.of(group[col])
+            for key, group in logged.groupby(list(by), sort=True)}
+
+
+@dataclass
+class Table:
+    """A table to render in any format: ``rows`` hold strings and :class:`Cell` s, ``notes`` go under it."""
+
+    title: str
+    header: list[str]
+    rows: list[list[str | Cell]]
+    notes: list[str] = field(default_factory=list)
+
+    def cells(self) -> list[Cell]:
+        return [c for row in self.rows for c in row if isinstance(c, Cell)]
+
+    def typical_n(self) -> int | None:
+        """The most common number of seeds per cell; cells with another count say theirs."""
+        counts = Counter(c.n for c in self.cells())
+        return counts.most_common(1)[0][0] if counts else None
+
+    def all_notes(self) -> list[str]:
+        """The table's notes after a line on how many seeds stand behind each cell."""
+        n = self.typical_n()
+        if n is None:
+            return list(self.notes)
+        seeds = "1 seed per cell" if n == 1 else f"mean ± sample std over {n} seeds per cell"
+        if any(c.n != n for c in self.cells()):
+            seeds += " (other seed counts marked n=k)"
+        return [seeds, *self.notes]
+
+
+def _is_number(value: str | Cell) -> bool:
+    if isinstance(value, Cell) or value in ("", "-"):
+        return True
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _numeric_columns(table: Table) -> list[bool]:
+    """Numbers align right, text left: a column is numeric when every cell is a number, a Cell or empty."""
+    return [all(_is_number(row[j]) for row in table.rows) for j in range(len(table.header))]
+
+
+def _cell_text(value: str | Cell, table: Table, pm: str = "±") -> str:
+    return value.text(value.n != table.typical_n(), pm) if isinstance(value, Cell) else value
+
+
+def to_markdown(table: Table) -> str:
+    def line(cells: Iterable[str]) -> str:
+        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+    def md(value: str | Cell) -> str:
+        text = _cell_text(value, table)
+        return f"**{text}**" if isinstance(value, Cell) and value.bold else text
+
+    align = ["---:" if numeric else "---" for numeric in _numeric_columns(table)]
+    body = [line(table.header), "|" + "|".join(align) + "|", *(line(md(v) for v in row) for row in table.rows)]
+    notes = [f"_{note}_  " for note in table.all_notes()]
+    return "\n".join([f"**{table.title}**", "", *body, "", *notes]).rstrip() + "\n"
+
+
+def to_csv(table: Table) -> str:
+    """Header and rows only (no title or notes), so any CSV reader takes it as is."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(table.header)
+    writer.writerows([_cell_text(v, table) for v in row] for row in table.rows)
+    return out.getvalue()
+
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
+
+
+def to_latex(table: Table) -> str:
+    """A ``table`` environment with booktabs rules (``\\usepackage{booktabs}``); notes follow as comments."""
+
+    def tex(value: str | Cell) -> str:
+        if isinstance(value, Cell):
+            text = _cell_text(value, table, pm="$\\pm$")
+            return f"\\textbf{{{text}}}" if value.bold else text
+        return latex_escape(value)
+
+    spec = "".join("r" if numeric else "l" for numeric in _numeric_columns(table))
+    lines = [
+        "\\begin{table}[t]", "\\centering", f"\\caption{{{latex_escape(table.title)}}}",
+        f"\\begin{{tabular}}{{{spec}}}", "\\toprule",
+        " & ".join(latex_escape(h) for h in table.header) + " \\\\", "\\midrule",
+        *(" & ".join(tex(v) for v in row) + " \\\\" for row in table.rows),
+        "\\bottomrule", "\\end{tabular}", "\\end{table}",
+        *(f"% {note}" for note in table.all_notes()),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def render(table: Table, fmt: str = "md") -> str:
+    renderers = {"md": to_markdown, "csv": to_csv, "latex": to_latex}
+    if fmt not in renderers:
+        raise ValueError(f"unknown format {fmt!r}; formats: {', '.join(renderers)}")
+    return renderers[fmt](table)
+
+
+# --- command-line plumbing shared by the analysis scripts ----------------------------------------------------------
+
+
+def add_source_arguments(parser: argparse.ArgumentParser, *, output: bool = True) -> None:
+    """``--sweep``/``--parent-run``/``--experiment``/``--tracking-uri`` and, with ``output``, ``--format``/``--out``."""
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--sweep", help="sweep name (the parent run's 'sweep' tag)")
+    source.add_argument("--parent-run", help="MLflow run id of the sweep's parent run")
+    parser.add_argument("--experiment", help="MLflow experiment to look in (default: all)")
+    parser.add_argument("--tracking-uri", default=None,
+                        help=f"MLflow tracking URI (default: $MLFLOW_TRACKING_URI or {DEFAULT_TRACKING_URI})")
+    if output:
+        parser.add_argument("--format", choices=FORMATS, default="md", help="table format (default: Markdown)")
+        parser.add_argument("--out", type=Path, default=None, help="write to this file instead of the terminal")
+
+
+def load_from_args(args: argparse.Namespace) -> SweepRuns:
+    """:func:`load_sweep` from parsed :func:`add_source_arguments` flags; a missing sweep exits with the list."""
+    try:
+        return load_sweep(args.sweep, parent_run=args.parent_run, experiment=args.experiment,
+                          tracking_uri=args.tracking_uri)
+    except SweepNotFoundError as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
+def emit(table: Table, fmt: str = "md", out: Path | None = None) -> None:
+    """Print the table, or write it to ``out``. CSV carries no title or notes, so those go to stderr."""
+    text = render(table, fmt)
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+        print(f"wrote {out}", file=sys.stderr)
+    if fmt == "csv":
+        print("\n".join([table.title, *table.all_notes()]), file=sys.stderr)

@@ -1,0 +1,211 @@
+"""What every sweep script shares: command-line run settings, validation before Ray starts, the MLflow parent run,
+one Tuner (new or restored), and the clean-up that leaves no MLflow run RUNNING.
+
+A sweep script is a short record: its presets, its search space and a call to :func:`run_sweep`. Run settings (where
+Ray, the storage and MLflow are; GPUs per trial; resuming) come from flags or the environment, never from the search
+space, so they never show up as hyperparameters in MLflow or Optuna.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlflow.tracking import MlflowClient
+
+from trainables.config import ConfigError, RunSettings, TrainConfig, git_commit
+from trainables.datasets import DatasetNotFoundError, check_dataset
+from trainables.tracking import PARENT_TAG, experiment_id
+
+SWEEP_TAG = "sweep"
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, presets: Sequence[str]) -> None:
+    """Flags shared by every sweep. Environment variables give cluster-wide defaults (see README)."""
+    parser.add_argument("--preset", choices=presets, default=presets[0], help="data/model/schedule preset")
+    parser.add_argument("--seeds", type=int, default=1, help="number of seeds per configuration (0, 1, ...)")
+    parser.add_argument("--name", default=None, help="sweep name (Tune directory and MLflow parent run)")
+    parser.add_argument("--resume", action="store_true", help="continue the interrupted sweep of this --name")
+    parser.add_argument("--address", default=os.environ.get("RAY_ADDRESS"),
+                        help="Ray cluster address ('auto' on a cluster node); default: start a local Ray")
+    parser.add_argument("--storage-path", default=os.environ.get("ADVSWEEP_STORAGE", "ray_results"),
+                        help="Tune storage: a local folder, or s3://... / gs://... shared by all nodes")
+    parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"),
+                        help="MLflow tracking URI (SQLite file locally, http://... server on a cluster)")
+    parser.add_argument("--data-root", default=os.environ.get("ADVSWEEP_DATA"), help="dataset folder (default ./data)")
+    parser.add_argument("--gpus-per-trial", type=float, default=None,
+                        help="GPUs per trial, fractions allowed (default: 1 if the cluster has GPUs, else 0)")
+    parser.add_argument("--cpus-per-trial", type=float, default=1.0)
+    parser.add_argument("--concurrency", type=int, default=0, help="max concurrent trials (0: as resources allow)")
+    parser.add_argument("--max-failures", type=int, default=3, help="retries of a failed trial from its checkpoint")
+
+
+def absolute_tracking_uri(uri: str) -> str:
+    """Ray runs trials in their own working directories, so a relative SQLite path must be made absolute first."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        return prefix + str(Path(uri[len(prefix):]).resolve())
+    return uri
+
+
+def absolute_storage_path(path: str) -> str:
+    return path if "://" in path else str(Path(path).resolve())
+
+
+def grid_points(space: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every configuration of a search space for validation: grid values expanded, sampled domains at both ends,
+    and values that depend on others (``tune.sample_from``, see :func:`per_value`) resolved last."""
+    from ray.tune.search.sample import Categorical, Domain, Function
+
+    axes: dict[str, list[Any]] = {}
+    derived: dict[str, Function] = {}
+    for key, value in space.items():
+        if isinstance(value, dict) and set(value) == {"grid_search"}:
+            axes[key] = list(value["grid_search"])
+        elif isinstance(value, Function):
+            derived[key] = value
+        elif isinstance(value, Categorical):
+            axes[key] = list(value.categories)
+        elif isinstance(value, Domain):
+            axes[key] = [value.lower, value.upper]
+        else:
+            axes[key] = [value]
+    for combo in itertools.product(*axes.values()):
+        point = dict(zip(axes, combo))
+        yield point | {key: function.func(point) for key, function in derived.items()}
+
+
+def per_value(key: str, table: Mapping[Any, Mapping[str, Any]]) -> dict[str, Any]:
+    """Hyperparameters that follow a grid axis, e.g. the model and schedule of each BiaMAT variant.
+
+    Returns one ``tune.sample_from`` entry per field, so every trial's config stays a flat dict of typed values (what
+    MLflow logs and the analysis groups by) instead of a nested per-variant dict.
+    """
+    from ray import tune
+
+    fields = {field for values in table.values() for field in values}
+    return {field: tune.sample_from(lambda config, field=field: table[config[key]][field]) for field in sorted(fields)}
+
+
+def validate(config_cls: type[TrainConfig], space: Mapping[str, Any], data_root: str | None,
+             extra_datasets: Callable[[TrainConfig], Sequence[str]] = lambda cfg: ()) -> None:
+    """Reject bad hyperparameters and missing data before Ray starts (raises SystemExit with the reason)."""
+    checked: set[str] = set()
+    for point in grid_points(space):
+        try:
+            cfg = config_cls.from_dict(point)
+            for name in (cfg.dataset, *extra_datasets(cfg)):
+                if name not in checked:
+                    check_dataset(name, root=data_root)
+                    checked.add(name)
+        except (ConfigError, DatasetNotFoundError) as exc:
+            raise SystemExit(f"error: {exc}") from None
+
+
+@dataclass
+class Sweep:
+    """One Tune experiment: a trainable, its search space, and how to search it."""
+
+    family: str  # MLflow experiment: one per sweep family (e.g. "biamat-pi-ablation")
+    trainable: Callable[..., None]
+    param_space: dict[str, Any]
+    name_keys: tuple[str, ...]  # config keys that name each trial's run in the MLflow UI
+    metric: str | None = None
+    mode: str | None = None
+    num_samples: int = 1
+    search_alg: Any = None
+    scheduler: Any = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def parent_run(client: MlflowClient, exp_id: str, name: str, resume: bool, tags: Mapping[str, str]) -> str:
+    """The sweep invocation's MLflow parent run; ``--resume`` reopens it instead of creating a second one."""
+    found = client.search_runs([exp_id], filter_string=f"tags.{SWEEP_TAG} = '{name}'", max_results=1)
+    if found and resume:
+        client.update_run(found[0].info.run_id, status="RUNNING")
+        return found[0].info.run_id
+    if found:
+        raise SystemExit(f"error: an MLflow run for sweep {name!r} already exists: pass --resume to continue it, "
+                         "or --name to start a new sweep")
+    return client.create_run(exp_id, run_name=name, tags={SWEEP_TAG: name, **tags}).info.run_id
+
+
+def close_child_runs(client: MlflowClient, exp_id: str, parent_id: str, errored: set[str]) -> None:
+    """Trials that Tune stopped (a scheduler, an interrupt) never reach their own ``finish``: close their runs here."""
+    running = client.search_runs(
+        [exp_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_id}' AND attributes.status = 'RUNNING'"
+    )
+    for run in running:
+        failed = run.data.tags.get("trial_id") in errored
+        client.set_tag(run.info.run_id, "stopped_early", "false" if failed else "true")
+        client.set_terminated(run.info.run_id, status="FAILED" if failed else "KILLED")
+
+
+def ui_link(tracking_uri: str, exp_id: str) -> str:
+    base = tracking_uri if tracking_uri.startswith("http") else "http://127.0.0.1:5000"
+    return f"{base}/#/experiments/{exp_id}/runs?workflowType=machine_learning"
+
+
+def run_sweep(sweep: Sweep, args: argparse.Namespace, name: str):
+    """Start or resume the sweep ``name`` on a local Ray or the cluster at ``--address``; returns Tune's ResultGrid."""
+    import ray
+    from ray import tune
+
+    storage = absolute_storage_path(args.storage_path)
+    tracking_uri = absolute_tracking_uri(args.tracking_uri)
+    sweep_dir = f"{storage.rstrip('/')}/{name}"
+    if not args.resume and "://" not in storage and Path(sweep_dir).exists():
+        raise SystemExit(f"error: {sweep_dir} exists: pass --resume to continue that sweep, or --name for a new one")
+
+    client = MlflowClient(tracking_uri)
+    exp_id = experiment_id(client, sweep.family)
+    commit = git_commit()
+    parent_id = parent_run(client, exp_id, name, args.resume,
+                           {"git_commit": commit, "preset": args.preset, "storage": sweep_dir, **sweep.tags})
+    settings = RunSettings(tracking_uri=tracking_uri, experiment=sweep.family, data_root=args.data_root,
+                           parent_run_id=parent_id, name_keys=sweep.name_keys, git_commit=commit, tags=sweep.tags)
+
+    # A caller that already runs Ray (a notebook, the tests) keeps its session; otherwise this sweep owns one.
+    owns_ray = not ray.is_initialized()
+    if owns_ray:
+        ray.init(address=args.address, include_dashboard=False, log_to_driver=False)
+    gpus = args.gpus_per_trial
+    if gpus is None:
+        gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+    trainable = tune.with_resources(tune.with_parameters(sweep.trainable, settings=settings),
+                                    {"cpu": args.cpus_per_trial, "gpu": gpus})
+    if args.resume and tune.Tuner.can_restore(sweep_dir):
+        tuner = tune.Tuner.restore(sweep_dir, trainable, resume_unfinished=True, resume_errored=True)
+    else:
+        tuner = tune.Tuner(
+            trainable,
+            param_space=sweep.param_space,
+            tune_config=tune.TuneConfig(
+                metric=sweep.metric, mode=sweep.mode, num_samples=sweep.num_samples, search_alg=sweep.search_alg,
+                scheduler=sweep.scheduler, max_concurrent_trials=args.concurrency or None,
+            ),
+            run_config=tune.RunConfig(
+                name=name, storage_path=storage,
+                failure_config=tune.FailureConfig(max_failures=args.max_failures),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            ),
+        )
+    status = "FAILED"
+    try:
+        results = tuner.fit()
+        errored = {r.metrics.get("trial_id") for r in results if r.error is not None and r.metrics}
+        close_child_runs(client, exp_id, parent_id, errored)
+        status = "FINISHED" if not results.errors else "FAILED"
+    finally:
+        client.set_terminated(parent_id, status=status)
+        if owns_ray:
+            ray.shutdown()
+    print(f"\nMLflow runs: {ui_link(tracking_uri, exp_id)}  (parent run {parent_id}; "
+          f"start the UI with `mlflow ui --backend-store-uri {tracking_uri}`)")
+    print(f"Tune results: {sweep_dir}")
+    return results

@@ -1,0 +1,256 @@
+"""analysis/: tables and Fig. 3 read from a real MLflow SQLite store laid out the way the sweeps write it."""
+
+from __future__ import annotations
+
+import csv
+import io
+import statistics
+import time
+
+import pytest
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+from analysis import biamat_tables
+from analysis.runs import Cell, distinguishing_params, load_sweep, resolve_metric, to_csv, to_latex, to_markdown
+
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+NAME_KEYS = ("variant", "training", "labels", "aux_datasets", "alpha", "pi", "seed")
+ATTACKS = ("clean", "pgd20", "pgd100", "cw100", "autoattack")
+
+# Table 13 sweep: AutoAttack accuracy per (variant, pi), one value per seed.
+PI_AA = {
+    ("at", 0.45): [0.4985, 0.5015],
+    ("at", 0.55): [0.5078, 0.5100],
+    ("trades", 0.45): [0.5642, 0.5600],
+    ("trades", 0.55): [0.5621, 0.5601],
+}
+# Table 1 sweep: one seed per (labels, aux) cell; the better row differs per dataset.
+LABELS_AA = {("aux", "svhn"): 0.4744, ("uniform", "svhn"): 0.4853,
+             ("aux", "imagenet32"): 0.5033, ("uniform", "imagenet32"): 0.4981}
+BASELINE_AA = [0.4800, 0.4906]  # pgd_at seeds in the Table 1 sweep itself
+OTHER_BASELINE_AA = 0.4500  # pgd_at in a separate baselines sweep
+FIG3_AUX = ("cifar100", "imagenet32", "svhn")
+# Table 12 search (smoke: only clean and PGD-20): (variant, alpha, pi) -> best/pgd20.
+SEARCH_PGD20 = {("at", 1.0, 0.55): 0.31, ("at", 0.5, 0.60): 0.36, ("at", 0.5, 0.45): 0.33,
+                ("trades", 0.5, 0.50): 0.41, ("trades", 1.0, 0.70): 0.39}
+
+
+class Store:
+    """Writes experiments, parent runs and child runs with the tags, params and metrics the trial runtime logs."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        self.client = MlflowClient(uri)
+
+    def sweep(self, experiment: str, name: str) -> tuple[str, str]:
+        exp = self.client.get_experiment_by_name(experiment)
+        exp_id = exp.experiment_id if exp else self.client.create_experiment(experiment, tags=EXPERIMENT_KIND)
+        parent = self.client.create_run(exp_id, run_name=name, tags={"sweep": name, "git_commit": "abc"})
+        self.client.set_terminated(parent.info.run_id, "FINISHED")
+        return exp_id, parent.info.run_id
+
+    def trial(self, sweep: tuple[str, str], method: str, params: dict, final: dict[str, float], *,
+              status: str = "FINISHED", history: dict[str, list[tuple[int, float]]] | None = None) -> str:
+        exp_id, parent_id = sweep
+        tags = {"mlflow.parentRunId": parent_id, "trial_id": f"t{time.perf_counter_ns()}", "method": method,
+                "git_commit": "abc"}
+        if status == "KILLED":
+            tags["stopped_early"] = "true"
+        # Named like run_name() in trainables/runtime.py names them: the method, then what differs.
+        name = " ".join([method, *(f"{k}={params[k]}" for k in NAME_KEYS if k in params)])
+        run_id = self.client.create_run(exp_id, run_name=name, tags=tags).info.run_id
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, v, now, 0) for k, v in final.items()]
+        for key, points in (history or {}).items():
+            metrics += [Metric(key, value, now + i, step) for i, (step, value) in enumerate(points)]
+        self.client.log_batch(run_id, metrics=metrics, params=[Param(k, str(v)) for k, v in params.items()],
+                              tags=[RunTag("model", "tiny-cnn")])
+        self.client.set_terminated(run_id, status)
+        return run_id
+
+
+def final_metrics(aa: float, attacks: tuple[str, ...] = ATTACKS) -> dict[str, float]:
+    """best/ and last/ metrics; weaker attacks leave higher accuracy so a wrong pick shows up in the numbers."""
+    bonus = {"clean": 0.35, "pgd20": 0.05, "pgd100": 0.04, "cw100": 0.03, "autoattack": 0.0}
+    return {f"{tag}/{a}": aa + bonus[a] - (0.01 if tag == "last" else 0) for tag in ("best", "last") for a in attacks}
+
+
+def biamat(variant: str, pi: float, seed: int, *, labels: str = "gated", aux: str = "imagenet32",
+           alpha: float = 1.0) -> dict:
+    return {"variant": variant, "pi": pi, "alpha": alpha, "labels": labels, "aux_datasets": aux, "dataset": "cifar10",
+            "seed": seed, "model": "wrn-28-10" if variant == "at" else "wrn-34-10", "lr_milestones": "0.6,0.9",
+            "epochs": 100 if variant == "at" else 110}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Store:
+    # Creating the SQLite schema is the slow part (seconds): one store serves the whole module.
+    s = Store(f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}")
+
+    pi_sweep = s.sweep("biamat-pi-ablation", "pi-abl")
+    for (variant, pi), values in PI_AA.items():
+        for seed, aa in enumerate(values):
+            s.trial(pi_sweep, "biamat", biamat(variant, pi, seed), final_metrics(aa))
+    # Trials that never finished must not move a mean: a crash and a scheduler stop with absurd scores.
+    s.trial(pi_sweep, "biamat", biamat("at", 0.45, 2), final_metrics(0.99), status="FAILED")
+    s.trial(pi_sweep, "biamat", biamat("at", 0.55, 2), {"select/pgd10": 0.01}, status="KILLED")
+
+    labels_sweep = s.sweep("biamat-labels", "labels")
+    for (labels, aux), aa in LABELS_AA.items():
+        s.trial(labels_sweep, "biamat", biamat("at", 0.55, 0, labels=labels, aux=aux), final_metrics(aa))
+    for seed, aa in enumerate(BASELINE_AA):
+        s.trial(labels_sweep, "baseline", {"training": "pgd_at", "dataset": "cifar10", "seed": seed},
+                final_metrics(aa))
+    s.trial(labels_sweep, "baseline", {"training": "standard", "dataset": "cifar10", "seed": 0}, final_metrics(0.0))
+    s.trial(labels_sweep, "baseline", {"training": "trades", "dataset": "cifar10", "seed": 0}, final_metrics(0.53))
+    for i, aux in enumerate(FIG3_AUX):
+        for seed in range(2):
+            # Warm-up is epochs 0-1: the ratio exists from epoch 2 on. The imagenet32 seed-0 run was resumed after
+            # epoch 3 and logged epoch 3 twice; the later value is the one that counts.
+            points = [(epoch, 0.1 * i + 0.02 * epoch + 0.01 * seed) for epoch in range(2, 6)]
+            if aux == "imagenet32" and seed == 0:
+                points.insert(1, (3, 0.95))
+            s.trial(labels_sweep, "biamat", biamat("at", 0.55, seed, aux=aux), final_metrics(0.5),
+                    history={"train/high_fraction": points})
+
+    other = s.sweep("baselines", "baselines-smoke")
+    s.trial(other, "baseline", {"training": "pgd_at", "dataset": "cifar10", "seed": 0},
+            final_metrics(OTHER_BASELINE_AA))
+
+    search = s.sweep("biamat-search", "search")
+    for (variant, alpha, pi), score in SEARCH_PGD20.items():
+        s.trial(search, "biamat", biamat(variant, pi, 0, alpha=alpha), final_metrics(score - 0.05, ("clean", "pgd20")))
+    s.trial(search, "biamat", biamat("at", 0.3, 0, alpha=0.1), final_metrics(0.9, ("clean", "pgd20")), status="KILLED")
+    return s
+
+
+def cell_texts(table) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(to_csv(table))))
+
+
+def test_load_sweep_keeps_finished_trials_with_numeric_params(store):
+    sweep = load_sweep("pi-abl", tracking_uri=store.uri)
+    assert len(sweep.runs) == 8
+    assert sweep.skipped == {"FAILED": 1, "KILLED": 1}
+    assert "8 finished trials; skipped 1 FAILED, 1 KILLED" in sweep.summary()
+    assert sweep.runs["params.pi"].dtype.kind == "f" and sweep.runs["params.seed"].dtype.kind == "i"
+    assert set(sweep.runs["params.aux_datasets"]) == {"imagenet32"}
+    assert set(sweep.runs["params.lr_milestones"]) == {"0.6,0.9"}  # comma lists stay strings
+    assert resolve_metric(None, sweep.runs) == "best/autoattack"
+    with pytest.raises(ValueError, match="best/pgd5.*best/autoattack"):
+        resolve_metric("best/pgd5", sweep.runs)
+
+
+def test_table13_mean_and_std_over_seeds(store):
+    table = biamat_tables.table13(load_sweep("pi-abl", tracking_uri=store.uri))
+    assert table.header == ["pi", "AT+BiaMAT", "TRADES+BiaMAT"]
+    assert [row[0] for row in table.rows] == ["0.45", "0.55"]
+    for i, pi in enumerate((0.45, 0.55)):
+        for j, variant in enumerate(("at", "trades")):
+            cell = table.rows[i][j + 1]
+            assert isinstance(cell, Cell) and cell.n == 2
+            assert cell.mean == pytest.approx(statistics.mean(PI_AA[variant, pi]))
+            assert cell.std == pytest.approx(statistics.stdev(PI_AA[variant, pi]))
+    assert cell_texts(table)[1] == ["0.45", "50.00 ± 0.21", "56.21 ± 0.30"]
+    assert "AutoAttack (best checkpoint)" in table.title and "imagenet32" in table.title
+    assert "mean ± sample std over 2 seeds per cell" in to_markdown(table)
+
+
+def test_table1_baseline_column_and_bold(store):
+    table = biamat_tables.table1(load_sweep("labels", tracking_uri=store.uri))
+    assert table.header == ["labels", "imagenet32", "svhn", "Baseline (pgd_at)"]
+    markdown = to_markdown(table)
+    # y^ER wins on SVHN, y~ on ImageNet (as in the paper); only the winner of each column is bold.
+    assert "| y~ (auxiliary labels) | **50.33** | 47.44 | 48.53 ± 0.75 (n=2) |" in markdown
+    assert "| y^ER (uniform labels) | 49.81 | **48.53** |  |" in markdown
+    # The standard and TRADES baselines, and the gated runs of the same sweep, stay out.
+    assert table.rows[0][-1].mean == pytest.approx(statistics.mean(BASELINE_AA))
+
+    other = biamat_tables.table1(load_sweep("labels", tracking_uri=store.uri),
+                                 baseline=load_sweep("baselines-smoke", tracking_uri=store.uri))
+    assert cell_texts(other)[1][-1] == "45.00"
+    assert "1 seed per cell" in to_markdown(other) and "baseline from sweep 'baselines-smoke'" in to_markdown(other)
+
+
+def test_table12_picks_the_best_finished_trial_and_falls_back_to_pgd20(store):
+    table = biamat_tables.table12(load_sweep("search", tracking_uri=store.uri))
+    rows = cell_texts(table)
+    assert rows[0][5] == "PGD-20 (best checkpoint) (%)"
+    # The KILLED trial scored 95% but never finished; the winners are the best FINISHED ones.
+    assert rows[1:] == [
+        ["cifar10", "AT+BiaMAT", "imagenet32", "0.50", "0.60", "36.00", "3",
+         "biamat variant=at labels=gated aux_datasets=imagenet32 alpha=0.5 pi=0.6 seed=0"],
+        ["cifar10", "TRADES+BiaMAT", "imagenet32", "0.50", "0.50", "41.00", "2",
+         "biamat variant=trades labels=gated aux_datasets=imagenet32 alpha=0.5 pi=0.5 seed=0"],
+    ]
+    assert "|---|---|---|---:|---:|---:|---:|---|" in to_markdown(table)
+
+
+def test_fig3_one_line_per_auxiliary_dataset(store):
+    sweep = load_sweep("labels", tracking_uri=store.uri)
+    history = sweep.history("train/high_fraction")
+    resumed = history[history["step"] == 3]
+    assert len(resumed) == 6 and resumed["value"].max() < 0.9  # the re-logged epoch keeps its later value
+    figure = biamat_tables.fig3(sweep)
+    lines = figure.axes[0].get_lines()
+    assert sorted(line.get_label() for line in lines) == sorted(FIG3_AUX)
+    assert all(list(line.get_xdata()) == [2, 3, 4, 5] for line in lines)
+
+
+def test_fig3_cli_writes_png(store, tmp_path, capsys):
+    out = tmp_path / "fig3.png"
+    biamat_tables.main(["fig3", "--sweep", "labels", "--tracking-uri", store.uri, "--out", str(out)])
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 1000
+    assert "3 lines" in capsys.readouterr().out
+
+
+def test_csv_and_latex_contain_the_values(store, tmp_path):
+    table = biamat_tables.table13(load_sweep("pi-abl", tracking_uri=store.uri))
+    rows = cell_texts(table)
+    assert rows[0] == ["pi", "AT+BiaMAT", "TRADES+BiaMAT"] and len(rows) == 3
+    latex = to_latex(table)
+    assert "0.55 & 50.89 $\\pm$ 0.16 & 56.11 $\\pm$ 0.14 \\\\" in latex
+    assert latex.count("\\begin{tabular}{rrr}") == 1 and "\\bottomrule" in latex
+
+    out = tmp_path / "table1.tex"
+    biamat_tables.main(["table1", "--sweep", "labels", "--tracking-uri", store.uri, "--format", "latex",
+                        "--out", str(out)])
+    text = out.read_text()
+    assert "\\textbf{48.53}" in text and "y\\textasciicircum{}ER" in text
+
+
+def test_cli_prints_markdown_and_reads_uri_from_environment(store, capsys, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store.uri)
+    biamat_tables.main(["table13", "--sweep", "pi-abl", "--experiment", "biamat-pi-ablation"])
+    out = capsys.readouterr().out
+    assert "| pi | AT+BiaMAT | TRADES+BiaMAT |" in out
+    assert "| 0.45 | 50.00 ± 0.21 | 56.21 ± 0.30 |" in out
+    assert "skipped 1 FAILED, 1 KILLED" in out
+
+    biamat_tables.main(["table13", "--sweep", "pi-abl", "--metric", "best/pgd20", "--format", "csv"])
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[1] == "0.45,55.00 ± 0.21,61.21 ± 0.30"
+    assert "PGD-20" in captured.err  # CSV has no title: which metric it shows goes to stderr
+
+    biamat_tables.print_table13(store.uri, sweep="pi-abl")  # what sweeps/pi_ablation.py prints at the end
+    assert "| 0.55 | 50.89 ± 0.16 | 56.11 ± 0.14 |" in capsys.readouterr().out
+
+
+def test_missing_sweep_lists_the_sweeps_that_exist(store):
+    with pytest.raises(SystemExit) as exc:
+        biamat_tables.main(["table13", "--sweep", "nope", "--tracking-uri", store.uri])
+    message = str(exc.value)
+    assert "no sweep named 'nope'" in message
+    assert "pi-abl (experiment biamat-pi-ablation)" in message and "search (experiment biamat-search)" in message
+
+    with pytest.raises(SystemExit, match="no MLflow run 'deadbeef'"):
+        biamat_tables.main(["table12", "--parent-run", "deadbeef", "--tracking-uri", store.uri])
+    with pytest.raises(SystemExit, match="metric 'best/pgd7' is not logged"):
+        biamat_tables.main(["table13", "--sweep", "pi-abl", "--tracking-uri", store.uri, "--metric", "best/pgd7"])
+
+
+def test_distinguishing_params_skip_settings_that_follow_the_variant(store):
+    runs = load_sweep("pi-abl", tracking_uri=store.uri).runs
+    # epochs and model change with the variant; they add nothing once variant is in the label.
+    assert distinguishing_params(runs, prefer=("variant", "pi")) == ["params.variant", "params.pi"]

@@ -1,0 +1,238 @@
+"""BiaMAT: biased multi-domain adversarial training with a confidence gate (AT and TRADES variants).
+
+Paper: Lee et al., "Inducing Data Amplification Using Auxiliary Datasets in Adversarial Training" (WACV 2023),
+Sec. 2.1 Eq. 1 (``L = l + alpha * l~``), Sec. 2.4 and Algorithm 1 (the confidence-based selection), Appendix E
+(schedules, the CIFAR-100 switch for TRADES). ``../shared/notes/methods.md`` settles what the paper leaves open.
+
+One shared body, a primary head ``main`` (K classes) and an auxiliary head ``aux``. Each step takes 128 primary and
+128 auxiliary images (an endless, independently shuffled auxiliary stream); BatchNorm sees the concatenated batch.
+
+- Warm-up (``warmup_epochs``): auxiliary images stay in the batch and are attacked, but their loss weight is 0 (the
+  reference code; ``alpha_in_warmup`` restores the paper's earlier version). With weight 0 the auxiliary head is not
+  in the graph at all, so it receives no gradient.
+- omega (Algorithm 1 line 8): ``pi * mean max softmax f_pri(x)`` over the clean primary batch of the first step after
+  warm-up, eval mode, no gradient. Computed once, kept in the checkpoint.
+- Routing, every step: ``max softmax f_pri(x~) < omega`` (clean, eval mode) -> "low": soft CE to the uniform y^ER on
+  ``main``; otherwise "high": CE to its own label on ``aux``. Before omega exists no sample is low.
+  ``labels="aux"`` routes every sample high (Table 1 row y~), ``labels="uniform"`` every sample low (row y^ER, OAT).
+- AT (Madry): one PGD on the whole 256-image batch maximising the unweighted sum of the three terms (low samples are
+  pushed away from uniform), BatchNorm on batch statistics without touching running ones; then
+  ``CE(f_pri(x_adv), y).mean() + alpha * (sum_low softCE + sum_high CE) / n_aux``.
+- TRADES: each sample is attacked on the KL of its own head, eval mode; the loss is
+  ``CE(x) + beta KL`` for primary, ``softCE(x~, u) + beta KL`` for low, ``CE_aux(x~) + beta KL_aux`` for high, the
+  auxiliary part averaged over all auxiliary samples and scaled by alpha. ``trades_aux_high="adv_ce"`` is the
+  CIFAR-100 switch of Appendix E: plain adversarial CE on ``aux`` for high samples (attacked on that CE).
+
+Departures from the reference code: the gate works when all or none of a batch is low (the reference crashes), and any
+registered auxiliary dataset (or several, concatenated with disjoint labels, Table 4) can be used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from trainables import attacks
+from trainables.baseline import craft
+from trainables.config import ConfigError, RunSettings, TrainConfig
+from trainables.datasets import ImageSet, load_dataset
+from trainables.loader import Batch, EndlessStream
+from trainables.losses import kl_divergence, soft_cross_entropy
+from trainables.models import Classifier, create_model
+from trainables.runtime import Method, TrialData, run_trial
+
+
+@dataclass(frozen=True)
+class BiaMATConfig(TrainConfig):
+    variant: Literal["at", "trades"] = "at"
+    aux_datasets: tuple[str, ...] = ("synthetic_aux",)
+    alpha: float = 1.0
+    pi: float = 0.55
+    labels: Literal["gated", "aux", "uniform"] = "gated"
+    warmup_epochs: int = 5
+    alpha_in_warmup: bool = False
+    aux_batch_size: int = 128
+    beta: float = 6.0
+    trades_aux_high: Literal["kl", "adv_ce"] = "kl"
+    attack_bn: Literal["eval", "batch"] = "batch"  # the reference crafts AT examples on mixed-batch statistics
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ConfigError(f"alpha={self.alpha} is outside [0, 1] (Eq. 1 biases training toward the primary task)")
+        if self.pi <= 0:
+            raise ConfigError(f"pi={self.pi} must be positive (omega = pi * mean primary confidence)")
+        if not self.aux_datasets:
+            raise ConfigError("aux_datasets is empty: BiaMAT needs at least one auxiliary dataset")
+        if self.dataset in self.aux_datasets:
+            raise ConfigError(f"auxiliary dataset {self.dataset!r} equals the primary dataset; pick another one")
+        if self.warmup_epochs >= self.epochs:
+            raise ConfigError(f"warmup_epochs={self.warmup_epochs} leaves no BiaMAT epoch of epochs={self.epochs}")
+        if self.variant == "trades" and self.attack_bn != "eval":
+            raise ConfigError("the TRADES variant attacks in eval mode: set attack_bn='eval'")
+        if self.variant == "at" and self.trades_aux_high != "kl":
+            raise ConfigError("trades_aux_high applies to variant='trades' only")
+        from trainables.datasets import dataset_names
+
+        unknown = [name for name in self.aux_datasets if name not in dataset_names()]
+        if unknown:
+            raise ConfigError(f"unknown auxiliary dataset(s) {unknown}; registered: {dataset_names()}")
+
+
+def auxiliary_set(names: tuple[str, ...], root: str | None) -> ImageSet:
+    """One auxiliary set; several datasets are concatenated with disjoint label ranges (one auxiliary head)."""
+    parts = [load_dataset(name, "train", root=root) for name in names]
+    offsets = torch.tensor([0] + [p.num_classes for p in parts]).cumsum(0)
+    return ImageSet(
+        images=torch.cat([p.images for p in parts]),
+        labels=torch.cat([p.labels + offsets[i] for i, p in enumerate(parts)]),
+        num_classes=int(offsets[-1]),
+        name="+".join(names),
+    )
+
+
+def primary_confidence(model: Classifier, x: Tensor) -> Tensor:
+    """``max softmax f_pri(x)`` on clean inputs, eval mode (running BN statistics), no gradient."""
+    with attacks.bn_mode(model, "eval"), torch.no_grad():
+        return F.softmax(model(x).float(), dim=1).amax(dim=1)
+
+
+class BiaMAT(Method):
+    name = "biamat"
+    Config = BiaMATConfig
+    cfg: BiaMATConfig
+
+    def __init__(self, cfg: BiaMATConfig, data: TrialData, device: torch.device, settings: RunSettings) -> None:
+        self.aux = auxiliary_set(cfg.aux_datasets, settings.data_root)
+        super().__init__(cfg, data, device, settings)
+        self.stream = EndlessStream(self.aux, cfg.aux_batch_size, device=device, augment=True, seed=cfg.seed + 1)
+        k = data.train.num_classes
+        self.uniform = torch.full((k,), 1.0 / k, device=device)
+        self.omega: float | None = None
+
+    def build_model(self) -> Classifier:
+        return create_model(self.cfg.model, self.data.train.num_classes, extra_heads={"aux": self.aux.num_classes})
+
+    # --- the gate -------------------------------------------------------------------------------------------------
+    def maybe_set_omega(self, x_primary: Tensor, epoch: int) -> None:
+        """Algorithm 1 line 8, once: on the first step after warm-up, from that step's clean primary batch."""
+        if self.omega is None and epoch >= self.cfg.warmup_epochs and self.cfg.labels == "gated":
+            self.omega = self.cfg.pi * primary_confidence(self.model, x_primary).mean().item()  # one sync per trial
+
+    def low_mask(self, x_aux: Tensor) -> Tensor:
+        """Which auxiliary samples get y^ER on the primary head (the rest keep their label on the auxiliary head)."""
+        n = len(x_aux)
+        if self.cfg.labels == "uniform":
+            return torch.ones(n, dtype=torch.bool, device=x_aux.device)
+        if self.cfg.labels == "aux" or self.omega is None:
+            return torch.zeros(n, dtype=torch.bool, device=x_aux.device)
+        return primary_confidence(self.model, x_aux) < self.omega
+
+    # --- losses ---------------------------------------------------------------------------------------------------
+    def aux_weight(self, epoch: int) -> float:
+        return self.cfg.alpha if epoch >= self.cfg.warmup_epochs or self.cfg.alpha_in_warmup else 0.0
+
+    def loss(self, batch: Batch, epoch: int) -> tuple[Tensor, dict[str, Tensor]]:
+        aux = self.stream.next()
+        self.maybe_set_omega(batch.x, epoch)
+        low = self.low_mask(aux.x)
+        step = self.loss_at if self.cfg.variant == "at" else self.loss_trades
+        primary, aux_term = step(batch, aux, low, with_aux_head=self.aux_weight(epoch) > 0)
+        weight = self.aux_weight(epoch)
+        # With weight 0 the auxiliary term is left out of the graph, so the auxiliary head gets no gradient at all.
+        total = primary + weight * aux_term if weight > 0 else primary
+        logs = {"primary_loss": primary.detach(), "aux_loss": aux_term.detach()}
+        if self.omega is not None or self.cfg.labels != "gated":
+            logs["high_fraction"] = 1.0 - low.float().mean()
+        return total, logs
+
+    def at_losses(self, x: Tensor, y: Tensor, y_aux: Tensor, low: Tensor, with_aux_head: bool) -> tuple[Tensor, Tensor]:
+        """Per-sample AT losses on the concatenated batch (BatchNorm sees all of it): primary CE, and for auxiliary
+        samples soft CE to uniform on ``main`` if low, CE to their label on ``aux`` if high."""
+        n = len(y)
+        features = self.model.features(x)
+        logits = self.model.heads["main"](features).float()
+        primary = F.cross_entropy(logits[:n], y, reduction="none")
+        aux_loss = soft_cross_entropy(logits[n:], self.uniform.expand(len(y_aux), -1))
+        if with_aux_head:
+            high = F.cross_entropy(self.model.heads["aux"](features[n:]).float(), y_aux, reduction="none")
+            aux_loss = torch.where(low, aux_loss, high)
+        return primary, aux_loss
+
+    def craft_at(self, batch: Batch, aux: Batch, low: Tensor) -> Tensor:
+        """One PGD on the concatenated batch maximising the unweighted sum of the three terms, so low samples are
+        pushed away from uniform and high ones away from their auxiliary label."""
+
+        def objective(x_adv: Tensor) -> Tensor:
+            return torch.cat(self.at_losses(x_adv, batch.y, aux.y, low, with_aux_head=True))
+
+        with attacks.bn_mode(self.model, self.cfg.attack_bn):
+            return craft(self.cfg, objective, torch.cat([batch.x, aux.x]))
+
+    def loss_at(self, batch: Batch, aux: Batch, low: Tensor, with_aux_head: bool) -> tuple[Tensor, Tensor]:
+        """Mean primary adversarial CE and the auxiliary term averaged over ALL auxiliary samples."""
+        x_adv = self.craft_at(batch, aux, low)
+        primary, aux_loss = self.at_losses(x_adv, batch.y, aux.y, low, with_aux_head)
+        return primary.mean(), aux_loss.mean()
+
+    def loss_trades(self, batch: Batch, aux: Batch, low: Tensor, with_aux_head: bool) -> tuple[Tensor, Tensor]:
+        """TRADES on every sample's own head; the auxiliary term averaged over all auxiliary samples."""
+        cfg, model, n = self.cfg, self.model, len(batch.y)
+        x = torch.cat([batch.x, aux.x])
+        on_aux = torch.cat([torch.zeros(n, dtype=torch.bool, device=x.device), ~low])  # high samples use "aux"
+        # Labels for the CIFAR-100 switch; the primary rows are placeholders that torch.where discards.
+        y_aux = torch.cat([torch.zeros_like(batch.y), aux.y])
+
+        def logits(inputs: Tensor) -> tuple[Tensor, Tensor]:
+            features = model.features(inputs)
+            return model.heads["main"](features).float(), model.heads["aux"](features).float()
+
+        with attacks.bn_mode(model, "eval"), torch.no_grad():
+            p_main, p_aux = (F.softmax(z, dim=1) for z in logits(x))
+
+        def objective(x_adv: Tensor) -> Tensor:
+            z_main, z_aux = logits(x_adv)
+            if cfg.trades_aux_high == "adv_ce":
+                aux_part = F.cross_entropy(z_aux, y_aux, reduction="none")
+            else:
+                aux_part = kl_divergence(p_aux, z_aux)
+            return torch.where(on_aux, aux_part, kl_divergence(p_main, z_main))
+
+        with attacks.bn_mode(model, "eval"):
+            x_adv = craft(cfg, objective, x)
+
+        # Clean and adversarial passes are separate forwards, as in TRADES (each with its own batch statistics).
+        clean_main, clean_aux = logits(x)
+        adv_main, adv_aux = logits(x_adv)
+        kl_main = kl_divergence(F.softmax(clean_main, dim=1), adv_main)
+        primary = F.cross_entropy(clean_main[:n], batch.y) + cfg.beta * kl_main[:n].mean()
+        aux_loss = soft_cross_entropy(clean_main[n:], self.uniform.expand(len(aux.y), -1)) + cfg.beta * kl_main[n:]
+        if with_aux_head:
+            if cfg.trades_aux_high == "adv_ce":
+                high = F.cross_entropy(adv_aux[n:], aux.y, reduction="none")
+            else:
+                kl_aux = kl_divergence(F.softmax(clean_aux[n:], dim=1), adv_aux[n:])
+                high = F.cross_entropy(clean_aux[n:], aux.y, reduction="none") + cfg.beta * kl_aux
+            aux_loss = torch.where(low, aux_loss, high)
+        return primary, aux_loss.mean()
+
+    # --- state ----------------------------------------------------------------------------------------------------
+    def epoch_metrics(self) -> dict[str, float]:
+        return {} if self.omega is None else {"omega": self.omega}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"omega": self.omega, "stream": self.stream.state_dict()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.omega = state["omega"]
+        self.stream.load_state_dict(state["stream"])
+
+
+def trainable(config: dict[str, Any], settings: RunSettings) -> None:
+    """Ray Tune function trainable; bind ``settings`` with ``tune.with_parameters``."""
+    run_trial(config, BiaMAT, settings)
