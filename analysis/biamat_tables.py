@@ -85,12 +85,6 @@ def table13(sweep: SweepRuns, metric: str | None = None) -> Table:
     return Table(title, ["pi", *header], rows, [sweep.summary()])
 
 
-def print_table13(tracking_uri: str | None = None, *, sweep: str | None = None, parent_run: str | None = None,
-                  metric: str | None = None) -> None:
-    """Print Table 13 as Markdown; the pi-ablation sweep script calls this once its trials are done."""
-    emit(table13(load_sweep(sweep, parent_run=parent_run, tracking_uri=tracking_uri), metric))
-
-
 def table1(sweep: SweepRuns, baseline: SweepRuns | None = None, metric: str | None = None,
            variant: str | None = None) -> Table:
     """Table 1: rows y~ / y^ER, one column per auxiliary dataset, the better row bolded per dataset, and the

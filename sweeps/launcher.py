@@ -135,15 +135,34 @@ def parent_run(client: MlflowClient, exp_id: str, name: str, resume: bool, tags:
     return client.create_run(exp_id, run_name=name, tags={SWEEP_TAG: name, **tags}).info.run_id
 
 
-def close_child_runs(client: MlflowClient, exp_id: str, parent_id: str, errored: set[str]) -> None:
-    """Trials that Tune stopped (a scheduler, an interrupt) never reach their own ``finish``: close their runs here."""
+def close_child_runs(client: MlflowClient, exp_id: str, parent_id: str, results) -> bool:
+    """Close the runs of trials that never reached their own ``finish``; returns whether the sweep was interrupted.
+
+    Tune marks the last result of a trial a scheduler stopped ``done`` (tune_controller._process_trial_result); a
+    trial cut off by Ctrl-C has no ``done``. Both runs end KILLED, tagged with why, so none is left RUNNING; a
+    ``--resume`` reopens the interrupted ones and finishes them.
+    """
+    why: dict[str, tuple[str, str]] = {}
+    interrupted = False
+    for result in results:
+        metrics = result.metrics or {}
+        if "trial_id" not in metrics:
+            continue
+        if result.error is not None:
+            why[metrics["trial_id"]] = ("FAILED", "failed")
+        elif not metrics.get("done"):
+            why[metrics["trial_id"]] = ("KILLED", "interrupted")
+            interrupted = True
+        else:
+            why[metrics["trial_id"]] = ("KILLED", "stopped_early")
     running = client.search_runs(
         [exp_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_id}' AND attributes.status = 'RUNNING'"
     )
     for run in running:
-        failed = run.data.tags.get("trial_id") in errored
-        client.set_tag(run.info.run_id, "stopped_early", "false" if failed else "true")
-        client.set_terminated(run.info.run_id, status="FAILED" if failed else "KILLED")
+        status, reason = why.get(run.data.tags.get("trial_id"), ("KILLED", "interrupted"))
+        client.set_tag(run.info.run_id, "end_reason", reason)
+        client.set_terminated(run.info.run_id, status=status)
+    return interrupted
 
 
 def ui_link(tracking_uri: str, exp_id: str) -> str:
@@ -198,9 +217,10 @@ def run_sweep(sweep: Sweep, args: argparse.Namespace, name: str):
     status = "FAILED"
     try:
         results = tuner.fit()
-        errored = {r.metrics.get("trial_id") for r in results if r.error is not None and r.metrics}
-        close_child_runs(client, exp_id, parent_id, errored)
-        status = "FINISHED" if not results.errors else "FAILED"
+        interrupted = close_child_runs(client, exp_id, parent_id, results)
+        status = "KILLED" if interrupted else "FAILED" if results.errors else "FINISHED"
+        if interrupted:
+            print(f"\nInterrupted: continue with the same command plus --resume --name {name}")
     finally:
         client.set_terminated(parent_id, status=status)
         if owns_ray:

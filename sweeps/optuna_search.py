@@ -3,7 +3,7 @@ a Tune scheduler stopped early recorded as PRUNED.
 
     search = build_search("select/pgd10", "max", study_name="biamat-at-paper", storage=args.optuna_storage, seed=0)
     Sweep(..., param_space={..., "alpha": tune.uniform(0, 1)}, search_alg=search, metric="select/pgd10", mode="max",
-          scheduler=asha(args, max_t=epochs))
+          scheduler=ASHAScheduler(time_attr="training_iteration", max_t=epochs, ...))
 
 The search space stays in the sweep's ``param_space`` (Tune domains; constants pass through to the trainable and
 are not Optuna parameters), so the launcher validates it before Ray starts. Several objectives (AFS: clean and robust
@@ -41,7 +41,6 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 from ray.tune.result import TRAINING_ITERATION
-from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from sweeps.launcher import absolute_tracking_uri
@@ -145,15 +144,6 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--asha", action="store_true", help="stop poor trials early (ASHA on epochs)")
     parser.add_argument("--grace-period", type=int, default=None, help="ASHA: epochs before a trial can be stopped")
     parser.add_argument("--reduction-factor", type=int, default=None, help="ASHA: keep 1/factor at each rung")
-
-
-def asha(args: argparse.Namespace, max_t: int, grace_period: int, reduction_factor: int) -> ASHAScheduler | None:
-    """ASHA on epochs (the runtime reports once per epoch), unless the flags override the preset's grace period and
-    reduction factor; metric and mode come from the Tuner."""
-    if not args.asha:
-        return None
-    return ASHAScheduler(time_attr=TRAINING_ITERATION, max_t=max_t, grace_period=args.grace_period or grace_period,
-                         reduction_factor=args.reduction_factor or reduction_factor)
 
 
 def describe_study(study_name: str, storage: str, metrics: list[str]) -> str:

@@ -18,7 +18,8 @@ import argparse
 
 from ray import tune
 
-from analysis.biamat_tables import print_table13
+from analysis.biamat_tables import table13
+from analysis.runs import emit, load_sweep
 from sweeps.launcher import Sweep, add_run_arguments, per_value, run_sweep, validate
 from trainables.biamat import BiaMATConfig, trainable
 
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
                   name_keys=("variant", "pi", "seed"), tags={"method": "biamat"})
     name = args.name or f"pi-ablation-{args.preset}"
     run_sweep(sweep, args, name)
-    print_table13(args.tracking_uri, sweep=name)
+    emit(table13(load_sweep(name, tracking_uri=args.tracking_uri)))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from analysis import biamat_tables
-from analysis.runs import Cell, distinguishing_params, load_sweep, resolve_metric, to_csv, to_latex, to_markdown
+from analysis.runs import Cell, distinguishing_params, emit, load_sweep, resolve_metric, to_csv, to_latex, to_markdown
 
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 NAME_KEYS = ("variant", "training", "labels", "aux_datasets", "alpha", "pi", "seed")
@@ -233,7 +233,7 @@ def test_cli_prints_markdown_and_reads_uri_from_environment(store, capsys, monke
     assert captured.out.splitlines()[1] == "0.45,55.00 ± 0.21,61.21 ± 0.30"
     assert "PGD-20" in captured.err  # CSV has no title: which metric it shows goes to stderr
 
-    biamat_tables.print_table13(store.uri, sweep="pi-abl")  # what sweeps/pi_ablation.py prints at the end
+    emit(biamat_tables.table13(load_sweep("pi-abl", tracking_uri=store.uri)))  # what sweeps/pi_ablation.py prints
     assert "| 0.55 | 50.89 ± 0.16 | 56.11 ± 0.14 |" in capsys.readouterr().out
 
 
