@@ -1,0 +1,334 @@
+"""Dataset readers on small files written in the published formats, the registry, and the synthetic benchmark."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from trainables import datasets
+from trainables.datasets import (
+    NONROBUST_AMPLITUDE,
+    ROBUST_AMPLITUDE,
+    ROBUST_P,
+    DatasetNotFoundError,
+    ImageSet,
+    check_dataset,
+    dataset_names,
+    load_dataset,
+    synthetic_aux_related,
+    synthetic_patterns,
+)
+
+FILE_DATASETS = ["cifar10", "cifar100", "svhn", "imagenet32", "places365_32"]
+BUILT_IN = ["synthetic", "synthetic_aux"]
+
+
+def cifar_rows(n: int, seed: int) -> np.ndarray:
+    """(n, 3072) uint8 rows with a known pixel: image i has R=10+i, G=20+i, B=30+i at row 1, column 2."""
+    data = np.random.default_rng(seed).integers(0, 256, (n, 3072), dtype=np.uint8)
+    for i in range(n):
+        for channel, value in enumerate((10, 20, 30)):
+            data[i, channel * 1024 + 1 * 32 + 2] = value + i  # plane, then row-major within the plane
+    return data
+
+
+def assert_known_pixel(images: torch.Tensor) -> None:
+    for i in range(len(images)):
+        assert images[i, :, 1, 2].tolist() == [10 + i, 20 + i, 30 + i]
+
+
+def write_pickle(path: Path, obj: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps(obj))
+
+
+def test_cifar10(tmp_path: Path) -> None:
+    folder = tmp_path / "cifar-10-batches-py"
+    for i in range(1, 6):
+        write_pickle(folder / f"data_batch_{i}", {"data": cifar_rows(2, i), "labels": [i, 9 - i], "batch_label": "x"})
+    write_pickle(folder / "test_batch", {"data": cifar_rows(3, 0), "labels": [7, 0, 3]})
+
+    train = load_dataset("cifar10", "train", root=tmp_path)
+    assert train.images.shape == (10, 3, 32, 32) and train.images.dtype == torch.uint8
+    assert train.labels.tolist() == [1, 8, 2, 7, 3, 6, 4, 5, 5, 4]  # batch files in order
+    assert train.images[2:4].numpy().reshape(2, -1).tolist() == cifar_rows(2, 2).tolist()
+    test = load_dataset("cifar10", "test", root=tmp_path)
+    assert (test.num_classes, test.name, test.labels.dtype) == (10, "cifar10", torch.int64)
+    assert test.labels.tolist() == [7, 0, 3]
+    assert_known_pixel(test.images)
+
+
+def test_cifar100_uses_fine_labels(tmp_path: Path) -> None:
+    folder = tmp_path / "cifar-100-python"
+    write_pickle(folder / "train", {"data": cifar_rows(3, 1), "fine_labels": [99, 0, 42], "coarse_labels": [1, 2, 3]})
+    write_pickle(folder / "test", {"data": cifar_rows(2, 2), "fine_labels": [5, 6], "coarse_labels": [0, 0]})
+    train = load_dataset("cifar100", "train", root=tmp_path)
+    assert train.num_classes == 100 and train.labels.tolist() == [99, 0, 42]
+    assert_known_pixel(train.images)
+    assert load_dataset("cifar100", "test", root=tmp_path).labels.tolist() == [5, 6]
+
+
+def test_svhn_layout_and_digit_zero(tmp_path: Path) -> None:
+    from scipy.io import savemat
+
+    x = np.random.default_rng(0).integers(0, 256, (32, 32, 3, 4), dtype=np.uint8)
+    x[1, 2, :, 3] = [11, 22, 33]  # image 3, row 1, column 2
+    (tmp_path / "svhn").mkdir()
+    savemat(tmp_path / "svhn" / "test_32x32.mat", {"X": x, "y": np.array([[1], [10], [9], [10]], dtype=np.uint8)})
+    test = load_dataset("svhn", "test", root=tmp_path)
+    assert test.images.shape == (4, 3, 32, 32) and test.images.is_contiguous()
+    assert test.labels.tolist() == [1, 0, 9, 0]  # 10 stands for the digit 0
+    assert test.images[3, :, 1, 2].tolist() == [11, 22, 33]
+    assert torch.equal(test.images[0, 1], torch.from_numpy(x[:, :, 1, 0]))
+
+
+def test_imagenet32_labels_start_at_one(tmp_path: Path) -> None:
+    folder = tmp_path / "imagenet32"
+    for i in range(1, 11):
+        batch = {"data": cifar_rows(1, i), "labels": [i], "mean": np.zeros(3072)}
+        write_pickle(folder / f"train_data_batch_{i}", batch)
+    write_pickle(folder / "val_data", {"data": cifar_rows(2, 0), "labels": [1, 1000]})
+    train = load_dataset("imagenet32", "train", root=tmp_path)
+    assert train.num_classes == 1000 and train.labels.tolist() == list(range(10))
+    val = load_dataset("imagenet32", "val", root=tmp_path)
+    assert val.labels.tolist() == [0, 999]
+    assert_known_pixel(val.images)
+
+
+QUADRANTS = {"top_left": (250, 0, 0), "top_right": (0, 250, 0), "bottom_left": (0, 0, 250), "bottom_right": (250,) * 3}
+
+
+def write_places_image(path: Path) -> None:
+    from PIL import Image
+
+    img = np.zeros((64, 64, 3), dtype=np.uint8)
+    img[:32, :32], img[:32, 32:] = QUADRANTS["top_left"], QUADRANTS["top_right"]
+    img[32:, :32], img[32:, 32:] = QUADRANTS["bottom_left"], QUADRANTS["bottom_right"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(img).save(path, quality=95)
+
+
+def test_places365_downscales_once_and_caches(tmp_path: Path) -> None:
+    folder = tmp_path / "places365"
+    names = ["/a/airfield/00000001.jpg", "/b/bedroom/00000002.jpg", "/b/bedroom/00000003.jpg"]
+    for name in names:
+        write_places_image(folder / "data_256_standard" / name.lstrip("/"))
+    lines = [f"{name} {label}\n" for name, label in zip(names, [0, 364, 7], strict=True)]
+    (folder / "places365_train_standard.txt").write_text("".join(lines))
+
+    train = load_dataset("places365_32", "train", root=tmp_path)
+    assert train.images.shape == (3, 3, 32, 32) and train.num_classes == 365
+    assert train.labels.tolist() == [0, 364, 7]
+    for (row, col), quadrant in {(4, 4): "top_left", (4, 27): "top_right", (27, 4): "bottom_left"}.items():
+        assert np.abs(train.images[1, :, row, col].numpy().astype(int) - QUADRANTS[quadrant]).max() <= 6
+    assert (folder / "places365_32_train.npz").exists()
+
+    # The second load reads the cache: it works without the JPEGs and without their list.
+    for path in sorted(folder.rglob("*.jpg")) + [folder / "places365_train_standard.txt"]:
+        path.unlink()
+    check_dataset("places365_32", root=tmp_path)
+    again = load_dataset("places365_32", "train", root=tmp_path)
+    assert torch.equal(again.images, train.images) and torch.equal(again.labels, train.labels)
+
+
+def test_places365_val_layout(tmp_path: Path) -> None:
+    folder = tmp_path / "places365"
+    write_places_image(folder / "val_256" / "Places365_val_00000001.jpg")
+    (folder / "places365_val.txt").write_text("Places365_val_00000001.jpg 165\n")
+    assert load_dataset("places365_32", "val", root=tmp_path).labels.tolist() == [165]
+
+
+@pytest.mark.parametrize(
+    ("name", "split", "expected", "how"),
+    [
+        ("cifar10", "train", "cifar-10-batches-py", "torchvision.datasets.CIFAR10('{root}', download=True)"),
+        ("cifar100", "test", "cifar-100-python", "torchvision.datasets.CIFAR100('{root}', download=True)"),
+        ("svhn", "extra", "extra_32x32.mat", "torchvision.datasets.SVHN('{root}/svhn', split='extra'"),
+        ("imagenet32", "train", "train_data_batch_10", "image-net.org"),
+        ("places365_32", "train", "places365_train_standard.txt", "torchvision.datasets.Places365('{root}/places365'"),
+    ],
+)
+def test_missing_files_say_where_and_how(tmp_path: Path, name: str, split: str, expected: str, how: str) -> None:
+    with pytest.raises(DatasetNotFoundError) as info:
+        load_dataset(name, split, root=tmp_path)
+    message = str(info.value)
+    assert expected in message and str(tmp_path) in message
+    assert how.format(root=tmp_path) in message
+    assert isinstance(info.value, FileNotFoundError)
+    with pytest.raises(DatasetNotFoundError):
+        check_dataset(name, root=tmp_path)
+
+
+def test_root_defaults_to_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ADVSWEEP_DATA", str(tmp_path / "from-env"))
+    with pytest.raises(DatasetNotFoundError, match="from-env"):
+        load_dataset("cifar10", "test")
+    monkeypatch.delenv("ADVSWEEP_DATA")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DatasetNotFoundError, match=r"data[/\\]cifar-10-batches-py"):
+        load_dataset("cifar10", "test")
+
+
+def test_check_dataset_reads_nothing(tmp_path: Path) -> None:
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        (folder / name).write_bytes(b"")  # right names, no content: only a real load notices
+    check_dataset("cifar10", root=tmp_path)
+    with pytest.raises(EOFError):
+        load_dataset("cifar10", "test", root=tmp_path)
+
+
+def test_unknown_names_list_the_valid_ones() -> None:
+    for call in (lambda: load_dataset("cifar11", "train"), lambda: check_dataset("cifar11")):
+        with pytest.raises(ValueError) as info:
+            call()
+        assert all(name in str(info.value) for name in dataset_names())
+    with pytest.raises(ValueError, match="'train', 'test'"):
+        load_dataset("synthetic", "val")
+    with pytest.raises(TypeError):
+        check_dataset("synthetic", sede=1)  # a typo in an option fails before any data is made
+    with pytest.raises(ValueError, match="cannot be downloaded.*image-net.org.*nonexistent/imagenet32"):
+        load_dataset("imagenet32", "train", root="/nonexistent", download=True)
+
+
+def test_registry_is_complete() -> None:
+    assert dataset_names() == sorted([*FILE_DATASETS, *BUILT_IN])
+
+
+@pytest.mark.parametrize("name", dataset_names())
+def test_every_registered_dataset(tmp_path: Path, name: str) -> None:
+    """Built-in sets load from nothing; file-based ones fail with directions on an empty root."""
+    if name in BUILT_IN:
+        data = load_dataset(name, "train", root=tmp_path, n=20)
+        assert len(data) == 20 and data.images.shape[1:] == (3, 32, 32) and data.name == name
+    else:
+        with pytest.raises(DatasetNotFoundError, match=str(tmp_path)):
+            load_dataset(name, "train", root=tmp_path)
+
+
+def test_image_set_checks_and_subset() -> None:
+    images = torch.arange(4 * 3 * 2 * 2, dtype=torch.uint8).view(4, 3, 2, 2)
+    data = ImageSet(images, torch.tensor([0, 1, 2, 1]), 3, "toy")
+    first = data.subset(torch.arange(2))
+    assert len(first) == 2 and torch.equal(first.images, images[:2]) and first.num_classes == 3
+    assert data.subset([3, 0]).labels.tolist() == [1, 0]
+    assert data.subset(data.labels == 1).labels.tolist() == [1, 1]
+    with pytest.raises(ValueError, match="uint8"):
+        ImageSet(images.float(), data.labels, 3, "toy")
+    with pytest.raises(ValueError, match="outside"):
+        ImageSet(images, torch.tensor([0, 1, 2, 3]), 3, "toy")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Synthetic benchmark
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def test_synthetic_is_deterministic_and_seeded() -> None:
+    a = load_dataset("synthetic", "train", seed=3, n=500)
+    b = load_dataset("synthetic", "train", seed=3, n=500)
+    assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+    assert not torch.equal(a.images, load_dataset("synthetic", "train", seed=4, n=500).images)
+    assert not torch.equal(a.images, load_dataset("synthetic", "test", seed=3, n=500).images)
+    assert not torch.equal(synthetic_patterns(3).robust, synthetic_patterns(4).robust)
+
+
+def test_synthetic_defaults_range_and_balance() -> None:
+    train, test = load_dataset("synthetic", "train"), load_dataset("synthetic", "test")
+    assert (len(train), len(test)) == (10_000, 2_000)
+    assert train.images.shape[1:] == (3, 32, 32) and train.images.dtype == torch.uint8 and train.num_classes == 10
+    assert torch.bincount(train.labels).tolist() == [1000] * 10
+    assert torch.bincount(test.labels[:1000], minlength=10).min() > 60  # the first N test points cover every class
+    pixels = train.images.float() / 255
+    assert 0.45 < pixels.mean() < 0.55 and pixels.std() > 0.05
+    assert ((train.images == 0) | (train.images == 255)).float().mean() < 1e-3  # clipping would cut the patterns
+    small = load_dataset("synthetic", "test", n=30, size=16)
+    assert small.images.shape == (30, 3, 16, 16)
+
+
+def test_synthetic_nonrobust_pattern_is_small_and_exact() -> None:
+    patterns = synthetic_patterns(0)
+    assert patterns.nonrobust.abs().max() == pytest.approx(NONROBUST_AMPLITUDE)
+    assert NONROBUST_AMPLITUDE < 8 / 255
+    assert patterns.nonrobust.mean(dim=(2, 3)).abs().max() < 1e-6  # no colour: a pure texture
+    assert torch.equal(patterns.nonrobust, patterns.nonrobust.flip(-1))  # flip augmentation keeps it
+
+    # Measured in the images: removing the texture (same seed, nonrobust_p=0) changes each image by N_y exactly.
+    with_n = load_dataset("synthetic", "test", n=300, nonrobust_p=1.0)
+    without = load_dataset("synthetic", "test", n=300, nonrobust_p=0.0)
+    assert torch.equal(with_n.labels, without.labels)
+    diff = with_n.images.float() - without.images.float()
+    assert diff.abs().max() <= NONROBUST_AMPLITUDE * 255 + 1e-4
+    unclipped = (without.images > 10) & (without.images < 245)
+    expected = (patterns.nonrobust[with_n.labels] * 255).round()
+    assert torch.equal(diff[unclipped], expected[unclipped])
+
+
+def test_synthetic_robust_pattern_is_large_and_partly_predictive() -> None:
+    patterns = synthetic_patterns(0)
+    assert patterns.robust.abs().amax(dim=(1, 2, 3)).tolist() == pytest.approx([ROBUST_AMPLITUDE] * 10)
+    assert ROBUST_AMPLITUDE > 6 * 8 / 255
+    assert torch.allclose(patterns.robust, patterns.robust.flip(-1))  # flip augmentation keeps it
+    distances = (patterns.robust[:, None] - patterns.robust[None]).abs().mean(dim=(2, 3, 4))
+    assert (distances + torch.eye(10)).min() > 2 * 8 / 255  # no two classes within reach of an 8/255 attack
+
+    # With the same seed, robust_p=1 changes exactly the images that carried another class's pattern.
+    default = load_dataset("synthetic", "test", n=2000)
+    always = load_dataset("synthetic", "test", n=2000, robust_p=1.0)
+    changed = (default.images != always.images).flatten(1).any(1).float().mean()
+    assert abs(changed - (1 - ROBUST_P)) < 0.04
+
+
+def test_synthetic_aux_shares_patterns_as_documented() -> None:
+    related = synthetic_aux_related()
+    assert related == {a: a for a in range(5)}
+    patterns = synthetic_patterns(0)
+    assert torch.equal(patterns.aux_robust[:5], patterns.robust[:5])
+    assert patterns.aux_robust.shape == (10, 3, 32, 32)
+    # The primary patterns do not depend on the auxiliary options.
+    other = synthetic_patterns(0, aux_classes=20, related_classes=2)
+    assert torch.equal(other.robust, patterns.robust) and torch.equal(other.nonrobust, patterns.nonrobust)
+    assert torch.equal(other.aux_robust[:2], patterns.robust[:2]) and len(other.aux_robust) == 20
+
+    # In the images: the mean of an auxiliary class is its robust pattern; related classes match a primary one.
+    aux = load_dataset("synthetic_aux", "train", n=2000, robust_p=1.0, nonrobust_p=0.0)
+    assert aux.num_classes == 10 and aux.name == "synthetic_aux"
+    assert torch.bincount(aux.labels).tolist() == [200] * 10
+    class_means = torch.stack([aux.images[aux.labels == a].float().mean(0) / 255 - 0.5 for a in range(10)])
+    distance = (class_means[:, None] - patterns.robust[None]).abs().mean(dim=(2, 3, 4))  # (aux class, primary class)
+    nearest, closest = distance.min(dim=1)
+    assert closest[:5].tolist() == list(range(5)) and nearest[:5].max() < 0.03
+    assert nearest[5:].min() > 2 * nearest[:5].max()  # the fresh patterns are unlike every primary pattern
+
+
+def test_synthetic_aux_carries_a_random_primary_texture() -> None:
+    with_n = load_dataset("synthetic_aux", "train", n=400, seed=1)
+    without = load_dataset("synthetic_aux", "train", n=400, seed=1, nonrobust_p=0.0)
+    textures = (synthetic_patterns(1).nonrobust * 255).round()
+    diff = with_n.images.float() - without.images.float()
+    matches = (diff[:, None] - textures[None]).abs().flatten(2).amax(2) <= 1  # (image, primary class)
+    carried = matches.float().argmax(1)
+    assert matches.any(1).float().mean() > 0.98  # each image carries one primary texture (clipping aside)
+    assert torch.bincount(carried, minlength=10).min() > 15  # drawn uniformly ...
+    assert (carried == with_n.labels).float().mean() < 0.2  # ... and independently of the auxiliary label
+
+
+def test_synthetic_aux_options() -> None:
+    aux = load_dataset("synthetic_aux", "test", n=60, num_classes=6, related_classes=2, size=16)
+    assert aux.num_classes == 6 and aux.images.shape == (60, 3, 16, 16)
+    assert torch.bincount(aux.labels).tolist() == [10] * 6
+    with pytest.raises(ValueError, match="related_classes"):
+        load_dataset("synthetic_aux", "train", n=10, num_classes=4, related_classes=5)
+    with pytest.raises(ValueError, match="robust_p"):
+        load_dataset("synthetic", "train", n=10, robust_p=1.5)
+
+
+def test_derive_seed_is_stable_and_separates_streams() -> None:
+    assert datasets.derive_seed(0, "epoch", 1) == datasets.derive_seed(0, "epoch", 1)
+    assert datasets.derive_seed(0, "epoch", 1) != datasets.derive_seed(1, "epoch", 0)
+    assert 0 <= datasets.derive_seed(2**40, "x") < 2**63

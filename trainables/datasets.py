@@ -1,0 +1,511 @@
+"""Image datasets as uint8 tensors in memory, read by name: ``load_dataset("cifar10", "train")``.
+
+Every reader returns an :class:`ImageSet` (uint8 images (N, 3, H, W) and int64 labels, on the CPU); the loader moves it
+to the device once. Files are read in their published formats (not through torchvision's dataset classes, whose md5
+checks reject the small files the tests write); torchvision is used only to download where that is possible.
+
+Layout under the data root (``root`` argument, else ``$ADVSWEEP_DATA``, else ``./data``)::
+
+    cifar-10-batches-py/data_batch_1 .. data_batch_5, test_batch     cifar10     (torchvision download)
+    cifar-100-python/train, test                                     cifar100    (torchvision download)
+    svhn/train_32x32.mat, test_32x32.mat, extra_32x32.mat            svhn        (torchvision download)
+    imagenet32/train_data_batch_1 .. train_data_batch_10, val_data   imagenet32  (manual download, image-net.org)
+    places365/places365_train_standard.txt, data_256_standard/       places365_32 (torchvision download, then
+    places365/places365_val.txt, val_256/                            downscaled once into places365_32_<split>.npz)
+
+``synthetic`` and ``synthetic_aux`` are built-in data generated from a seed in a second or two (``root`` is ignored;
+options ``seed``, ``n``, ``size``, ``robust_p``, ``nonrobust_p``; see :func:`synthetic_patterns`). They exist so CPU
+tests can check the science of adversarial training (Ilyas et al. 2019, "Adversarial examples are not bugs, they are
+features"): each of the 10 classes has
+
+* a robust pattern R_c: a smooth field of peak 0.25, far beyond an 8/255 attack, carried by an image of class y with
+  probability ``ROBUST_P`` = 0.75 (otherwise R of another class), so it predicts the label only partly;
+* a non-robust pattern N_c: a +-5/255 period-4 texture in every image of class y, so it predicts the label perfectly
+  but an 8/255 attack can swap it for another class's;
+* per-image background (a smooth field of peak 0.15 and 4/255 pixel noise).
+
+Standard training therefore reads N and is broken by PGD; adversarial training at 8/255 has to read R, reaching about
+R's predictiveness. Measured with tiny-cnn at 32x32 (2,000 training and 500 test images, batch 64, SGD + one-cycle LR
+0.1, crop-and-flip augmentation, 4 epochs; PGD-20 of 2/255 steps at 8/255; 2 CPU cores, torch 2.15, 3 seeds):
+standard training 1.00 clean / 0.00 PGD-20 in about 5 s; PGD-10 adversarial training 0.73-0.76 clean / 0.56-0.59
+PGD-20 in about 45 s. Standard training needs about 100 SGD steps before it finds N (clean accuracy stays below
+0.75 until then), and more at ``size=16``.
+
+``synthetic_aux`` (BiaMAT's auxiliary data) has 10 classes of its own: the first ``related_classes`` = 5 carry the
+primary R of the same index (:func:`synthetic_aux_related`), the rest fresh robust patterns; every auxiliary image
+carries the texture of a random primary class.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import logging
+import os
+import pickle
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """A labelled image set in memory: ``images`` uint8 (N, 3, H, W), ``labels`` int64 (N,) in [0, num_classes)."""
+
+    images: Tensor
+    labels: Tensor
+    num_classes: int
+    name: str
+
+    def __post_init__(self) -> None:
+        # Checked once here so the loader, the attacks and the methods can rely on the layout without re-checking.
+        if self.images.dtype != torch.uint8 or self.images.dim() != 4 or self.images.shape[1] != 3:
+            raise ValueError(f"{self.name}: images must be uint8 (N, 3, H, W), got {self.images.dtype} "
+                             f"{tuple(self.images.shape)}")
+        if self.labels.dtype != torch.int64 or self.labels.shape != self.images.shape[:1]:
+            raise ValueError(f"{self.name}: labels must be int64 ({len(self.images)},), got {self.labels.dtype} "
+                             f"{tuple(self.labels.shape)}")
+        if len(self.labels) and not 0 <= int(self.labels.min()) <= int(self.labels.max()) < self.num_classes:
+            raise ValueError(f"{self.name}: labels outside [0, {self.num_classes})")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, idx: Tensor | Sequence[int]) -> ImageSet:
+        """The images at ``idx`` (indices, in that order, or a boolean mask); ``torch.arange(n)`` gives the first n
+        in file order, the RobustBench protocol."""
+        if not isinstance(idx, Tensor):
+            idx = torch.as_tensor(idx, dtype=torch.int64)
+        return ImageSet(self.images[idx], self.labels[idx], self.num_classes, self.name)
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A dataset's files are missing; the message names the expected paths and how to obtain them."""
+
+
+def derive_seed(*keys: int | str) -> int:
+    """A stable 63-bit seed for the random stream named by ``keys`` (e.g. ``(seed, "epoch", 3)``).
+
+    Hashing the whole key keeps streams independent: ``seed + epoch`` would make (seed 1, epoch 0) replay
+    (seed 0, epoch 1), and Python's ``hash`` of strings changes between processes.
+    """
+    digest = hashlib.blake2b(repr(keys).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Synthetic benchmark
+# ---------------------------------------------------------------------------------------------------------------------
+
+SYNTHETIC_CLASSES = 10
+# Peak |R_c| in [0, 1] pixel units. Classes' patterns differ by 0.08-0.12 per pixel on average, several times an
+# 8/255 perturbation, so R survives the attack.
+ROBUST_AMPLITUDE = 0.25
+# P(an image carries its own class's robust pattern); otherwise that of a uniformly drawn other class. This caps what a
+# model using only robust patterns can reach, so it is also the robust accuracy adversarial training approaches.
+ROBUST_P = 0.75
+# |N_c| per pixel, an integer number of uint8 levels so the stored images hold it exactly. Below 8/255, so an 8/255
+# attack can erase N_y and paint another class's N in its place.
+NONROBUST_LEVELS = 5
+NONROBUST_AMPLITUDE = NONROBUST_LEVELS / 255
+# N_c is a tile of this period repeated over the image: a texture, so a convolution finds it at any crop offset.
+NONROBUST_PERIOD = 4
+# Per-image smooth background field (peak) and pixel noise (std): R must be told apart from structure of the same
+# kind, and N must be found under noise of similar size.
+BACKGROUND_AMPLITUDE = 0.15
+NOISE_STD = 4 / 255
+# Auxiliary set defaults: 10 classes, the first 5 reuse R of the primary classes with the same index.
+AUX_CLASSES = 10
+AUX_RELATED_CLASSES = 5
+_SYNTHETIC_SIZES = {"train": 10_000, "test": 2_000}
+
+
+@dataclass(frozen=True)
+class SyntheticPatterns:
+    """The class patterns behind ``synthetic`` and ``synthetic_aux`` for one seed, as float offsets in pixel units.
+
+    ``robust`` (10, 3, S, S): smooth fields with peak ``ROBUST_AMPLITUDE``. ``nonrobust`` (10, 3, S, S): zero-mean
+    period-4 textures of ``+-NONROBUST_AMPLITUDE``. ``aux_robust`` (aux_classes, 3, S, S): ``robust[a]`` for the
+    related auxiliary classes ``a < related_classes``, fresh independent fields for the others.
+    """
+
+    robust: Tensor
+    nonrobust: Tensor
+    aux_robust: Tensor
+
+
+def _smooth_fields(n: int, size: int, generator: torch.Generator) -> Tensor:
+    """``n`` random low-frequency fields (n, 3, size, size) with peak |value| 1, symmetric under a horizontal flip.
+
+    4x4 Gaussian noise upsampled bilinearly (as two small matrix products, several times faster than
+    ``F.interpolate``): structure at a quarter of the image. The mirror symmetry makes flip augmentation leave a
+    class's pattern unchanged.
+    """
+    low = torch.randn(n, 3, 4, 4, generator=generator)
+    up = F.interpolate(torch.eye(4)[None], size=size, mode="linear", align_corners=False)[0].T  # (size, 4)
+    fields = up @ low @ (up + up.flip(0)).T
+    return fields.div_(fields.abs().amax(dim=(1, 2, 3), keepdim=True))
+
+
+def _textures(k: int, size: int, generator: torch.Generator) -> Tensor:
+    """``k`` distinct +-1 textures (k, 3, size, size): a random period-4 tile repeated over the image.
+
+    Each channel of a tile has as many +1 as -1, so a texture adds no colour and no low-frequency content. Tiles are
+    mirror-symmetric (columns a, b, b, a), so a flipped image keeps its texture. A tile too similar to an earlier one
+    under some shift is redrawn: after a random crop the two classes would carry the same texture.
+    """
+    p = NONROBUST_PERIOD
+    tiles: list[Tensor] = []
+    while len(tiles) < k:
+        signs = torch.tensor([1.0, -1.0]).repeat_interleave(p * p // 4)
+        half = torch.stack([signs[torch.randperm(len(signs), generator=generator)] for _ in range(3)])
+        half = half.view(3, p, p // 2)
+        tile = torch.cat([half, half.flip(-1)], dim=-1)
+        shifts = [tile.roll((dy, dx), dims=(1, 2)) for dy in range(p) for dx in range(p)]
+        if all(float((s * other).mean()) < 0.75 for s in shifts for other in tiles):
+            tiles.append(tile)
+    reps = -(-size // p)
+    return torch.stack(tiles).repeat(1, 1, reps, reps)[:, :, :size, :size]
+
+
+def synthetic_patterns(
+    seed: int = 0, size: int = 32, aux_classes: int = AUX_CLASSES, related_classes: int = AUX_RELATED_CLASSES
+) -> SyntheticPatterns:
+    """The patterns for ``seed``. Primary patterns are drawn first, so they do not depend on the auxiliary options."""
+    most = min(aux_classes, SYNTHETIC_CLASSES)
+    if not 0 <= related_classes <= most:
+        raise ValueError(f"related_classes must be in [0, {most}], got {related_classes}")
+    g = torch.Generator().manual_seed(derive_seed(seed, "synthetic-patterns"))
+    robust = ROBUST_AMPLITUDE * _smooth_fields(SYNTHETIC_CLASSES, size, g)
+    nonrobust = NONROBUST_AMPLITUDE * _textures(SYNTHETIC_CLASSES, size, g)
+    fresh = ROBUST_AMPLITUDE * _smooth_fields(aux_classes - related_classes, size, g)
+    return SyntheticPatterns(robust, nonrobust, torch.cat([robust[:related_classes], fresh]))
+
+
+def synthetic_aux_related(related_classes: int = AUX_RELATED_CLASSES) -> dict[int, int]:
+    """Auxiliary class -> the primary class whose robust pattern it reuses; other auxiliary classes are unrelated."""
+    return {a: a for a in range(related_classes)}
+
+
+def _render(
+    labels: Tensor, bank: Tensor, carried_nonrobust: Tensor, patterns: SyntheticPatterns, robust_p: float,
+    nonrobust_p: float, generator: torch.Generator,
+) -> Tensor:
+    """uint8 images: grey + background field + a robust pattern + pixel noise, then a non-robust texture on top.
+
+    ``bank[c]`` is the robust pattern of class c; ``carried_nonrobust[i]`` the primary class whose texture image i
+    carries. Every random draw happens whatever the probabilities, so changing ``robust_p`` or ``nonrobust_p`` changes
+    only what they control (with ``nonrobust_p=0`` the same images lack exactly their texture).
+    """
+    n, k, size = len(labels), len(bank), bank.shape[-1]
+    other = (labels + torch.randint(1, k, (n,), generator=generator)) % k  # uniform over the other classes
+    robust_class = torch.where(torch.rand(n, generator=generator) < robust_p, labels, other)
+    has_nonrobust = torch.rand(n, generator=generator) < nonrobust_p
+    x = _smooth_fields(n, size, generator).mul_(BACKGROUND_AMPLITUDE).add_(bank[robust_class])
+    x.add_(torch.randn(x.shape, generator=generator), alpha=NOISE_STD).add_(0.5)
+    # Quantise first and add the texture as whole levels: every image then carries exactly +-NONROBUST_LEVELS.
+    textures = torch.cat([(patterns.nonrobust * 255).round(), torch.zeros(1, 3, size, size)])  # last: no texture
+    levels = x.mul_(255).round_().add_(textures[torch.where(has_nonrobust, carried_nonrobust, SYNTHETIC_CLASSES)])
+    return levels.clamp(0, 255).to(torch.uint8)
+
+
+def _balanced_labels(n: int, k: int, generator: torch.Generator) -> Tensor:
+    return (torch.arange(n) % k)[torch.randperm(n, generator=generator)]
+
+
+def _check_probability(name: str, value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value}")
+
+
+def _read_synthetic(
+    split: str, *, seed: int = 0, n: int | None = None, size: int = 32, robust_p: float = ROBUST_P,
+    nonrobust_p: float = 1.0,
+) -> ImageSet:
+    """The primary benchmark: label y, R_y with probability ``robust_p`` (else R of another class), N_y with
+    probability ``nonrobust_p``. Classes are balanced exactly; splits share the patterns but not the images."""
+    _check_probability("robust_p", robust_p)
+    _check_probability("nonrobust_p", nonrobust_p)
+    n = _SYNTHETIC_SIZES[split] if n is None else n
+    patterns = synthetic_patterns(seed, size)
+    g = torch.Generator().manual_seed(derive_seed(seed, "synthetic", split))
+    labels = _balanced_labels(n, SYNTHETIC_CLASSES, g)
+    images = _render(labels, patterns.robust, labels, patterns, robust_p, nonrobust_p, g)
+    return ImageSet(images, labels, SYNTHETIC_CLASSES, "synthetic")
+
+
+def _read_synthetic_aux(
+    split: str, *, seed: int = 0, n: int | None = None, size: int = 32, robust_p: float = ROBUST_P,
+    nonrobust_p: float = 1.0, num_classes: int = AUX_CLASSES, related_classes: int = AUX_RELATED_CLASSES,
+) -> ImageSet:
+    """BiaMAT's auxiliary data: ``num_classes`` classes of their own; class a < ``related_classes`` carries primary
+    R_a (see :func:`synthetic_aux_related`), the others fresh robust patterns.
+
+    Each image carries the non-robust texture of a uniformly drawn primary class: the images keep the primary set's
+    low-level statistics (as natural auxiliary images share natural textures with CIFAR), but the texture says nothing
+    about the auxiliary label, so an auxiliary head can only learn robust patterns, and a primary head that reads the
+    texture is confidently wrong on auxiliary images, which is what BiaMAT's uniform target for them corrects.
+    """
+    _check_probability("robust_p", robust_p)
+    _check_probability("nonrobust_p", nonrobust_p)
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+    n = _SYNTHETIC_SIZES[split] if n is None else n
+    patterns = synthetic_patterns(seed, size, num_classes, related_classes)
+    g = torch.Generator().manual_seed(derive_seed(seed, "synthetic_aux", split))
+    labels = _balanced_labels(n, num_classes, g)
+    texture_class = torch.randint(0, SYNTHETIC_CLASSES, (n,), generator=g)
+    images = _render(labels, patterns.aux_robust, texture_class, patterns, robust_p, nonrobust_p, g)
+    return ImageSet(images, labels, num_classes, "synthetic_aux")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Readers of files in their published formats
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _from_cifar_rows(data: np.ndarray, labels: Sequence[int], num_classes: int, name: str) -> ImageSet:
+    # Rows of 3072 bytes: the R, G and B planes of a 32x32 image, each row-major.
+    images = torch.from_numpy(np.ascontiguousarray(data, dtype=np.uint8)).view(-1, 3, 32, 32)
+    return ImageSet(images, torch.as_tensor(np.asarray(labels), dtype=torch.int64), num_classes, name)
+
+
+def _unpickle(path: Path) -> dict:
+    # Pickles can run code: these are the user's own downloads of the published files.
+    with open(path, "rb") as f:
+        return pickle.load(f, encoding="latin1")  # the CIFAR files were written by Python 2
+
+
+def _read_cifar_batches(folder: Path, files: Sequence[str], label_key: str, num_classes: int, name: str) -> ImageSet:
+    batches = [_unpickle(folder / f) for f in files]
+    data = np.concatenate([b["data"] for b in batches])
+    labels = [y for b in batches for y in b[label_key]]
+    return _from_cifar_rows(data, labels, num_classes, name)
+
+
+_CIFAR10_FILES = {"train": tuple(f"data_batch_{i}" for i in range(1, 6)), "test": ("test_batch",)}
+_CIFAR100_FILES = {"train": ("train",), "test": ("test",)}
+_SVHN_FILES = {s: (f"{s}_32x32.mat",) for s in ("train", "test", "extra")}
+_IMAGENET32_FILES = {"train": tuple(f"train_data_batch_{i}" for i in range(1, 11)), "val": ("val_data",)}
+_PLACES365_FILES = {
+    "train": ("places365_train_standard.txt", "data_256_standard"),
+    "val": ("places365_val.txt", "val_256"),
+}
+_PLACES365_SPLITS = {"train": "train-standard", "val": "val"}  # our split name -> torchvision's
+
+
+def _read_cifar10(folder: Path, split: str) -> ImageSet:
+    return _read_cifar_batches(folder, _CIFAR10_FILES[split], "labels", 10, "cifar10")
+
+
+def _read_cifar100(folder: Path, split: str) -> ImageSet:
+    return _read_cifar_batches(folder, _CIFAR100_FILES[split], "fine_labels", 100, "cifar100")
+
+
+def _read_svhn(folder: Path, split: str) -> ImageSet:
+    from scipy.io import loadmat  # imported here: only SVHN needs scipy
+
+    mat = loadmat(folder / _SVHN_FILES[split][0])
+    images = torch.from_numpy(mat["X"]).permute(3, 2, 0, 1).contiguous()  # (H, W, C, N) -> (N, C, H, W)
+    labels = torch.from_numpy(mat["y"].reshape(-1).astype(np.int64)) % 10  # label 10 is the digit 0
+    return ImageSet(images, labels, 10, "svhn")
+
+
+def _read_imagenet32(folder: Path, split: str) -> ImageSet:
+    batches = []
+    for f in _IMAGENET32_FILES[split]:
+        with open(folder / f, "rb") as fh:
+            batches.append(pickle.load(fh))  # Python 3 pickles of numpy arrays
+    data = np.concatenate([b["data"] for b in batches])
+    labels = np.concatenate([np.asarray(b["labels"], dtype=np.int64) for b in batches]) - 1  # stored as 1..1000
+    return _from_cifar_rows(data, labels, 1000, "imagenet32")
+
+
+def _places365_cache(folder: Path, split: str) -> Path:
+    return folder / f"places365_32_{split}.npz"
+
+
+def _read_places365_32(folder: Path, split: str) -> ImageSet:
+    """Places365 at 32x32: downscaled from torchvision's 256x256 release on the first load, then read from a cache."""
+    cache = _places365_cache(folder, split)
+    if not cache.exists():
+        _build_places365_cache(folder, split, cache)
+    with np.load(cache) as f:
+        return ImageSet(torch.from_numpy(f["images"]), torch.from_numpy(f["labels"]), 365, "places365_32")
+
+
+def _build_places365_cache(folder: Path, split: str, cache: Path) -> None:
+    from PIL import Image
+
+    list_file, image_dir = _PLACES365_FILES[split]
+    lines = (folder / list_file).read_text().split("\n")
+    entries = [line.split() for line in lines if line.strip()]
+    log.info("downscaling %d Places365 %s images to 32x32 once, into %s", len(entries), split, cache)
+    images = np.empty((len(entries), 32, 32, 3), dtype=np.uint8)
+    for i, (relative, _) in enumerate(entries):
+        with Image.open(folder / image_dir / relative.lstrip("/")) as img:
+            # Pillow's bilinear filter widens with the scale factor when shrinking, so this is antialiased.
+            images[i] = np.asarray(img.convert("RGB").resize((32, 32), Image.Resampling.BILINEAR))
+    labels = np.array([int(label) for _, label in entries], dtype=np.int64)
+    # Written under a temporary name and renamed: a killed build or a concurrent trial never sees half a cache.
+    tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, images=images.transpose(0, 3, 1, 2), labels=labels)
+    os.replace(tmp, cache)
+
+
+def _places365_missing(folder: Path, split: str) -> list[Path]:
+    if _places365_cache(folder, split).exists():
+        return []  # the cache is all a load needs
+    return [folder / f for f in _PLACES365_FILES[split] if not (folder / f).exists()]
+
+
+def _torchvision_download(cls_name: str, folder: Path, split: str) -> None:
+    import torchvision.datasets as tvd
+
+    if cls_name in ("CIFAR10", "CIFAR100"):
+        getattr(tvd, cls_name)(str(folder.parent), train=split == "train", download=True)
+    elif cls_name == "SVHN":
+        tvd.SVHN(str(folder), split=split, download=True)
+    else:
+        tvd.Places365(str(folder), split=_PLACES365_SPLITS[split], small=True, download=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Registry
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Reader:
+    """How to find, obtain and read one dataset. Built-in data has ``folder=None``: it needs no files."""
+
+    read: Callable[..., ImageSet]  # read(folder, split, **options); read(split, **options) for built-in data
+    splits: tuple[str, ...]
+    check_splits: tuple[str, ...]  # what a sweep needs by default: train and test for a primary set, train for aux
+    folder: str | None = None
+    files: dict[str, tuple[str, ...]] | None = None  # split -> paths relative to the folder
+    missing: Callable[[Path, str], list[Path]] | None = None  # replaces the ``files`` check where a cache can stand in
+    how_to_get: str = ""  # formatted with root, folder and split
+    torchvision_class: str | None = None  # enables download=True
+
+
+def _torchvision_hint(call: str) -> str:
+    return f'download it with: python -c "import torchvision; torchvision.datasets.{call}" (or pass download=True)'
+
+
+_READERS: dict[str, _Reader] = {
+    "cifar10": _Reader(
+        _read_cifar10, splits=("train", "test"), check_splits=("train", "test"), folder="cifar-10-batches-py",
+        files=_CIFAR10_FILES, how_to_get=_torchvision_hint("CIFAR10('{root}', download=True)"),
+        torchvision_class="CIFAR10",
+    ),
+    "cifar100": _Reader(
+        _read_cifar100, splits=("train", "test"), check_splits=("train", "test"), folder="cifar-100-python",
+        files=_CIFAR100_FILES, how_to_get=_torchvision_hint("CIFAR100('{root}', download=True)"),
+        torchvision_class="CIFAR100",
+    ),
+    "svhn": _Reader(
+        _read_svhn, splits=("train", "test", "extra"), check_splits=("train", "test"), folder="svhn",
+        files=_SVHN_FILES, how_to_get=_torchvision_hint("SVHN('{folder}', split='{split}', download=True)"),
+        torchvision_class="SVHN",
+    ),
+    "imagenet32": _Reader(
+        _read_imagenet32, splits=("train", "val"), check_splits=("train",), folder="imagenet32",
+        files=_IMAGENET32_FILES,
+        how_to_get="download it by hand (it needs an image-net.org login): from https://image-net.org/download-images "
+        "take 'Downsampled ImageNet 32x32' (Imagenet32_train.zip, Imagenet32_val.zip) and unzip the batch files into "
+        "{folder}",
+    ),
+    "places365_32": _Reader(
+        _read_places365_32, splits=("train", "val"), check_splits=("train",), folder="places365",
+        files=_PLACES365_FILES, missing=_places365_missing,
+        how_to_get=_torchvision_hint("Places365('{folder}', split='train-standard', small=True, download=True)")
+        + ", with split='val' for val; the first load writes a 32x32 cache, places365_32_{split}.npz, next to the "
+        "files (train has 1.8M images, so that one-off downscale takes a while)",
+        torchvision_class="Places365",
+    ),
+    "synthetic": _Reader(_read_synthetic, splits=("train", "test"), check_splits=("train", "test")),
+    "synthetic_aux": _Reader(_read_synthetic_aux, splits=("train", "test"), check_splits=("train",)),
+}
+
+
+def dataset_names() -> list[str]:
+    """The registered dataset names, sorted."""
+    return sorted(_READERS)
+
+
+def _reader(name: str) -> _Reader:
+    if name not in _READERS:
+        raise ValueError(f"unknown dataset {name!r}; registered: {dataset_names()}")
+    return _READERS[name]
+
+
+def _check_split(name: str, reader: _Reader, split: str) -> None:
+    if split not in reader.splits:
+        raise ValueError(f"dataset {name!r} has no split {split!r}; splits: {list(reader.splits)}")
+
+
+def _resolve_root(root: str | os.PathLike | None) -> Path:
+    return Path(root if root is not None else os.environ.get("ADVSWEEP_DATA", "data"))
+
+
+def _require_files(name: str, reader: _Reader, root: Path, split: str) -> Path:
+    """The dataset's folder, or DatasetNotFoundError naming what is missing and how to get it."""
+    folder = root / reader.folder
+    if reader.missing is not None:
+        missing = reader.missing(folder, split)
+    else:
+        missing = [folder / f for f in reader.files[split] if not (folder / f).exists()]
+    if missing:
+        shown = ", ".join(str(p) for p in missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        expected = ", ".join(reader.files[split])
+        raise DatasetNotFoundError(
+            f"{name} ({split}) not found: expected {expected} in {folder}; missing {shown}. "
+            f"To get it, {reader.how_to_get.format(root=root, folder=folder, split=split)}. "
+            "The data root is the root argument, else $ADVSWEEP_DATA, else ./data."
+        )
+    return folder
+
+
+def load_dataset(name: str, split: str, root: str | os.PathLike | None = None, **options: object) -> ImageSet:
+    """Read split ``split`` of dataset ``name`` into memory.
+
+    File-based sets look in ``<root>/<folder>`` (module docstring); ``download=True`` fetches what torchvision can
+    fetch first. Built-in sets ignore ``root`` and take their own options (``seed``, ``n``, ``size``, ...).
+    """
+    reader = _reader(name)
+    _check_split(name, reader, split)
+    if reader.folder is None:
+        return reader.read(split, **options)
+    resolved = _resolve_root(root)
+    if options.pop("download", False):
+        if reader.torchvision_class is None:
+            how = reader.how_to_get.format(root=resolved, folder=resolved / reader.folder, split=split)
+            raise ValueError(f"{name} cannot be downloaded automatically: {how}")
+        _torchvision_download(reader.torchvision_class, resolved / reader.folder, split)
+    folder = _require_files(name, reader, resolved, split)
+    return reader.read(folder, split, **options)
+
+
+def check_dataset(
+    name: str, root: str | os.PathLike | None = None, *, splits: Sequence[str] | None = None, **options: object
+) -> None:
+    """Fail fast before a sweep starts, without loading anything: an unknown name or split or option raises
+    ValueError or TypeError, missing files DatasetNotFoundError. ``splits`` defaults to what a trial reads (train
+    and test; train only for the auxiliary-only sets imagenet32 and places365_32)."""
+    reader = _reader(name)
+    for split in reader.check_splits if splits is None else splits:
+        _check_split(name, reader, split)
+        if reader.folder is None:
+            inspect.signature(reader.read).bind(split, **options)  # TypeError on an unknown option
+        else:
+            inspect.signature(reader.read).bind(None, split, **{k: v for k, v in options.items() if k != "download"})
+            _require_files(name, reader, _resolve_root(root), split)
