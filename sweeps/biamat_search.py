@@ -1,7 +1,7 @@
 """BiaMAT: an Optuna (seeded TPE) search over alpha (Eq. 1) and pi (omega = pi * mean confidence, Algorithm 1 line 8),
 optionally with ASHA stopping poor trials early.
 
-    python sweeps/biamat_search.py --preset smoke --asha     # synthetic data, tiny CNN, 4 trials: minutes on 2 CPU cores
+    python sweeps/biamat_search.py --preset smoke --asha   # synthetic data, tiny CNN, 4 trials: 3-4 min on 2 busy CPUs
     python sweeps/biamat_search.py --preset paper --asha --address auto --num-samples 32       # CIFAR-10 + ImageNet32
     python sweeps/biamat_search.py --preset paper --asha --address auto --name biamat-at-paper-2  # 32 more trials
 
@@ -30,38 +30,49 @@ from sweeps.launcher import Sweep, add_run_arguments, grid_points, run_sweep, va
 from sweeps.optuna_search import add_search_arguments, build_search, describe_study
 from trainables.biamat import BiaMATConfig, trainable
 
-PRESETS = {
+SHARED = {
+    # Small batches and a one-cycle LR: 64 steps in 4 epochs lift the tiny CNN off chance by the second epoch, so
+    # trials differ when ASHA compares them (with 128-image batches every trial ties at chance and none is stopped).
     "smoke": {
         "dataset": "synthetic", "aux_datasets": ["synthetic_aux"], "train_n": 512, "model": "tiny-cnn", "epochs": 4,
-        "warmup_epochs": 1, "batch_size": 128, "aux_batch_size": 128, "lr": 0.05, "lr_milestones": [0.75],
-        "attack_steps": 3, "eval_n": 256, "final_n": 256, "final_attacks": ["clean", "pgd10"],
+        "warmup_epochs": 1, "batch_size": 32, "aux_batch_size": 32, "lr": 0.1, "schedule": "cyclic",
+        "attack_steps": 3, "eval_n": 256, "final_n": 256, "final_attacks": ["clean", "pgd20"],
     },
-    # methods.md, BiaMAT schedules (AT): SGD 0.1 decayed x0.1 at 60% and 90%, weight decay 2e-4, 5 warm-up epochs.
+    # methods.md (BiaMAT schedules) and appendix E: 128 + 128 images per step, 5 warm-up epochs.
     "paper": {
-        "dataset": "cifar10", "aux_datasets": ["imagenet32"], "model": "wrn-28-10", "epochs": 100, "warmup_epochs": 5,
-        "batch_size": 128, "aux_batch_size": 128, "lr": 0.1, "lr_milestones": [0.6, 0.9], "weight_decay": 2e-4,
-        "eval_n": 1000, "final_n": 10000, "final_attacks": ["clean", "pgd20", "pgd100", "cw100", "autoattack"],
-        "autoattack_n": 10000,
+        "dataset": "cifar10", "aux_datasets": ["imagenet32"], "batch_size": 128, "aux_batch_size": 128, "lr": 0.1,
+        "warmup_epochs": 5, "eval_n": 1000, "final_n": 10000, "autoattack_n": 10000,
+        "final_attacks": ["clean", "pgd20", "pgd100", "cw100", "autoattack"],
     },
 }
-# TRADES attacks in eval mode with the TRADES convention (start x + 0.001 N(0, 1), 10 steps of 0.007, eps 0.031).
+# What --variant changes. AT: PGD-10 (2/255, 8/255), BatchNorm on the mixed batch while crafting (reference code).
+# TRADES: the TRADES attack (x + 0.001 N(0, 1) start, 10 steps of 0.007, eps 0.031) in eval mode.
 VARIANTS = {
-    "at": {"variant": "at"},
-    "trades": {"variant": "trades", "attack_bn": "eval", "eps": 0.031, "attack_step": 0.007, "attack_start": "normal"},
+    "smoke": {
+        "at": {"variant": "at", "attack_step": 4 / 255, "attack_start": "uniform", "attack_bn": "batch"},
+        # 3 steps instead of 10, so each step is twice the paper's 0.007 to reach the boundary.
+        "trades": {"variant": "trades", "eps": 0.031, "attack_step": 0.014, "attack_start": "normal",
+                   "attack_bn": "eval"},
+    },
+    "paper": {
+        "at": {"variant": "at", "model": "wrn-28-10", "epochs": 100, "lr_milestones": [0.6, 0.9], "weight_decay": 2e-4,
+               "eps": 8 / 255, "attack_step": 2 / 255, "attack_start": "uniform", "attack_bn": "batch"},
+        "trades": {"variant": "trades", "model": "wrn-34-10", "epochs": 110, "lr_milestones": [100, 105],
+                   "weight_decay": 5e-4, "eps": 0.031, "attack_step": 0.007, "attack_start": "normal",
+                   "attack_bn": "eval"},
+    },
 }
-# methods.md: the paper's TRADES runs train WRN-34-10 for 110 epochs, decayed at epochs 100 and 105, weight decay 5e-4.
-PAPER_TRADES = {"model": "wrn-34-10", "epochs": 110, "lr_milestones": [100, 105], "weight_decay": 5e-4}
-# Trials per invocation, and ASHA's first rung and reduction factor. Paper: rungs at epochs 10, 30, 90. Rungs before
+# Trials per invocation, and ASHA's first rung and reduction factor. Smoke: one rung, after epoch 3 (in the first
+# epochs after warm-up the one-cycle LR is still low and trials tie). Paper: rungs at epochs 10, 30, 90. Rungs before
 # the first LR decay rank trials on high-LR scores that the decay can reorder; --grace-period 65 compares after it
 # (AT) at the price of stopping later.
-SEARCH = {"smoke": {"num_samples": 4, "grace_period": 2, "reduction_factor": 2},
+SEARCH = {"smoke": {"num_samples": 4, "grace_period": 3, "reduction_factor": 2},
           "paper": {"num_samples": 32, "grace_period": 10, "reduction_factor": 3}}
 
 
 def search_space(preset: str, variant: str) -> dict:
-    schedule = PAPER_TRADES if (preset, variant) == ("paper", "trades") else {}
     return {
-        **PRESETS[preset], **VARIANTS[variant], **schedule,
+        **SHARED[preset], **VARIANTS[preset][variant],
         "alpha": tune.uniform(0.0, 1.0),
         "pi": tune.uniform(0.4, 0.75),
     }
@@ -69,9 +80,9 @@ def search_space(preset: str, variant: str) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_run_arguments(parser, presets=list(PRESETS))
+    add_run_arguments(parser, presets=list(SHARED))
     add_search_arguments(parser)
-    parser.add_argument("--variant", choices=list(VARIANTS), default="at")
+    parser.add_argument("--variant", choices=["at", "trades"], default="at")
     args = parser.parse_args(argv)
     if args.seeds != 1:
         parser.error("--seeds: each trial of a search trains seed 0; repeat the best point over seeds in a grid sweep")
@@ -98,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.asha else None,
         tags={"method": "biamat", "study": study},
     )
-    run_sweep(sweep, args, default_name=study)
+    run_sweep(sweep, args, args.name or study)
     print(describe_study(study, args.optuna_storage, [metric]))
 
 

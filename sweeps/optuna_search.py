@@ -45,7 +45,8 @@ from ray.tune.search.optuna import OptunaSearch
 
 from sweeps.launcher import absolute_tracking_uri
 
-# The runtime adds the final protocol (best/clean, best/pgd20, ...) to the last epoch's result only.
+# The runtime adds the final protocol (best/clean, best/pgd20, ...) to the last epoch's result only. The slash
+# matters: ``best_epoch`` is in every result.
 FINAL_PREFIX = "best/"
 # User attributes on every Optuna trial: which Tune trial it is (the MLflow run's ``trial_id`` tag) and which searcher
 # asked for it (to find trials a killed driver asked for but Tune never heard of, see StudySearch.restore).
@@ -152,12 +153,15 @@ def describe_study(study_name: str, storage: str, metrics: list[str]) -> str:
     states = Counter(t.state.name for t in study.trials)
     lines = [f"Optuna study {study_name!r} in {storage}: "
              + ", ".join(f"{count} {state}" for state, count in sorted(states.items()))]
-    best = study.best_trials
-    if not best:
+    best: list[optuna.trial.FrozenTrial] = []
+    if states[TrialState.COMPLETE.name]:  # one best trial (the first of a tie), or the Pareto front of several
+        best = study.best_trials if len(study.directions) > 1 else [study.best_trial]
+    else:
         lines.append("  no COMPLETE trial yet")
     for trial in best:
         params = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items())
         scores = " ".join(f"{m}={v:.4f}" for m, v in zip(metrics, trial.values))
-        lines.append(f"  best trial #{trial.number} (Tune {trial.user_attrs.get(TUNE_TRIAL_ATTR)}): {params} -> {scores}")
+        tune_id = trial.user_attrs.get(TUNE_TRIAL_ATTR)
+        lines.append(f"  best trial #{trial.number} (Tune {tune_id}): {params} -> {scores}")
     lines.append(f"Dashboard: optuna-dashboard {storage}")
     return "\n".join(lines)

@@ -261,6 +261,12 @@ def run_trial(config: Mapping[str, Any], method_cls: type[Method], settings: Run
             with tempfile.TemporaryDirectory() as directory:
                 torch.save(trial.state_dict() | {"mlflow_run_id": run.run_id}, Path(directory) / STATE_FILE)
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+    except SystemExit:
+        # Tune stops a trial (a scheduler's decision, also at its max_t) by raising SystemExit inside tune.report.
+        if trial.next_epoch == cfg.epochs:
+            run.finish("FINISHED")  # the last epoch and the final protocol were already reported
+        # Otherwise the run stays RUNNING; the sweep closes it as stopped early or interrupted (launcher).
+        raise
     except BaseException:
         run.finish("FAILED")
         raise
