@@ -57,8 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     sweep = Sweep(family="biamat-labels", trainable=trainable, param_space=space,
                   name_keys=("aux_datasets", "labels", "seed"), tags={"method": "biamat"})
     name = args.name or f"biamat-labels-{args.preset}"
-    run_sweep(sweep, args, name)
-    emit(table1(load_sweep(name, tracking_uri=args.tracking_uri)))
+    run_sweep(sweep, args, name, report=lambda: emit(table1(load_sweep(name, tracking_uri=args.tracking_uri))))
 
 
 if __name__ == "__main__":

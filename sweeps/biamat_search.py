@@ -109,8 +109,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.asha else None,
         tags={"method": "biamat", "study": study},
     )
-    run_sweep(sweep, args, args.name or study)
-    print(describe_study(study, args.optuna_storage, [metric]))
+    run_sweep(sweep, args, args.name or study, report=lambda: print(describe_study(study, args.optuna_storage, [metric])))
 
 
 if __name__ == "__main__":

@@ -122,6 +122,14 @@ class Sweep:
     scheduler: Any = None
     tags: dict[str, str] = field(default_factory=dict)
 
+    def size(self) -> int:
+        """How many trials the sweep runs: every grid combination ``num_samples`` times."""
+        combos = 1
+        for value in self.param_space.values():
+            if isinstance(value, dict) and set(value) == {"grid_search"}:
+                combos *= len(value["grid_search"])
+        return combos * self.num_samples
+
 
 def parent_run(client: MlflowClient, exp_id: str, name: str, resume: bool, tags: Mapping[str, str]) -> str:
     """The sweep invocation's MLflow parent run; ``--resume`` reopens it instead of creating a second one."""
@@ -135,31 +143,23 @@ def parent_run(client: MlflowClient, exp_id: str, name: str, resume: bool, tags:
     return client.create_run(exp_id, run_name=name, tags={SWEEP_TAG: name, **tags}).info.run_id
 
 
-def close_child_runs(client: MlflowClient, exp_id: str, parent_id: str, results) -> bool:
+def close_child_runs(client: MlflowClient, exp_id: str, parent_id: str, results, expected_trials: int) -> bool:
     """Close the runs of trials that never reached their own ``finish``; returns whether the sweep was interrupted.
 
-    Tune marks the last result of a trial a scheduler stopped ``done`` (tune_controller._process_trial_result); a
-    trial cut off by Ctrl-C has no ``done``. Both runs end KILLED, tagged with why, so none is left RUNNING; a
-    ``--resume`` reopens the interrupted ones and finishes them.
+    A trial's run is still RUNNING when Tune stopped it: a scheduler (ASHA) ended it early, or Ctrl-C cut the sweep
+    short. Both end KILLED, tagged with why, so none is left RUNNING; ``--resume`` reopens the interrupted ones.
     """
-    why: dict[str, tuple[str, str]] = {}
-    interrupted = False
-    for result in results:
-        metrics = result.metrics or {}
-        if "trial_id" not in metrics:
-            continue
-        if result.error is not None:
-            why[metrics["trial_id"]] = ("FAILED", "failed")
-        elif not metrics.get("done"):
-            why[metrics["trial_id"]] = ("KILLED", "interrupted")
-            interrupted = True
-        else:
-            why[metrics["trial_id"]] = ("KILLED", "stopped_early")
+    # A sweep that ran to its end has all its trials TERMINATED or ERROR. Trials are created lazily, so one cut off by
+    # Ctrl-C may have fewer results than trials: count against the size of the sweep, not the results.
+    interrupted = results.num_terminated + results.num_errors < expected_trials
+    failed = {r.metrics.get("trial_id") for r in results if r.error is not None and r.metrics}
     running = client.search_runs(
         [exp_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_id}' AND attributes.status = 'RUNNING'"
     )
     for run in running:
-        status, reason = why.get(run.data.tags.get("trial_id"), ("KILLED", "interrupted"))
+        trial_id = run.data.tags.get("trial_id")
+        status, reason = (("FAILED", "failed") if trial_id in failed
+                          else ("KILLED", "interrupted") if interrupted else ("KILLED", "stopped_early"))
         client.set_tag(run.info.run_id, "end_reason", reason)
         client.set_terminated(run.info.run_id, status=status)
     return interrupted
@@ -170,8 +170,12 @@ def ui_link(tracking_uri: str, exp_id: str) -> str:
     return f"{base}/#/experiments/{exp_id}/runs?workflowType=machine_learning"
 
 
-def run_sweep(sweep: Sweep, args: argparse.Namespace, name: str):
-    """Start or resume the sweep ``name`` on a local Ray or the cluster at ``--address``; returns Tune's ResultGrid."""
+def run_sweep(sweep: Sweep, args: argparse.Namespace, name: str, report: Callable[[], None] | None = None):
+    """Start or resume the sweep ``name`` on a local Ray or the cluster at ``--address``; returns Tune's ResultGrid.
+
+    ``report`` prints the sweep's table (from MLflow) once its trials are done. Failed trials make the command exit
+    non-zero after the table, so a script or CI notices.
+    """
     import ray
     from ray import tune
 
@@ -199,7 +203,9 @@ def run_sweep(sweep: Sweep, args: argparse.Namespace, name: str):
     trainable = tune.with_resources(tune.with_parameters(sweep.trainable, settings=settings),
                                     {"cpu": args.cpus_per_trial, "gpu": gpus})
     if args.resume and tune.Tuner.can_restore(sweep_dir):
-        tuner = tune.Tuner.restore(sweep_dir, trainable, resume_unfinished=True, resume_errored=True)
+        # The search space goes in again: Tune stores tune.sample_from entries as placeholders it cannot rebuild.
+        tuner = tune.Tuner.restore(sweep_dir, trainable, resume_unfinished=True, resume_errored=True,
+                                   param_space=sweep.param_space)
     else:
         tuner = tune.Tuner(
             trainable,
@@ -214,10 +220,10 @@ def run_sweep(sweep: Sweep, args: argparse.Namespace, name: str):
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             ),
         )
-    status = "FAILED"
+    status, interrupted = "FAILED", False
     try:
         results = tuner.fit()
-        interrupted = close_child_runs(client, exp_id, parent_id, results)
+        interrupted = close_child_runs(client, exp_id, parent_id, results, sweep.size())
         status = "KILLED" if interrupted else "FAILED" if results.errors else "FINISHED"
         if interrupted:
             print(f"\nInterrupted: continue with the same command plus --resume --name {name}")
@@ -228,4 +234,9 @@ def run_sweep(sweep: Sweep, args: argparse.Namespace, name: str):
     print(f"\nMLflow runs: {ui_link(tracking_uri, exp_id)}  (parent run {parent_id}; "
           f"start the UI with `mlflow ui --backend-store-uri {tracking_uri}`)")
     print(f"Tune results: {sweep_dir}")
+    if report is not None and not interrupted:
+        report()
+    if results.errors:
+        raise SystemExit(f"error: {len(results.errors)} trial(s) failed (their error files are listed above); "
+                         f"fix the cause and continue with --resume --name {name}")
     return results

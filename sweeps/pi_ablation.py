@@ -32,8 +32,8 @@ SHARED = {
         "final_attacks": ["clean", "pgd20", "pgd100", "cw100", "autoattack"],
     },
     "smoke": {
-        "dataset": "synthetic", "aux_datasets": ["synthetic_aux"], "train_n": 256, "batch_size": 64,
-        "aux_batch_size": 64, "lr": 0.05, "warmup_epochs": 1, "attack_steps": 3, "attack_step": 4 / 255,
+        "dataset": "synthetic", "aux_datasets": ["synthetic_aux"], "train_n": 512, "batch_size": 64,
+        "aux_batch_size": 64, "lr": 0.05, "warmup_epochs": 2, "attack_steps": 3, "attack_step": 4 / 255,
         "eval_n": 64, "final_n": 128, "final_attacks": ["clean", "pgd20"],
     },
 }
@@ -47,9 +47,9 @@ VARIANTS = {
                    "alpha": 0.5, "eps": 0.031, "attack_step": 0.007, "attack_start": "normal", "attack_bn": "eval"},
     },
     "smoke": {
-        "at": {"model": "tiny-cnn", "epochs": 3, "lr_milestones": [0.6, 0.9], "alpha": 1.0,
+        "at": {"model": "tiny-cnn", "epochs": 4, "lr_milestones": [0.6, 0.9], "alpha": 1.0,
                "attack_start": "uniform", "attack_bn": "batch"},
-        "trades": {"model": "tiny-cnn", "epochs": 3, "lr_milestones": [0.6, 0.9], "alpha": 0.5,
+        "trades": {"model": "tiny-cnn", "epochs": 4, "lr_milestones": [0.6, 0.9], "alpha": 0.5,
                    "attack_start": "normal", "attack_bn": "eval"},
     },
 }
@@ -74,8 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     sweep = Sweep(family="biamat-pi-ablation", trainable=trainable, param_space=space,
                   name_keys=("variant", "pi", "seed"), tags={"method": "biamat"})
     name = args.name or f"pi-ablation-{args.preset}"
-    run_sweep(sweep, args, name)
-    emit(table13(load_sweep(name, tracking_uri=args.tracking_uri)))
+    run_sweep(sweep, args, name, report=lambda: emit(table13(load_sweep(name, tracking_uri=args.tracking_uri))))
 
 
 if __name__ == "__main__":

@@ -43,3 +43,37 @@ def crash_once(config: dict[str, Any], settings: RunSettings, body, crash_at_epo
         body(config, settings)
     finally:
         tune.report = real_report
+
+
+def reduced_pi_ablation(argv: list[str]) -> None:
+    """``sweeps/pi_ablation.py --preset smoke`` on a 2 x 2 grid of short trials, for the end-to-end tests."""
+    from sweeps import pi_ablation
+
+    pi_ablation.PIS[:] = [0.5, 0.6]
+    pi_ablation.SHARED["smoke"].update(train_n=128, eval_n=32, final_n=64, warmup_epochs=1)
+    for variant in pi_ablation.VARIANTS["smoke"].values():
+        variant["epochs"] = 2
+    pi_ablation.main(argv)
+
+
+if __name__ == "__main__":  # python tests/tests_support.py ARGS: the reduced pi ablation in a fresh process
+    import sys
+
+    reduced_pi_ablation(sys.argv[1:])
+
+
+def train_without_ray(method_cls, config: dict[str, Any]):
+    """Train a method through the runtime's Trial (the epoch loop run_trial drives) without Ray or MLflow."""
+    import torch
+
+    from trainables.runtime import Trial, TrialData
+    from trainables.training import seed_everything
+
+    cfg = method_cls.Config.from_dict(config)
+    seed_everything(cfg.seed)
+    method = method_cls(cfg, TrialData.load(cfg, None), torch.device("cpu"),
+                        RunSettings(tracking_uri="sqlite:///unused.db", experiment="science"))
+    trial = Trial(method)
+    for epoch in range(cfg.epochs):
+        trial.train_epoch(epoch)
+    return trial
