@@ -9,11 +9,9 @@ Rebuilds the baseline rows the papers' tables compare against (e.g. BiaMAT Table
 
 from __future__ import annotations
 
-import argparse
-
 from ray import tune
 
-from sweeps.launcher import Sweep, add_run_arguments, run_sweep, validate
+from sweeps.launcher import Sweep, run_parser, run_sweep, validate
 from trainables.baseline import BaselineConfig, trainable
 
 PRESETS = {
@@ -39,9 +37,7 @@ def search_space(preset: str, seeds: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_run_arguments(parser, presets=list(PRESETS))
-    args = parser.parse_args(argv)
+    args = run_parser(__doc__, PRESETS).parse_args(argv)
     space = search_space(args.preset, args.seeds)
     validate(BaselineConfig, space, args.data_root)
     sweep = Sweep(family="baselines", trainable=trainable, param_space=space, name_keys=("training", "seed"),

@@ -12,13 +12,11 @@ Table 1 rows: ``labels="aux"`` routes every auxiliary sample to its own label on
 
 from __future__ import annotations
 
-import argparse
-
 from ray import tune
 
 from analysis.biamat_tables import table1
 from analysis.runs import emit, load_sweep
-from sweeps.launcher import Sweep, add_run_arguments, run_sweep, validate
+from sweeps.launcher import Sweep, run_parser, run_sweep, validate
 from trainables.biamat import BiaMATConfig, trainable
 
 PRESETS = {
@@ -49,9 +47,7 @@ def search_space(preset: str, seeds: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_run_arguments(parser, presets=list(PRESETS))
-    args = parser.parse_args(argv)
+    args = run_parser(__doc__, PRESETS).parse_args(argv)
     space = search_space(args.preset, args.seeds)
     validate(BiaMATConfig, space, args.data_root, extra_datasets=lambda cfg: cfg.aux_datasets)
     sweep = Sweep(family="biamat-labels", trainable=trainable, param_space=space,

@@ -21,12 +21,10 @@ same ``--name`` restarts an interrupted sweep where it stopped, each trial repor
 
 from __future__ import annotations
 
-import argparse
-
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
-from sweeps.launcher import Sweep, add_run_arguments, grid_points, run_sweep, validate
+from sweeps.launcher import Sweep, grid_points, run_parser, run_sweep, validate
 from sweeps.optuna_search import add_search_arguments, build_search, describe_study
 from trainables.biamat import BiaMATConfig, trainable
 
@@ -79,8 +77,7 @@ def search_space(preset: str, variant: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_run_arguments(parser, presets=list(SHARED))
+    parser = run_parser(__doc__, SHARED)
     add_search_arguments(parser)
     parser.add_argument("--variant", choices=["at", "trades"], default="at")
     args = parser.parse_args(argv)

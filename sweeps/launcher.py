@@ -25,6 +25,13 @@ from trainables.tracking import PARENT_TAG, experiment_id
 SWEEP_TAG = "sweep"
 
 
+def run_parser(description: str, presets: Sequence[str]) -> argparse.ArgumentParser:
+    """A sweep script's command line: its docstring as help, and the run flags every sweep shares."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_run_arguments(parser, list(presets))
+    return parser
+
+
 def add_run_arguments(parser: argparse.ArgumentParser, presets: Sequence[str]) -> None:
     """Flags shared by every sweep. Environment variables give cluster-wide defaults (see README)."""
     parser.add_argument("--preset", choices=presets, default=presets[0], help="data/model/schedule preset")

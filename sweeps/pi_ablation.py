@@ -14,13 +14,11 @@ The table is printed at the end (rebuilt from MLflow, like ``python analysis/bia
 
 from __future__ import annotations
 
-import argparse
-
 from ray import tune
 
 from analysis.biamat_tables import table13
 from analysis.runs import emit, load_sweep
-from sweeps.launcher import Sweep, add_run_arguments, per_value, run_sweep, validate
+from sweeps.launcher import Sweep, per_value, run_parser, run_sweep, validate
 from trainables.biamat import BiaMATConfig, trainable
 
 PIS = [0.45, 0.50, 0.55, 0.60, 0.65, 0.70]
@@ -66,9 +64,7 @@ def search_space(preset: str, seeds: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_run_arguments(parser, presets=["smoke", "paper"])
-    args = parser.parse_args(argv)
+    args = run_parser(__doc__, ["smoke", "paper"]).parse_args(argv)
     space = search_space(args.preset, args.seeds)
     validate(BiaMATConfig, space, args.data_root, extra_datasets=lambda cfg: cfg.aux_datasets)
     sweep = Sweep(family="biamat-pi-ablation", trainable=trainable, param_space=space,

@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 
 import pytest
+import torch
 
 # Tests run on 2 CPU cores next to Ray workers; one intra-op thread each keeps them from oversubscribing the machine.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# Ray workers inherit the variable; this process has already imported torch, so it is told directly.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

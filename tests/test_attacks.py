@@ -15,15 +15,6 @@ NUM_CLASSES = 10
 SIZE = 8
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny models run fastest on one thread, and other test processes share the machine's cores.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 class TwoHeadNet(nn.Module):
     """The project's model interface in miniature: features(), named heads, model(x, head=...)."""
 

@@ -16,15 +16,6 @@ NUM_CLASSES = 10  # AutoAttack's standard version targets 9 classes, so it needs
 SIZE = 8
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny models run fastest on one thread, and other test processes share the machine's cores.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 class TinyNet(nn.Module):
     def __init__(self) -> None:
         super().__init__()
