@@ -86,3 +86,16 @@ def test_trial_logs_params_tags_and_final_protocol(ray_local, tmp_path):
     for key in ("best/clean", "best/pgd5", "last/clean", "last/pgd5", "select/clean", "epoch_time_s", "lr"):
         assert key in run.data.metrics, key
     assert 0 <= run.data.metrics["best/pgd5"] <= run.data.metrics["best/clean"] <= 1
+
+
+def test_truncated_checkpoint_is_a_clear_error_not_a_silent_restart(tmp_path):
+    import torch
+
+    from trainables.runtime import STATE_FILE, CorruptCheckpointError, load_checkpoint_state
+
+    torch.save({"next_epoch": 3, "weights": torch.zeros(1000)}, tmp_path / STATE_FILE)
+    data = (tmp_path / STATE_FILE).read_bytes()
+    (tmp_path / STATE_FILE).write_bytes(data[: len(data) // 2])
+    with pytest.raises(CorruptCheckpointError) as info:
+        load_checkpoint_state(tune.Checkpoint.from_directory(str(tmp_path)))
+    assert "unreadable" in str(info.value) and "Delete that checkpoint" in str(info.value)
