@@ -1,6 +1,6 @@
 """BiaMAT pi ablation (appendix Table 13): pi in {0.45, ..., 0.70} x {AT+BiaMAT, TRADES+BiaMAT} x seeds.
 
-    python sweeps/pi_ablation.py                          # smoke preset: synthetic data, tiny CNN, ~3 min on 2 CPUs
+    python sweeps/pi_ablation.py                          # smoke preset: synthetic data, tiny CNN, 4 min on 2 CPUs
     python sweeps/pi_ablation.py --preset paper --seeds 3 --address auto   # CIFAR-10 + ImageNet32 on a GPU cluster
 
 Paper preset (BiaMAT appendix E): CIFAR-10 primary, ImageNet32x32 auxiliary, 128 + 128 images per step, 5 warm-up
