@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from tests_support import fit_test_model
 from trainables.attacks import Objective, bn_mode, ce, cw_margin, inverse_pgd, kl_to, pgd, soft_ce
 
 NUM_CLASSES = 10
@@ -48,20 +49,8 @@ def _template_data(n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
 
 @pytest.fixture(scope="module")
 def trained() -> tuple[TwoHeadNet, Tensor, Tensor]:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = TwoHeadNet()
-        x, y = _template_data(1024 + 64, torch.Generator().manual_seed(0))
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-        for _ in range(5):
-            for start in range(0, 1024, 128):
-                loss = F.cross_entropy(model(x[start : start + 128]), y[start : start + 128])
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-    model.zero_grad(set_to_none=True)
-    model.eval()
-    return model, x[1024:], y[1024:]
+    x, y = _template_data(1024 + 64, torch.Generator().manual_seed(0))
+    return fit_test_model(TwoHeadNet, x, y), x[1024:], y[1024:]
 
 
 def _edge_images(n: int = 6) -> Tensor:

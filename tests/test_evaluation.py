@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from tests_support import fit_test_model
 from trainables.attacks import ce, cw_margin, pgd
 from trainables.evaluation import BestTracker, accuracy, evaluate, parse_attack
 
@@ -38,19 +39,7 @@ def setup() -> tuple[TinyNet, Tensor, Tensor]:
     y = torch.randint(0, NUM_CLASSES, (1024 + 96,), generator=g)
     x = (0.5 + 0.1 * templates[y] + 0.15 * torch.randn(len(y), 3, SIZE, SIZE, generator=g)).clamp(0, 1)
     x = (x * 255).round().to(torch.uint8)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = TinyNet()
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-        for _ in range(5):
-            for start in range(0, 1024, 128):
-                loss = F.cross_entropy(model(x[start : start + 128].float() / 255), y[start : start + 128])
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-    model.zero_grad(set_to_none=True)
-    model.eval()
-    return model, x[1024:], y[1024:]
+    return fit_test_model(TinyNet, x.float() / 255, y), x[1024:], y[1024:]
 
 
 def test_clean_accuracy_matches_a_manual_computation(setup) -> None:

@@ -56,6 +56,27 @@ def reduced_pi_ablation(argv: list[str]) -> None:
     pi_ablation.main(argv)
 
 
+def fit_test_model(make_model, x, y, n_train: int = 1024):
+    """A small model trained with Adam on the first ``n_train`` of (x, y), seeded and without touching the global
+    RNG; returned in eval mode with no gradients (the fixtures of the attack and evaluation tests)."""
+    import torch
+    import torch.nn.functional as F
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = make_model()
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+        for _ in range(5):
+            for start in range(0, n_train, 128):
+                loss = F.cross_entropy(model(x[start : start + 128]), y[start : start + 128])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+    model.zero_grad(set_to_none=True)
+    model.eval()
+    return model
+
+
 if __name__ == "__main__":  # python tests/tests_support.py ARGS: the reduced pi ablation in a fresh process
     import sys
 

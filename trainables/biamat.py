@@ -141,9 +141,9 @@ class BiaMAT(Method):
         aux = self.stream.next()
         self.maybe_set_omega(batch.x, epoch)
         low = self.low_mask(aux.x)
-        step = self.loss_at if self.cfg.variant == "at" else self.loss_trades
-        primary, aux_term = step(batch, aux, low, with_aux_head=self.aux_weight(epoch) > 0)
         weight = self.aux_weight(epoch)
+        step = self.loss_at if self.cfg.variant == "at" else self.loss_trades
+        primary, aux_term = step(batch, aux, low, with_aux_head=weight > 0)
         # With weight 0 the auxiliary term is left out of the graph, so the auxiliary head gets no gradient at all.
         total = primary + weight * aux_term if weight > 0 else primary
         logs = {"primary_loss": primary.detach(), "aux_loss": aux_term.detach()}
