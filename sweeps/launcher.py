@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from mlflow.tracking import MlflowClient
 
@@ -177,6 +178,43 @@ def ui_link(tracking_uri: str, exp_id: str) -> str:
     return f"{base}/#/experiments/{exp_id}/runs?workflowType=machine_learning"
 
 
+def check_cluster_reachable(tracking_uri: str, storage: str) -> None:
+    """Refuse, before any trial starts, a tracking store that trials on other machines cannot reach.
+
+    Trials log to MLflow from whichever node runs them. On one machine (also a ``ray.cluster_utils.Cluster``, whose
+    nodes share this machine's address) a SQLite file works; once a node has another address it needs the MLflow
+    server. A local storage folder works only if it is a shared mount (NFS), which cannot be told from here.
+    """
+    import ray
+
+    here = ray.util.get_node_ip_address()
+    elsewhere = sorted({node["NodeManagerAddress"] for node in ray.nodes() if node["Alive"]} - {here})
+    if not elsewhere:
+        return
+    server = f"http://{here}:5000"
+    if tracking_uri.startswith("sqlite:"):
+        raise SystemExit(f"error: --tracking-uri {tracking_uri} is a file on this machine, but trials also run on "
+                         f"{', '.join(elsewhere)}: pass the MLflow server's address (cluster.yaml starts one at "
+                         f"{server}) or set MLFLOW_TRACKING_URI")
+    if urlparse(tracking_uri).hostname in {"localhost", "127.0.0.1", "::1"}:
+        raise SystemExit(f"error: --tracking-uri {tracking_uri} names this machine by its loopback address, which "
+                         f"other nodes cannot reach: use this machine's address, e.g. {server}")
+    if "://" not in storage:
+        print(f"note: --storage-path {storage} is a local folder; on a multi-machine cluster it must be a shared "
+              "mount, otherwise use s3://... or gs://... (cluster.yaml sets ADVSWEEP_STORAGE to the bucket)")
+
+
+def close_orphaned_runs(client: MlflowClient, exp_id: str, parent_id: str) -> None:
+    """Close the RUNNING runs of a sweep whose Tune state was lost (driver killed before Tune first saved it).
+
+    Tune starts such a sweep afresh with new trial ids, so nothing will ever reopen those runs.
+    """
+    query = f"tags.`{PARENT_TAG}` = '{parent_id}' AND attributes.status = 'RUNNING'"
+    for run in client.search_runs([exp_id], filter_string=query):
+        client.set_tag(run.info.run_id, "end_reason", "orphaned")
+        client.set_terminated(run.info.run_id, status="KILLED")
+
+
 def run_sweep(sweep: Sweep, args: argparse.Namespace, name: str, report: Callable[[], None] | None = None):
     """Start or resume the sweep ``name`` on a local Ray or the cluster at ``--address``; returns Tune's ResultGrid.
 
@@ -184,13 +222,35 @@ def run_sweep(sweep: Sweep, args: argparse.Namespace, name: str, report: Callabl
     non-zero after the table, so a script or CI notices.
     """
     import ray
-    from ray import tune
 
     storage = absolute_storage_path(args.storage_path)
     tracking_uri = absolute_tracking_uri(args.tracking_uri)
     sweep_dir = f"{storage.rstrip('/')}/{name}"
     if not args.resume and "://" not in storage and Path(sweep_dir).exists():
         raise SystemExit(f"error: {sweep_dir} exists: pass --resume to continue that sweep, or --name for a new one")
+
+    # A caller that already runs Ray (a notebook, the tests) keeps its session; otherwise this sweep owns one.
+    owns_ray = not ray.is_initialized()
+    if owns_ray:
+        ray.init(address=args.address, include_dashboard=False, log_to_driver=False)
+    try:
+        check_cluster_reachable(tracking_uri, storage)
+        results, interrupted = _fit(sweep, args, name, storage, tracking_uri, sweep_dir)
+    finally:
+        if owns_ray:
+            ray.shutdown()
+    if report is not None and not interrupted:
+        report()
+    if results.errors:
+        raise SystemExit(f"error: {len(results.errors)} trial(s) failed (their error files are listed above); "
+                         f"fix the cause and continue with --resume --name {name}")
+    return results
+
+
+def _fit(sweep: Sweep, args: argparse.Namespace, name: str, storage: str, tracking_uri: str, sweep_dir: str):
+    """The MLflow parent run around one Tuner (new, or restored with ``--resume``); returns (results, interrupted)."""
+    import ray
+    from ray import tune
 
     client = MlflowClient(tracking_uri)
     exp_id = experiment_id(client, sweep.family)
@@ -199,11 +259,6 @@ def run_sweep(sweep: Sweep, args: argparse.Namespace, name: str, report: Callabl
                            {"git_commit": commit, "preset": args.preset, "storage": sweep_dir, **sweep.tags})
     settings = RunSettings(tracking_uri=tracking_uri, experiment=sweep.family, data_root=args.data_root,
                            parent_run_id=parent_id, name_keys=sweep.name_keys, git_commit=commit, tags=sweep.tags)
-
-    # A caller that already runs Ray (a notebook, the tests) keeps its session; otherwise this sweep owns one.
-    owns_ray = not ray.is_initialized()
-    if owns_ray:
-        ray.init(address=args.address, include_dashboard=False, log_to_driver=False)
     gpus = args.gpus_per_trial
     if gpus is None:
         gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
@@ -214,6 +269,8 @@ def run_sweep(sweep: Sweep, args: argparse.Namespace, name: str, report: Callabl
         tuner = tune.Tuner.restore(sweep_dir, trainable, resume_unfinished=True, resume_errored=True,
                                    param_space=sweep.param_space)
     else:
+        if args.resume:
+            close_orphaned_runs(client, exp_id, parent_id)
         tuner = tune.Tuner(
             trainable,
             param_space=sweep.param_space,
@@ -236,14 +293,7 @@ def run_sweep(sweep: Sweep, args: argparse.Namespace, name: str, report: Callabl
             print(f"\nInterrupted: continue with the same command plus --resume --name {name}")
     finally:
         client.set_terminated(parent_id, status=status)
-        if owns_ray:
-            ray.shutdown()
     print(f"\nMLflow runs: {ui_link(tracking_uri, exp_id)}  (parent run {parent_id}; "
           f"start the UI with `mlflow ui --backend-store-uri {tracking_uri}`)")
     print(f"Tune results: {sweep_dir}")
-    if report is not None and not interrupted:
-        report()
-    if results.errors:
-        raise SystemExit(f"error: {len(results.errors)} trial(s) failed (their error files are listed above); "
-                         f"fix the cause and continue with --resume --name {name}")
-    return results
+    return results, interrupted

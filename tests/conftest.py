@@ -1,4 +1,5 @@
-"""Shared fixtures: one local Ray for the session, small synthetic trial configs, and MLflow stores in tmp dirs."""
+"""Shared fixtures: one local Ray for the session (or a multi-node cluster on this machine), small synthetic trial
+configs, and MLflow stores in tmp dirs."""
 
 from __future__ import annotations
 
@@ -13,16 +14,47 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 torch.set_num_threads(1)
 
 
-@pytest.fixture(scope="session")
-def ray_local():
-    """A local Ray with 2 logical CPUs; test helper modules travel to the workers by value."""
-    import ray
+def _ship_test_helpers() -> None:
+    """Test helper modules travel to Ray workers by value (workers cannot import the tests folder)."""
     from ray import cloudpickle
 
     import tests_support
 
     cloudpickle.register_pickle_by_value(tests_support)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield ray
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _ray_shutdown_at_exit():
+    yield
+    import ray
+
     ray.shutdown()
 
+
+@pytest.fixture
+def ray_local():
+    """A local Ray with 2 logical CPUs, started on first use and kept for the rest of the session."""
+    import ray
+
+    if not ray.is_initialized():
+        _ship_test_helpers()
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    return ray
+
+
+@pytest.fixture
+def ray_cluster():
+    """Three Ray nodes on this machine: a head without task resources and two workers with 1 CPU and 1 logical GPU
+    each, like cluster.yaml's layout. Not connected: the code under test connects through ``--address``."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    ray.shutdown()  # the session's local Ray, if a test before started it; ray_local restarts it on demand
+    _ship_test_helpers()
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "num_gpus": 0})
+    for _ in range(2):
+        cluster.add_node(num_cpus=1, num_gpus=1)
+    cluster.wait_for_nodes()
+    yield cluster
+    ray.shutdown()
+    cluster.shutdown()

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 from ray import tune
 
-from tests_support import TINY_TRIAL, crash_once, settings_for
+from tests_support import TINY_TRIAL, crash_once, epochs_by_process, settings_for, stalling
 from trainables import baseline
+from trainables.runtime import STATE_FILE
 
 
 def fit(trainable, config: dict, storage: Path, name: str, max_failures: int = 0):
@@ -51,12 +54,8 @@ def test_killed_trial_resumes_at_next_epoch_with_same_run_and_metrics(ray_local,
 
     # The first process checkpointed epochs 0 and 1 and died before reporting epoch 2: the restarted process must
     # start at epoch 2 (last checkpoint k = 1 -> k + 1), not at 0.
-    lines = [line.split() for line in log.read_text().splitlines()]
-    pids = list(dict.fromkeys(pid for pid, _ in lines))
-    assert len(pids) == 2, lines
-    first = [int(e) for pid, e in lines if pid == pids[0]]
-    second = [int(e) for pid, e in lines if pid == pids[1]]
-    assert first == [0, 1, 2] and second == [2, 3]
+    processes = epochs_by_process(log)
+    assert [epochs for _, _, epochs in processes] == [[0, 1], [2, 3]], processes
 
     runs = mlflow_runs(crashed_settings)
     assert len(runs) == 1, "the restarted trial must reopen its MLflow run, not open a second one"
@@ -88,10 +87,38 @@ def test_trial_logs_params_tags_and_final_protocol(ray_local, tmp_path):
     assert 0 <= run.data.metrics["best/pgd5"] <= run.data.metrics["best/clean"] <= 1
 
 
+def test_retried_trial_with_truncated_checkpoint_fails_clearly_instead_of_restarting(ray_local, tmp_path):
+    """A trial dies after its epoch-1 checkpoint, which is then truncated (a full disk, a partial upload): the retry
+    must stop with the runtime's error, not train again from epoch 0."""
+    settings = settings_for(tmp_path)
+    log = tmp_path / "epochs.log"
+
+    def truncate_checkpoints_then_release_the_trial() -> None:
+        deadline = time.time() + 120
+        while time.time() < deadline and not (log.exists() and "1\n" in log.read_text()):
+            time.sleep(0.2)
+        time.sleep(1)  # let the driver register the epoch-1 checkpoint; every checkpoint is truncated anyway
+        for state in (tmp_path / "corrupt").rglob(f"checkpoint_*/{STATE_FILE}"):
+            state.write_bytes(state.read_bytes()[:1000])
+        Path(f"{log}.go").touch()
+
+    tamper = threading.Thread(target=truncate_checkpoints_then_release_the_trial, daemon=True)
+    tamper.start()
+    trainable = tune.with_parameters(stalling(baseline.trainable, stall_at_epoch=1, log=str(log)), settings=settings)
+    results = fit(trainable, {**TINY_TRIAL, "epochs": 3, "training": "standard"}, tmp_path, "corrupt", max_failures=2)
+    tamper.join()
+
+    (error,) = results.errors
+    assert "CorruptCheckpointError" in repr(error) and "unreadable" in str(error), error
+    assert [epochs for _, _, epochs in epochs_by_process(log)] == [[0, 1]], "no attempt may train again from epoch 0"
+    (run,) = mlflow_runs(settings)
+    assert run.data.metrics["epoch"] == 1
+
+
 def test_truncated_checkpoint_is_a_clear_error_not_a_silent_restart(tmp_path):
     import torch
 
-    from trainables.runtime import STATE_FILE, CorruptCheckpointError, load_checkpoint_state
+    from trainables.runtime import CorruptCheckpointError, load_checkpoint_state
 
     torch.save({"next_epoch": 3, "weights": torch.zeros(1000)}, tmp_path / STATE_FILE)
     data = (tmp_path / STATE_FILE).read_bytes()

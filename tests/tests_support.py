@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,30 +21,73 @@ def settings_for(tmp: Path, experiment: str = "tests", **kwargs: Any) -> RunSett
     return RunSettings(tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}", experiment=experiment, **kwargs)
 
 
-def crash_once(config: dict[str, Any], settings: RunSettings, body, crash_at_epoch: int, log: str) -> None:
-    """Run ``trainable`` and kill this worker process the first time it is about to report ``crash_at_epoch``.
-
-    The epochs each process trains are appended to ``log`` as "pid epoch" lines, so a test can see where the
-    restarted process picked up.
-    """
+def _report_logged(config: dict[str, Any], settings: RunSettings, body, log: str,
+                   before: Callable[[int], None] = lambda epoch: None,
+                   after: Callable[[int], None] = lambda epoch: None) -> None:
+    """Run the trainable ``body`` with every report appended to ``log`` as a "pid node_id epoch" line (after Tune
+    accepted it), so a test sees which process and node trained which epoch; ``before``/``after`` run around it."""
+    import ray
     from ray import tune
 
     real_report = tune.report
+    node = ray.get_runtime_context().get_node_id()
 
     def report(metrics: dict[str, Any], *, checkpoint=None) -> None:
-        with open(log, "a") as f:
-            f.write(f"{os.getpid()} {metrics['epoch']}\n")
-        marker = Path(log + ".crashed")
-        if metrics["epoch"] == crash_at_epoch and not marker.exists():
-            marker.touch()
-            os._exit(1)  # a dying worker: no exception handler, no clean-up
+        before(metrics["epoch"])
         real_report(metrics, checkpoint=checkpoint)
+        with open(log, "a") as f:
+            f.write(f"{os.getpid()} {node} {metrics['epoch']}\n")
+        after(metrics["epoch"])
 
     tune.report = report
     try:
         body(config, settings)
     finally:
         tune.report = real_report
+
+
+def _first_time(log: str) -> bool:
+    """True once per test (a marker file next to the log): the retried process must not act again."""
+    marker = Path(log + ".fired")
+    if marker.exists():
+        return False
+    marker.touch()
+    return True
+
+
+def crash_once(config: dict[str, Any], settings: RunSettings, body, crash_at_epoch: int, log: str) -> None:
+    """Kill this worker process the first time it is about to report ``crash_at_epoch`` (no exception handler, no
+    clean-up), so its last checkpoint is the one of the epoch before."""
+
+    def before(epoch: int) -> None:
+        if epoch == crash_at_epoch and _first_time(log):
+            os._exit(1)
+
+    _report_logged(config, settings, body, log, before=before)
+
+
+def stalling(body, stall_at_epoch: int, log: str):
+    """A trainable that, the first time it has reported ``stall_at_epoch`` (checkpoint saved), waits for the test: the
+    test removes its node, or creates ``log + ".go"`` (after tampering with the checkpoint) to make the worker die."""
+
+    def after(epoch: int) -> None:
+        if epoch == stall_at_epoch and _first_time(log):
+            go, deadline = Path(log + ".go"), time.time() + 300
+            while not go.exists() and time.time() < deadline:
+                time.sleep(0.2)
+            os._exit(1)
+
+    def trainable(config: dict[str, Any], settings: RunSettings) -> None:
+        _report_logged(config, settings, body, log, after=after)
+
+    return trainable
+
+
+def epochs_by_process(log: Path) -> list[tuple[str, str, list[int]]]:
+    """(pid, node_id, epochs reported) per process, in the order the processes first reported."""
+    lines = [line.split() for line in log.read_text().splitlines()]
+    processes = list(dict.fromkeys((pid, node) for pid, node, _ in lines))
+    return [(pid, node, [int(e) for p, n, e in lines if (p, n) == (pid, node)]) for pid, node in processes]
 
 
 def reduced_pi_ablation(argv: list[str]) -> None:
@@ -77,12 +122,6 @@ def fit_test_model(make_model, x, y, n_train: int = 1024):
     return model
 
 
-if __name__ == "__main__":  # python tests/tests_support.py ARGS: the reduced pi ablation in a fresh process
-    import sys
-
-    reduced_pi_ablation(sys.argv[1:])
-
-
 def train_without_ray(method_cls, config: dict[str, Any]):
     """Train a method through the runtime's Trial (the epoch loop run_trial drives) without Ray or MLflow."""
     import torch
@@ -98,3 +137,9 @@ def train_without_ray(method_cls, config: dict[str, Any]):
     for epoch in range(cfg.epochs):
         trial.train_epoch(epoch)
     return trial
+
+
+if __name__ == "__main__":  # python tests/tests_support.py ARGS: the reduced pi ablation in a fresh process
+    import sys
+
+    reduced_pi_ablation(sys.argv[1:])

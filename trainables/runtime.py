@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+import ray
 import torch
 from ray import tune
 from torch import Tensor, nn
@@ -31,7 +32,7 @@ from trainables.datasets import ImageSet, load_dataset
 from trainables.evaluation import BestTracker, evaluate
 from trainables.loader import Batch, DeviceLoader
 from trainables.models import Classifier, create_model
-from trainables.tracking import TrialRun
+from trainables.tracking import NODE_TAG, TrialRun
 from trainables.training import make_optimizer, make_scheduler, precision, rng_state, seed_everything, set_rng_state
 
 STATE_FILE = "state.pt"
@@ -247,6 +248,8 @@ def run_trial(config: Mapping[str, Any], method_cls: type[Method], settings: Run
         params=cfg.params(), tags=tags, trial_id=context.get_trial_id(), parent_run_id=settings.parent_run_id,
         run_id=state.get("mlflow_run_id"),
     )
+    # The node that runs this attempt: after a lost node, the UI shows where the retried trial went on.
+    run.set_tag(NODE_TAG, ray.get_runtime_context().get_node_id())
     try:
         for epoch in range(trial.next_epoch, cfg.epochs):
             start = time.perf_counter()

@@ -19,6 +19,7 @@ from mlflow.tracking import MlflowClient
 EXPERIMENT_KIND_TAG = {"mlflow.experimentKind": "custom_model_development"}
 PARENT_TAG = "mlflow.parentRunId"
 TRIAL_TAG = "trial_id"
+NODE_TAG = "ray_node_id"  # the Ray node of the trial's latest attempt
 
 
 def experiment_id(client: MlflowClient, name: str) -> str:
@@ -82,6 +83,9 @@ class TrialRun:
         # log_batch takes at most 1000 metrics per call.
         for start in range(0, len(batch), 1000):
             self.client.log_batch(self.run_id, metrics=batch[start : start + 1000])
+
+    def set_tag(self, key: str, value: str) -> None:
+        self.client.set_tag(self.run_id, key, value)
 
     def finish(self, status: str = "FINISHED") -> None:
         self.client.set_terminated(self.run_id, status=status)
