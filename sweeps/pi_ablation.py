@@ -6,8 +6,9 @@
 Paper preset (BiaMAT appendix E): CIFAR-10 primary, ImageNet32x32 auxiliary, 128 + 128 images per step, 5 warm-up
 epochs. AT+BiaMAT: WRN-28-10, 100 epochs, LR 0.1 decayed x0.1 at 60% and 90%, weight decay 2e-4, alpha 1.0, PGD-10
 (2/255, 8/255). TRADES+BiaMAT: WRN-34-10, 110 epochs, decays at epochs 100 and 105, weight decay 5e-4, alpha 0.5,
-beta 6, the TRADES attack (x + 0.001 N(0,1) start, 10 steps of 0.007, eps 0.031). The paper reports 56.5 h for one
-AT+BiaMAT run on a V100, so the 12-trial grid with one seed is roughly 700 V100-hours at the paper's speed.
+beta 6, the TRADES attack (x + 0.001 N(0,1) start, 10 steps of 0.007, eps 0.031). The paper (appendix Table 11)
+reports 56.5 h for one AT+BiaMAT run and 103 h for one TRADES+BiaMAT run, so the 12-trial grid with one seed is
+roughly 960 V100-hours at the paper's speed.
 
 The table is printed at the end (rebuilt from MLflow, like ``python analysis/biamat_tables.py table13 --sweep NAME``).
 """
