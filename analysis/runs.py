@@ -116,7 +116,10 @@ def find_parent(client: MlflowClient, sweep: str | None = None, parent_run: str 
 
 def _numeric(column: pd.Series) -> pd.Series:
     # MLflow stores params as strings; convert a column only when every value is a number, so that "0.55" sorts and
-    # averages as a number while "imagenet32" or "0.5,0.75" stay as they are.
+    # averages as a number while "imagenet32" or "0.5,0.75" stay as they are. Digits with a leading zero
+    # ("000111111", AFS's stacking masks) are codes, not numbers: converting them would drop the zeros.
+    if column.dropna().astype(str).str.match(r"-?0[0-9]").any():
+        return column
     converted = pd.to_numeric(column, errors="coerce")
     return converted if converted.notna().sum() == column.notna().sum() else column
 

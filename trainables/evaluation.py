@@ -147,6 +147,36 @@ def _count_correct(
     return correct
 
 
+def logit_change(
+    model: nn.Module, x: Tensor, *, eps: float, steps: int = 20, batch_size: int = 256, device: torch.device | str,
+    seed: int = 0,
+) -> float:
+    """Mean over ``x`` of the largest Linf change of the logits within the Linf eps-ball: AFS's Delta_z (Liu & Zhao,
+    Eq. 8, ``max ||z(x^) - z(x)||_p`` with p the attack's norm, Linf in all their experiments).
+
+    Each point's maximum is estimated by PGD (step ``eps / 4``, uniform start, as the evaluation's PGD) ascending
+    ``max_k |z_k(x_adv) - z_k(x)|``; eval mode, the model's modes restored, seeded like :func:`evaluate`.
+    """
+    if len(x) == 0:
+        raise ValueError("need at least one image")
+    device = torch.device(device)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    total = 0.0
+    with bn_mode(model, "eval"):
+        for start in range(0, len(x), batch_size):
+            xb = _to_images(x[start : start + batch_size], device)
+            with torch.no_grad():
+                clean = model(xb).float()
+
+            def change(x_adv: Tensor, clean: Tensor = clean) -> Tensor:
+                return (model(x_adv).float() - clean).abs().amax(dim=1)
+
+            x_adv = pgd(change, xb, eps=eps, step_size=eps / 4, steps=steps, generator=generator)
+            with torch.no_grad():
+                total += float(change(x_adv).sum())
+    return total / len(x)
+
+
 def _autoattack_accuracy(
     model: nn.Module, x: Tensor, y: Tensor, *, eps: float, batch_size: int, device: torch.device, seed: int
 ) -> float:

@@ -277,3 +277,14 @@ def create_model(
     for head_name, head_classes in (extra_heads or {}).items():
         model.add_head(head_name, head_classes)
     return model
+
+
+def count_macs(model: nn.Module, x: Tensor) -> int:
+    """Multiply-accumulates of one forward pass on ``x`` (AFS Table 6 reports them per 32x32 image), counted by
+    torch's FLOP counter (convolutions and matrix products; one MAC is two FLOPs). No gradient, modes untouched."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(x)
+    return counter.get_total_flops() // 2

@@ -9,7 +9,8 @@ one batch. :func:`run_trial` is the body of every Ray Tune function trainable:
 Per epoch it trains, evaluates clean and PGD accuracy on a fixed subset (checkpoint selection, Rice et al.), logs one
 MLflow batch, and reports to Tune with a checkpoint that holds the whole state (model, optimiser, scheduler, epoch, RNG,
 method state, best weights, MLflow run id), so a restarted trial continues bit-for-bit at the next epoch. After the
-last epoch it runs the final protocol (``final_attacks``, AutoAttack included) on the best and on the last weights.
+last epoch it runs the final protocol (``final_attacks``, AutoAttack included) on the best and on the last weights,
+and a method that ``registers_weights`` logs its best weights as an MLflow artifact for a later stage.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import torch
 from ray import tune
 from torch import Tensor, nn
 
+from trainables.attacks import bn_mode
 from trainables.config import RunSettings, TrainConfig
 from trainables.datasets import ImageSet, load_dataset
 from trainables.evaluation import BestTracker, evaluate
@@ -69,6 +71,9 @@ class Method:
 
     name: ClassVar[str]
     Config: ClassVar[type[TrainConfig]] = TrainConfig
+    # Log the selected (best) weights as an MLflow artifact at the end, for a later stage to consume (AFS's merger
+    # stacks the extractors' weights). Off by default: most trials' weights are never read again.
+    registers_weights: ClassVar[bool] = False
 
     def __init__(self, cfg: TrainConfig, data: TrialData, device: torch.device, settings: RunSettings) -> None:
         self.cfg = cfg
@@ -97,6 +102,17 @@ class Method:
 
     def epoch_metrics(self) -> dict[str, float]:
         """Method-specific metrics for the epoch just finished (e.g. BiaMAT's n_high/n_aux)."""
+        return {}
+
+    def final_eps(self) -> float:
+        """The threat model of the final protocol: the training eps, unless a method fixes one for every trial (AFS's
+        extractors are trained at 0..9/255 and all evaluated at 8/255)."""
+        return self.cfg.eps
+
+    def final_metrics(self, models: Mapping[str, Classifier]) -> dict[str, float]:
+        """Method-specific metrics of the final protocol, given the ``{"best": ..., "last": ...}`` models in eval mode;
+        keys are logged as returned (AFS: ``best/delta_z``, model size)."""
+        del models
         return {}
 
     def state_dict(self) -> dict[str, Any]:
@@ -172,13 +188,16 @@ class Trial:
         test = method.data.test
         best = copy.deepcopy(method.model)
         best.load_state_dict(self.best_weights)
+        models = {"best": best, "last": method.model}
         metrics: dict[str, float] = {}
-        for tag, model in (("best", best), ("last", method.model)):
+        for tag, model in models.items():
             result = evaluate(
-                model, test.images, test.labels, eps=cfg.eps, attacks=cfg.final_attacks, device=method.device,
-                autoattack_n=cfg.autoattack_n or None, seed=cfg.seed,
+                model, test.images, test.labels, eps=method.final_eps(), attacks=cfg.final_attacks,
+                device=method.device, autoattack_n=cfg.autoattack_n or None, seed=cfg.seed,
             )
             metrics.update({f"{tag}/{k}": v for k, v in result.items()})
+        with bn_mode(best, "eval"), bn_mode(method.model, "eval"):
+            metrics.update(method.final_metrics(models))
         return metrics
 
     def state_dict(self) -> dict[str, Any]:
@@ -259,6 +278,8 @@ def run_trial(config: Mapping[str, Any], method_cls: type[Method], settings: Run
             metrics.update(trial.end_epoch(epoch))
             if trial.next_epoch == cfg.epochs:
                 metrics.update(trial.final_metrics())
+                if method_cls.registers_weights:
+                    run.log_weights(trial.best_weights)
             metrics["epoch"] = epoch
             run.log_metrics(metrics, step=epoch)
             with tempfile.TemporaryDirectory() as directory:

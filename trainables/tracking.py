@@ -7,10 +7,13 @@ and a trial restarted before its first checkpoint finds its run again by its Tun
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
+import torch
 from mlflow.entities import Metric, Param, RunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -20,6 +23,8 @@ EXPERIMENT_KIND_TAG = {"mlflow.experimentKind": "custom_model_development"}
 PARENT_TAG = "mlflow.parentRunId"
 TRIAL_TAG = "trial_id"
 NODE_TAG = "ray_node_id"  # the Ray node of the trial's latest attempt
+# A trial's selected weights (a state_dict saved with torch.save), logged by methods that register them.
+WEIGHTS_ARTIFACT = "weights.pt"
 
 
 def experiment_id(client: MlflowClient, name: str) -> str:
@@ -84,11 +89,27 @@ class TrialRun:
         for start in range(0, len(batch), 1000):
             self.client.log_batch(self.run_id, metrics=batch[start : start + 1000])
 
+    def log_weights(self, state_dict: Mapping[str, Any]) -> None:
+        """Log weights as the run's :data:`WEIGHTS_ARTIFACT`. The run's artifact store decides where they land: the
+        SQLite store's artifact root locally, the object store behind the tracking server on a cluster, so a trial on
+        another node finds them (:func:`download_weights`). A restarted trial overwrites them."""
+        with tempfile.TemporaryDirectory() as directory:
+            path = Path(directory) / WEIGHTS_ARTIFACT
+            torch.save(dict(state_dict), path)
+            self.client.log_artifact(self.run_id, str(path))
+
     def set_tag(self, key: str, value: str) -> None:
         self.client.set_tag(self.run_id, key, value)
 
     def finish(self, status: str = "FINISHED") -> None:
         self.client.set_terminated(self.run_id, status=status)
+
+
+def download_weights(client: MlflowClient, run_id: str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """The weights a run logged with :meth:`TrialRun.log_weights`."""
+    with tempfile.TemporaryDirectory() as directory:
+        path = client.download_artifacts(run_id, WEIGHTS_ARTIFACT, directory)
+        return torch.load(path, map_location=map_location, weights_only=True)
 
 
 def _mlflow_key(key: str) -> str:

@@ -1,0 +1,268 @@
+"""AFS tables and figures from MLflow (Liu & Zhao, "Towards Both Accurate and Robust Neural Networks without Extra
+Data"): stage-1 extractor sweeps (sweeps/afs_extractors.py) and stage-2 merger sweeps (sweeps/afs_merger.py).
+
+    python analysis/afs_tables.py table1 --sweep afs-extractors-paper           # Table 1: eps x Clean/PGD-10/PGD-20
+    python analysis/afs_tables.py delta-z --sweep afs-extractors-paper --out fig3.png  # Fig. 3, selected range marked
+    python analysis/afs_tables.py table2 --sweep afs-table2-paper                # Table 2: alpha
+    python analysis/afs_tables.py table3 --sweep afs-table3-paper                # Table 3: stacking masks
+    python analysis/afs_tables.py tradeoff --sweep afs-table2-paper              # Tables 4/5: mean of clean and AA
+    python analysis/afs_tables.py scatter --sweep afs-table2-paper --out fig1.png   # Fig. 1 idea: clean vs robust
+    python analysis/afs_tables.py table6 --sweep afs-table2-paper                # Table 6: parameters and MACs
+
+Merger commands read the extractor sweep named by the mergers' ``extractor_sweep`` param (or ``--extractor-sweep``).
+Every command takes ``--tracking-uri``, ``--experiment``, ``--parent-run``; tables take ``--format``/``--out``. Only
+FINISHED trials count, at their best (selected) checkpoint; the extractors are evaluated at 8/255 whatever their
+training eps. Where no AutoAttack was run (smoke presets), the trade-off uses the strongest attack logged and says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from analysis.afs_selection import concave_range
+from analysis.runs import (
+    Cell,
+    SweepNotFoundError,
+    SweepRuns,
+    Table,
+    add_source_arguments,
+    aggregate,
+    column,
+    emit,
+    load_from_args,
+    load_sweep,
+    metric_label,
+    only_value,
+    resolve_metric,
+)
+
+EXTRACTOR_EXPERIMENT = "afs-extractors"  # as trainables/afs.py names it (analysis does not import trainables)
+ACCURACY_ROWS = ("clean", "pgd10", "pgd20")
+MISSING = "-"
+
+
+def extractor_runs(sweep: SweepRuns) -> pd.DataFrame:
+    """The extractor trials, with ``extractor`` = training eps in 255ths (0..9)."""
+    df = sweep.runs[column(sweep.runs, "tags.method") == "afs_extractor"].copy()
+    if df.empty:
+        raise ValueError(f"no finished AFS extractor trials: {sweep.summary()}")
+    df["extractor"] = (df["params.eps"].astype(float) * 255).round().astype(int)
+    return df
+
+
+def merger_runs(sweep: SweepRuns) -> pd.DataFrame:
+    df = sweep.runs[column(sweep.runs, "tags.method") == "afs"]
+    if df.empty:
+        raise ValueError(f"no finished AFS merger trials: {sweep.summary()}")
+    # Masks without a leading zero ("100010001") come back from runs_frame as numbers.
+    return df.astype({"params.mask": str})
+
+
+def accuracy_table(title: str, df: pd.DataFrame, by: str, labels: dict, notes: list[str]) -> Table:
+    """Rows Clean / PGD-10 / PGD-20 (those logged), one column per value of ``by`` (mean over seeds)."""
+    rows: list[list[str | Cell]] = []
+    for attack in ACCURACY_ROWS:
+        metric = f"best/{attack}"
+        if f"metrics.{metric}" not in df:
+            continue
+        cells = aggregate(df, [by], metric)
+        rows.append([metric_label(metric).removesuffix(" (best checkpoint)"),
+                     *(cells.get((value,), MISSING) for value in labels)])
+    return Table(title, ["", *labels.values()], rows, notes)
+
+
+def table1(sweep: SweepRuns) -> Table:
+    """Table 1: accuracy and robustness (at 8/255) of every extractor, by its training eps."""
+    df = extractor_runs(sweep)
+    labels = {i: f"{i}/255" for i in sorted(df["extractor"].unique())}
+    eval_eps = ", ".join(f"{255 * e:g}/255" for e in sorted(df["params.eval_eps"].astype(float).unique()))
+    return accuracy_table(f"Table 1. Extractors by training eps: accuracy (%) at {eval_eps}, best checkpoint",
+                          df, "extractor", labels, [sweep.summary()])
+
+
+def delta_z(sweep: SweepRuns) -> dict[int, float]:
+    """Mean Delta_z (best checkpoint) per extractor, over seeds."""
+    df = extractor_runs(sweep).dropna(subset=["metrics.best/delta_z"])
+    return df.groupby("extractor")["metrics.best/delta_z"].mean().sort_index().to_dict()
+
+
+def selected_extractors(sweep: SweepRuns) -> list[int]:
+    """The extractors the Delta_z concavity rule keeps (:func:`analysis.afs_selection.concave_range`)."""
+    values = delta_z(sweep)
+    return concave_range(list(values), list(values.values()))
+
+
+def delta_z_summary(sweep: SweepRuns) -> str:
+    values = delta_z(sweep)
+    chosen = selected_extractors(sweep)
+    listing = ", ".join(f"{i}/255: {v:.3g}" for i, v in values.items())
+    return f"Delta_z (best checkpoint) by training eps: {listing}\nconcave over eps {chosen[0]}..{chosen[-1]}/255"
+
+
+def fig_delta_z(sweep: SweepRuns) -> Figure:
+    """Fig. 3: Delta_z against the training eps, the concave (selected) range shaded."""
+    values = delta_z(sweep)
+    chosen = selected_extractors(sweep)
+    figure = Figure(figsize=(4.5, 3.2), layout="constrained")
+    ax = figure.subplots()
+    ax.axvspan(chosen[0] - 0.3, chosen[-1] + 0.3, color="tab:green", alpha=0.15, label="selected (concave)")
+    ax.plot(list(values), list(values.values()), marker="o", color="tab:blue")
+    ax.set_xticks(list(values))
+    ax.set_xlabel("training eps (/255)")
+    ax.set_ylabel(r"$\Delta_z$ at 8/255")
+    ax.set_title(f"Fig. 3: {sweep.name}", fontsize=9)
+    ax.legend(fontsize=8)
+    return figure
+
+
+def table2(sweep: SweepRuns, mask: str | None = None) -> Table:
+    """Table 2: mergers of one stack by alpha."""
+    df, mask = only_value(merger_runs(sweep), "params.mask", mask)
+    df, mode = only_value(df, "params.alpha_mode")
+    labels = {a: f"{a:g}" for a in sorted(df["params.alpha"].unique())}
+    return accuracy_table(f"Table 2. Mergers of stack {mask} by alpha ({mode}): accuracy (%)", df, "params.alpha",
+                          labels, [sweep.summary()])
+
+
+def table3(sweep: SweepRuns, alpha: float | None = None) -> Table:
+    """Table 3: mergers of one alpha by stacking mask."""
+    df, alpha = only_value(merger_runs(sweep), "params.alpha", alpha)
+    labels = {m: m for m in sorted(df["params.mask"].unique(), key=lambda m: (m.count("1"), m))}
+    return accuracy_table(f"Table 3. Mergers by stack (alpha {alpha:g}): accuracy (%)", df, "params.mask", labels,
+                          [sweep.summary()])
+
+
+def merger_label(row: pd.Series) -> str:
+    return f"AFS {row['params.mask']} alpha={row['params.alpha']:.3g}"
+
+
+def points(merger: SweepRuns, extractors: SweepRuns) -> tuple[pd.DataFrame, str]:
+    """One row per single extractor and per merger setting: ``label``, ``kind``, mean ``clean``, ``robust`` and
+    ``tradeoff`` (their mean, per run), with the robust metric: AutoAttack where both sweeps ran it."""
+    singles, mergers = extractor_runs(extractors), merger_runs(merger)
+    robust = resolve_metric(None, singles, mergers)
+    singles = singles.sort_values("extractor")
+    singles = singles.assign(label=[f"single eps={i}/255" for i in singles["extractor"]], kind="single")
+    mergers = mergers.sort_values(["params.mask", "params.alpha"])
+    mergers = mergers.assign(label=mergers.apply(merger_label, axis=1), kind="merger")
+    both = pd.concat([singles, mergers], ignore_index=True)
+    both = both.assign(clean=both["metrics.best/clean"], robust=both[f"metrics.{robust}"])
+    both["tradeoff"] = (both["clean"] + both["robust"]) / 2
+    # One row per model, its runs (seeds) as lists, in the order above.
+    return both.groupby(["kind", "label"], sort=False)[["clean", "robust", "tradeoff"]].agg(list).reset_index(), robust
+
+
+def tradeoff(merger: SweepRuns, extractors: SweepRuns) -> Table:
+    """Tables 4/5's trade-off: the mean of clean and robust accuracy, single extractors and mergers."""
+    frame, robust = points(merger, extractors)
+    rows = [[row.label, Cell.of(row.clean), Cell.of(row.robust), Cell.of(row.tradeoff)] for row in frame.itertuples()]
+    name = metric_label(robust).removesuffix(" (best checkpoint)")
+    notes = [merger.summary(), extractors.summary()]
+    if not robust.endswith("autoattack"):
+        notes.append(f"no AutoAttack in these runs: the trade-off uses {name}")
+    return Table(f"Trade-off (mean of clean and {name} accuracy, %)", ["model", "Clean", name, "Trade-off"], rows,
+                 notes)
+
+
+def scatter(merger: SweepRuns, extractors: SweepRuns) -> Figure:
+    """Fig. 1's idea: clean against robust accuracy, single extractors (labelled by eps) and mergers."""
+    frame, robust = points(merger, extractors)
+    figure = Figure(figsize=(5, 4), layout="constrained")
+    ax = figure.subplots()
+    for kind, marker, color in (("single", "o", "tab:blue"), ("merger", "*", "tab:red")):
+        part = frame[frame["kind"] == kind]
+        x = [100 * pd.Series(v).mean() for v in part["robust"]]
+        y = [100 * pd.Series(v).mean() for v in part["clean"]]
+        ax.scatter(x, y, marker=marker, color=color, s=60 if kind == "merger" else 30, label=kind)
+        for xi, yi, label in zip(x, y, part["label"]):
+            ax.annotate(label.removeprefix("single ").removeprefix("AFS "), (xi, yi), fontsize=6,
+                        xytext=(3, 3), textcoords="offset points")
+    ax.set_xlabel(f"{metric_label(robust)} accuracy (%)")
+    ax.set_ylabel("clean accuracy (%)")
+    ax.legend(fontsize=8)
+    return figure
+
+
+def table6(merger: SweepRuns, extractors: SweepRuns, baseline_eps: int = 8) -> Table:
+    """Table 6's cost columns: parameters (M) and MACs (G) per image, with clean and PGD-20 accuracy, for the single
+    extractor at ``baseline_eps`` (the paper's baseline) and every merger setting."""
+    singles = extractor_runs(extractors)
+    singles = singles[singles["extractor"] == baseline_eps].assign(label=f"Baseline (eps {baseline_eps}/255)")
+    mergers = merger_runs(merger).sort_values(["params.mask", "params.alpha"])
+    mergers = mergers.assign(label=mergers.apply(merger_label, axis=1))
+    rows: list[list[str | Cell]] = []
+    for label, group in pd.concat([singles, mergers], ignore_index=True).groupby("label", sort=False):
+        first = group.iloc[0]
+        rows.append([label, f"{first['metrics.model/params'] / 1e6:.2f}", f"{first['metrics.model/macs'] / 1e9:.3g}",
+                     Cell.of(group["metrics.best/clean"]), Cell.of(column(group, "metrics.best/pgd20"))])
+    return Table("Table 6. Cost and accuracy (%)", ["Setting", "Para. (M)", "MACs (G)", "Clean", "PGD-20"], rows,
+                 [merger.summary(), extractors.summary()])
+
+
+def extractors_of(merger: SweepRuns, name: str | None, tracking_uri: str | None) -> SweepRuns:
+    """The extractor sweep of a merger sweep: ``name``, or the one its mergers were trained on."""
+    if name is None:
+        _, name = only_value(merger_runs(merger), "params.extractor_sweep")
+    return load_sweep(str(name), experiment=EXTRACTOR_EXPERIMENT, tracking_uri=tracking_uri)
+
+
+COMMANDS = {
+    "table1": "Table 1: extractors by training eps (an extractor sweep)",
+    "delta-z": "Fig. 3: Delta_z by training eps with the concave range (an extractor sweep), as a PNG",
+    "table2": "Table 2: mergers by alpha (a merger sweep)",
+    "table3": "Table 3: mergers by stacking mask (a merger sweep)",
+    "tradeoff": "trade-off (mean of clean and AutoAttack accuracy) of extractors and mergers",
+    "scatter": "clean vs robust accuracy of extractors and mergers (Fig. 1 idea), as a PNG",
+    "table6": "Table 6: parameters and MACs of the eps-8 baseline and the mergers",
+}
+FIGURES = {"delta-z": "fig3.png", "scatter": "fig1.png"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, text in COMMANDS.items():
+        sub = commands.add_parser(name, help=text, description=text)
+        add_source_arguments(sub, output=name not in FIGURES)
+        if name in FIGURES:
+            sub.add_argument("--out", type=Path, default=Path(FIGURES[name]), help="PNG file to write")
+        if name in ("tradeoff", "scatter", "table6"):
+            sub.add_argument("--extractor-sweep", default=None,
+                             help="extractor sweep (default: the one the mergers were trained on)")
+    commands.choices["table2"].add_argument("--mask", default=None, help="stack to show, if the sweep has several")
+    commands.choices["table3"].add_argument("--alpha", type=float, default=None, help="alpha, if several")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    sweep = load_from_args(args)
+    try:
+        if args.command in FIGURES:
+            figure = fig_delta_z(sweep) if args.command == "delta-z" else scatter(
+                sweep, extractors_of(sweep, args.extractor_sweep, args.tracking_uri))
+            figure.savefig(args.out, dpi=150)
+            print(f"wrote {args.out} ({sweep.summary()})")
+            if args.command == "delta-z":
+                print(delta_z_summary(sweep))
+            return
+        if args.command == "table1":
+            table = table1(sweep)
+        elif args.command == "table2":
+            table = table2(sweep, args.mask)
+        elif args.command == "table3":
+            table = table3(sweep, args.alpha)
+        else:
+            extractors = extractors_of(sweep, args.extractor_sweep, args.tracking_uri)
+            table = tradeoff(sweep, extractors) if args.command == "tradeoff" else table6(sweep, extractors)
+    except (SweepNotFoundError, ValueError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+    emit(table, args.format, args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""AFS stage 2 (Liu & Zhao, Sec. 3.2-3.3): linear mergers over frozen extractors of a stage-1 sweep.
+
+    python sweeps/afs_merger.py table2                     # smoke, after `python sweeps/afs_extractors.py`
+    python sweeps/afs_merger.py table3                     # smoke: the four Table 3 masks, 1.5 min on 2 busy CPUs
+    python sweeps/afs_merger.py search --num-samples 8     # Optuna over alpha, clean and robust accuracy
+    python sweeps/afs_merger.py table2 --preset paper --address auto --extractor-sweep afs-extractors-paper
+
+``table2``: alpha in {0, 0.2, ..., 1.0} on one stack. ``table3``: the masks 100000001, 100010001, 101010101 and
+111111111 at alpha 0.5. ``search``: a multi-objective Optuna study (seeded TPE) over alpha in [0, 1] maximising both
+``select/clean`` and ``select/pgd<k>`` (the selection subset at the last epoch: Tune requires a searcher's metrics in
+every result); it prints the Pareto front. The stack of table2 and search is ``--mask``: a mask like 000111111
+(the paper's eps 3..8) or ``delta-z`` (default), the range over which the extractors' Delta_z is concave
+(analysis/afs_selection.py).
+
+The extractor sweep (``--extractor-sweep``, default ``afs-extractors-<preset>``) must have finished every extractor
+the masks name: this is checked before Ray starts, and the error names the missing eps and the command to run.
+Paper preset: CIFAR-10 with WRN-28-10 extractors, 5 epochs, LR 0.1 decayed x0.1 after epoch 2 (the reference code
+decays at epochs 2 and 5 and keeps the 5th), PGD-10 (2/255, 8/255) through the whole stack; one trial attacks six
+WRN-28-10s per step, about six extractor epochs of compute per merger epoch. Tables print from MLflow at the end.
+"""
+
+from __future__ import annotations
+
+from ray import tune
+
+from analysis.afs_tables import selected_extractors, table2, table3, tradeoff
+from analysis.runs import emit, load_sweep
+from sweeps.launcher import Sweep, absolute_tracking_uri, run_parser, run_sweep, validate
+from sweeps.optuna_search import add_search_arguments, build_search, describe_study
+from trainables.afs import (
+    EXTRACTOR_EXPERIMENT,
+    MASK_LENGTHS,
+    MergerConfig,
+    MissingExtractorError,
+    find_extractors,
+    mask_of,
+    merger_trainable,
+)
+
+FAMILY = "afs-merger"
+ALPHAS = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+TABLE3_MASKS = ["100000001", "100010001", "101010101", "111111111"]
+TABLE3_ALPHA = 0.5  # the paper does not say; its recommended value (Sec. 3.2)
+
+PRESETS = {
+    "smoke": {
+        "dataset": "synthetic", "train_n": 512, "model": "tiny-cnn", "epochs": 2, "batch_size": 32, "lr": 0.1,
+        "schedule": "cyclic", "nesterov": True, "attack_steps": 3, "attack_step": 4 / 255, "eval_n": 32,
+        "final_n": 64, "final_attacks": ["clean", "pgd10", "pgd20"],
+    },
+    "paper": {
+        "dataset": "cifar10", "model": "wrn-28-10", "epochs": 5, "batch_size": 128, "lr": 0.1, "lr_milestones": [2],
+        "weight_decay": 5e-4, "attack_steps": 10, "attack_step": 2 / 255, "eval_n": 1000, "final_n": 10000,
+        "final_attacks": ["clean", "pgd10", "pgd20", "autoattack"], "autoattack_n": 10000,
+    },
+}
+SEARCH_SAMPLES = {"smoke": 4, "paper": 16}
+
+
+def stack_mask(mask: str, extractor_sweep: str, tracking_uri: str) -> str:
+    """``--mask`` itself, or for ``delta-z`` the mask of the extractors over which Delta_z is concave."""
+    if mask != "delta-z":
+        return mask
+    chosen = selected_extractors(load_sweep(extractor_sweep, experiment=EXTRACTOR_EXPERIMENT,
+                                            tracking_uri=tracking_uri))
+    return mask_of(chosen, length=MASK_LENGTHS[0] if max(chosen) < MASK_LENGTHS[0] else MASK_LENGTHS[1])
+
+
+def search_space(table: str, preset: str, extractor_sweep: str, mask: str, seeds: int) -> dict:
+    space = {**PRESETS[preset], "extractor_sweep": extractor_sweep}
+    if table == "search":  # seed 0 for every trial: Optuna cannot take a grid axis
+        return space | {"mask": mask, "alpha": tune.uniform(0.0, 1.0)}
+    space["seed"] = tune.grid_search(list(range(seeds)))
+    if table == "table2":
+        return space | {"mask": mask, "alpha": tune.grid_search(ALPHAS)}
+    return space | {"mask": tune.grid_search(TABLE3_MASKS), "alpha": TABLE3_ALPHA}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = run_parser(__doc__, PRESETS)
+    parser.add_argument("table", choices=["table2", "table3", "search"], help="which experiment to run")
+    parser.add_argument("--extractor-sweep", default=None, help="stage-1 sweep name (default afs-extractors-<preset>)")
+    parser.add_argument("--mask", default="delta-z", help="stack of table2/search: a 9/10-character mask or delta-z")
+    add_search_arguments(parser)
+    args = parser.parse_args(argv)
+    if args.table == "search" and args.seeds != 1:
+        parser.error("--seeds: each trial of a search trains seed 0")
+    extractor_sweep = args.extractor_sweep or f"afs-extractors-{args.preset}"
+    tracking_uri = absolute_tracking_uri(args.tracking_uri)
+
+    # The dependency on stage 1, checked before Ray starts: every extractor the masks name must be registered.
+    try:
+        extractors = find_extractors(tracking_uri, extractor_sweep)
+        mask = stack_mask(args.mask, extractor_sweep, tracking_uri)
+        space = search_space(args.table, args.preset, extractor_sweep, mask, args.seeds)
+        extractors.require(TABLE3_MASKS if args.table == "table3" else [mask])
+    except MissingExtractorError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    validate(MergerConfig, space, args.data_root)
+
+    metrics = ["select/clean", f"select/pgd{PRESETS[args.preset]['attack_steps']}"]
+    if args.table == "search":
+        family = name = args.study_name or f"afs-alpha-{args.preset}"  # one MLflow experiment per study
+        options = {"num_samples": args.num_samples or SEARCH_SAMPLES[args.preset],
+                   "search_alg": build_search(metrics, ["max", "max"], study_name=family, storage=args.optuna_storage,
+                                              seed=args.sampler_seed),
+                   "tags": {"method": "afs", "study": family}}
+    else:
+        family, name, options = FAMILY, f"afs-{args.table}-{args.preset}", {"tags": {"method": "afs"}}
+    name = args.name or name
+    sweep = Sweep(family=family, trainable=merger_trainable, param_space=space, name_keys=("mask", "alpha", "seed"),
+                  **options)
+
+    def report() -> None:
+        runs = load_sweep(name, experiment=family, tracking_uri=args.tracking_uri)
+        if args.table == "search":
+            print(describe_study(family, args.optuna_storage, metrics))
+        else:
+            emit((table2 if args.table == "table2" else table3)(runs))
+        emit(tradeoff(runs, load_sweep(extractor_sweep, experiment=EXTRACTOR_EXPERIMENT,
+                                       tracking_uri=args.tracking_uri)))
+
+    print(f"stacking the extractors of sweep {extractor_sweep!r}: "
+          f"{', '.join(TABLE3_MASKS) if args.table == 'table3' else mask}")
+    run_sweep(sweep, args, name, report=report)
+
+
+if __name__ == "__main__":
+    main()

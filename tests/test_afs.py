@@ -1,0 +1,400 @@
+"""AFS: frozen extractors, the attack through the whole stack, alpha, masks, the MLflow lookup of stage 1 from
+stage 2, Delta_z and its selection rule; the science on the synthetic data and both stages from the command line
+(slow)."""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+from mlflow.tracking import MlflowClient
+
+from analysis.afs_selection import concave_range
+from analysis.runs import _numeric
+from tests_support import fit_test_model, train_without_ray
+from trainables import afs, attacks
+from trainables.afs import (
+    EXTRACTOR_EXPERIMENT,
+    Extractor,
+    FrozenStack,
+    Merger,
+    MergerConfig,
+    MissingExtractorError,
+    find_extractors,
+    load_extractors,
+    mask_indices,
+    mask_of,
+)
+from trainables.config import ConfigError, RunSettings
+from trainables.datasets import load_dataset
+from trainables.evaluation import accuracy, evaluate, logit_change
+from trainables.models import Classifier, count_macs, create_model
+from trainables.runtime import Trial, TrialData
+from trainables.tracking import TrialRun
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = {"dataset": "synthetic", "model": "tiny-cnn", "epochs": 1, "batch_size": 16, "attack_steps": 2,
+         "attack_step": 4 / 255, "eval_n": 16, "final_n": 16, "extractor_sweep": "extractors"}
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def data() -> TrialData:
+    train = load_dataset("synthetic", "train").subset(torch.arange(512))
+    test = load_dataset("synthetic", "test").subset(torch.arange(256))
+    return TrialData(train=train, select=test.subset(torch.arange(16)), test=test)
+
+
+def tiny_extractors(indices, seed: int = 0) -> dict[int, Classifier]:
+    extractors = {}
+    for i in indices:
+        torch.manual_seed(seed + i)
+        extractors[i] = create_model("tiny-cnn", 10)
+    return extractors
+
+
+def settings(tracking_uri: str = "sqlite:///unused.db") -> RunSettings:
+    return RunSettings(tracking_uri=tracking_uri, experiment="afs-tests")
+
+
+def in_test_merger(data: TrialData, extractors: dict[int, Classifier], **overrides) -> Merger:
+    """A Merger over extractors built in the test instead of fetched from MLflow."""
+
+    class InTestMerger(Merger):
+        def load_extractors(self) -> dict[int, Classifier]:
+            return extractors
+
+    torch.manual_seed(0)
+    mask = mask_of(extractors, length=10 if max(extractors) == 9 else 9)
+    cfg = MergerConfig.from_dict({**SMALL, "mask": mask, **overrides})
+    return InTestMerger(cfg, data, CPU, settings())
+
+
+def test_merger_training_changes_no_extractor_and_gives_none_a_gradient(data):
+    extractors = tiny_extractors([0, 8])
+    before = {i: copy.deepcopy(m.state_dict()) for i, m in extractors.items()}  # BatchNorm statistics included
+    method = in_test_merger(data, extractors, alpha=0.5)
+    trial = Trial(method)
+    head = method.model.heads["main"].weight.detach().clone()
+    trial.train_epoch(0)
+
+    assert not torch.equal(head, method.model.heads["main"].weight), "the merger itself must learn"
+    for i, extractor in extractors.items():
+        assert not extractor.training, "extractors stay in eval mode while the merger trains"
+        assert all(p.grad is None and not p.requires_grad for p in extractor.parameters())
+        for key, value in extractor.state_dict().items():
+            assert torch.equal(value, before[i][key]), (i, key)
+    optimised = {id(p) for group in trial.optimizer.param_groups for p in group["params"]}
+    assert optimised == {id(p) for p in method.model.heads.parameters()}
+    # Checkpoints and best weights carry the merger only; the runtime's copy of the best model shares the stack.
+    assert set(method.model.state_dict()) == {"heads.main.weight", "heads.main.bias"}
+    assert copy.deepcopy(method.model).body is method.stack
+
+
+@pytest.fixture(scope="module")
+def trained_extractors(data) -> dict[int, Classifier]:
+    """Two differently initialised tiny CNNs fitted on clean synthetic data."""
+    x, y = data.train.images.float() / 255, data.train.labels
+    models = {}
+    for i in (0, 1):
+        def make(seed: int = i) -> Classifier:
+            torch.manual_seed(seed)
+            return create_model("tiny-cnn", 10)
+
+        models[i] = fit_test_model(make, x, y, n_train=512)
+    return models
+
+
+def test_merger_attack_targets_the_whole_stack(data, trained_extractors):
+    extractors = {i: copy.deepcopy(m) for i, m in trained_extractors.items()}
+    method = in_test_merger(data, extractors, eps=2 / 255, attack_steps=5, attack_step=0.5 / 255)
+    x, y = data.train.images.float() / 255, data.train.labels
+    with torch.no_grad():
+        features = method.stack(x)
+    head = method.model.heads["main"]
+    optimizer = torch.optim.Adam(head.parameters(), lr=1e-2)
+    for _ in range(200):
+        optimizer.zero_grad()
+        F.cross_entropy(head(features), y).backward()
+        optimizer.step()
+
+    test = data.test
+    xt, yt = test.images.float() / 255, test.labels
+    torch.manual_seed(1)
+    against_stack = accuracy(method.model, method.adversarial(xt, yt), yt)
+    against_single = {}
+    for i, extractor in extractors.items():
+        torch.manual_seed(1)
+        x_adv = attacks.pgd(attacks.ce(extractor, yt), xt, eps=2 / 255, step_size=0.5 / 255, steps=5)
+        against_single[i] = accuracy(method.model, x_adv, yt)
+    clean = accuracy(method.model, xt, yt)
+    print(f"\nstack accuracy: clean {clean:.3f}, examples against the stack {against_stack:.3f}, "
+          f"against single extractors {against_single}")
+    assert against_stack < min(against_single.values()) < clean
+
+
+class CountingCraft:
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+
+    def __call__(self, cfg, objective, x):
+        self.sizes.append(len(x))
+        return afs.attacks.pgd(objective, x, eps=cfg.eps, step_size=cfg.attack_step, steps=cfg.attack_steps)
+
+
+@pytest.mark.parametrize("mode, alpha, attacked, stack_passes", [
+    ("mix", 1.0, [], 1),          # the whole batch clean: nothing crafted, one forward pass
+    ("mix", 0.5, [8], 2 + 1),     # the second half attacked (2 PGD steps), then one pass over the mixed batch
+    ("mix", 0.0, [16], 2 + 1),
+    ("weighted", 1.0, [], 1),     # Eq. 5 with alpha 1: the adversarial term is not even computed
+    ("weighted", 0.0, [16], 2 + 1),
+    ("weighted", 0.5, [16], 1 + 2 + 1),
+])
+def test_alpha_decides_what_is_attacked(data, monkeypatch, mode, alpha, attacked, stack_passes):
+    method = in_test_merger(data, tiny_extractors([3, 8]), alpha=alpha, alpha_mode=mode)
+    craft = CountingCraft()
+    monkeypatch.setattr(afs, "craft", craft)
+    passes = []
+    method.stack.extractors[0].body.register_forward_hook(lambda *_: passes.append(1))
+    batch = next(Trial(method).loader.epoch(0))
+    loss, _ = method.loss(batch, epoch=0)
+    assert craft.sizes == attacked and len(passes) == stack_passes
+    assert torch.isfinite(loss)
+
+
+def test_weighted_alpha_is_equation_5(data, monkeypatch):
+    method = in_test_merger(data, tiny_extractors([3, 8]), alpha=0.3, alpha_mode="weighted")
+    monkeypatch.setattr(afs, "craft", lambda cfg, objective, x: (x + 0.02).clamp(0, 1))
+    batch = next(Trial(method).loader.epoch(0))
+    loss, _ = method.loss(batch, epoch=0)
+    model, x, y = method.model, batch.x, batch.y
+    expected = 0.3 * F.cross_entropy(model(x), y) + 0.7 * F.cross_entropy(model((x + 0.02).clamp(0, 1)), y)
+    torch.testing.assert_close(loss, expected)
+
+
+# --- stage 1 in MLflow, found by stage 2 -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def registered(tmp_path, monkeypatch) -> tuple[str, dict[int, Classifier]]:
+    """An extractor sweep 'extractors' (preset smoke) in a fresh MLflow store with finished extractors eps 0..8,
+    registered the way the runtime does it (TrialRun.log_weights), plus a FAILED eps-9 trial."""
+    monkeypatch.chdir(tmp_path)  # the SQLite store's artifacts go to ./mlruns
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp_id = client.create_experiment(EXTRACTOR_EXPERIMENT)
+    parent = client.create_run(exp_id, tags={"sweep": "extractors", "preset": "smoke"}).info.run_id
+    extractors = tiny_extractors(range(10), seed=100)
+    for i, model in extractors.items():
+        run = TrialRun.open(uri, EXTRACTOR_EXPERIMENT, run_name=f"eps={i}", tags={},
+                            params={"eps": i / 255, "model": "tiny-cnn", "dataset": "synthetic"},
+                            trial_id=f"t{i}", parent_run_id=parent)
+        run.log_weights(model.state_dict())
+        run.finish("FAILED" if i == 9 else "FINISHED")
+    return uri, extractors
+
+
+def test_a_mask_selects_exactly_the_extractors_it_names(data, registered):
+    uri, logged = registered
+    cfg = MergerConfig.from_dict({**SMALL, "mask": "100010001"})
+    loaded = load_extractors(cfg, uri, 10, CPU)
+    assert sorted(loaded) == mask_indices("100010001") == [0, 4, 8]
+    for i, model in loaded.items():
+        for key, value in model.state_dict().items():
+            assert torch.equal(value, logged[i].state_dict()[key]), (i, key)
+    method = Merger(cfg, data, CPU, settings(uri))  # the trainable's own path: MLflow lookup, then the stack
+    assert method.stack.indices == [0, 4, 8] and method.stack.feature_dim == 3 * 128
+
+
+def test_a_missing_extractor_is_a_clear_error_naming_the_eps(data, registered):
+    uri, _ = registered
+    cfg = MergerConfig.from_dict({**SMALL, "mask": "0000000011"})
+    with pytest.raises(MissingExtractorError) as info:
+        Merger(cfg, data, CPU, settings(uri))
+    message = str(info.value)
+    assert "no finished extractor for eps 9/255 " in message and "mask(s) 0000000011" in message
+    assert "python sweeps/afs_extractors.py --preset smoke --name extractors --resume" in message
+    with pytest.raises(MissingExtractorError, match="no extractor sweep 'other'"):
+        find_extractors(uri, "other")
+
+
+def test_merger_sweep_checks_its_extractors_before_ray_starts(registered, tmp_path):
+    import ray
+
+    from sweeps import afs_merger
+
+    uri, _ = registered
+    with pytest.raises(SystemExit) as info:
+        afs_merger.main(["table2", "--mask", "0000000011", "--extractor-sweep", "extractors",
+                         "--tracking-uri", uri, "--storage-path", str(tmp_path / "ray")])
+    assert "eps 9/255" in str(info.value)
+    assert not ray.is_initialized() and not (tmp_path / "ray").exists()
+    # Table 3's masks only need eps 0..8: the check passes and only then would Ray start.
+    afs_merger.find_extractors(uri, "extractors").require(afs_merger.TABLE3_MASKS)
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"mask": "00011111"}, "expected 9 or 10 characters"),
+    ({"mask": "00011111100"}, "expected 9 or 10 characters"),
+    ({"mask": "0001x1111"}, "of 0/1"),
+    ({"mask": "000000000"}, "at least one 1"),
+    ({"alpha": 1.2}, "alpha=1.2 is outside [0, 1]"),
+    ({"extractor_sweep": ""}, "extractor_sweep is empty"),
+    ({"attack_bn": "batch"}, "attack_bn='eval'"),
+    ({"alpha_mode": "sum"}, "alpha_mode='sum'"),
+])
+def test_bad_merger_config_is_rejected(values, message):
+    with pytest.raises(ConfigError) as info:
+        MergerConfig.from_dict({**SMALL, **values})
+    assert message in str(info.value)
+
+
+# --- Delta_z, its selection rule, model size ---------------------------------------------------------------------------
+
+
+def test_delta_z_is_the_largest_logit_change_in_the_ball(trained_extractors, data):
+    model = trained_extractors[0]
+    x = data.test.images[:64]
+    small, large = (logit_change(model, x, eps=e, steps=5, device="cpu") for e in (1 / 255, 8 / 255))
+    assert 0 < small < large
+    assert logit_change(model, x, eps=0.0, steps=5, device="cpu") == 0
+    constant = copy.deepcopy(model)
+    torch.nn.init.zeros_(constant.heads["main"].weight)
+    assert logit_change(constant, x, eps=8 / 255, steps=5, device="cpu") == 0
+    # Not weaker than the random start alone: PGD ascends the change.
+    xf = x.float() / 255
+    with torch.no_grad():
+        noise = (model((xf + (torch.rand_like(xf) * 2 - 1) * 8 / 255).clamp(0, 1)) - model(xf)).abs().amax(1).mean()
+    assert large > float(noise)
+
+
+@pytest.mark.parametrize("delta_z, expected", [
+    ([20, 9, 5, 4, 3.8, 3.5, 3.1, 2.6, 2.0, 1.3], [3, 4, 5, 6, 7, 8, 9]),  # convex drop below 3/255, then concave
+    ([10, 9, 8, 7, 6, 5, 4, 3, 2, 1], list(range(10))),                   # a straight line is concave
+    ([1, 2, 1, 2, 1, 2, 1, 2, 1, 2], [6, 7, 8]),                           # zigzag: peaks only; ties go right
+])
+def test_concave_range(delta_z, expected):
+    assert concave_range(range(10), delta_z) == expected
+    assert concave_range([0.5, 0.1], [1.0, 2.0]) == [0.1, 0.5]
+    with pytest.raises(ValueError, match="repeat"):
+        concave_range([1, 1, 2], [1, 2, 3])
+
+
+def test_masks_and_codes():
+    assert mask_of([3, 4, 5, 6, 7, 8]) == afs.DEFAULT_MASK and mask_of([9], length=10) == "0000000001"
+    with pytest.raises(ValueError):
+        mask_of([9])
+    # MLflow hands masks back as strings; the analysis must not turn "000111111" into the number 111111.
+    assert list(_numeric(pd.Series(["000111111", "100010001"]))) == ["000111111", "100010001"]
+    assert list(_numeric(pd.Series(["0.5", "1"]))) == [0.5, 1.0]
+
+
+def test_wrn_28_10_macs_match_table_6():
+    model = create_model("wrn-28-10", 10).eval()
+    assert count_macs(model, torch.rand(1, 3, 32, 32)) / 1e9 == pytest.approx(5.24, abs=0.01)
+
+
+def test_stack_parameters_and_features():
+    stack = FrozenStack(tiny_extractors([8, 3]))
+    assert stack.indices == [3, 8] and stack.feature_dim == 256
+    assert stack(torch.rand(2, 3, 32, 32)).shape == (2, 256)
+    assert stack.parameter_count() == 2 * sum(p.numel() for p in create_model("tiny-cnn", 10).parameters())
+
+
+# --- slow: the science and both stages end to end --------------------------------------------------------------------
+
+# tests/test_science.py's recipe: about 4 x 31 SGD steps with a one-cycle LR, PGD-5 of 3/255 steps at 8/255.
+SCIENCE = {"dataset": "synthetic", "train_n": 2000, "model": "tiny-cnn", "epochs": 4, "batch_size": 64, "lr": 0.1,
+           "schedule": "cyclic", "nesterov": True, "eval_n": 500, "final_n": 500, "attack_steps": 5}
+MERGER_EPOCHS = 2
+
+
+@pytest.fixture(scope="module")
+def standard_robust_and_merger() -> dict[str, dict[str, float]]:
+    """Clean and PGD-20 (8/255) accuracy of an eps-0 and an eps-8/255 extractor and of an alpha-0.5 merger over both
+    (the numbers are printed)."""
+    start = time.perf_counter()
+    extractors = {}
+    for i in (0, 8):
+        trial = train_without_ray(Extractor, {**SCIENCE, "training": "pgd_at", "eps": i / 255,
+                                              "attack_step": 3 / 255 * i / 8})
+        extractors[i] = trial.method.model
+    test = trial.method.data.test
+
+    class TwoExtractorMerger(Merger):
+        def load_extractors(self) -> dict[int, Classifier]:
+            return extractors
+
+    merger = train_without_ray(TwoExtractorMerger, {**SCIENCE, "epochs": MERGER_EPOCHS, "attack_step": 3 / 255,
+                                                    "extractor_sweep": "in-test", "mask": "100000001"}).method.model
+    results = {name: evaluate(model, test.images, test.labels, eps=8 / 255, attacks=("clean", "pgd20"), device="cpu")
+               for name, model in (("eps 0", extractors[0]), ("eps 8", extractors[8]), ("merger", merger))}
+    print("\n" + "\n".join(f"{name:>7}: clean {r['clean']:.3f} PGD-20 {r['pgd20']:.3f}" for name, r in results.items())
+          + f"\nthe segment's PGD-20 at the merger's clean accuracy: {segment_at(results):.3f}; "
+          f"{time.perf_counter() - start:.0f} s")
+    return results
+
+
+def segment_at(results: dict[str, dict[str, float]]) -> float:
+    """PGD-20 accuracy of the line through the two single extractors (clean, PGD-20) at the merger's clean accuracy."""
+    standard, robust, merger = results["eps 0"], results["eps 8"], results["merger"]
+    slope = (robust["pgd20"] - standard["pgd20"]) / (robust["clean"] - standard["clean"])
+    return standard["pgd20"] + slope * (merger["clean"] - standard["clean"])
+
+
+@pytest.mark.slow
+def test_merger_is_as_accurate_as_the_robust_and_as_robust_as_the_standard_extractor(standard_robust_and_merger):
+    standard, robust, merger = (standard_robust_and_merger[k] for k in ("eps 0", "eps 8", "merger"))
+    assert merger["clean"] >= robust["clean"], "at least as accurate as the robust extractor"
+    assert merger["pgd20"] >= standard["pgd20"], "at least as robust as the standard extractor"
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "not on the synthetic data: its non-robust texture (+-5/255) is fully rewritten by an 8/255 attack and it has no "
+    "partially robust feature, so every bit of weight on the eps-0 features costs more PGD-20 than it buys clean "
+    "accuracy; the merger lands below the segment (see the printed numbers and the README)"))
+def test_merger_point_lies_above_the_segment_between_the_two_extractors(standard_robust_and_merger):
+    merger = standard_robust_and_merger["merger"]
+    assert merger["pgd20"] > segment_at(standard_robust_and_merger), "a better trade-off than mixing the two"
+
+
+def run_cli(*args: str, cwd: Path, timeout: int = 1200) -> str:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    result = subprocess.run([sys.executable, *args], check=False, cwd=cwd, capture_output=True, text=True,
+                            timeout=timeout, env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+@pytest.mark.slow
+def test_both_stages_run_from_the_command_line_and_print_the_tables(tmp_path):
+    flags = ["--preset", "smoke", "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
+             "--storage-path", str(tmp_path / "ray")]
+    start = time.perf_counter()
+    stage1 = run_cli(str(ROOT / "sweeps/afs_extractors.py"), *flags, cwd=tmp_path)
+    middle = time.perf_counter()
+    stage2 = run_cli(str(ROOT / "sweeps/afs_merger.py"), "table3", *flags, cwd=tmp_path)
+    end = time.perf_counter()
+    print(stage1[stage1.find("**Table 1"):], stage2[stage2.find("**Table 3"):],
+          f"stage 1 {middle - start:.0f} s, stage 2 {end - middle:.0f} s", sep="\n")
+    assert "Table 1." in stage1 and "0/255" in stage1 and "9/255" in stage1 and "concave over eps" in stage1
+    assert "Table 3." in stage2 and "111111111" in stage2 and "Trade-off" in stage2
+
+    source = ["--sweep", "afs-table3-smoke", "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]
+    table6 = run_cli(str(ROOT / "analysis/afs_tables.py"), "table6", *source, cwd=tmp_path)
+    assert "Baseline (eps 8/255)" in table6 and "AFS 111111111" in table6
+    run_cli(str(ROOT / "analysis/afs_tables.py"), "scatter", *source, "--out", str(tmp_path / "fig1.png"), cwd=tmp_path)
+    delta = run_cli(str(ROOT / "analysis/afs_tables.py"), "delta-z", "--sweep", "afs-extractors-smoke",
+                    "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "--out", str(tmp_path / "fig3.png"),
+                    cwd=tmp_path)
+    assert (tmp_path / "fig1.png").stat().st_size > 0 and (tmp_path / "fig3.png").stat().st_size > 0
+    print(table6, delta)

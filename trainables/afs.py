@@ -1,0 +1,300 @@
+"""AFS: adversarial feature stacking. PGD-AT extractors at eps = 0..9/255, their Delta_z, and a linear merger over the
+concatenated penultimate features of a frozen subset of them.
+
+Paper: Liu & Zhao, "Towards Both Accurate and Robust Neural Networks without Extra Data". Sec. 2.2 Eq. 3-4: each
+extractor is a PGD-AT model (:class:`Extractor`, the baseline trainable that also registers its selected weights in
+MLflow and measures Delta_z). Sec. 2.3 Eq. 1-2: ``z = w^T [g_1(x); ...; g_n(x)] + b`` over frozen extractors
+(:class:`FrozenStack`, :class:`Merger`). Eq. 5 weighs clean and adversarial CE by alpha (``alpha_mode="weighted"``);
+the reference code instead keeps the first ``int(B * alpha)`` samples of each batch clean and attacks the rest
+(``alpha_mode="mix"``, the default: it attacks only part of the batch). Adversarial examples target the whole stack
+(Sec. 2.3, "targeting the whole model"). Sec. 2.4 Eq. 8 / Fig. 3: Delta_z under an 8/255 attack
+(:func:`trainables.evaluation.logit_change`); the concavity rule that picks extractors from it is
+``analysis/afs_selection.py`` (read by the merger sweep and the analysis). Sec. 3.3 Table 3: a ``mask`` of 9 or 10
+characters, character i = '1' selecting the extractor trained at eps i/255.
+
+The merger finds its extractors in MLflow by the extractor sweep's name (the parent run tagged ``sweep=<name>`` in
+:data:`EXTRACTOR_EXPERIMENT`, its FINISHED children, their ``eps`` param and weight artifact), so it runs wherever the
+tracking server and its artifact store are reachable, with no shared local path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from mlflow.tracking import MlflowClient
+from torch import Tensor
+
+from trainables import attacks
+from trainables.baseline import Baseline, BaselineConfig, craft
+from trainables.config import ConfigError, RunSettings, TrainConfig
+from trainables.evaluation import logit_change
+from trainables.loader import Batch
+from trainables.models import Classifier, count_macs, create_model
+from trainables.runtime import Method, TrialData, run_trial
+from trainables.tracking import PARENT_TAG, download_weights
+
+EXTRACTOR_EXPERIMENT = "afs-extractors"  # the MLflow experiment (sweep family) of every extractor sweep
+SWEEP_TAG = "sweep"  # the parent-run tag sweeps/launcher.py writes (trainables never import sweeps)
+MASK_LENGTHS = (9, 10)  # Table 3 masks cover extractors 0..8; 10 characters include eps 9/255
+DEFAULT_MASK = "000111111"  # the paper's default stack: eps 3..8 /255 (Sec. 3.1)
+EVAL_EPS = 8 / 255
+
+
+def eps_index(eps: float) -> int:
+    """The extractor number of a training eps: 3/255 -> 3."""
+    return round(eps * 255)
+
+
+def mask_indices(mask: str) -> list[int]:
+    """``"100010001"`` -> ``[0, 4, 8]``: the extractors (eps i/255) a mask selects."""
+    return [i for i, char in enumerate(mask) if char == "1"]
+
+
+def mask_of(indices: Iterable[int], length: int = MASK_LENGTHS[0]) -> str:
+    """The mask selecting ``indices``: ``mask_of([3, 8])`` -> ``"000100001"``."""
+    chosen = set(indices)
+    if not chosen <= set(range(length)):
+        raise ValueError(f"extractors {sorted(chosen)} do not fit a mask of length {length}")
+    return "".join("1" if i in chosen else "0" for i in range(length))
+
+
+def check_mask(mask: str) -> None:
+    if len(mask) not in MASK_LENGTHS or set(mask) - {"0", "1"} or "1" not in mask:
+        raise ConfigError(f"mask={mask!r}: expected {' or '.join(map(str, MASK_LENGTHS))} characters of 0/1 with at "
+                          "least one 1 (character i selects the extractor trained at eps i/255, e.g. '000111111')")
+
+
+# --- stage 1: extractors ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExtractorConfig(BaselineConfig):
+    # Training eps varies (0..9/255); Table 1, Delta_z and the merger compare every extractor at one threat model.
+    eval_eps: float = EVAL_EPS
+    delta_z_steps: int = 20
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0 < self.eval_eps <= 1 or self.delta_z_steps < 1:
+            raise ConfigError(f"eval_eps={self.eval_eps} must be in (0, 1] and delta_z_steps={self.delta_z_steps} >= 1")
+
+
+def model_size(model: Classifier, image: Tensor, frozen_params: int = 0) -> dict[str, float]:
+    """Table 6's columns: parameters (the model's own plus ``frozen_params``) and MACs per image."""
+    params = sum(p.numel() for p in model.parameters()) + frozen_params
+    return {"model/params": float(params), "model/macs": float(count_macs(model, image))}
+
+
+class Extractor(Baseline):
+    """PGD-AT (eps 0: standard training) that registers its selected weights and logs Delta_z at ``eval_eps``."""
+
+    name = "afs_extractor"
+    Config = ExtractorConfig
+    cfg: ExtractorConfig
+    registers_weights = True
+
+    def final_eps(self) -> float:
+        return self.cfg.eval_eps
+
+    def final_metrics(self, models: Mapping[str, Classifier]) -> dict[str, float]:
+        test = self.data.test
+        metrics = {
+            f"{tag}/delta_z": logit_change(model, test.images, eps=self.cfg.eval_eps, steps=self.cfg.delta_z_steps,
+                                           device=self.device, seed=self.cfg.seed)
+            for tag, model in models.items()
+        }
+        return metrics | model_size(models["best"], test.images[:1].to(self.device).float() / 255)
+
+
+def extractor_trainable(config: dict[str, Any], settings: RunSettings) -> None:
+    """Ray Tune function trainable of stage 1; bind ``settings`` with ``tune.with_parameters``."""
+    run_trial(config, Extractor, settings)
+
+
+# --- finding the extractors of a sweep -------------------------------------------------------------------------------
+
+
+class MissingExtractorError(LookupError):
+    """A mask names an extractor the extractor sweep does not have (not run, failed, or still running)."""
+
+
+@dataclass(frozen=True)
+class ExtractorRuns:
+    """The FINISHED extractor trials of one extractor sweep: extractor number -> MLflow run id (and its params)."""
+
+    sweep: str
+    tracking_uri: str
+    preset: str  # the sweep's preset (its parent run's tag), for the command in error messages
+    runs: dict[int, str]
+    params: dict[int, dict[str, str]]
+
+    def require(self, masks: Iterable[str]) -> None:
+        """Raise :class:`MissingExtractorError` naming every eps that ``masks`` need and the sweep lacks."""
+        masks = list(masks)
+        missing = sorted({i for mask in masks for i in mask_indices(mask)} - set(self.runs))
+        if missing:
+            have = ", ".join(f"{i}/255" for i in sorted(self.runs)) or "none"
+            raise MissingExtractorError(
+                f"extractor sweep {self.sweep!r} has no finished extractor for eps "
+                f"{', '.join(f'{i}/255' for i in missing)} (needed by mask(s) {', '.join(masks)}; finished: {have}). "
+                f"Finish it with `python sweeps/afs_extractors.py --preset {self.preset} --name {self.sweep} "
+                f"--resume --tracking-uri {self.tracking_uri}`"
+            )
+
+
+def find_extractors(tracking_uri: str, sweep: str) -> ExtractorRuns:
+    """The finished extractors of ``sweep``; a sweep that does not exist is a :class:`MissingExtractorError` that
+    says how to run it."""
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name(EXTRACTOR_EXPERIMENT)
+    parents = [] if experiment is None else client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.{SWEEP_TAG} = '{sweep}'", max_results=1
+    )
+    if not parents:
+        raise MissingExtractorError(
+            f"no extractor sweep {sweep!r} in experiment {EXTRACTOR_EXPERIMENT!r} of {tracking_uri}: run "
+            f"`python sweeps/afs_extractors.py --preset <preset> --name {sweep} --tracking-uri {tracking_uri}` first"
+        )
+    children = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.`{PARENT_TAG}` = '{parents[0].info.run_id}' AND attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+    )
+    runs: dict[int, str] = {}
+    params: dict[int, dict[str, str]] = {}
+    for run in children:  # with several seeds per eps, the latest run
+        index = eps_index(float(run.data.params["eps"]))
+        if index not in runs:
+            runs[index], params[index] = run.info.run_id, dict(run.data.params)
+    return ExtractorRuns(sweep, tracking_uri, parents[0].data.tags.get("preset", "<preset>"), runs, params)
+
+
+def load_extractors(cfg: MergerConfig, tracking_uri: str, num_classes: int,
+                    device: torch.device) -> dict[int, Classifier]:
+    """The extractors ``cfg.mask`` selects, with their registered weights, on ``device``."""
+    found = find_extractors(tracking_uri, cfg.extractor_sweep)
+    found.require([cfg.mask])
+    client = MlflowClient(tracking_uri)
+    extractors = {}
+    for index in mask_indices(cfg.mask):
+        params = found.params[index]
+        if (params["model"], params["dataset"]) != (cfg.model, cfg.dataset):
+            raise ConfigError(f"extractor eps {index}/255 of sweep {cfg.extractor_sweep!r} is a {params['model']} on "
+                              f"{params['dataset']}; this merger expects model={cfg.model!r} on {cfg.dataset!r}")
+        model = create_model(params["model"], num_classes)
+        model.load_state_dict(download_weights(client, found.runs[index]))
+        extractors[index] = model.to(device)
+    return extractors
+
+
+# --- stage 2: the merger ---------------------------------------------------------------------------------------------
+
+
+class FrozenStack:
+    """``G(x) = [g_1(x); ...; g_n(x)]`` (Eq. 2): the concatenated penultimate features of frozen extractors.
+
+    Deliberately not an ``nn.Module``: the merger's Classifier holds it as its body without registering it, so
+    ``model.train()`` leaves the extractors in eval mode, and ``model.parameters()`` (the optimiser) and
+    ``state_dict()`` (checkpoints, best weights) hold the linear merger only; a restarted trial reloads the
+    extractors from MLflow. Their parameters do not require gradients, so an attack gets input gradients through
+    them and no parameter ever gets a ``.grad``.
+    """
+
+    def __init__(self, extractors: Mapping[int, Classifier]) -> None:
+        self.indices = sorted(extractors)
+        self.extractors = [extractors[i].eval().requires_grad_(False) for i in self.indices]
+        self.feature_dim = sum(e.feature_dim for e in self.extractors)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return torch.cat([extractor.features(x) for extractor in self.extractors], dim=1)
+
+    def __deepcopy__(self, memo: dict) -> FrozenStack:
+        # Frozen weights can be shared: the runtime's copy of the best merger must not duplicate six WRN-28-10s.
+        return self
+
+    def parameter_count(self) -> int:
+        return sum(p.numel() for extractor in self.extractors for p in extractor.parameters())
+
+
+@dataclass(frozen=True)
+class MergerConfig(TrainConfig):
+    extractor_sweep: str = ""  # the extractor sweep's name (its MLflow parent run's ``sweep`` tag)
+    mask: str = DEFAULT_MASK
+    alpha: float = 0.5  # Sec. 3.2: "practically, alpha can be set to 0.5"
+    alpha_mode: Literal["mix", "weighted"] = "mix"
+    epochs: int = 5  # Sec. 3: "We train the linear merger 5 epochs"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.extractor_sweep:
+            raise ConfigError("extractor_sweep is empty: name the extractor sweep whose checkpoints the merger stacks")
+        check_mask(self.mask)
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ConfigError(f"alpha={self.alpha} is outside [0, 1]")
+        if self.attack_bn != "eval":
+            raise ConfigError("the extractors are frozen in eval mode (running BatchNorm statistics): attack_bn='eval'")
+
+
+class Merger(Method):
+    """A linear layer on the frozen extractors' concatenated features, adversarially trained through the stack."""
+
+    name = "afs"
+    Config = MergerConfig
+    cfg: MergerConfig
+
+    def __init__(self, cfg: MergerConfig, data: TrialData, device: torch.device, settings: RunSettings) -> None:
+        self.tracking_uri = settings.tracking_uri
+        super().__init__(cfg, data, device, settings)
+
+    def load_extractors(self) -> dict[int, Classifier]:
+        return load_extractors(self.cfg, self.tracking_uri, self.data.train.num_classes, self.device)
+
+    def build_model(self) -> Classifier:
+        extractors = self.load_extractors()
+        if self.cfg.channels_last:  # the runtime converts the model, which does not hold the extractors
+            extractors = {i: e.to(memory_format=torch.channels_last) for i, e in extractors.items()}
+        stack = FrozenStack(extractors)
+        # No normalisation: each extractor normalises its own input. The stack is the (unregistered) body.
+        return Classifier(stack, stack.feature_dim, self.data.train.num_classes)  # type: ignore[arg-type]
+
+    @property
+    def stack(self) -> FrozenStack:
+        return self.model.body
+
+    def adversarial(self, x: Tensor, y: Tensor) -> Tensor:
+        """PGD at the training threat model against the whole stack (extractors and merger)."""
+        return craft(self.cfg, attacks.ce(self.model, y), x)
+
+    def loss(self, batch: Batch, epoch: int) -> tuple[Tensor, dict[str, Tensor]]:
+        cfg, model, x, y = self.cfg, self.model, batch.x, batch.y
+        if cfg.alpha_mode == "mix":
+            n_clean = int(len(y) * cfg.alpha)  # the reference's split: only the rest is attacked
+            if n_clean < len(y):
+                x = torch.cat([x[:n_clean], self.adversarial(x[n_clean:], y[n_clean:])])
+            logits = model(x)
+            return F.cross_entropy(logits, y), {"acc": (logits.argmax(1) == y).float().mean()}
+        # Eq. 5: alpha * CE(clean) + (1 - alpha) * CE(adversarial); a term of weight 0 is not computed at all.
+        logs: dict[str, Tensor] = {}
+        total = x.new_zeros(())
+        if cfg.alpha > 0:
+            clean = F.cross_entropy(model(x), y)
+            total = total + cfg.alpha * clean
+            logs["clean_loss"] = clean.detach()
+        if cfg.alpha < 1:
+            adversarial = F.cross_entropy(model(self.adversarial(x, y)), y)
+            total = total + (1 - cfg.alpha) * adversarial
+            logs["adv_loss"] = adversarial.detach()
+        return total, logs
+
+    def final_metrics(self, models: Mapping[str, Classifier]) -> dict[str, float]:
+        image = self.data.test.images[:1].to(self.device).float() / 255
+        return model_size(models["best"], image, frozen_params=self.stack.parameter_count())
+
+
+def merger_trainable(config: dict[str, Any], settings: RunSettings) -> None:
+    """Ray Tune function trainable of stage 2; bind ``settings`` with ``tune.with_parameters``."""
+    run_trial(config, Merger, settings)
