@@ -1,0 +1,274 @@
+"""UIAT tables and Fig. 3 from sweeps' MLflow runs (Dong et al., "The Enemy of My Enemy is My Friend", CVPR 2023).
+
+    python analysis/uiat_tables.py table6 --sweep uiat-ablation-paper        # Table 6: UAG / FR / IAM ablation
+    python analysis/uiat_tables.py lambda --sweep uiat-lambda-paper          # Fig. 3 as a table
+    python analysis/uiat_tables.py fig3 --sweep uiat-lambda-paper --out fig3.png   # Fig. 3: accuracy against lambda
+    python analysis/uiat_tables.py table3 --sweep uiat-eps-paper \\
+        --baseline-sweep uiat-eps-paper-trades                               # Table 3: training eps 10/12/16 /255
+    python analysis/uiat_tables.py table2 --sweep uiat-ablation-paper --sweep uiat-eps-paper \\
+        --sweep uiat-eps-paper-trades --sweep baselines-paper                # Table 2: minutes per training epoch
+
+Every command takes ``--tracking-uri`` (default ``$MLFLOW_TRACKING_URI`` or ``sqlite:///mlflow.db``) and
+``--experiment``; tables take ``--metric`` for the robust column (default: the strongest attack logged,
+``best/autoattack`` in a paper run), ``--format md|csv|latex`` and ``--out FILE``. Natural accuracy is ``best/clean``
+(the checkpoint the robust column uses). Only FINISHED trials count; nothing here retrains.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from analysis.runs import (
+    Cell,
+    SweepNotFoundError,
+    SweepRuns,
+    Table,
+    add_source_arguments,
+    aggregate,
+    column,
+    emit,
+    load_from_args,
+    load_sweep,
+    metric_label,
+    resolve_metric,
+)
+
+MISSING = "-"
+# Table 6's rows in the paper's order (the `components` param of trainables/uiat.py).
+TABLE6_ROWS = ["none", "uag", "uag+fr", "uag+iam", "uag+fr+iam"]
+SWITCHES = ("uag", "fr", "iam")
+BASELINE_NAMES = {"standard": "Natural Training", "pgd_at": "PGD-AT", "trades": "TRADES"}
+# Table 2's row order; other labels follow alphabetically.
+METHOD_ORDER = ["Natural Training", "PGD-AT", "TRADES", "IAT", "UIAT", "UIAT (One-off)"]
+NATURAL = "best/clean"
+
+
+def is_oneoff(value: object) -> bool:
+    return str(value) == "True"  # MLflow stores the bool param as a string
+
+
+def method_label(row: pd.Series) -> str:
+    """The paper's name of a run's method: ``TRADES``, ``IAT``, ``UIAT``, ``UIAT (One-off)``; UIAT runs with other
+    components name them, e.g. ``UIAT [uag+iam]``."""
+    method = row.get("tags.method")
+    if method == "baseline":
+        return BASELINE_NAMES.get(row["params.training"], str(row["params.training"]))
+    if method != "uiat":
+        return str(method)
+    components, oneoff = row["params.components"], is_oneoff(row.get("params.oneoff"))
+    usual = "uag+fr" if oneoff else "uag+fr+iam"
+    name = "IAT" if components == "none" and not oneoff else "UIAT" if components == usual else f"UIAT [{components}]"
+    return f"{name} (One-off)" if oneoff else name
+
+
+def uiat_runs(df: pd.DataFrame, oneoff: bool | None = None) -> pd.DataFrame:
+    keep = column(df, "tags.method") == "uiat"
+    if oneoff is not None:
+        keep &= column(df, "params.oneoff").map(is_oneoff) == oneoff
+    return df[keep]
+
+
+def bold_best(cells: dict[tuple, Cell]) -> dict[tuple, Cell]:
+    """The highest mean of a column in bold, as the paper marks it."""
+    if not cells:
+        return cells
+    best = max(c.mean for c in cells.values())
+    return {key: dataclasses.replace(c, bold=c.mean == best) for key, c in cells.items()}
+
+
+def accuracy_columns(df: pd.DataFrame, metric: str | None, *frames: pd.DataFrame) -> list[str]:
+    """Natural, PGD-20 (when logged and not already the robust column) and the robust metric."""
+    robust = resolve_metric(metric, df, *frames)
+    columns = [NATURAL] + (["best/pgd20"] if "metrics.best/pgd20" in df and robust != "best/pgd20" else [])
+    return [*columns, robust]
+
+
+def table6(sweep: SweepRuns, metric: str | None = None) -> Table:
+    """Table 6: one row per component set (the paper's five first), check marks for UAG / FR / IAM, natural,
+    PGD-20 and robust accuracy (best per column in bold)."""
+    df = uiat_runs(sweep.runs, oneoff=False)
+    if df.empty:
+        raise ValueError(f"no finished UIAT trials (without one-off): {sweep.summary()}")
+    metrics = accuracy_columns(df, metric)
+    cells = {m: bold_best(aggregate(df, ["params.components"], m)) for m in metrics}
+    present = set(df["params.components"])
+    order = [c for c in TABLE6_ROWS if c in present] + sorted(present - set(TABLE6_ROWS))
+    rows: list[list[str | Cell]] = [
+        [*("✓" if s in components.split("+") else "" for s in SWITCHES),
+         *(cells[m].get((components,), MISSING) for m in metrics)]
+        for components in order
+    ]
+    header = ["UAG", "FR", "IAM", *(metric_label(m) for m in metrics)]
+    notes = [("UAG: universal (class-wise) inverse adversaries, otherwise instance-wise IAT; FR: feature term of "
+              "Eq. 4; IAM: inverse-adversary momentum (Eq. 8); best mean per column in bold"), sweep.summary()]
+    return Table(f"Table 6. Ablation of UIAT's components ({datasets(df)}): accuracy (%)", header, rows, notes)
+
+
+def datasets(df: pd.DataFrame) -> str:
+    pairs = df[["params.dataset", "params.model"]].drop_duplicates()
+    return "; ".join(f"{d}, {m}" for d, m in pairs.itertuples(index=False))
+
+
+def lambda_cells(sweep: SweepRuns, metric: str | None) -> tuple[pd.DataFrame, list[str], dict[str, dict]]:
+    df = uiat_runs(sweep.runs)
+    if df.empty:
+        raise ValueError(f"no finished UIAT trials: {sweep.summary()}")
+    metrics = [NATURAL, resolve_metric(metric, df)]
+    return df, metrics, {m: aggregate(df, ["params.lam"], m) for m in metrics}
+
+
+def lambda_table(sweep: SweepRuns, metric: str | None = None) -> Table:
+    """Fig. 3 as a table: natural and robust accuracy for each lambda."""
+    df, metrics, cells = lambda_cells(sweep, metric)
+    lams = sorted({key[0] for c in cells.values() for key in c})
+    rows: list[list[str | Cell]] = [[f"{lam:g}", *(cells[m].get((lam,), MISSING) for m in metrics)] for lam in lams]
+    variant = ", ".join(sorted({method_label(r) for _, r in df.iterrows()}))
+    title = f"Fig. 3. Sensitivity of {variant} to lambda ({datasets(df)}): accuracy (%)"
+    return Table(title, ["lambda", *(metric_label(m) for m in metrics)], rows, [sweep.summary()])
+
+
+def fig3(sweep: SweepRuns, metric: str | None = None) -> Figure:
+    """Fig. 3: natural and robust accuracy (%) against lambda, mean over seeds with +-std error bars. A bare
+    ``Figure`` (Agg when saved), so no pyplot state is touched."""
+    df, metrics, cells = lambda_cells(sweep, metric)
+    figure = Figure(figsize=(5.0, 3.5), layout="constrained")
+    ax = figure.subplots()
+    for m, marker in zip(metrics, ("o", "s")):
+        points = sorted(cells[m].items())
+        lams = [key[0] for key, _ in points]
+        ax.errorbar(lams, [100 * c.mean for _, c in points], yerr=[100 * (c.std or 0.0) for _, c in points],
+                    marker=marker, capsize=3, label=metric_label(m))
+    ax.set_xlabel(r"$\lambda$")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(f"Fig. 3: {datasets(df)}", fontsize=9)
+    ax.legend(fontsize=8)
+    return figure
+
+
+def eps_label(eps: float) -> str:
+    return f"{eps * 255:g}/255" if abs(round(eps * 255) - eps * 255) < 1e-6 else f"{eps:.4g}"
+
+
+def table3(sweep: SweepRuns, baseline: SweepRuns | None = None, metric: str | None = None) -> Table:
+    """Table 3: per training eps, TRADES, UIAT and one-off UIAT with natural and robust accuracy at that eps;
+    TRADES from ``baseline`` (another sweep) or from the TRADES trials of ``sweep`` itself."""
+    df = uiat_runs(sweep.runs)
+    if df.empty:
+        raise ValueError(f"no finished UIAT trials: {sweep.summary()}")
+    base = (baseline or sweep).runs
+    base = base[(column(base, "tags.method") == "baseline") & (column(base, "params.training") == "trades")]
+    frame = pd.concat([df, base], ignore_index=True)
+    frame["method"] = [method_label(r) for _, r in frame.iterrows()]
+    metrics = [NATURAL, resolve_metric(metric, df, base)]
+    cells = {m: aggregate(frame, ["params.eps", "method"], m) for m in metrics}
+    methods = sorted(set(frame["method"]), key=lambda name: (name not in METHOD_ORDER,
+                                                             METHOD_ORDER.index(name) if name in METHOD_ORDER else 0,
+                                                             name))
+    rows: list[list[str | Cell]] = []
+    for eps in sorted(set(frame["params.eps"])):
+        rows += [[eps_label(eps) if i == 0 else "", name, *(cells[m].get((eps, name), MISSING) for m in metrics)]
+                 for i, name in enumerate(methods)]
+    notes = [sweep.summary()] + ([f"TRADES from {baseline.summary()}"] if baseline is not None else [])
+    if base.empty:
+        notes.append("no finished TRADES trials found")
+    title = f"Table 3. Training and evaluation at larger eps ({datasets(df)}): accuracy (%)"
+    return Table(title, ["eps", "Method", *(metric_label(m) for m in metrics)], rows, notes)
+
+
+def table2(sweeps: Sequence[SweepRuns], key: str = "epoch_time_s") -> Table:
+    """Table 2: minutes per training epoch per method (rows) and model (columns): each run's mean of ``key`` over
+    its epochs, then the mean over runs. ``epoch_time_s`` times the training pass only (no evaluation)."""
+    frames = [s.runs.assign(_sweep=s) for s in sweeps if len(s.runs)]
+    if not frames:
+        raise ValueError("no finished trials in " + "; ".join(s.summary() for s in sweeps))
+    per_run = []
+    for frame in frames:
+        history = frame["_sweep"].iloc[0].history(key, frame["run_id"])
+        means = history.groupby("run_id")["value"].mean()
+        for _, row in frame.iterrows():
+            if row["run_id"] in means:
+                per_run.append((method_label(row), row["params.model"], means[row["run_id"]] / 60))
+    if not per_run:
+        raise ValueError(f"no run logged {key!r}")
+    times = pd.DataFrame(per_run, columns=["method", "model", "minutes"])
+    stats = times.groupby(["method", "model"])["minutes"].agg(["mean", "std", "count"])
+    models = sorted(set(times["model"]))
+    methods = sorted(set(times["method"]), key=lambda name: (name not in METHOD_ORDER,
+                                                             METHOD_ORDER.index(name) if name in METHOD_ORDER else 0,
+                                                             name))
+
+    def text(method: str, model: str) -> str:
+        if (method, model) not in stats.index:
+            return MISSING
+        mean, std, count = stats.loc[(method, model)]
+        return f"{mean:.2f}" + (f" ± {std:.2f} (n={int(count)})" if count > 1 else "")
+
+    rows: list[list[str | Cell]] = [[method, *(text(method, model) for model in models)] for method in methods]
+    notes = [("mean over each run's epochs, then over runs; times come from whatever device ran each trial, so "
+             "compare sweeps run on the same hardware"), *(s.summary() for s in sweeps)]
+    return Table("Table 2. Training time (min/epoch)", ["Method", *models], rows, notes)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    helps = {
+        "table6": "Table 6: UAG / FR / IAM ablation (natural, PGD-20, AutoAttack)",
+        "lambda": "Fig. 3 as a table: natural and robust accuracy per lambda",
+        "table3": "Table 3: TRADES, UIAT and one-off UIAT trained at eps 10/12/16 /255",
+    }
+    for name, text in helps.items():
+        sub = commands.add_parser(name, help=text, description=text)
+        add_source_arguments(sub)
+        sub.add_argument("--metric", default=None,
+                         help="robust metric, e.g. best/pgd20 (default: the strongest attack logged under best/)")
+    commands.choices["table3"].add_argument("--baseline-sweep", default=None,
+                                            help="sweep with the TRADES runs (default: TRADES trials of --sweep)")
+    fig = commands.add_parser("fig3", help="Fig. 3: natural and robust accuracy against lambda as a PNG")
+    add_source_arguments(fig, output=False)
+    fig.add_argument("--metric", default=None, help="robust metric (default: the strongest attack logged)")
+    fig.add_argument("--out", type=Path, default=Path("fig3.png"), help="PNG file to write")
+    times = commands.add_parser("table2", help="Table 2: minutes per training epoch per method and model",
+                                description="Table 2: minutes per training epoch per method and model")
+    times.add_argument("--sweep", action="append", required=True, help="a sweep to read (repeat for several)")
+    times.add_argument("--experiment", default=None, help="MLflow experiment to look in (default: all)")
+    times.add_argument("--tracking-uri", default=None, help="MLflow tracking URI")
+    times.add_argument("--format", choices=("md", "csv", "latex"), default="md")
+    times.add_argument("--out", type=Path, default=None)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "table2":
+            sweeps = [load_sweep(name, experiment=args.experiment, tracking_uri=args.tracking_uri)
+                      for name in args.sweep]
+            emit(table2(sweeps), args.format, args.out)
+            return
+        sweep = load_from_args(args)
+        if args.command == "fig3":
+            figure = fig3(sweep, args.metric)
+            figure.savefig(args.out, dpi=150)
+            print(f"wrote {args.out} ({sweep.summary()})")
+            return
+        if args.command == "table6":
+            table = table6(sweep, args.metric)
+        elif args.command == "lambda":
+            table = lambda_table(sweep, args.metric)
+        else:
+            baseline = load_sweep(args.baseline_sweep, tracking_uri=args.tracking_uri) if args.baseline_sweep else None
+            table = table3(sweep, baseline, args.metric)
+    except (SweepNotFoundError, ValueError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+    emit(table, args.format, args.out)
+
+
+if __name__ == "__main__":
+    main()

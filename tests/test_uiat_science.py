@@ -1,0 +1,59 @@
+"""Science of UIAT on the synthetic data (tests/test_science.py describes it), with the numbers printed.
+
+Fig. 1/4 of the paper: the trained model classifies inverse examples correctly more often than clean ones and far more
+often than adversarial ones. And UIAT against PGD-AT under the same budget (data, epochs, attack, schedule).
+
+lambda = 1.0, not the paper's 3.5: with only 4 epochs the KL toward the model's own early, near-uniform inverse
+predictions holds training back at 3.5. Measured (seed 0, 2 CPU cores, torch 2.15; clean / PGD-20 on 500 test images):
+PGD-AT 0.690 / 0.516 at 4 epochs and 0.700 / 0.582 at 8; UIAT lambda 3.5 0.546 / 0.230 at 4 epochs (0.640 / 0.456
+with attack_bn="batch") and 0.696 / 0.564 at 8 (T = 4); UIAT lambda 1.0 0.692 / 0.500 at 4 epochs (seed 1: 0.694 /
+0.490 against PGD-AT's 0.690 / 0.516). So on this data UIAT stays 1.5 to 2.5 points of PGD-20 below PGD-AT rather than
+above it: both sit near the ceiling the robust pattern allows (it predicts 75% of labels; the synthetic set has no
+misclassified-but-recoverable examples for the inverse targets to help with). The comparison therefore allows
+``TOLERANCE`` = 3 points (about one standard error of a difference of two accuracies on 500 points) and prints the gap.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests_support import train_without_ray
+from trainables import attacks
+from trainables.baseline import Baseline
+from trainables.evaluation import accuracy, evaluate
+from trainables.uiat import UIAT
+
+BUDGET = {"dataset": "synthetic", "train_n": 2000, "model": "tiny-cnn", "epochs": 4, "batch_size": 64, "lr": 0.1,
+          "schedule": "cyclic", "nesterov": True, "eval_n": 500, "final_n": 500, "attack_steps": 5,
+          "attack_step": 3 / 255}
+TOLERANCE = 0.03
+
+
+@pytest.mark.slow
+def test_inverse_examples_are_easiest_and_uiat_keeps_pgd_at_robustness():
+    start = time.perf_counter()
+    uiat = train_without_ray(UIAT, {**BUDGET, "lam": 1.0, "momentum_start": 2})
+    seconds_uiat = time.perf_counter() - start
+    start = time.perf_counter()
+    pgd_at = train_without_ray(Baseline, {**BUDGET, "training": "pgd_at"})
+    seconds_at = time.perf_counter() - start
+
+    test = uiat.method.data.test
+    model, z = uiat.method.model, uiat.method.z
+    x, y = test.images.float() / 255, test.labels
+    result = evaluate(model, test.images, y, eps=8 / 255, attacks=("clean", "pgd20"), device="cpu")
+    baseline = evaluate(pgd_at.method.model, test.images, y, eps=8 / 255, attacks=("clean", "pgd20"), device="cpu")
+    universal = accuracy(model, (x + z[y]).clamp(0, 1), y)  # the learned class-wise z_y
+    with attacks.bn_mode(model, "eval"):
+        instance = accuracy(model, attacks.inverse_pgd(attacks.ce(model, y), x, eps=4 / 255, step_size=1 / 255,
+                                                       steps=10, random_start="none"), y)
+    print(f"\nUIAT (lambda 1.0, {seconds_uiat:.0f} s): inverse z_y {universal:.3f}, inverse PGD-10 at 4/255 "
+          f"{instance:.3f}, clean {result['clean']:.3f}, PGD-20 {result['pgd20']:.3f}"
+          f"\nPGD-AT ({seconds_at:.0f} s): clean {baseline['clean']:.3f}, PGD-20 {baseline['pgd20']:.3f}"
+          f"\nUIAT - PGD-AT: clean {result['clean'] - baseline['clean']:+.3f}, "
+          f"PGD-20 {result['pgd20'] - baseline['pgd20']:+.3f}")
+    assert universal > result["clean"] and instance > result["clean"]
+    assert min(universal, instance) >= result["pgd20"] + 0.15, "inverse examples far easier than adversarial ones"
+    assert result["pgd20"] >= baseline["pgd20"] - TOLERANCE

@@ -1,0 +1,250 @@
+"""UIAT: adversarial training regularised toward class-wise universal inverse adversaries, and its variants.
+
+Paper: Dong et al., "The Enemy of My Enemy is My Friend: Exploring Inverse Adversaries for Improving Adversarial
+Training" (CVPR 2023): Eq. 4 (inverse loss), Eq. 6 and Algorithm 1 lines 7-11 (class-wise universal inverse
+perturbations), Eq. 7 (training loss), Eq. 8 (inverse-adversary momentum), Sec. 3.3 (one-off variant), Table 6
+(ablation of UAG / FR / IAM). ``../shared/notes/methods.md`` settles what the paper leaves open.
+
+Each step: ``x_adv`` from the shared training attack (PGD on CE); inverse examples ``x_inv``; the target ``p``
+(no gradient); loss ``CE(f(x_adv), y) + lam * KL(p || f(x_adv))`` averaged over the batch.
+
+- Inverse loss (Eq. 4), per sample: ``CE(f(x_inv), y) + beta * [L1(F(x_inv), F(x)) - L1(F(x_inv), F(x_adv))]``,
+  F the penultimate feature and L1 the mean absolute difference; F(x) and F(x_adv) are constants.
+- UAG on: ``z_c`` (C x 3 x H x W, initialised ``0.001 N(0, 1)``) takes one signed descent step per batch on the sum
+  of its class's inverse losses and is projected onto the eps' ball (Algorithm 1 line 10); a class absent from the
+  batch has no gradient and does not move. ``x_inv = clip01(x + z_y)`` with the updated ``z``.
+  UAG off (instance-wise IAT, Table 6 row 1): ``x_inv`` from ``iat_steps`` steps of inverse PGD on Eq. 4, started
+  at ``x`` inside the eps' ball.
+- IAM on: per training sample ``p_i = f(x_inv_i)`` for epochs before ``momentum_start`` (T), then
+  ``p_i = gamma * p_i + (1 - gamma) * f(x_inv_i)`` (Eq. 8). IAM off: ``p = f(x_inv)`` every step.
+- One-off: ``p = f(x)`` (clean prediction, a constant) before ``oneoff_epoch`` (T'); in epoch T' the inverse examples
+  are generated and every sample's ``p`` is stored; afterwards the stored ``p`` is reused with no inverse generation.
+- FR is the feature term of Eq. 4 (weight ``beta``); without it the inverse loss is plain CE (paper Table 5).
+
+Predictions that become targets, ``z`` updates and inverse PGD use the BatchNorm mode of the training attack
+(``attack_bn``, running statistics by default) and never update running statistics.
+
+Choices where the paper is silent (methods.md): ``inv_step`` (alpha') = 1/255; the target is predicted from the
+inverse examples of the *updated* ``z`` (Algorithm 1 computes Eq. 8 after line 10); T = 10 and T' = 50 of 100 epochs
+(see :class:`UIATConfig`); 5 inverse PGD steps for IAT. A sample that the loader's ``drop_last`` skipped in an epoch
+keeps its older ``p`` (IAM) and, without any stored ``p`` (one-off after T'), gets its clean prediction, the target
+the one-off variant uses before T'.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from trainables import attacks
+from trainables.baseline import craft
+from trainables.config import ConfigError, RunSettings, TrainConfig
+from trainables.datasets import derive_seed
+from trainables.loader import Batch
+from trainables.losses import kl_divergence
+from trainables.models import Classifier
+from trainables.runtime import Method, TrialData, run_trial
+
+# Table 6's switches: UAG (universal, class-wise inverse perturbations; otherwise instance-wise IAT), FR (the feature
+# term of Eq. 4), IAM (inverse-adversary momentum, Eq. 8). "none" is instance-wise IAT without either term.
+Components = Literal["none", "uag", "fr", "iam", "uag+fr", "uag+iam", "fr+iam", "uag+fr+iam"]
+
+
+@dataclass(frozen=True)
+class UIATConfig(TrainConfig):
+    # Paper schedule (Sec. 4.1): 100 epochs, SGD with Nesterov momentum 0.9, cyclic LR peaking at 0.1, wd 5e-4.
+    epochs: int = 100
+    nesterov: bool = True
+    schedule: Literal["piecewise", "cyclic", "constant"] = "cyclic"
+    lam: float = 3.5  # lambda of Eq. 7 (3.0 on SVHN)
+    inv_eps: float = 4 / 255  # eps', radius of the inverse perturbations
+    inv_step: float = 1 / 255  # alpha', step of the z_c update and of IAT's inverse PGD
+    beta: float = 1.0  # weight of the feature term of Eq. 4 (used when components include "fr")
+    gamma: float = 0.9  # momentum factor of Eq. 8
+    components: Components = "uag+fr+iam"
+    # T of Eq. 8 (0-based epoch). Not given in the paper; "the learned representation is unstable during the early
+    # training period": the first tenth of the default 100 epochs, while the cyclic LR still climbs.
+    momentum_start: int = 10
+    oneoff: bool = False
+    # T' of the one-off variant (0-based epoch). Not given in the paper, whose one-off targets match full UIAT (Table 1)
+    # and are called "well-learned": the middle of training, at the peak of the cyclic LR, leaving half of it.
+    oneoff_epoch: int = 50
+    # Inverse PGD steps of instance-wise IAT (components without "uag"); the supplementary material that gives them is
+    # not available. Table 2 puts IAT 0.6 min/epoch above UIAT on ResNet-18 (2.83 vs 2.20), a few extra passes, and
+    # 5 steps of alpha' = 1/255 reach the eps' = 4/255 boundary from x.
+    iat_steps: int = 5
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.eps <= 0 or self.attack_steps < 1:
+            raise ConfigError("UIAT trains on PGD adversarial examples: set eps > 0 and attack_steps >= 1")
+        if self.lam < 0 or self.beta < 0:
+            raise ConfigError(f"lam={self.lam} and beta={self.beta} must not be negative")
+        for name in ("inv_eps", "inv_step", "gamma"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"{name}={getattr(self, name)} is outside [0.0, 1.0]")
+        if self.feature_regularisation and self.beta == 0:
+            raise ConfigError("components include 'fr' but beta=0: set beta > 0, or drop 'fr' from components")
+        if self.inverse_momentum and self.oneoff:
+            raise ConfigError("the one-off variant stores p once in epoch oneoff_epoch and has no momentum: drop "
+                              f"'iam' from components (e.g. components='{self.components.replace('+iam', '')}')")
+        if self.inverse_momentum and not 1 <= self.momentum_start < self.epochs:
+            raise ConfigError(f"momentum_start={self.momentum_start} must be in [1, epochs={self.epochs}) (Eq. 8 "
+                              "needs the previous epoch's p): set it there, or drop 'iam' from components")
+        if self.oneoff and not 0 <= self.oneoff_epoch < self.epochs - 1:
+            raise ConfigError(f"oneoff_epoch={self.oneoff_epoch} leaves no epoch of epochs={self.epochs} that reuses "
+                              "the stored targets: set it below epochs - 1")
+        if not self.universal and self.iat_steps < 1:
+            raise ConfigError(f"instance-wise IAT (components without 'uag') needs iat_steps >= 1, got "
+                              f"{self.iat_steps}")
+
+    @property
+    def universal(self) -> bool:
+        return "uag" in self.components.split("+")
+
+    @property
+    def feature_regularisation(self) -> bool:
+        return "fr" in self.components.split("+")
+
+    @property
+    def inverse_momentum(self) -> bool:
+        return "iam" in self.components.split("+")
+
+
+def inverse_objective(model: Classifier, y: Tensor, beta: float, clean_features: Tensor | None = None,
+                      adv_features: Tensor | None = None) -> attacks.Objective:
+    """Per-sample inverse loss of Eq. 4; without features (FR off) it is the CE term alone."""
+
+    def objective(x_inv: Tensor) -> Tensor:
+        features = model.features(x_inv)
+        loss = F.cross_entropy(model.heads["main"](features).float(), y, reduction="none")
+        if clean_features is None:
+            return loss
+        features = features.float()
+        pull = (features - clean_features).abs().mean(dim=1)
+        push = (features - adv_features).abs().mean(dim=1)
+        return loss + beta * (pull - push)
+
+    return objective
+
+
+class UIAT(Method):
+    name = "uiat"
+    Config = UIATConfig
+    cfg: UIATConfig
+
+    def __init__(self, cfg: UIATConfig, data: TrialData, device: torch.device, settings: RunSettings) -> None:
+        super().__init__(cfg, data, device, settings)
+        n, k = len(data.train), data.train.num_classes
+        # A generator of its own: z's start depends on the seed only, not on how much RNG the model init drew.
+        generator = torch.Generator().manual_seed(derive_seed(cfg.seed, "uiat-z"))
+        z = 0.001 * torch.randn((k, *data.train.images.shape[1:]), generator=generator)
+        self.z = z.clamp(-cfg.inv_eps, cfg.inv_eps).to(device)
+        # Per-sample targets p_i (momentum buffer or one-off store) in fp32: half precision would round each
+        # gamma-weighted update (relative error ~1e-3 per step, compounding over epochs); CIFAR-10 needs 2 MB.
+        self.targets = torch.zeros(n, k, device=device)
+        self.has_target = torch.zeros(n, dtype=torch.bool, device=device)
+        self.all_stored = False
+
+    def on_epoch_start(self, epoch: int) -> None:
+        cfg = self.cfg
+        if cfg.oneoff and epoch > cfg.oneoff_epoch:
+            self.all_stored = bool(self.has_target.all())  # one host sync per epoch
+
+    # --- targets --------------------------------------------------------------------------------------------------
+    def predict(self, x: Tensor) -> Tensor:
+        """Softmax prediction used as a target: a constant (no gradient)."""
+        with torch.no_grad():
+            return F.softmax(self.model(x).float(), dim=1)
+
+    def update_z(self, objective: attacks.Objective, x: Tensor, y: Tensor) -> None:
+        """Algorithm 1 lines 8-11: one signed descent step of each present class's summed inverse loss, projected
+        onto the eps' ball. Absent classes have zero gradient; the mask keeps them exactly where they were."""
+        cfg = self.cfg
+        z = self.z.clone().requires_grad_(True)
+        with torch.enable_grad():
+            loss = objective((x + z[y]).clamp(0.0, 1.0)).sum()
+        (grad,) = torch.autograd.grad(loss, z)
+        present = torch.bincount(y, minlength=len(z)) > 0
+        step = cfg.inv_step * grad.sign() * present.view(-1, 1, 1, 1)
+        self.z = (self.z - step).clamp(-cfg.inv_eps, cfg.inv_eps)
+
+    def inverse_examples(self, batch: Batch, x_adv: Tensor) -> Tensor:
+        """Eq. 4 minimised class-wise (UAG: one step on z_c) or per sample (IAT: inverse PGD)."""
+        cfg, model, x, y = self.cfg, self.model, batch.x, batch.y
+        clean_features = adv_features = None
+        if cfg.feature_regularisation:
+            with torch.no_grad():
+                clean_features, adv_features = model.features(x).float(), model.features(x_adv).float()
+        objective = inverse_objective(model, y, cfg.beta, clean_features, adv_features)
+        if cfg.universal:
+            self.update_z(objective, x, y)
+            return (x + self.z[y]).clamp(0.0, 1.0)
+        return attacks.inverse_pgd(objective, x, eps=cfg.inv_eps, step_size=cfg.inv_step, steps=cfg.iat_steps,
+                                   random_start="none")
+
+    def target(self, batch: Batch, x_adv: Tensor, epoch: int) -> tuple[Tensor, Tensor | None]:
+        """The target p of Eq. 7 for this batch, and the inverse examples' prediction if any were generated.
+        Call it in the attack's BatchNorm mode."""
+        cfg, idx = self.cfg, batch.idx
+        if cfg.oneoff and epoch < cfg.oneoff_epoch:
+            return self.predict(batch.x), None
+        if cfg.oneoff and epoch > cfg.oneoff_epoch:
+            return self.stored_targets(batch), None
+        inverse = self.predict(self.inverse_examples(batch, x_adv))
+        p = inverse
+        if cfg.inverse_momentum and epoch >= cfg.momentum_start:
+            previous = self.targets[idx]
+            p = torch.where(self.has_target[idx, None], cfg.gamma * previous + (1 - cfg.gamma) * inverse, inverse)
+        self.targets[idx] = p
+        self.has_target[idx] = True
+        return p, inverse
+
+    def stored_targets(self, batch: Batch) -> Tensor:
+        """One-off after T': the p stored in epoch T'; samples with none (skipped by drop_last) get f(x)."""
+        stored = self.targets[batch.idx]
+        if self.all_stored:
+            return stored
+        missing = ~self.has_target[batch.idx]
+        if not bool(missing.any()):
+            return stored
+        return torch.where(missing[:, None], self.predict(batch.x), stored)
+
+    # --- loss -----------------------------------------------------------------------------------------------------
+    def loss(self, batch: Batch, epoch: int) -> tuple[Tensor, dict[str, Tensor]]:
+        cfg, model, y = self.cfg, self.model, batch.y
+        with attacks.bn_mode(model, cfg.attack_bn):
+            x_adv = craft(cfg, attacks.ce(model, y), batch.x)
+            target, inverse = self.target(batch, x_adv, epoch)
+        logits = model(x_adv).float()
+        adv_ce = F.cross_entropy(logits, y)
+        kl = kl_divergence(target, logits).mean()  # KL(p || f(x_adv)); p carries no gradient
+        logs = {"adv_ce": adv_ce.detach(), "kl": kl.detach(), "adv_acc": (logits.argmax(1) == y).float().mean()}
+        if inverse is not None:
+            logs["inverse_acc"] = (inverse.argmax(1) == y).float().mean()
+        return adv_ce + cfg.lam * kl, logs
+
+    # --- state ----------------------------------------------------------------------------------------------------
+    def epoch_metrics(self) -> dict[str, float]:
+        return {"z_linf": self.z.abs().max().item()} if self.cfg.universal else {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"z": self.z, "targets": self.targets, "has_target": self.has_target}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        # A state from another data set would index the wrong samples without any error.
+        for name in ("z", "targets", "has_target"):
+            if state[name].shape != getattr(self, name).shape:
+                raise ValueError(f"UIAT state {name!r} has shape {tuple(state[name].shape)}, this trial needs "
+                                 f"{tuple(getattr(self, name).shape)}")
+            setattr(self, name, state[name].to(self.device))
+
+
+def trainable(config: dict[str, Any], settings: RunSettings) -> None:
+    """Ray Tune function trainable; bind ``settings`` with ``tune.with_parameters``."""
+    run_trial(config, UIAT, settings)
