@@ -23,23 +23,21 @@ def _ship_test_helpers() -> None:
     cloudpickle.register_pickle_by_value(tests_support)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _ray_shutdown_at_exit():
-    yield
+def _start_local_ray() -> None:
     import ray
 
-    ray.shutdown()
+    _ship_test_helpers()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def ray_local():
-    """A local Ray with 2 logical CPUs, started on first use and kept for the rest of the session."""
+    """A local Ray with 2 logical CPUs for the session (ray_cluster swaps it out and back)."""
     import ray
 
-    if not ray.is_initialized():
-        _ship_test_helpers()
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    return ray
+    _start_local_ray()
+    yield ray
+    ray.shutdown()
 
 
 @pytest.fixture
@@ -49,7 +47,8 @@ def ray_cluster():
     import ray
     from ray.cluster_utils import Cluster
 
-    ray.shutdown()  # the session's local Ray, if a test before started it; ray_local restarts it on demand
+    had_local_ray = ray.is_initialized()  # the session's ray_local, if a test before started it
+    ray.shutdown()
     _ship_test_helpers()
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "num_gpus": 0})
     for _ in range(2):
@@ -58,3 +57,5 @@ def ray_cluster():
     yield cluster
     ray.shutdown()
     cluster.shutdown()
+    if had_local_ray:
+        _start_local_ray()
