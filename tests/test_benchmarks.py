@@ -50,3 +50,41 @@ def test_runtime_overhead_rejects_an_epoch_smaller_than_a_batch():
     script = load_script("runtime_overhead")
     with pytest.raises(SystemExit):
         script.parse_args(["--device", "cpu", "--images", "16", "--batch-size", "32"])
+
+
+def test_throughput_table_on_cpu_shapes(tmp_path, capsys):
+    script = load_script("throughput")
+    csv_path, md_path = tmp_path / "out.csv", tmp_path / "out.md"
+    rows = script.main(["--device", "cpu", "--small", "--methods", "pgd_at,at_biamat", "--paths", "fp32,bf16",
+                        "--repeats", "1", "--csv", str(csv_path), "--markdown", str(md_path)])
+    out = capsys.readouterr().out
+
+    assert [(r.method, r.path) for r in rows] == [
+        ("pgd_at", "fp32"), ("pgd_at", "bf16"), ("at_biamat", "fp32"), ("at_biamat", "bf16")]
+    assert all(r.images_per_s > 0 and r.tflops > 0 and r.minutes_per_cifar10_epoch > 0 for r in rows)
+    assert [r.speedup for r in rows if r.path == "fp32"] == [1.0, 1.0]
+    assert "paper min/epoch" in out and md_path.read_text().count("\n") == 6
+    assert len(list(csv.DictReader(csv_path.open()))) == 4
+
+
+def test_throughput_counts_pgd10_at_as_23_forward_passes():
+    """PGD-10 AT per image: 10 attack steps of forward + input gradient (2 forward costs each, no weight gradients)
+    and one update of forward + full backward (3 forward costs): 23 forward passes' FLOPs."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    script = load_script("throughput")
+    args = script.parse_args(["--device", "cpu", "--small"])
+    trial = script.build_trial("pgd_at", "tiny-cnn", "fp32", args)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        trial.method.model(torch.rand(args.batch_size, 3, 32, 32))
+    assert script.step_flops(trial) == pytest.approx(23 * counter.get_total_flops(), rel=0.02)
+
+
+@pytest.mark.slow
+def test_throughput_packing_sums_concurrent_processes(capsys):
+    script = load_script("throughput")
+    rows = script.main(["--device", "cpu", "--small", "--methods", "pgd_at", "--paths", "fp32", "--repeats", "1",
+                        "--packing", "1,2", "--threads", "1"])
+    assert [r.processes for r in rows[-2:]] == [1, 2]
+    assert all(r.images_per_s > 0 for r in rows[-2:])

@@ -10,23 +10,10 @@ import time
 
 import torch
 
-from tests_support import train_without_ray
+from tests_support import SCIENCE, robustness, train_without_ray
 from trainables.baseline import Baseline
 from trainables.biamat import BiaMAT, primary_confidence
 from trainables.datasets import load_dataset, synthetic_aux_related
-from trainables.evaluation import evaluate
-
-# About 4 x 31 SGD steps with a one-cycle LR, which is what tiny-cnn needs to pick up the texture.
-SCIENCE = {"dataset": "synthetic", "train_n": 2000, "model": "tiny-cnn", "epochs": 4, "batch_size": 64, "lr": 0.1,
-           "schedule": "cyclic", "nesterov": True, "eval_n": 500, "final_n": 500,
-           # PGD-5 with 3/255 steps at eps 8/255: the same robustness as PGD-10 here, in half the time.
-           "attack_steps": 5, "attack_step": 3 / 255}
-
-
-def robustness(trial) -> dict[str, float]:
-    test = trial.method.data.test
-    return evaluate(trial.method.model, test.images, test.labels, eps=8 / 255, attacks=("clean", "pgd20"),
-                    device="cpu")
 
 
 def test_pgd_at_buys_robustness_with_clean_accuracy():

@@ -216,6 +216,11 @@ class FrozenStack:
         # Frozen weights can be shared: the runtime's copy of the best merger must not duplicate six WRN-28-10s.
         return self
 
+    def compile(self) -> None:
+        """``torch.compile`` every extractor in place: the runtime's ``compile`` fast path calls ``body.compile()``."""
+        for extractor in self.extractors:
+            extractor.compile()
+
     def parameter_count(self) -> int:
         return sum(p.numel() for extractor in self.extractors for p in extractor.parameters())
 

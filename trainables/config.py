@@ -111,9 +111,13 @@ class TrainConfig:
     final_attacks: tuple[str, ...] = ("clean", "pgd20")
     final_n: int = 10000
     autoattack_n: int = 0  # AutoAttack on the first N final points (0: all of them), when listed in final_attacks
-    # Fast paths (results must agree with fp32 eager within tolerance).
+    # Fast paths (results must agree with fp32 eager within tolerance, tests/test_fast_paths.py).
     precision: Literal["fp32", "bf16"] = "fp32"
     channels_last: bool = False
+    compile: bool = False  # torch.compile of the model body (minutes of compilation per trial; pays off on a GPU)
+    # Linear LR scaling for larger batches (Goyal et al. 2017): lr applies at this batch size and scales with
+    # batch_size / lr_base_batch (0: lr is used as given).
+    lr_base_batch: int = 0
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> Self:
@@ -145,13 +149,18 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "eval_every", "eval_n", "final_n"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)} must be at least 1")
-        for name in ("train_n", "attack_steps", "autoattack_n", "holdout_n", "seed"):
+        for name in ("train_n", "attack_steps", "autoattack_n", "holdout_n", "seed", "lr_base_batch"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}={getattr(self, name)} must not be negative")
         if self.lr <= 0 or self.weight_decay < 0:
             raise ConfigError(f"lr={self.lr} must be positive and weight_decay={self.weight_decay} non-negative")
         if self.select_on == "holdout" and self.holdout_n < 1:
             raise ConfigError("select_on='holdout' needs holdout_n >= 1")
+
+    @property
+    def scaled_lr(self) -> float:
+        """The peak learning rate the optimiser uses: ``lr``, linearly scaled when ``lr_base_batch`` is set."""
+        return self.lr * self.batch_size / self.lr_base_batch if self.lr_base_batch else self.lr
 
     def params(self) -> dict[str, Any]:
         """Flat, typed parameters for MLflow (tuples become comma-joined strings)."""

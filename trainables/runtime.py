@@ -82,6 +82,11 @@ class Method:
         self.model: Classifier = self.build_model().to(device)
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        if cfg.compile:
+            # In place, so state_dict keys (checkpoints, best weights) stay those of the eager model. The body is
+            # what every pass goes through (forward, features, attacks); BatchNorm train/eval switches between
+            # attack and update are guards, each mode compiled once.
+            self.model.body.compile()
 
     def build_model(self) -> Classifier:
         return create_model(self.cfg.model, self.data.train.num_classes)

@@ -1,0 +1,76 @@
+"""The fast paths (bf16 autocast, channels_last, torch.compile, linear LR scaling) change speed, not results: each one
+trains to the same losses and accuracies as fp32 eager within the tolerances stated here."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tests_support import SCIENCE, robustness, train_without_ray
+from trainables.baseline import Baseline, BaselineConfig
+from trainables.training import make_optimizer
+
+# One epoch of PGD-AT on 256 images: every pass a fast path touches (attack, update, BatchNorm modes) runs.
+SHORT = {"dataset": "synthetic", "train_n": 256, "model": "tiny-cnn", "epochs": 1, "batch_size": 64, "lr": 0.05,
+         "attack_steps": 3, "attack_step": 4 / 255, "eval_n": 64, "final_n": 64, "training": "pgd_at"}
+# Relative difference of the epoch's mean training loss to fp32 eager. bf16 keeps 8 bits of mantissa, so its
+# per-pass error is about 0.4%; channels_last and compile only reorder sums (seen: 5e-5 for channels_last).
+LOSS_RTOL = {"channels_last": 1e-3, "bf16": 1e-2, "bf16+channels_last": 1e-2, "compile": 1e-3}
+PATHS = {
+    "channels_last": {"channels_last": True},
+    "bf16": {"precision": "bf16"},
+    "bf16+channels_last": {"precision": "bf16", "channels_last": True},
+    "compile": {"compile": True},
+}
+
+
+def last_epoch(config: dict) -> dict[str, float]:
+    logs: list[dict[str, float]] = []
+    train_without_ray(Baseline, config, logs)
+    return logs[-1]
+
+
+@pytest.fixture(scope="module")
+def fp32_eager() -> dict[str, float]:
+    return last_epoch(SHORT)
+
+
+@pytest.mark.parametrize("path", [p for p in PATHS if p != "compile"])
+def test_fast_path_matches_fp32_eager_training_loss(fp32_eager, path):
+    fast = last_epoch({**SHORT, **PATHS[path]})
+    print(f"\n{path}: train/loss {fast['train/loss']:.5f} vs fp32 eager {fp32_eager['train/loss']:.5f}")
+    assert fast["train/loss"] == pytest.approx(fp32_eager["train/loss"], rel=LOSS_RTOL[path])
+
+
+@pytest.mark.slow
+def test_compiled_model_matches_fp32_eager_training_loss(fp32_eager):
+    fast = last_epoch({**SHORT, **PATHS["compile"]})
+    print(f"\ncompile: train/loss {fast['train/loss']:.5f} vs fp32 eager {fp32_eager['train/loss']:.5f}")
+    assert fast["train/loss"] == pytest.approx(fp32_eager["train/loss"], rel=LOSS_RTOL["compile"])
+
+
+@pytest.mark.slow
+def test_fast_paths_reach_the_same_clean_and_robust_accuracy():
+    """PGD-AT trained to the science test's robustness on each path; accuracies on 500 test points within 3 points
+    (the seed-to-seed spread of this setup is larger), final training loss within 3%."""
+    config = {**SCIENCE, "training": "pgd_at"}
+    results = {}
+    for path, switches in {"fp32 eager": {}, **PATHS}.items():
+        logs: list[dict[str, float]] = []
+        trial = train_without_ray(Baseline, {**config, **switches}, logs)
+        results[path] = {"loss": logs[-1]["train/loss"], **robustness(trial)}
+    reference = results["fp32 eager"]
+    print("\n" + "\n".join(f"{path:20s} loss {r['loss']:.4f} clean {r['clean']:.3f} PGD-20 {r['pgd20']:.3f}"
+                           for path, r in results.items()))
+    for path, result in results.items():
+        assert result["loss"] == pytest.approx(reference["loss"], rel=0.03), path
+        assert abs(result["clean"] - reference["clean"]) <= 0.03, path
+        assert abs(result["pgd20"] - reference["pgd20"]) <= 0.03, path
+
+
+def test_linear_lr_scaling_multiplies_the_learning_rate_by_the_batch_ratio():
+    plain = BaselineConfig(batch_size=256, lr=0.1)
+    scaled = BaselineConfig(batch_size=256, lr=0.1, lr_base_batch=128)
+    parameters = [torch.nn.Parameter(torch.zeros(1))]
+    assert make_optimizer(parameters, plain).param_groups[0]["lr"] == pytest.approx(0.1)
+    assert make_optimizer(parameters, scaled).param_groups[0]["lr"] == pytest.approx(0.2)
