@@ -4,7 +4,7 @@
     python sweeps/baselines.py --preset paper --seeds 3  # CIFAR-10, WRN-28-10, 100 epochs: GPU cluster
 
 Rebuilds the baseline rows the papers' tables compare against (e.g. BiaMAT Table 1 "AT", UIAT Table 1 "PGD-AT" and
-"TRADES"). ``python analysis/baselines.py`` prints the table from MLflow.
+"TRADES"); the BiaMAT Table 1 analysis reads them with ``--baseline-sweep baselines-<preset>``.
 """
 
 from __future__ import annotations
