@@ -35,10 +35,9 @@ from trainables.evaluation import logit_change
 from trainables.loader import Batch
 from trainables.models import Classifier, count_macs, create_model
 from trainables.runtime import Method, TrialData, run_trial
-from trainables.tracking import PARENT_TAG, download_weights
+from trainables.tracking import PARENT_TAG, SWEEP_TAG, download_weights
 
 EXTRACTOR_EXPERIMENT = "afs-extractors"  # the MLflow experiment (sweep family) of every extractor sweep
-SWEEP_TAG = "sweep"  # the parent-run tag sweeps/launcher.py writes (trainables never import sweeps)
 MASK_LENGTHS = (9, 10)  # Table 3 masks cover extractors 0..8; 10 characters include eps 9/255
 DEFAULT_MASK = "000111111"  # the paper's default stack: eps 3..8 /255 (Sec. 3.1)
 EVAL_EPS = 8 / 255

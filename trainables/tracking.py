@@ -21,6 +21,7 @@ from mlflow.tracking import MlflowClient
 # Experiments tagged like this open in the MLflow UI's classic runs table, not its GenAI (traces) view.
 EXPERIMENT_KIND_TAG = {"mlflow.experimentKind": "custom_model_development"}
 PARENT_TAG = "mlflow.parentRunId"
+SWEEP_TAG = "sweep"  # the tag naming a sweep's parent run (written by sweeps/launcher.py, read by AFS's merger)
 TRIAL_TAG = "trial_id"
 NODE_TAG = "ray_node_id"  # the Ray node of the trial's latest attempt
 # A trial's selected weights (a state_dict saved with torch.save), logged by methods that register them.
