@@ -17,13 +17,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from trainables.config import ConfigError, RunSettings, TrainConfig, git_commit
 from trainables.datasets import DatasetNotFoundError, check_dataset
-from trainables.tracking import PARENT_TAG, experiment_id
-
-SWEEP_TAG = "sweep"
+from trainables.tracking import PARENT_TAG, SWEEP_TAG, experiment_id
 
 
 def run_parser(description: str, presets: Sequence[str]) -> argparse.ArgumentParser:
@@ -151,6 +150,18 @@ def parent_run(client: MlflowClient, exp_id: str, name: str, resume: bool, tags:
     return client.create_run(exp_id, run_name=name, tags={SWEEP_TAG: name, **tags}).info.run_id
 
 
+def close_running_runs(client: MlflowClient, exp_id: str, parent_id: str,
+                       outcome: Callable[[Run], tuple[str, str]]) -> None:
+    """End every RUNNING child run of the sweep with the ``(status, end_reason)`` that ``outcome`` gives it."""
+    running = client.search_runs(
+        [exp_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_id}' AND attributes.status = 'RUNNING'"
+    )
+    for run in running:
+        status, reason = outcome(run)
+        client.set_tag(run.info.run_id, "end_reason", reason)
+        client.set_terminated(run.info.run_id, status=status)
+
+
 def close_child_runs(client: MlflowClient, exp_id: str, parent_id: str, results, expected_trials: int) -> bool:
     """Close the runs of trials that never reached their own ``finish``; returns whether the sweep was interrupted.
 
@@ -161,15 +172,13 @@ def close_child_runs(client: MlflowClient, exp_id: str, parent_id: str, results,
     # Ctrl-C may have fewer results than trials: count against the size of the sweep, not the results.
     interrupted = results.num_terminated + results.num_errors < expected_trials
     failed = {r.metrics.get("trial_id") for r in results if r.error is not None and r.metrics}
-    running = client.search_runs(
-        [exp_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_id}' AND attributes.status = 'RUNNING'"
-    )
-    for run in running:
-        trial_id = run.data.tags.get("trial_id")
-        status, reason = (("FAILED", "failed") if trial_id in failed
-                          else ("KILLED", "interrupted") if interrupted else ("KILLED", "stopped_early"))
-        client.set_tag(run.info.run_id, "end_reason", reason)
-        client.set_terminated(run.info.run_id, status=status)
+
+    def outcome(run: Run) -> tuple[str, str]:
+        if run.data.tags.get("trial_id") in failed:
+            return "FAILED", "failed"
+        return ("KILLED", "interrupted") if interrupted else ("KILLED", "stopped_early")
+
+    close_running_runs(client, exp_id, parent_id, outcome)
     return interrupted
 
 
@@ -202,17 +211,6 @@ def check_cluster_reachable(tracking_uri: str, storage: str) -> None:
     if "://" not in storage:
         print(f"note: --storage-path {storage} is a local folder; on a multi-machine cluster it must be a shared "
               "mount, otherwise use s3://... or gs://... (cluster.yaml sets ADVSWEEP_STORAGE to the bucket)")
-
-
-def close_orphaned_runs(client: MlflowClient, exp_id: str, parent_id: str) -> None:
-    """Close the RUNNING runs of a sweep whose Tune state was lost (driver killed before Tune first saved it).
-
-    Tune starts such a sweep afresh with new trial ids, so nothing will ever reopen those runs.
-    """
-    query = f"tags.`{PARENT_TAG}` = '{parent_id}' AND attributes.status = 'RUNNING'"
-    for run in client.search_runs([exp_id], filter_string=query):
-        client.set_tag(run.info.run_id, "end_reason", "orphaned")
-        client.set_terminated(run.info.run_id, status="KILLED")
 
 
 def run_sweep(sweep: Sweep, args: argparse.Namespace, name: str, report: Callable[[], None] | None = None):
@@ -270,7 +268,9 @@ def _fit(sweep: Sweep, args: argparse.Namespace, name: str, storage: str, tracki
                                    param_space=sweep.param_space)
     else:
         if args.resume:
-            close_orphaned_runs(client, exp_id, parent_id)
+            # The sweep's Tune state was lost (driver killed before Tune first saved it): Tune starts afresh with new
+            # trial ids, so nothing will ever reopen the runs left RUNNING.
+            close_running_runs(client, exp_id, parent_id, lambda run: ("KILLED", "orphaned"))
         tuner = tune.Tuner(
             trainable,
             param_space=sweep.param_space,
