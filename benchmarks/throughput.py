@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any, Self
 
 import torch
+from runtime_overhead import device_name, timed  # the sibling script (benchmarks/ is on sys.path when run)
 from torch.utils.flop_counter import FlopCounterMode
 
 from trainables.afs import DEFAULT_MASK, Merger, mask_indices
@@ -113,14 +114,6 @@ class Measurement:
     paper_source: str = ""
 
 
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    import platform
-
-    return platform.processor() or platform.machine()
-
-
 def peak_tflops(name: str) -> float | None:
     return next((peak for key, peak in PEAK_BF16_TFLOPS.items() if key in name), None)
 
@@ -179,23 +172,11 @@ def step_flops(trial: Trial) -> int:
     return counter.get_total_flops()
 
 
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def time_epochs(trial: Trial, repeats: int) -> float:
     """Median seconds of ``repeats`` epochs after one untimed epoch."""
     device = trial.method.device
     trial.train_epoch(0)
-    times = []
-    for epoch in range(1, 1 + repeats):
-        synchronize(device)
-        start = time.perf_counter()
-        trial.train_epoch(epoch)
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(timed(lambda e=epoch: trial.train_epoch(e), device)[0] for epoch in range(1, 1 + repeats))
 
 
 def measure(method: str, model: str, path: str, args: argparse.Namespace, flops: int | None = None,
@@ -269,8 +250,7 @@ def profile(method: str, model: str, path: str, args: argparse.Namespace) -> str
     trial.train_epoch(0)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if trial.method.device.type == "cuda" else [])
     with torch_profile(activities=activities) as prof:
-        trial.train_epoch(1)
-        synchronize(trial.method.device)
+        timed(lambda: trial.train_epoch(1), trial.method.device)  # drains the device before the profile ends
     key = "cuda_time_total" if trial.method.device.type == "cuda" else "cpu_time_total"
     return prof.key_averages().table(sort_by=key, row_limit=args.profile_rows)
 

@@ -15,7 +15,10 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 def load_script(name: str) -> ModuleType:
     # benchmarks/ is a folder of scripts, not an installed package: import the file itself. Registering it in
-    # sys.modules first lets dataclasses resolve the module's postponed annotations.
+    # sys.modules first lets dataclasses resolve the module's postponed annotations; the folder goes on sys.path, as
+    # it is for `python benchmarks/NAME.py`, for the scripts that import a sibling.
+    if str(BENCHMARKS) not in sys.path:
+        sys.path.insert(0, str(BENCHMARKS))
     spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", BENCHMARKS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
