@@ -29,6 +29,7 @@ from analysis.runs import (
     SweepRuns,
     Table,
     add_source_arguments,
+    add_table_commands,
     aggregate,
     column,
     distinguishing_params,
@@ -192,12 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
         "table1": "Table 1: auxiliary labels y~ vs uniform y^ER per auxiliary dataset, with the baseline",
         "table12": "appendix Table 12: best alpha and pi per setting from a search sweep",
     }
-    for name, text in helps.items():
-        sub = commands.add_parser(name, help=text, description=text)
-        add_source_arguments(sub)
-        sub.add_argument("--metric", default=None,
-                         help="MLflow metric to show, e.g. best/pgd20 or last/autoattack (default: the strongest "
-                              "attack logged under best/)")
+    add_table_commands(commands, helps)
     table1_parser = commands.choices["table1"]
     table1_parser.add_argument("--baseline-sweep", default=None,
                                help="sweep with the baseline runs (default: baseline trials of --sweep itself)")

@@ -30,6 +30,7 @@ from analysis.runs import (
     SweepRuns,
     Table,
     add_source_arguments,
+    add_table_commands,
     aggregate,
     column,
     emit,
@@ -223,11 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
         "lambda": "Fig. 3 as a table: natural and robust accuracy per lambda",
         "table3": "Table 3: TRADES, UIAT and one-off UIAT trained at eps 10/12/16 /255",
     }
-    for name, text in helps.items():
-        sub = commands.add_parser(name, help=text, description=text)
-        add_source_arguments(sub)
-        sub.add_argument("--metric", default=None,
-                         help="robust metric, e.g. best/pgd20 (default: the strongest attack logged under best/)")
+    add_table_commands(commands, helps)
     commands.choices["table3"].add_argument("--baseline-sweep", default=None,
                                             help="sweep with the TRADES runs (default: TRADES trials of --sweep)")
     fig = commands.add_parser("fig3", help="Fig. 3: natural and robust accuracy against lambda as a PNG")
@@ -236,11 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     fig.add_argument("--out", type=Path, default=Path("fig3.png"), help="PNG file to write")
     times = commands.add_parser("table2", help="Table 2: minutes per training epoch per method and model",
                                 description="Table 2: minutes per training epoch per method and model")
-    times.add_argument("--sweep", action="append", required=True, help="a sweep to read (repeat for several)")
-    times.add_argument("--experiment", default=None, help="MLflow experiment to look in (default: all)")
-    times.add_argument("--tracking-uri", default=None, help="MLflow tracking URI")
-    times.add_argument("--format", choices=("md", "csv", "latex"), default="md")
-    times.add_argument("--out", type=Path, default=None)
+    add_source_arguments(times, several=True)
     return parser
 
 
