@@ -22,10 +22,9 @@ same ``--name`` restarts an interrupted sweep where it stopped, each trial repor
 from __future__ import annotations
 
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler
 
-from sweeps.launcher import Sweep, grid_points, run_parser, run_sweep, validate
-from sweeps.optuna_search import add_search_arguments, build_search, describe_study
+from sweeps.launcher import grid_points, run_parser, run_sweep, validate
+from sweeps.optuna_search import add_search_arguments, describe_study, search_sweep
 from trainables.biamat import BiaMATConfig, trainable
 
 SHARED = {
@@ -96,16 +95,8 @@ def main(argv: list[str] | None = None) -> None:
 
     metric = f"select/pgd{cfg.attack_steps}"
     study = args.study_name or f"biamat-{args.variant}-{args.preset}"
-    sweep = Sweep(
-        family=study, trainable=trainable, param_space=space, name_keys=("variant", "alpha", "pi"),
-        metric=metric, mode="max", num_samples=args.num_samples or search["num_samples"],
-        search_alg=build_search(metric, "max", study_name=study, storage=args.optuna_storage, seed=args.sampler_seed),
-        # One report per epoch, so ASHA's time unit (training_iteration) is the epoch.
-        scheduler=ASHAScheduler(time_attr="training_iteration", max_t=cfg.epochs, grace_period=grace,
-                                reduction_factor=args.reduction_factor or search["reduction_factor"])
-        if args.asha else None,
-        tags={"method": "biamat", "study": study},
-    )
+    sweep = search_sweep(study=study, trainable=trainable, space=space, name_keys=("variant", "alpha", "pi"),
+                         metric=metric, epochs=cfg.epochs, args=args, defaults=search, tags={"method": "biamat"})
     run_sweep(sweep, args, args.name or study, report=lambda: print(describe_study(study, args.optuna_storage, [metric])))
 
 

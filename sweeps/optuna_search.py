@@ -34,16 +34,17 @@ import argparse
 import os
 import uuid
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 import optuna
 from optuna.trial import TrialState
 from ray.tune.result import TRAINING_ITERATION
+from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
-from sweeps.launcher import absolute_tracking_uri
+from sweeps.launcher import Sweep, absolute_tracking_uri
 
 # The runtime adds the final protocol (best/clean, best/pgd20, ...) to the last epoch's result only. The slash
 # matters: ``best_epoch`` is in every result.
@@ -145,6 +146,26 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--asha", action="store_true", help="stop poor trials early (ASHA on epochs)")
     parser.add_argument("--grace-period", type=int, default=None, help="ASHA: epochs before a trial can be stopped")
     parser.add_argument("--reduction-factor", type=int, default=None, help="ASHA: keep 1/factor at each rung")
+
+
+def search_sweep(*, study: str, trainable: Callable[..., None], space: dict[str, Any], name_keys: tuple[str, ...],
+                 metric: str, epochs: int, args: argparse.Namespace, defaults: Mapping[str, int],
+                 tags: Mapping[str, str]) -> Sweep:
+    """A one-objective sweep searched by :func:`build_search` (maximising ``metric``) and, with ``--asha``, stopped
+    early by ASHA on epochs; ``defaults`` gives ``num_samples``, ``grace_period`` and ``reduction_factor`` where the
+    flags (:func:`add_search_arguments`) leave them unset. The study's name is also its MLflow experiment."""
+    scheduler = None
+    if args.asha:
+        # One report per epoch, so ASHA's time unit (training_iteration) is the epoch.
+        scheduler = ASHAScheduler(time_attr=TRAINING_ITERATION, max_t=epochs,
+                                  grace_period=args.grace_period or defaults["grace_period"],
+                                  reduction_factor=args.reduction_factor or defaults["reduction_factor"])
+    return Sweep(
+        family=study, trainable=trainable, param_space=space, name_keys=name_keys, metric=metric, mode="max",
+        num_samples=args.num_samples or defaults["num_samples"],
+        search_alg=build_search(metric, "max", study_name=study, storage=args.optuna_storage, seed=args.sampler_seed),
+        scheduler=scheduler, tags={**tags, "study": study},
+    )
 
 
 def describe_study(study_name: str, storage: str, metrics: list[str]) -> str:

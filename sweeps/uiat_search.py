@@ -20,10 +20,9 @@ study adds trials to it; ``--resume`` continues an interrupted sweep.
 from __future__ import annotations
 
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler
 
-from sweeps.launcher import Sweep, grid_points, run_parser, run_sweep, validate
-from sweeps.optuna_search import add_search_arguments, build_search, describe_study
+from sweeps.launcher import grid_points, run_parser, run_sweep, validate
+from sweeps.optuna_search import add_search_arguments, describe_study, search_sweep
 from sweeps.uiat_presets import PRESETS
 from trainables.uiat import UIATConfig, trainable
 
@@ -54,20 +53,11 @@ def main(argv: list[str] | None = None) -> None:
     space = search_space(args.preset, args.variant)
     validate(UIATConfig, space, args.data_root)
     cfg = UIATConfig.from_dict(next(grid_points(space)))
-    search = SEARCH[args.preset]
     metric = f"select/pgd{cfg.attack_steps}"
     study = args.study_name or f"uiat-{args.variant}-{args.preset}"
-    sweep = Sweep(
-        family=study, trainable=trainable, param_space=space, name_keys=("lam", "inv_eps", "inv_step"),
-        metric=metric, mode="max", num_samples=args.num_samples or search["num_samples"],
-        search_alg=build_search(metric, "max", study_name=study, storage=args.optuna_storage, seed=args.sampler_seed),
-        # One report per epoch, so ASHA's time unit (training_iteration) is the epoch.
-        scheduler=ASHAScheduler(time_attr="training_iteration", max_t=cfg.epochs,
-                                grace_period=args.grace_period or search["grace_period"],
-                                reduction_factor=args.reduction_factor or search["reduction_factor"])
-        if args.asha else None,
-        tags={"method": "uiat", "study": study},
-    )
+    sweep = search_sweep(study=study, trainable=trainable, space=space, name_keys=("lam", "inv_eps", "inv_step"),
+                         metric=metric, epochs=cfg.epochs, args=args, defaults=SEARCH[args.preset],
+                         tags={"method": "uiat"})
     run_sweep(sweep, args, args.name or study, report=lambda: print(describe_study(study, args.optuna_storage, [metric])))
 
 
