@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -48,6 +48,12 @@ BASELINE_NAMES = {"standard": "Natural Training", "pgd_at": "PGD-AT", "trades": 
 # Table 2's row order; other labels follow alphabetically.
 METHOD_ORDER = ["Natural Training", "PGD-AT", "TRADES", "IAT", "UIAT", "UIAT (One-off)"]
 NATURAL = "best/clean"
+
+
+def in_method_order(names: Iterable[str]) -> list[str]:
+    """Distinct method names in the paper's order (:data:`METHOD_ORDER`), others after them alphabetically."""
+    return sorted(set(names), key=lambda name: (name not in METHOD_ORDER,
+                                                METHOD_ORDER.index(name) if name in METHOD_ORDER else 0, name))
 
 
 def is_oneoff(value: object) -> bool:
@@ -168,9 +174,7 @@ def table3(sweep: SweepRuns, baseline: SweepRuns | None = None, metric: str | No
     frame["method"] = [method_label(r) for _, r in frame.iterrows()]
     metrics = [NATURAL, resolve_metric(metric, df, base)]
     cells = {m: aggregate(frame, ["params.eps", "method"], m) for m in metrics}
-    methods = sorted(set(frame["method"]), key=lambda name: (name not in METHOD_ORDER,
-                                                             METHOD_ORDER.index(name) if name in METHOD_ORDER else 0,
-                                                             name))
+    methods = in_method_order(frame["method"])
     rows: list[list[str | Cell]] = []
     for eps in sorted(set(frame["params.eps"])):
         rows += [[eps_label(eps) if i == 0 else "", name, *(cells[m].get((eps, name), MISSING) for m in metrics)]
@@ -200,9 +204,7 @@ def table2(sweeps: Sequence[SweepRuns], key: str = "epoch_time_s") -> Table:
     times = pd.DataFrame(per_run, columns=["method", "model", "minutes"])
     stats = times.groupby(["method", "model"])["minutes"].agg(["mean", "std", "count"])
     models = sorted(set(times["model"]))
-    methods = sorted(set(times["method"]), key=lambda name: (name not in METHOD_ORDER,
-                                                             METHOD_ORDER.index(name) if name in METHOD_ORDER else 0,
-                                                             name))
+    methods = in_method_order(times["method"])
 
     def text(method: str, model: str) -> str:
         if (method, model) not in stats.index:

@@ -17,18 +17,16 @@ from __future__ import annotations
 from ray import tune
 
 from analysis.runs import emit, load_sweep
-from analysis.uiat_tables import table6
+from analysis.uiat_tables import TABLE6_ROWS, table6
 from sweeps.launcher import Sweep, run_parser, run_sweep, validate
 from sweeps.uiat_presets import PRESETS
 from trainables.uiat import UIATConfig, trainable
-
-ROWS = ["none", "uag", "uag+fr", "uag+iam", "uag+fr+iam"]
 
 
 def search_space(preset: str, seeds: int) -> dict:
     return {
         **PRESETS[preset],
-        "components": tune.grid_search(list(ROWS)),
+        "components": tune.grid_search(list(TABLE6_ROWS)),
         "seed": tune.grid_search(list(range(seeds))),
     }
 
