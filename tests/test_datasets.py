@@ -24,7 +24,7 @@ from trainables.datasets import (
 )
 
 FILE_DATASETS = ["cifar10", "cifar100", "svhn", "imagenet32", "places365_32"]
-BUILT_IN = ["synthetic", "synthetic_aux"]
+BUILT_IN = ["synthetic", "synthetic_absent", "synthetic_aux"]
 
 
 def cifar_rows(n: int, seed: int) -> np.ndarray:
@@ -282,6 +282,23 @@ def test_synthetic_robust_pattern_is_large_and_partly_predictive() -> None:
     always = load_dataset("synthetic", "test", n=2000, robust_p=1.0)
     changed = (default.images != always.images).flatten(1).any(1).float().mean()
     assert abs(changed - (1 - ROBUST_P)) < 0.04
+
+
+def test_synthetic_absent_drops_the_decoy_robust_pattern() -> None:
+    """``synthetic_absent``: the same images as ``synthetic``, except that those without their class's robust pattern
+    carry none instead of another class's (AFS's science test needs images on which R says nothing)."""
+    default = load_dataset("synthetic", "test", n=2000)
+    absent = load_dataset("synthetic_absent", "test", n=2000)
+    always = load_dataset("synthetic", "test", n=2000, robust_p=1.0)
+    assert absent.name == "synthetic_absent" and torch.equal(absent.labels, default.labels)
+    changed = (default.images != absent.images).flatten(1).any(1)
+    assert torch.equal(changed, (default.images != always.images).flatten(1).any(1)), "exactly the decoy images"
+    # There the difference is the decoy pattern: the other class's R (up to uint8 rounding and clipping).
+    patterns = synthetic_patterns(0)
+    diff = default.images[changed].float() - absent.images[changed].float()
+    decoys = ((diff[:, None] - 255 * patterns.robust[None]).abs().mean(dim=(2, 3, 4))).argmin(1)
+    assert (decoys != default.labels[changed]).all()
+    assert ((diff - 255 * patterns.robust[decoys]).abs().mean(dim=(1, 2, 3)) < 1.5).all()
 
 
 def test_synthetic_aux_shares_patterns_as_documented() -> None:

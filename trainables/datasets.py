@@ -45,6 +45,7 @@ import os
 import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -196,17 +197,19 @@ def synthetic_aux_related(related_classes: int = AUX_RELATED_CLASSES) -> dict[in
 
 def _render(
     labels: Tensor, bank: Tensor, carried_nonrobust: Tensor, patterns: SyntheticPatterns, robust_p: float,
-    nonrobust_p: float, generator: torch.Generator,
+    nonrobust_p: float, generator: torch.Generator, robust_decoy: bool = True,
 ) -> Tensor:
     """uint8 images: grey + background field + a robust pattern + pixel noise, then a non-robust texture on top.
 
     ``bank[c]`` is the robust pattern of class c; ``carried_nonrobust[i]`` the primary class whose texture image i
-    carries. Every random draw happens whatever the probabilities, so changing ``robust_p`` or ``nonrobust_p`` changes
-    only what they control (with ``nonrobust_p=0`` the same images lack exactly their texture).
+    carries. An image without its own robust pattern carries another class's (``robust_decoy``) or none. Every random
+    draw happens whatever the options, so changing ``robust_p``, ``nonrobust_p`` or ``robust_decoy`` changes only what
+    they control (with ``nonrobust_p=0`` the same images lack exactly their texture).
     """
     n, k, size = len(labels), len(bank), bank.shape[-1]
     other = (labels + torch.randint(1, k, (n,), generator=generator)) % k  # uniform over the other classes
-    robust_class = torch.where(torch.rand(n, generator=generator) < robust_p, labels, other)
+    bank = torch.cat([bank, torch.zeros_like(bank[:1])])  # last: no robust pattern
+    robust_class = torch.where(torch.rand(n, generator=generator) < robust_p, labels, other if robust_decoy else k)
     has_nonrobust = torch.rand(n, generator=generator) < nonrobust_p
     x = _smooth_fields(n, size, generator).mul_(BACKGROUND_AMPLITUDE).add_(bank[robust_class])
     x.add_(torch.randn(x.shape, generator=generator), alpha=NOISE_STD).add_(0.5)
@@ -227,18 +230,19 @@ def _check_probability(name: str, value: float) -> None:
 
 def _read_synthetic(
     split: str, *, seed: int = 0, n: int | None = None, size: int = 32, robust_p: float = ROBUST_P,
-    nonrobust_p: float = 1.0,
+    nonrobust_p: float = 1.0, robust_decoy: bool = True,
 ) -> ImageSet:
-    """The primary benchmark: label y, R_y with probability ``robust_p`` (else R of another class), N_y with
-    probability ``nonrobust_p``. Classes are balanced exactly; splits share the patterns but not the images."""
+    """The primary benchmark: label y, R_y with probability ``robust_p`` (else R of another class, or with
+    ``robust_decoy=False`` none), N_y with probability ``nonrobust_p``. Classes are balanced exactly; splits share the
+    patterns but not the images."""
     _check_probability("robust_p", robust_p)
     _check_probability("nonrobust_p", nonrobust_p)
     n = _SYNTHETIC_SIZES[split] if n is None else n
     patterns = synthetic_patterns(seed, size)
     g = torch.Generator().manual_seed(derive_seed(seed, "synthetic", split))
     labels = _balanced_labels(n, SYNTHETIC_CLASSES, g)
-    images = _render(labels, patterns.robust, labels, patterns, robust_p, nonrobust_p, g)
-    return ImageSet(images, labels, SYNTHETIC_CLASSES, "synthetic")
+    images = _render(labels, patterns.robust, labels, patterns, robust_p, nonrobust_p, g, robust_decoy)
+    return ImageSet(images, labels, SYNTHETIC_CLASSES, "synthetic" if robust_decoy else "synthetic_absent")
 
 
 def _read_synthetic_aux(
@@ -433,6 +437,8 @@ _READERS: dict[str, _Reader] = {
         torchvision_class="Places365",
     ),
     "synthetic": _Reader(_read_synthetic, splits=("train", "test"), check_splits=("train", "test")),
+    "synthetic_absent": _Reader(partial(_read_synthetic, robust_decoy=False), splits=("train", "test"),
+                                check_splits=("train", "test")),
     "synthetic_aux": _Reader(_read_synthetic_aux, splits=("train", "test"), check_splits=("train",)),
 }
 
