@@ -7,7 +7,7 @@ Data"): stage-1 extractor sweeps (sweeps/afs_extractors.py) and stage-2 merger s
     python analysis/afs_tables.py table3 --sweep afs-table3-paper                # Table 3: stacking masks
     python analysis/afs_tables.py tradeoff --sweep afs-table2-paper              # Tables 4/5: mean of clean and AA
     python analysis/afs_tables.py scatter --sweep afs-table2-paper --out fig1.png   # Fig. 1 idea: clean vs robust
-    python analysis/afs_tables.py table6 --sweep afs-table2-paper                # Table 6: parameters and MACs
+    python analysis/afs_tables.py table6 --sweep afs-table3-paper --ablation-sweep afs-ablation-paper   # Table 6
 
 Merger commands read the extractor sweep named by the mergers' ``extractor_sweep`` param (or ``--extractor-sweep``).
 Every command takes ``--tracking-uri``, ``--experiment``, ``--parent-run``; tables take ``--format``/``--out``. Only
@@ -187,20 +187,43 @@ def scatter(merger: SweepRuns, extractors: SweepRuns) -> Figure:
     return figure
 
 
-def table6(merger: SweepRuns, extractors: SweepRuns, baseline_eps: int = 8) -> Table:
-    """Table 6's cost columns: parameters (M) and MACs (G) per image, with clean and PGD-20 accuracy, for the single
-    extractor at ``baseline_eps`` (the paper's baseline) and every merger setting."""
-    singles = extractor_runs(extractors)
-    singles = singles[singles["extractor"] == baseline_eps].assign(label=f"Baseline (eps {baseline_eps}/255)")
-    mergers = merger_runs(merger).sort_values(["params.mask", "params.alpha"])
-    mergers = mergers.assign(label=mergers.apply(merger_label, axis=1))
+def single_label(row: pd.Series) -> str:
+    """A single network by model and training eps: ``wrn-28-10 eps 8/255``, ``wrn-28-10 eps U[3, 8]/255``."""
+    drawn = str(row.get("params.train_eps_range", "") or "")
+    eps = (f"U[{', '.join(f'{float(e) * 255:.3g}' for e in drawn.split(','))}]" if drawn and drawn != "nan"
+           else f"{row['extractor']}")
+    return f"{row['params.model']} eps {eps}/255"
+
+
+def table6(extractors: SweepRuns | None = None, mergers: SweepRuns | None = None, ablation: SweepRuns | None = None,
+           baseline_eps: int = 8) -> Table:
+    """Table 6: parameters (M), MACs (G) per image, clean and PGD-20 accuracy of the baseline (the extractor at
+    ``baseline_eps``), the single-network ablations (every run of ``ablation``, sweeps/afs_ablation.py: random eps,
+    a larger model) and every merger setting. Each part is optional; a missing one is named in the notes."""
+    parts, notes = [], []
+    if extractors is not None:
+        singles = extractor_runs(extractors)
+        singles = singles[singles["extractor"] == baseline_eps]
+        parts.append(singles.assign(label=["Baseline " + single_label(row) for _, row in singles.iterrows()]))
+        notes.append(extractors.summary())
+    if ablation is not None:
+        singles = extractor_runs(ablation).sort_values("params.model")
+        parts.append(singles.assign(label=[single_label(row) for _, row in singles.iterrows()]))
+        notes.append(ablation.summary())
+    else:
+        notes.append("no random-eps or large-model rows: run sweeps/afs_ablation.py and pass --ablation-sweep")
+    if mergers is not None:
+        merged = merger_runs(mergers).sort_values(["params.mask", "params.alpha"])
+        parts.append(merged.assign(label=merged.apply(merger_label, axis=1)))
+        notes.append(mergers.summary())
+    if not any(len(part) for part in parts):
+        raise ValueError("Table 6 has no rows: " + "; ".join(notes))
     rows: list[list[str | Cell]] = []
-    for label, group in pd.concat([singles, mergers], ignore_index=True).groupby("label", sort=False):
+    for label, group in pd.concat(parts, ignore_index=True).groupby("label", sort=False):
         first = group.iloc[0]
         rows.append([label, f"{first['metrics.model/params'] / 1e6:.2f}", f"{first['metrics.model/macs'] / 1e9:.3g}",
                      Cell.of(group["metrics.best/clean"]), Cell.of(column(group, "metrics.best/pgd20"))])
-    return Table("Table 6. Cost and accuracy (%)", ["Setting", "Para. (M)", "MACs (G)", "Clean", "PGD-20"], rows,
-                 [merger.summary(), extractors.summary()])
+    return Table("Table 6. Cost and accuracy (%)", ["Setting", "Para. (M)", "MACs (G)", "Clean", "PGD-20"], rows, notes)
 
 
 def extractors_of(merger: SweepRuns, name: str | None, tracking_uri: str | None) -> SweepRuns:
@@ -217,7 +240,8 @@ COMMANDS = {
     "table3": "Table 3: mergers by stacking mask (a merger sweep)",
     "tradeoff": "trade-off (mean of clean and AutoAttack accuracy) of extractors and mergers",
     "scatter": "clean vs robust accuracy of extractors and mergers (Fig. 1 idea), as a PNG",
-    "table6": "Table 6: parameters and MACs of the eps-8 baseline and the mergers",
+    "table6": "Table 6: parameters, MACs and accuracy of the eps-8 baseline, the single-network ablations and the "
+              "mergers",
 }
 FIGURES = {"delta-z": "fig3.png", "scatter": "fig1.png"}
 
@@ -233,6 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
         if name in ("tradeoff", "scatter", "table6"):
             sub.add_argument("--extractor-sweep", default=None,
                              help="extractor sweep (default: the one the mergers were trained on)")
+    commands.choices["table6"].add_argument("--ablation-sweep", default=None,
+                                            help="the random-eps and large-model sweep (sweeps/afs_ablation.py)")
     commands.choices["table2"].add_argument("--mask", default=None, help="stack to show, if the sweep has several")
     commands.choices["table3"].add_argument("--alpha", type=float, default=None, help="alpha, if several")
     return parser
@@ -258,7 +284,12 @@ def main(argv: list[str] | None = None) -> None:
             table = table3(sweep, args.alpha)
         else:
             extractors = extractors_of(sweep, args.extractor_sweep, args.tracking_uri)
-            table = tradeoff(sweep, extractors) if args.command == "tradeoff" else table6(sweep, extractors)
+            if args.command == "tradeoff":
+                table = tradeoff(sweep, extractors)
+            else:
+                ablation = args.ablation_sweep and load_sweep(args.ablation_sweep, experiment=EXTRACTOR_EXPERIMENT,
+                                                              tracking_uri=args.tracking_uri)
+                table = table6(extractors, sweep, ablation or None)
     except (SweepNotFoundError, ValueError) as exc:
         raise SystemExit(f"error: {exc}") from None
     emit(table, args.format, args.out)

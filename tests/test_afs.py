@@ -24,6 +24,7 @@ from trainables import afs, attacks
 from trainables.afs import (
     EXTRACTOR_EXPERIMENT,
     Extractor,
+    ExtractorConfig,
     FrozenStack,
     Merger,
     MergerConfig,
@@ -41,8 +42,9 @@ from trainables.runtime import Trial, TrialData
 from trainables.tracking import TrialRun
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL = {"dataset": "synthetic", "model": "tiny-cnn", "epochs": 1, "batch_size": 16, "attack_steps": 2,
-         "attack_step": 4 / 255, "eval_n": 16, "final_n": 16, "extractor_sweep": "extractors"}
+TRAIN = {"dataset": "synthetic", "model": "tiny-cnn", "epochs": 1, "batch_size": 16, "attack_steps": 2,
+         "attack_step": 4 / 255, "eval_n": 16, "final_n": 16}
+SMALL = {**TRAIN, "extractor_sweep": "extractors"}
 CPU = torch.device("cpu")
 
 
@@ -310,6 +312,101 @@ def test_stack_parameters_and_features():
     assert stack.parameter_count() == 2 * sum(p.numel() for p in create_model("tiny-cnn", 10).parameters())
 
 
+# --- Table 6's single-network ablations ------------------------------------------------------------------------------
+
+
+def test_wrn_28_30_is_table_6s_large_model():
+    with torch.device("meta"):  # counted without allocating 328 M parameters
+        model = create_model("wrn-28-30", 10).eval()
+        macs = count_macs(model, torch.rand(1, 3, 32, 32))
+    assert sum(p.numel() for p in model.parameters()) / 1e6 == pytest.approx(328, abs=0.5)
+    assert macs / 1e9 == pytest.approx(47.04, abs=0.05)
+    small, wide = (create_model(name, 10) for name in ("tiny-cnn", "tiny-cnn-3"))  # the smoke preset's pair
+    assert 8 < sum(p.numel() for p in wide.parameters()) / sum(p.numel() for p in small.parameters()) < 10
+
+
+class RecordingPgd:
+    def __init__(self) -> None:
+        self.radii: list[tuple[float, float]] = []
+
+    def __call__(self, objective, x, *, eps, step_size, **kwargs):
+        self.radii.append((eps, step_size))
+        return x
+
+
+def test_random_eps_training_draws_a_radius_per_batch_in_the_range(data, monkeypatch):
+    import trainables.baseline as baseline
+
+    recorder = RecordingPgd()
+    monkeypatch.setattr(baseline.attacks, "pgd", recorder)
+    cfg = {**TRAIN, "training": "pgd_at", "eps": 8 / 255, "attack_step": 2 / 255, "train_eps_range": [3 / 255, 8 / 255]}
+    method = Extractor(ExtractorConfig.from_dict(cfg), data, CPU, settings())
+    batch = next(Trial(method).loader.epoch(0))
+    for epoch in (0, 1, 0):
+        method.on_epoch_start(epoch)
+        for _ in range(50):
+            method.loss(batch, epoch)
+    first, second, again = (recorder.radii[i:i + 50] for i in (0, 50, 100))
+    assert first == again != second, "drawn per batch, the same sequence for the same epoch (resume)"
+    radii = [eps for eps, _ in recorder.radii]
+    assert 3 / 255 <= min(radii) < 4 / 255 and 7 / 255 < max(radii) <= 8 / 255
+    assert all(step / eps == pytest.approx(1 / 4) for eps, step in recorder.radii), "step scaled with the radius"
+
+    recorder.radii.clear()
+    fixed = Extractor(ExtractorConfig.from_dict({**cfg, "train_eps_range": []}), data, CPU, settings())
+    fixed.loss(batch, 0)
+    assert recorder.radii == [(8 / 255, 2 / 255)]
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"train_eps_range": [8 / 255, 3 / 255]}, "0 <= low < high <= 1"),
+    ({"train_eps_range": [3 / 255]}, "0 <= low < high <= 1"),
+    ({"train_eps_range": [3 / 255, 8 / 255], "training": "standard"}, "needs adversarial training"),
+    ({"train_eps_range": [3 / 255, 8 / 255], "eps": 0.0}, "needs adversarial training"),
+])
+def test_bad_random_eps_config_is_rejected(values, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        ExtractorConfig.from_dict({**TRAIN, **values})
+
+
+def test_ablation_sweep_trains_the_random_eps_and_the_large_network():
+    from sweeps import afs_ablation
+    from sweeps.launcher import grid_points, validate
+
+    for preset, (base, large) in {"smoke": ("tiny-cnn", "tiny-cnn-3"), "paper": ("wrn-28-10", "wrn-28-30")}.items():
+        space = afs_ablation.search_space(preset, seeds=1)
+        points = {p["model"]: p for p in grid_points(space)}
+        assert set(points) == {base, large}
+        assert points[base]["train_eps_range"] == [3 / 255, 8 / 255] and points[large]["train_eps_range"] == []
+        assert all(p["eps"] == 8 / 255 and p["training"] == "pgd_at" for p in points.values())
+    validate(ExtractorConfig, afs_ablation.search_space("smoke", seeds=1), None)
+
+
+def test_table6_rows_baseline_ablations_and_mergers():
+    from analysis.afs_tables import table6
+    from analysis.runs import SweepRuns
+
+    def sweep(rows: list[dict]) -> SweepRuns:
+        return SweepRuns("s", "parent", "exp", pd.DataFrame(rows), {}, client=None)
+
+    def single(model: str, eps: int, drawn: str = "", params: float = 36.47e6) -> dict:
+        return {"tags.method": "afs_extractor", "params.model": model, "params.eps": str(eps / 255),
+                "params.train_eps_range": drawn, "metrics.model/params": params, "metrics.model/macs": 5.24e9,
+                "metrics.best/clean": 0.85, "metrics.best/pgd20": 0.54}
+
+    extractors = sweep([single("wrn-28-10", i) for i in range(10)])
+    ablation = sweep([single("wrn-28-10", 8, f"{3 / 255},{8 / 255}"), single("wrn-28-30", 8, params=328e6)])
+    mergers = sweep([{"tags.method": "afs", "params.mask": "000111111", "params.alpha": 0.5,
+                      "metrics.model/params": 218.82e6, "metrics.model/macs": 31.44e9, "metrics.best/clean": 0.91,
+                      "metrics.best/pgd20": 0.54}])
+    table = table6(extractors, mergers, ablation)
+    assert [row[0] for row in table.rows] == ["Baseline wrn-28-10 eps 8/255", "wrn-28-10 eps U[3, 8]/255",
+                                              "wrn-28-30 eps 8/255", "AFS 000111111 alpha=0.5"]
+    assert [row[1] for row in table.rows] == ["36.47", "36.47", "328.00", "218.82"]
+    without = table6(extractors, mergers)
+    assert len(without.rows) == 2 and any("sweeps/afs_ablation.py" in note for note in without.notes)
+
+
 # --- slow: the science and both stages end to end --------------------------------------------------------------------
 
 # tests/test_science.py's recipe: about 4 x 31 SGD steps with a one-cycle LR, PGD-5 of 3/255 steps at 8/255.
@@ -392,7 +489,7 @@ def test_both_stages_run_from_the_command_line_and_print_the_tables(tmp_path):
 
     source = ["--sweep", "afs-table3-smoke", "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]
     table6 = run_cli(str(ROOT / "analysis/afs_tables.py"), "table6", *source, cwd=tmp_path)
-    assert "Baseline (eps 8/255)" in table6 and "AFS 111111111" in table6
+    assert "Baseline tiny-cnn eps 8/255" in table6 and "AFS 111111111" in table6
     run_cli(str(ROOT / "analysis/afs_tables.py"), "scatter", *source, "--out", str(tmp_path / "fig1.png"), cwd=tmp_path)
     delta = run_cli(str(ROOT / "analysis/afs_tables.py"), "delta-z", "--sweep", "afs-extractors-smoke",
                     "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "--out", str(tmp_path / "fig3.png"),

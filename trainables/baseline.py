@@ -8,10 +8,12 @@
   eps 0.031) is set by the sweeps through ``attack_start``/``attack_step``/``eps``.
 
 AFS's extractors (eps = 0..9/255, eps 0 meaning standard training) and every table's baseline row use this trainable.
+AFS Table 6's "Rand. pert." network is PGD-AT with ``train_eps_range``: a fresh eps per batch, uniform in the range.
 """
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -20,6 +22,7 @@ from torch import Tensor
 
 from trainables import attacks
 from trainables.config import ConfigError, RunSettings, TrainConfig
+from trainables.datasets import derive_seed
 from trainables.loader import Batch
 from trainables.losses import kl_divergence
 from trainables.runtime import Method, run_trial
@@ -29,38 +32,65 @@ from trainables.runtime import Method, run_trial
 class BaselineConfig(TrainConfig):
     training: Literal["standard", "pgd_at", "trades"] = "pgd_at"
     beta: float = 6.0
+    # (low, high): each batch is attacked at an eps drawn uniformly from [low, high] instead of at ``eps``, with the
+    # PGD step scaled to keep attack_step/eps (AFS Table 6, "random perturbation budgets ranging from 3/255 to 8/255").
+    # ``eps`` stays the threat model of checkpoint selection. Empty: every batch at ``eps``.
+    train_eps_range: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.beta < 0:
             raise ConfigError(f"beta={self.beta} must not be negative")
+        if self.train_eps_range:
+            if len(self.train_eps_range) != 2 or not 0 <= self.train_eps_range[0] < self.train_eps_range[1] <= 1:
+                raise ConfigError(f"train_eps_range={list(self.train_eps_range)}: expected [low, high] with "
+                                  "0 <= low < high <= 1, e.g. [3/255, 8/255]")
+            if self.training == "standard" or self.eps == 0:
+                raise ConfigError("train_eps_range needs adversarial training: training='pgd_at' or 'trades' and "
+                                  "eps > 0 (the PGD step is attack_step scaled by drawn eps / eps)")
 
 
-def craft(cfg: TrainConfig, objective: attacks.Objective, x: Tensor) -> Tensor:
-    """The training attack every method shares: PGD at the config's threat model."""
-    return attacks.pgd(
-        objective, x, eps=cfg.eps, step_size=cfg.attack_step, steps=cfg.attack_steps, random_start=cfg.attack_start
-    )
+def craft(cfg: TrainConfig, objective: attacks.Objective, x: Tensor, eps: float | None = None) -> Tensor:
+    """The training attack every method shares: PGD at the config's threat model, or at radius ``eps`` with the
+    config's step scaled in proportion."""
+    eps = cfg.eps if eps is None else eps
+    step = cfg.attack_step if eps == cfg.eps else cfg.attack_step * eps / cfg.eps
+    return attacks.pgd(objective, x, eps=eps, step_size=step, steps=cfg.attack_steps, random_start=cfg.attack_start)
 
 
 class Baseline(Method):
     name = "baseline"
     Config = BaselineConfig
     cfg: BaselineConfig
+    _eps_draws: random.Random | None = None
+
+    def on_epoch_start(self, epoch: int) -> None:
+        # Seeded per epoch, so a trial resumed from its epoch checkpoint draws the same eps sequence.
+        self._eps_draws = random.Random(derive_seed(self.cfg.seed, "train-eps", epoch))
+
+    def training_eps(self) -> float:
+        """This batch's attack radius: ``eps``, or a host-side uniform draw from ``train_eps_range`` (no device
+        synchronisation in the step loop)."""
+        if not self.cfg.train_eps_range:
+            return self.cfg.eps
+        if self._eps_draws is None:  # a loss computed outside the runtime's epoch loop
+            self.on_epoch_start(0)
+        return self._eps_draws.uniform(*self.cfg.train_eps_range)
 
     def loss(self, batch: Batch, epoch: int) -> tuple[Tensor, dict[str, Tensor]]:
         cfg, model, x, y = self.cfg, self.model, batch.x, batch.y
         if cfg.training == "standard" or cfg.eps == 0:
             logits = model(x)
             return F.cross_entropy(logits, y), {"acc": (logits.argmax(1) == y).float().mean()}
+        eps = self.training_eps()
         if cfg.training == "pgd_at":
             with attacks.bn_mode(model, cfg.attack_bn):
-                x_adv = craft(cfg, attacks.ce(model, y), x)
+                x_adv = craft(cfg, attacks.ce(model, y), x, eps)
             logits = model(x_adv)
             return F.cross_entropy(logits, y), {"adv_acc": (logits.argmax(1) == y).float().mean()}
         with attacks.bn_mode(model, cfg.attack_bn):
             p_clean = F.softmax(model(x), dim=1).detach()
-            x_adv = craft(cfg, attacks.kl_to(model, p_clean), x)
+            x_adv = craft(cfg, attacks.kl_to(model, p_clean), x, eps)
         logits_clean, logits_adv = model(x), model(x_adv)
         natural = F.cross_entropy(logits_clean, y)
         robust = kl_divergence(F.softmax(logits_clean, dim=1), logits_adv).mean()
