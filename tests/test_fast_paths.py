@@ -74,3 +74,71 @@ def test_linear_lr_scaling_multiplies_the_learning_rate_by_the_batch_ratio():
     parameters = [torch.nn.Parameter(torch.zeros(1))]
     assert make_optimizer(parameters, plain).param_groups[0]["lr"] == pytest.approx(0.1)
     assert make_optimizer(parameters, scaled).param_groups[0]["lr"] == pytest.approx(0.2)
+
+
+# --- no host synchronisation inside the step loop --------------------------------------------------------------------
+
+# Tensor methods that copy a value to the host: on a GPU each one waits for every queued kernel.
+HOST_READS = ("item", "tolist", "numpy", "__bool__", "__int__", "__float__", "__index__")
+STEP_LOOPS = {
+    "pgd_at": ("baseline", {"training": "pgd_at"}),
+    "trades": ("baseline", {"training": "trades", "attack_bn": "eval"}),
+    "random eps": ("baseline", {"training": "pgd_at", "train_eps_range": [3 / 255, 8 / 255]}),
+    # Epoch 1 of 2 is after BiaMAT's warm-up (omega is set on its first step) and from UIAT's momentum start.
+    "at_biamat": ("biamat", {"warmup_epochs": 1, "aux_batch_size": 32}),
+    "trades_biamat": ("biamat", {"variant": "trades", "attack_bn": "eval", "warmup_epochs": 1, "aux_batch_size": 32}),
+    "uiat": ("uiat", {"momentum_start": 1}),
+    "uiat one-off": ("uiat", {"oneoff": True, "oneoff_epoch": 0, "components": "uag+fr"}),  # stored, then reused
+    "afs merger": ("afs", {"extractor_sweep": "in-test", "mask": "100000001"}),
+}
+
+
+def method_class(kind: str):
+    from trainables.afs import Merger
+    from trainables.biamat import BiaMAT
+    from trainables.models import create_model
+    from trainables.uiat import UIAT
+
+    class InTestMerger(Merger):
+        def load_extractors(self):
+            return {i: create_model("tiny-cnn", 10) for i in (0, 8)}
+
+    return {"baseline": Baseline, "biamat": BiaMAT, "uiat": UIAT, "afs": InTestMerger}[kind]
+
+
+def host_reads_in_two_epochs(method_cls, config: dict, steps: int, monkeypatch) -> list[str]:
+    from trainables.config import RunSettings
+    from trainables.runtime import Trial, TrialData
+
+    cfg = method_cls.Config.from_dict({**config, "train_n": steps * config["batch_size"]})
+    method = method_cls(cfg, TrialData.load(cfg, None), torch.device("cpu"),
+                        RunSettings(tracking_uri="sqlite:///unused.db", experiment="x"))
+    trial = Trial(method)
+    reads: list[str] = []
+
+    def counting(name: str):
+        original = getattr(torch.Tensor, name)
+
+        def read(self, *args, **kwargs):
+            reads.append(name)
+            return original(self, *args, **kwargs)
+        return read
+
+    with monkeypatch.context() as patch:
+        for name in HOST_READS:
+            patch.setattr(torch.Tensor, name, counting(name))
+        for epoch in range(2):
+            trial.train_epoch(epoch)
+    return reads
+
+
+@pytest.mark.parametrize("loop", STEP_LOOPS)
+def test_no_host_read_inside_the_step_loop(loop, monkeypatch):
+    """Epochs of 6 steps read exactly as many tensor values on the host as epochs of 2 (each epoch's summed
+    diagnostics): nothing per step. This sees explicit reads only, not ops whose output shape depends on values."""
+    kind, switches = STEP_LOOPS[loop]
+    config = {**SHORT, "batch_size": 16, "epochs": 2, **switches}
+    if kind != "baseline":
+        config.pop("training")
+    short, long = (host_reads_in_two_epochs(method_class(kind), config, steps, monkeypatch) for steps in (2, 6))
+    assert sorted(long) == sorted(short), f"per-step host reads: {sorted(long)} vs {sorted(short)}"
