@@ -182,6 +182,60 @@ def test_weighted_alpha_is_equation_5(data, monkeypatch):
     torch.testing.assert_close(loss, expected)
 
 
+def run_epochs(trial: Trial, epochs: range) -> None:
+    """What run_trial does per epoch, without Ray: train, then select (evaluation draws random starts too)."""
+    for epoch in epochs:
+        trial.train_epoch(epoch)
+        trial.end_epoch(epoch)
+
+
+def test_a_resumed_merger_trial_continues_exactly(data, tmp_path):
+    extractors = tiny_extractors([3, 8])
+    straight = Trial(in_test_merger(data, extractors, epochs=2, alpha=0.5))
+    run_epochs(straight, range(2))
+
+    first = Trial(in_test_merger(data, extractors, epochs=2, alpha=0.5))
+    run_epochs(first, range(1))
+    torch.save(first.state_dict(), tmp_path / "state.pt")
+    # A restarted worker: a new merger over freshly loaded extractors, the rest from the checkpoint.
+    resumed = Trial(in_test_merger(data, copy.deepcopy(extractors), epochs=2, alpha=0.5))
+    state = torch.load(tmp_path / "state.pt", weights_only=False)
+    assert set(state["model"]) == {"heads.main.weight", "heads.main.bias"}, "no extractor weights in the checkpoint"
+    resumed.load_state_dict(state)
+    run_epochs(resumed, range(resumed.next_epoch, 2))
+    for key, value in straight.method.model.state_dict().items():
+        assert torch.equal(value, resumed.method.model.state_dict()[key]), key
+    assert straight.tracker.state_dict() == resumed.tracker.state_dict()
+
+
+MERGER_PATHS = {"channels_last": {"channels_last": True}, "bf16": {"precision": "bf16"}, "compile": {"compile": True}}
+
+
+def merger_epoch_loss(data, extractors: dict[int, Classifier], **switches) -> float:
+    # A small LR: over fitted extractors an epoch at 0.1 is chaotic, and rounding differences would grow.
+    method = in_test_merger(data, copy.deepcopy(extractors), alpha=0.5, lr=1e-3, **switches)
+    convs = [m for e in method.stack.extractors for m in e.modules() if isinstance(m, torch.nn.Conv2d)]
+    if switches.get("channels_last"):  # the runtime converts the merger; the extractors must follow
+        assert all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)
+    if switches.get("compile"):
+        assert all(e._compiled_call_impl is not None for e in method.stack.extractors)
+    trial = Trial(method)
+    torch.manual_seed(1)
+    return trial.train_epoch(0)["train/loss"]
+
+
+@pytest.mark.parametrize("path", ["channels_last", "bf16", pytest.param("compile", marks=pytest.mark.slow)])
+def test_merger_fast_paths_match_fp32_eager(data, trained_extractors, path):
+    """The fast paths reach through the frozen stack (channels_last extractors, compiled extractors, bf16 attack and
+    update) and keep the merger's training loss within test_fast_paths' tolerances."""
+    from test_fast_paths import LOSS_RTOL
+
+    eager = merger_epoch_loss(data, trained_extractors)
+    fast = merger_epoch_loss(data, trained_extractors, **MERGER_PATHS[path])
+    print(f"\nmerger {path}: train/loss {fast:.5f} vs fp32 eager {eager:.5f}")
+    assert fast == pytest.approx(eager, rel=LOSS_RTOL[path])
+
+
 # --- stage 1 in MLflow, found by stage 2 -----------------------------------------------------------------------------
 
 
@@ -335,7 +389,7 @@ class RecordingPgd:
 
 
 def test_random_eps_training_draws_a_radius_per_batch_in_the_range(data, monkeypatch):
-    import trainables.baseline as baseline
+    from trainables import baseline
 
     recorder = RecordingPgd()
     monkeypatch.setattr(baseline.attacks, "pgd", recorder)
@@ -481,15 +535,24 @@ def test_both_stages_run_from_the_command_line_and_print_the_tables(tmp_path):
     stage1 = run_cli(str(ROOT / "sweeps/afs_extractors.py"), *flags, cwd=tmp_path)
     middle = time.perf_counter()
     stage2 = run_cli(str(ROOT / "sweeps/afs_merger.py"), "table3", *flags, cwd=tmp_path)
+    alphas = run_cli(str(ROOT / "sweeps/afs_merger.py"), "table2", *flags, cwd=tmp_path)  # the Delta_z stack
+    middle2 = time.perf_counter()
+    ablation = run_cli(str(ROOT / "sweeps/afs_ablation.py"), *flags, cwd=tmp_path)
     end = time.perf_counter()
-    print(stage1[stage1.find("**Table 1"):], stage2[stage2.find("**Table 3"):],
-          f"stage 1 {middle - start:.0f} s, stage 2 {end - middle:.0f} s", sep="\n")
+    print(stage1[stage1.find("**Table 1"):], stage2[stage2.find("**Table 3"):], alphas[alphas.find("**Table 2"):],
+          ablation[ablation.find("**Table 6"):], f"stage 1 {middle - start:.0f} s, stage 2 (tables 3 and 2) "
+          f"{middle2 - middle:.0f} s, ablation {end - middle2:.0f} s", sep="\n")
     assert "Table 1." in stage1 and "0/255" in stage1 and "9/255" in stage1 and "concave over eps" in stage1
     assert "Table 3." in stage2 and "111111111" in stage2 and "Trade-off" in stage2
+    assert "Table 2." in alphas and all(f" {alpha:g} |" in alphas for alpha in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0))
+    assert "Baseline tiny-cnn eps 8/255" in ablation and "tiny-cnn eps U[3, 8]/255" in ablation
+    assert "tiny-cnn-3 eps 8/255" in ablation
 
     source = ["--sweep", "afs-table3-smoke", "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]
-    table6 = run_cli(str(ROOT / "analysis/afs_tables.py"), "table6", *source, cwd=tmp_path)
-    assert "Baseline tiny-cnn eps 8/255" in table6 and "AFS 111111111" in table6
+    table6 = run_cli(str(ROOT / "analysis/afs_tables.py"), "table6", *source, "--ablation-sweep",
+                     "afs-ablation-smoke", cwd=tmp_path)
+    for row in ("Baseline tiny-cnn eps 8/255", "tiny-cnn eps U[3, 8]/255", "tiny-cnn-3 eps 8/255", "AFS 111111111"):
+        assert f"| {row}" in table6, row
     run_cli(str(ROOT / "analysis/afs_tables.py"), "scatter", *source, "--out", str(tmp_path / "fig1.png"), cwd=tmp_path)
     delta = run_cli(str(ROOT / "analysis/afs_tables.py"), "delta-z", "--sweep", "afs-extractors-smoke",
                     "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "--out", str(tmp_path / "fig3.png"),
