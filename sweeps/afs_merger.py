@@ -1,7 +1,7 @@
 """AFS stage 2 (Liu & Zhao, Sec. 3.2-3.3): linear mergers over frozen extractors of a stage-1 sweep.
 
     python sweeps/afs_merger.py table2                     # smoke, after `python sweeps/afs_extractors.py`
-    python sweeps/afs_merger.py table3                     # smoke: the four Table 3 masks, 1.5 min on 2 busy CPUs
+    python sweeps/afs_merger.py table3                     # smoke: the four Table 3 masks, 2 min on 2 CPUs
     python sweeps/afs_merger.py search --num-samples 8     # Optuna over alpha, clean and robust accuracy
     python sweeps/afs_merger.py table2 --preset paper --address auto --extractor-sweep afs-extractors-paper
 
@@ -44,9 +44,10 @@ TABLE3_ALPHA = 0.5  # the paper does not say; its recommended value (Sec. 3.2)
 
 PRESETS = {
     "smoke": {
-        "dataset": "synthetic", "train_n": 512, "model": "tiny-cnn", "epochs": 2, "batch_size": 32, "lr": 0.1,
+        # The extractors' data; 64 steps, the final protocol on the extractors' 128 test points.
+        "dataset": "synthetic_absent", "train_n": 1024, "model": "tiny-cnn", "epochs": 2, "batch_size": 32, "lr": 0.1,
         "schedule": "cyclic", "nesterov": True, "attack_steps": 3, "attack_step": 4 / 255, "eval_n": 32,
-        "final_n": 64, "final_attacks": ["clean", "pgd10", "pgd20"],
+        "final_n": 128, "final_attacks": ["clean", "pgd10", "pgd20"],
     },
     "paper": {
         "dataset": "cifar10", "model": "wrn-28-10", "epochs": 5, "batch_size": 128, "lr": 0.1, "lr_milestones": [2],

@@ -13,10 +13,10 @@ Layout under the data root (``root`` argument, else ``$ADVSWEEP_DATA``, else ``.
     places365/places365_train_standard.txt, data_256_standard/       places365_32 (torchvision download, then
     places365/places365_val.txt, val_256/                            downscaled once into places365_32_<split>.npz)
 
-``synthetic`` and ``synthetic_aux`` are built-in data generated from a seed in a second or two (``root`` is ignored;
-options ``seed``, ``n``, ``size``, ``robust_p``, ``nonrobust_p``; see :func:`synthetic_patterns`). They exist so CPU
-tests can check the science of adversarial training (Ilyas et al. 2019, "Adversarial examples are not bugs, they are
-features"): each of the 10 classes has
+``synthetic``, ``synthetic_absent`` and ``synthetic_aux`` are built-in data generated from a seed in a second or two
+(``root`` is ignored; options ``seed``, ``n``, ``size``, ``robust_p``, ``nonrobust_p``; see :func:`synthetic_patterns`).
+They exist so CPU tests can check the science of adversarial training (Ilyas et al. 2019, "Adversarial examples are
+not bugs, they are features"): each of the 10 classes has
 
 * a robust pattern R_c: a smooth field of peak 0.25, far beyond an 8/255 attack, carried by an image of class y with
   probability ``ROBUST_P`` = 0.75 (otherwise R of another class), so it predicts the label only partly;
@@ -30,6 +30,11 @@ R's predictiveness. Measured with tiny-cnn at 32x32 (2,000 training and 500 test
 standard training 1.00 clean / 0.00 PGD-20 in about 5 s; PGD-10 adversarial training 0.73-0.76 clean / 0.56-0.59
 PGD-20 in about 45 s. Standard training needs about 100 SGD steps before it finds N (clean accuracy stays below
 0.75 until then), and more at ``size=16``.
+
+``synthetic_absent`` is ``synthetic`` with the same draws, except that the quarter of the images without their class's
+robust pattern carry none instead of another class's (``robust_decoy=False``). A classifier can then tell when the
+robust pattern says nothing and read the texture there: what AFS's merger needs to beat both of its extractors' trade
+(see tests/test_afs.py). On ``synthetic`` the decoy images look like any other, so it cannot.
 
 ``synthetic_aux`` (BiaMAT's auxiliary data) has 10 classes of its own: the first ``related_classes`` = 5 carry the
 primary R of the same index (:func:`synthetic_aux_related`), the rest fresh robust patterns; every auxiliary image
