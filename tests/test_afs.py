@@ -537,15 +537,20 @@ def test_both_stages_run_from_the_command_line_and_print_the_tables(tmp_path):
     middle = time.perf_counter()
     stage2 = run_cli(str(ROOT / "sweeps/afs_merger.py"), "table3", *flags, cwd=tmp_path)
     alphas = run_cli(str(ROOT / "sweeps/afs_merger.py"), "table2", *flags, cwd=tmp_path)  # the Delta_z stack
+    search = run_cli(str(ROOT / "sweeps/afs_merger.py"), "search", "--num-samples", "2", "--optuna-storage",
+                     f"sqlite:///{tmp_path / 'optuna.db'}", *flags, cwd=tmp_path)
     middle2 = time.perf_counter()
     ablation = run_cli(str(ROOT / "sweeps/afs_ablation.py"), *flags, cwd=tmp_path)
     end = time.perf_counter()
     print(stage1[stage1.find("**Table 1"):], stage2[stage2.find("**Table 3"):], alphas[alphas.find("**Table 2"):],
-          ablation[ablation.find("**Table 6"):], f"stage 1 {middle - start:.0f} s, stage 2 (tables 3 and 2) "
+          ablation[ablation.find("**Table 6"):], search[search.find("Optuna study"):], f"stage 1 {middle - start:.0f} s, stage 2 (tables 3 and 2) "
           f"{middle2 - middle:.0f} s, ablation {end - middle2:.0f} s", sep="\n")
     assert "Table 1." in stage1 and "0/255" in stage1 and "9/255" in stage1 and "concave over eps" in stage1
     assert "Table 3." in stage2 and "111111111" in stage2 and "Trade-off" in stage2
     assert "Table 2." in alphas and all(f" {alpha:g} |" in alphas for alpha in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0))
+    assert "Optuna study 'afs-alpha-smoke'" in search and "2 COMPLETE" in search
+    front = [line for line in search.splitlines() if line.startswith("  best trial #")]  # the Pareto front
+    assert front and all("alpha=" in line and "select/clean=" in line and "select/pgd3=" in line for line in front)
     assert "Baseline tiny-cnn eps 8/255" in ablation and "tiny-cnn eps U[3, 8]/255" in ablation
     assert "tiny-cnn-3 eps 8/255" in ablation
 
