@@ -108,10 +108,14 @@ def method_class(kind: str):
 
 def host_reads_in_two_epochs(method_cls, config: dict, steps: int, monkeypatch) -> list[str]:
     from trainables.config import RunSettings
+    from trainables.datasets import load_dataset
     from trainables.runtime import Trial, TrialData
 
-    cfg = method_cls.Config.from_dict({**config, "train_n": steps * config["batch_size"]})
-    method = method_cls(cfg, TrialData.load(cfg, None), torch.device("cpu"),
+    cfg = method_cls.Config.from_dict(config)
+    # Only the images the epochs use: generating the full synthetic set would take most of the test's time.
+    train = load_dataset(cfg.dataset, "train", n=steps * cfg.batch_size)
+    test = load_dataset(cfg.dataset, "test", n=cfg.eval_n)
+    method = method_cls(cfg, TrialData(train=train, select=test, test=test), torch.device("cpu"),
                         RunSettings(tracking_uri="sqlite:///unused.db", experiment="x"))
     trial = Trial(method)
     reads: list[str] = []
