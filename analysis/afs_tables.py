@@ -189,10 +189,10 @@ def scatter(merger: SweepRuns, extractors: SweepRuns) -> Figure:
 
 def single_label(row: pd.Series) -> str:
     """A single network by model and training eps: ``wrn-28-10 eps 8/255``, ``wrn-28-10 eps U[3, 8]/255``."""
-    drawn = str(row.get("params.train_eps_range", "") or "")
-    eps = (f"U[{', '.join(f'{float(e) * 255:.3g}' for e in drawn.split(','))}]" if drawn and drawn != "nan"
-           else f"{row['extractor']}")
-    return f"{row['params.model']} eps {eps}/255"
+    drawn = row.get("params.train_eps_range")  # "low,high"; empty, or NaN for runs that predate the param
+    if isinstance(drawn, str) and drawn:
+        return f"{row['params.model']} eps U[{', '.join(f'{float(e) * 255:.3g}' for e in drawn.split(','))}]/255"
+    return f"{row['params.model']} eps {row['extractor']}/255"
 
 
 def table6(extractors: SweepRuns | None = None, mergers: SweepRuns | None = None, ablation: SweepRuns | None = None,
@@ -287,9 +287,9 @@ def main(argv: list[str] | None = None) -> None:
             if args.command == "tradeoff":
                 table = tradeoff(sweep, extractors)
             else:
-                ablation = args.ablation_sweep and load_sweep(args.ablation_sweep, experiment=EXTRACTOR_EXPERIMENT,
-                                                              tracking_uri=args.tracking_uri)
-                table = table6(extractors, sweep, ablation or None)
+                ablation = load_sweep(args.ablation_sweep, experiment=EXTRACTOR_EXPERIMENT,
+                                      tracking_uri=args.tracking_uri) if args.ablation_sweep else None
+                table = table6(extractors, sweep, ablation)
     except (SweepNotFoundError, ValueError) as exc:
         raise SystemExit(f"error: {exc}") from None
     emit(table, args.format, args.out)

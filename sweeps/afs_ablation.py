@@ -1,6 +1,6 @@
 """AFS Table 6's single-network ablations (Liu & Zhao, Sec. 3.5): can one network match the stacked mergers?
 
-    python sweeps/afs_ablation.py                        # smoke: synthetic data, tiny CNN and tiny-cnn-3
+    python sweeps/afs_ablation.py                        # smoke: synthetic_absent, tiny-cnn and tiny-cnn-3
     python sweeps/afs_ablation.py --preset paper --address auto   # CIFAR-10: WRN-28-10 and WRN-28-30, GPU cluster
 
 Two PGD-AT trials on the extractors' schedule (``sweeps/afs_extractors.py`` presets), each evaluated at 8/255 like the

@@ -17,9 +17,10 @@ import torch
 import torch.nn.functional as F
 from mlflow.tracking import MlflowClient
 
+import tests_support
 from analysis.afs_selection import concave_range
 from analysis.runs import _numeric
-from tests_support import fit_test_model, train_without_ray
+from tests_support import fit_test_model, merger_over, train_without_ray
 from trainables import afs, attacks
 from trainables.afs import (
     EXTRACTOR_EXPERIMENT,
@@ -69,15 +70,10 @@ def settings(tracking_uri: str = "sqlite:///unused.db") -> RunSettings:
 
 def in_test_merger(data: TrialData, extractors: dict[int, Classifier], **overrides) -> Merger:
     """A Merger over extractors built in the test instead of fetched from MLflow."""
-
-    class InTestMerger(Merger):
-        def load_extractors(self) -> dict[int, Classifier]:
-            return extractors
-
     torch.manual_seed(0)
     mask = mask_of(extractors, length=10 if max(extractors) == 9 else 9)
     cfg = MergerConfig.from_dict({**SMALL, "mask": mask, **overrides})
-    return InTestMerger(cfg, data, CPU, settings())
+    return merger_over(extractors)(cfg, data, CPU, settings())
 
 
 def test_merger_training_changes_no_extractor_and_gives_none_a_gradient(data):
@@ -469,8 +465,7 @@ def test_table6_rows_baseline_ablations_and_mergers():
 # features costs more PGD-20 than it buys clean accuracy: there the merger lands below the segment (measured: eps 0
 # 0.990 / 0.000, eps 8 0.690 / 0.516, merger 0.716 / 0.102). Where the robust features say nothing, the merger can
 # read the texture and keep the robust features elsewhere, which is the trade AFS makes on CIFAR-10.
-SCIENCE = {"dataset": "synthetic_absent", "train_n": 2000, "model": "tiny-cnn", "epochs": 4, "batch_size": 64, "lr": 0.1,
-           "schedule": "cyclic", "nesterov": True, "eval_n": 500, "final_n": 500, "attack_steps": 5}
+SCIENCE = {**tests_support.SCIENCE, "dataset": "synthetic_absent"}
 MERGER_EPOCHS = 4  # with 2, alpha 0.3 still lands below the segment: the linear layer has not converged
 
 
@@ -485,13 +480,8 @@ def standard_robust_and_merger() -> dict[str, dict[str, float]]:
                                               "attack_step": 3 / 255 * i / 8})
         extractors[i] = trial.method.model
     test = trial.method.data.test
-
-    class TwoExtractorMerger(Merger):
-        def load_extractors(self) -> dict[int, Classifier]:
-            return extractors
-
-    merger = train_without_ray(TwoExtractorMerger, {**SCIENCE, "epochs": MERGER_EPOCHS, "attack_step": 3 / 255,
-                                                    "extractor_sweep": "in-test", "mask": "100000001"}).method.model
+    merger = train_without_ray(merger_over(extractors), {**SCIENCE, "epochs": MERGER_EPOCHS, "attack_step": 3 / 255,
+                                                         "extractor_sweep": "in-test", "mask": "100000001"}).method.model
     results = {name: evaluate(model, test.images, test.labels, eps=8 / 255, attacks=("clean", "pgd20"), device="cpu")
                for name, model in (("eps 0", extractors[0]), ("eps 8", extractors[8]), ("merger", merger))}
     print("\n" + "\n".join(f"{name:>7}: clean {r['clean']:.3f} PGD-20 {r['pgd20']:.3f}" for name, r in results.items())

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests_support import SCIENCE, robustness, train_without_ray
+from tests_support import SCIENCE, merger_over, robustness, train_without_ray
 from trainables.baseline import Baseline, BaselineConfig
 from trainables.training import make_optimizer
 
@@ -94,16 +94,13 @@ STEP_LOOPS = {
 
 
 def method_class(kind: str):
-    from trainables.afs import Merger
     from trainables.biamat import BiaMAT
     from trainables.models import create_model
     from trainables.uiat import UIAT
 
-    class InTestMerger(Merger):
-        def load_extractors(self):
-            return {i: create_model("tiny-cnn", 10) for i in (0, 8)}
-
-    return {"baseline": Baseline, "biamat": BiaMAT, "uiat": UIAT, "afs": InTestMerger}[kind]
+    if kind == "afs":
+        return merger_over({i: create_model("tiny-cnn", 10) for i in (0, 8)})
+    return {"baseline": Baseline, "biamat": BiaMAT, "uiat": UIAT}[kind]
 
 
 def host_reads_in_two_epochs(method_cls, config: dict, steps: int, monkeypatch) -> list[str]:

@@ -24,6 +24,17 @@ SCIENCE = {"dataset": "synthetic", "train_n": 2000, "model": "tiny-cnn", "epochs
            "attack_steps": 5, "attack_step": 3 / 255}
 
 
+def merger_over(extractors: dict) -> type:
+    """AFS's Merger over extractors built in the test (``{eps index: Classifier}``) instead of fetched from MLflow."""
+    from trainables.afs import Merger
+
+    class InTestMerger(Merger):
+        def load_extractors(self) -> dict:
+            return extractors
+
+    return InTestMerger
+
+
 def robustness(trial) -> dict[str, float]:
     """Clean and PGD-20 accuracy at 8/255 of a trained trial's model on its final test points."""
     from trainables.evaluation import evaluate
