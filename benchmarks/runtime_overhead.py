@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
-import math
 import platform
 import statistics
 import sys
@@ -62,7 +61,7 @@ from trainables.datasets import derive_seed
 from trainables.loader import augment_batch
 from trainables.models import Classifier, create_model
 from trainables.runtime import STATE_FILE, Trial, TrialData
-from trainables.training import seed_everything
+from trainables.training import decay_steps, seed_everything
 
 EPS = 8 / 255
 STEP = 2 / 255
@@ -78,8 +77,8 @@ class HandLoop:
         self.optimizer = torch.optim.SGD(
             model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay
         )
-        # The runtime's piecewise schedule (fractions of training, decided at epoch granularity) in optimiser steps.
-        milestones = [math.ceil(m * cfg.epochs) * self.steps_per_epoch for m in cfg.lr_milestones]
+        # The runtime's piecewise schedule in optimiser steps (MultiStepLR is the plain-PyTorch twin of lr_factor).
+        milestones = decay_steps(cfg.lr_milestones, cfg.epochs, self.steps_per_epoch)
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, milestones, gamma=cfg.lr_gamma)
 
     def epoch(self, epoch: int) -> float:

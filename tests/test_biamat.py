@@ -110,17 +110,45 @@ def test_auxiliary_term_is_averaged_over_all_auxiliary_samples(data):
 
 
 @pytest.mark.parametrize("variant", ["at", "trades"])
-def test_no_gradient_reaches_the_auxiliary_head_with_alpha_zero_or_during_warmup(data, variant):
+def test_auxiliary_head_gets_a_zero_gradient_with_alpha_zero_or_during_warmup(data, variant):
+    """The reference multiplies the auxiliary loss by 0: the head's gradient is zero, not missing (so weight decay
+    applies); ``warmup_aux_loss="omitted"`` leaves the head out of the graph."""
     extra = {"attack_bn": "eval"} if variant == "trades" else {}
-    for alpha, epoch, expect_grad in ((0.0, 1, False), (1.0, 0, False), (1.0, 1, True)):
-        method = make(data, variant=variant, alpha=alpha, labels="aux", **extra)
-        loss, _ = method.loss(next(batches(method)), epoch=epoch)
-        loss.backward()
-        grads = [p.grad for p in method.model.heads["aux"].parameters()]
-        if expect_grad:
-            assert all(g is not None and g.abs().sum() > 0 for g in grads)
-        else:
-            assert all(g is None for g in grads), (alpha, epoch)
+    for mode in ("times_zero", "omitted"):
+        for alpha, epoch, expect_grad in ((0.0, 1, False), (1.0, 0, False), (1.0, 1, True)):
+            method = make(data, variant=variant, alpha=alpha, labels="aux", warmup_aux_loss=mode, **extra)
+            loss, _ = method.loss(next(batches(method)), epoch=epoch)
+            loss.backward()
+            grads = [p.grad for p in method.model.heads["aux"].parameters()]
+            if expect_grad:
+                assert all(g is not None and g.abs().sum() > 0 for g in grads)
+            elif mode == "omitted":
+                assert all(g is None for g in grads), (alpha, epoch)
+            else:
+                assert all(g is not None and not g.any() for g in grads), (alpha, epoch)
+
+
+@pytest.mark.parametrize("variant", ["at", "trades"])
+def test_weight_decay_shrinks_the_auxiliary_head_during_warmup_as_in_the_reference(data, variant):
+    """With a zero gradient, SGD (momentum mu, weight decay wd) updates each auxiliary weight by w <- w - lr * b,
+    b <- mu * b + wd * w: a known geometric shrink per step. Omitted from the graph, the head does not move."""
+    extra = {"attack_bn": "eval"} if variant == "trades" else {}
+    heads = {}
+    for mode in ("times_zero", "omitted"):
+        method = make(data, variant=variant, warmup_aux_loss=mode, weight_decay=0.05, lr=0.1, **extra)
+        trial = Trial(method)
+        initial = method.model.heads["aux"].weight.detach().clone()
+        trial.train_epoch(0)  # warm-up: epoch 0 < warmup_epochs
+        heads[mode] = (initial, method.model.heads["aux"].weight.detach().clone(), len(trial.loader))
+    initial, after, steps = heads["times_zero"]
+    factor, velocity = 1.0, 0.0
+    for _ in range(steps):  # the same recursion on a weight of 1.0 (PyTorch SGD: first step b = g)
+        velocity = 0.05 * factor if velocity == 0.0 else 0.9 * velocity + 0.05 * factor
+        factor -= 0.1 * velocity
+    torch.testing.assert_close(after, initial * factor)
+    assert factor < 0.99
+    initial, after, _ = heads["omitted"]
+    torch.testing.assert_close(after, initial)
 
 
 def test_at_attack_pushes_low_confidence_auxiliary_samples_away_from_uniform(data):

@@ -4,7 +4,7 @@ import pytest
 
 from trainables.baseline import BaselineConfig
 from trainables.config import ConfigError, TrainConfig
-from trainables.training import lr_factor, milestone_epochs
+from trainables.training import decay_steps, first_decay_epoch, lr_factor
 
 
 def test_from_dict_coerces_types():
@@ -44,13 +44,28 @@ def test_unknown_dataset_error_lists_registered_names():
 
 def test_piecewise_schedule_decays_at_fractions_and_epochs():
     cfg = TrainConfig.from_dict({"epochs": 100, "lr_milestones": [0.6, 0.9]})
-    assert milestone_epochs(cfg.lr_milestones, 100) == [60.0, 90.0]
     steps = 10
+    # Fractions count steps: 60% of 1000 steps is step 600, the first step of epoch index 60 (1-based epoch 61).
+    assert decay_steps(cfg.lr_milestones, 100, steps) == [600, 900]
     assert lr_factor(cfg, 59 * steps + 9, steps) == 1.0
     assert lr_factor(cfg, 60 * steps, steps) == pytest.approx(0.1)
     assert lr_factor(cfg, 90 * steps, steps) == pytest.approx(0.01)
+    assert first_decay_epoch(cfg, steps) == 61
+    # Epoch milestones are 1-based first decayed epochs: TRADES [100, 105] trains 99 / 5 / 6 epochs.
     trades = TrainConfig.from_dict({"epochs": 110, "lr_milestones": [100, 105]})
-    assert lr_factor(trades, 99 * steps, steps) == 1.0 and lr_factor(trades, 105 * steps, steps) == pytest.approx(0.01)
+    per_epoch = [lr_factor(trades, epoch * steps, steps) for epoch in range(110)]
+    assert per_epoch[98] == 1.0 and per_epoch[99] == pytest.approx(0.1)
+    assert per_epoch[103] == pytest.approx(0.1) and per_epoch[104] == pytest.approx(0.01)
+    assert first_decay_epoch(trades, steps) == 100
+    # A fraction that does not fall on an epoch boundary decays mid-epoch, at the step the fraction names.
+    odd = TrainConfig.from_dict({"epochs": 3, "lr_milestones": [0.5]})
+    assert decay_steps(odd.lr_milestones, 3, 3) == [5] and first_decay_epoch(odd, 3) == 2
+
+
+@pytest.mark.parametrize("milestones", [[0.0], [0], [2.5], [-1]])
+def test_milestones_outside_the_convention_are_refused(milestones):
+    with pytest.raises(ConfigError, match="1-based epoch"):
+        TrainConfig.from_dict({"epochs": 110, "lr_milestones": milestones})
 
 
 def test_cyclic_schedule_is_one_triangle():

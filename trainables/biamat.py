@@ -8,8 +8,10 @@ One shared body, a primary head ``main`` (K classes) and an auxiliary head ``aux
 128 auxiliary images (an endless, independently shuffled auxiliary stream); BatchNorm sees the concatenated batch.
 
 - Warm-up (``warmup_epochs``): auxiliary images stay in the batch and are attacked, but their loss weight is 0 (the
-  reference code; ``alpha_in_warmup`` restores the paper's earlier version). With weight 0 the auxiliary head is not
-  in the graph at all, so it receives no gradient.
+  reference code; ``alpha_in_warmup`` restores the paper's earlier version). As in the reference, the auxiliary loss
+  is multiplied by 0 (``warmup_aux_loss="times_zero"``): the auxiliary head stays in the graph with a zero gradient,
+  so weight decay and momentum still shrink it during warm-up (to about 0.68x of its initial weights after BiaMAT-AT's
+  5 warm-up epochs). ``"omitted"`` leaves the term out of the graph: the head then keeps its initial weights.
 - omega (Algorithm 1 line 8): ``pi * mean max softmax f_pri(x)`` over the clean primary batch of the first step after
   warm-up, eval mode, no gradient. Computed once, kept in the checkpoint.
 - Routing, every step: ``max softmax f_pri(x~) < omega`` (clean, eval mode) -> "low": soft CE to the uniform y^ER on
@@ -56,6 +58,7 @@ class BiaMATConfig(TrainConfig):
     labels: Literal["gated", "aux", "uniform"] = "gated"
     warmup_epochs: int = 5
     alpha_in_warmup: bool = False
+    warmup_aux_loss: Literal["times_zero", "omitted"] = "times_zero"
     aux_batch_size: int = 128
     beta: float = 6.0
     trades_aux_high: Literal["kl", "adv_ce"] = "kl"
@@ -143,9 +146,11 @@ class BiaMAT(Method):
         low = self.low_mask(aux.x)
         weight = self.aux_weight(epoch)
         step = self.loss_at if self.cfg.variant == "at" else self.loss_trades
-        primary, aux_term = step(batch, aux, low, with_aux_head=weight > 0)
-        # With weight 0 the auxiliary term is left out of the graph, so the auxiliary head gets no gradient at all.
-        total = primary + weight * aux_term if weight > 0 else primary
+        # "omitted": with weight 0 the auxiliary term is left out of the graph, so the auxiliary head gets no gradient
+        # at all and SGD skips it; "times_zero" keeps it with a zero gradient, so weight decay still applies.
+        in_graph = weight > 0 or self.cfg.warmup_aux_loss == "times_zero"
+        primary, aux_term = step(batch, aux, low, with_aux_head=in_graph)
+        total = primary + weight * aux_term if in_graph else primary
         logs = {"primary_loss": primary.detach(), "aux_loss": aux_term.detach()}
         if self.omega is not None or self.cfg.labels != "gated":
             logs["high_fraction"] = 1.0 - low.float().mean()

@@ -91,7 +91,8 @@ class TrainConfig:
     nesterov: bool = False
     weight_decay: float = 5e-4
     schedule: Literal["piecewise", "cyclic", "constant"] = "piecewise"
-    # Piecewise decay points: values < 1 are fractions of training, values >= 1 are epoch numbers.
+    # Piecewise decay points: a value m >= 1 is the 1-based epoch that first runs at the decayed rate ([100, 105]
+    # trains 99 / 5 / 6 epochs of 110); a value below 1 is a fraction of the training steps (training.decay_steps).
     lr_milestones: tuple[float, ...] = (0.5, 0.75)
     lr_gamma: float = 0.1
     # Training threat model (PGD-10, step 2/255, eps 8/255 by default).
@@ -100,17 +101,27 @@ class TrainConfig:
     attack_steps: int = 10
     # PGD start: "uniform" in the eps-ball (Madry) or x + 0.001*N(0, 1) (TRADES convention).
     attack_start: Literal["uniform", "normal"] = "uniform"
-    # BatchNorm while crafting: running statistics ("eval"), or batch statistics without updating them ("batch").
-    attack_bn: Literal["eval", "batch"] = "eval"
-    # Per-epoch evaluation on a fixed subset (clean + PGD-10) drives checkpoint selection.
+    # BatchNorm while crafting: running statistics ("eval"), batch statistics without updating them ("batch"), or
+    # train mode, batch statistics that also update the running ones ("train", AFS's reference extractors).
+    attack_bn: Literal["eval", "batch", "train"] = "eval"
+    # Checkpoint selection: clean + PGD-<attack_steps> accuracy on eval_n fixed points, evaluated at epoch eval_from
+    # (1-based; "first_decay": the first epoch run at a decayed LR), then every eval_every epochs, and always at the
+    # last epoch and at keep_epoch. The selected ("best/*") weights are those with the best PGD accuracy, or with
+    # keep_epoch > 0 the weights after that 1-based epoch whatever their score (a reference that keeps a fixed epoch).
     eval_n: int = 1000
     eval_every: int = 1
+    eval_from: int | Literal["first_decay"] = 1
+    keep_epoch: int = 0
+    # Where the selection points come from: the first eval_n test points (the papers' protocol), or a held-out split
+    # of the last holdout_n training images, which the trial then does not train on (no test-set leakage).
     select_on: Literal["test", "holdout"] = "test"
     holdout_n: int = 1000
     # Final protocol on the selected and the last checkpoint.
     final_attacks: tuple[str, ...] = ("clean", "pgd20")
     final_n: int = 10000
     autoattack_n: int = 0  # AutoAttack on the first N final points (0: all of them), when listed in final_attacks
+    # PGD/CW step of the final protocol (0: eps / 4, i.e. 2/255 at 8/255); the TRADES repository evaluates with 0.003.
+    final_attack_step: float = 0.0
     # Fast paths (results must agree with fp32 eager within tolerance, tests/test_fast_paths.py).
     precision: Literal["fp32", "bf16"] = "fp32"
     channels_last: bool = False
@@ -146,6 +157,7 @@ class TrainConfig:
         _check_range("attack_step", self.attack_step, 0.0, 1.0)
         _check_range("momentum", self.momentum, 0.0, 1.0)
         _check_range("lr_gamma", self.lr_gamma, 0.0, 1.0)
+        _check_range("final_attack_step", self.final_attack_step, 0.0, 1.0)
         for name in ("epochs", "batch_size", "eval_every", "eval_n", "final_n"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)} must be at least 1")
@@ -156,6 +168,19 @@ class TrainConfig:
             raise ConfigError(f"lr={self.lr} must be positive and weight_decay={self.weight_decay} non-negative")
         if self.select_on == "holdout" and self.holdout_n < 1:
             raise ConfigError("select_on='holdout' needs holdout_n >= 1")
+        for m in self.lr_milestones:
+            # A milestone past the last epoch is allowed (never reached), so a shortened run keeps its preset's.
+            if not (0 < m < 1 or (m == round(m) and m >= 1)):
+                raise ConfigError(f"lr_milestones has {m}: a milestone is a fraction of training in (0, 1) or the "
+                                  "1-based epoch that first runs at the decayed rate (a whole number >= 1)")
+        if isinstance(self.eval_from, int) and not 1 <= self.eval_from <= self.epochs:
+            raise ConfigError(f"eval_from={self.eval_from} must be a 1-based epoch in 1..epochs={self.epochs} "
+                              "or 'first_decay'")
+        if self.eval_from == "first_decay" and (self.schedule != "piecewise" or not self.lr_milestones):
+            raise ConfigError("eval_from='first_decay' needs a piecewise schedule with lr_milestones")
+        if not 0 <= self.keep_epoch <= self.epochs:
+            raise ConfigError(f"keep_epoch={self.keep_epoch} must be 0 (keep the best) or a 1-based epoch in "
+                              f"1..epochs={self.epochs}")
 
     @property
     def scaled_lr(self) -> float:

@@ -86,13 +86,15 @@ def evaluate(
     device: torch.device | str,
     autoattack_n: int | None = None,
     seed: int = 0,
+    step_size: float | None = None,
 ) -> dict[str, float]:
     """Accuracy of the main head under each attack, as fractions in [0, 1]: ``{"clean": ..., "pgd20": ...}``.
 
     ``x`` is uint8 (as stored by the datasets) or float in [0, 1]; ``model`` must already be on ``device``. The model
     is in eval mode throughout and its modes are restored afterwards. Each PGD/CW attack draws its random starts from
     its own generator seeded with ``seed``, so a result does not depend on which other attacks run or in what order,
-    and the global RNG state is left untouched. ``"autoattack"`` runs on the first ``autoattack_n`` points (all if
+    and the global RNG state is left untouched. PGD/CW step ``step_size`` (default ``eps / 4``: 2/255 at 8/255; the
+    TRADES repository's evaluation uses 0.003 at 0.031). ``"autoattack"`` runs on the first ``autoattack_n`` points (all if
     None), so its denominator can differ from the other entries'.
     """
     parsed = {name: parse_attack(name) for name in attacks}
@@ -108,7 +110,8 @@ def evaluate(
     with bn_mode(model, "eval"):
         if "clean" in parsed or step_attacks:
             correct = _count_correct(
-                model, x, y, step_attacks, eps=eps, batch_size=batch_size, device=device, seed=seed
+                model, x, y, step_attacks, eps=eps, step_size=eps / 4 if step_size is None else step_size,
+                batch_size=batch_size, device=device, seed=seed,
             )
             results.update({name: count / len(x) for name, count in correct.items() if name in parsed})
         if "autoattack" in parsed:
@@ -125,6 +128,7 @@ def _count_correct(
     step_attacks: Mapping[str, tuple[str, int]],
     *,
     eps: float,
+    step_size: float,
     batch_size: int,
     device: torch.device,
     seed: int,
@@ -140,7 +144,7 @@ def _count_correct(
         correct["clean"] += int(clean_ok.sum())
         for name, (kind, steps) in step_attacks.items():
             objective = ce(model, yb) if kind == "pgd" else cw_margin(model, yb, kappa=CW_KAPPA)
-            x_adv = pgd(objective, xb, eps=eps, step_size=eps / 4, steps=steps, generator=generators[name])
+            x_adv = pgd(objective, xb, eps=eps, step_size=step_size, steps=steps, generator=generators[name])
             with torch.no_grad():
                 adv_ok = model(x_adv).argmax(dim=1) == yb
             correct[name] += int((clean_ok & adv_ok).sum())
@@ -206,15 +210,18 @@ def _forked_rng(device: torch.device) -> AbstractContextManager[None]:
 class BestTracker:
     """Best-checkpoint selection (Rice et al.): the epoch with the best value of ``metric``, plus the last epoch.
 
-    ``update`` returns True when the epoch is a strict improvement, so ties keep the earlier epoch; a NaN metric (a
-    diverged run) is never best. :meth:`summary` gives the ``best/*`` and ``last/*`` metrics to log.
+    ``update`` returns True when the epoch becomes the selected one: a strict improvement, so ties keep the earlier
+    epoch, and a NaN metric (a diverged run) is never best. With ``keep_epoch`` (0-based) the selected epoch is that
+    one whatever the scores, as a reference that keeps a fixed epoch does. :meth:`summary` gives the ``best/*`` and
+    ``last/*`` metrics to log.
     """
 
-    def __init__(self, metric: str, mode: Literal["max", "min"] = "max") -> None:
+    def __init__(self, metric: str, mode: Literal["max", "min"] = "max", keep_epoch: int | None = None) -> None:
         if mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
         self.metric = metric
         self.mode = mode
+        self.keep_epoch = keep_epoch
         self.best_epoch: int | None = None
         self.best_metrics: dict[str, float] = {}
         self.last_epoch: int | None = None
@@ -224,15 +231,16 @@ class BestTracker:
         if self.metric not in metrics:
             raise KeyError(f"metric {self.metric!r} missing from {sorted(metrics)}")
         self.last_epoch, self.last_metrics = epoch, {k: float(v) for k, v in metrics.items()}
-        value = self.last_metrics[self.metric]
-        if math.isnan(value):
-            return False
-        if self.best_epoch is not None:
-            best = self.best_metrics[self.metric]
-            if not (value > best if self.mode == "max" else value < best):
-                return False
-        self.best_epoch, self.best_metrics = epoch, dict(self.last_metrics)
-        return True
+        if self.keep_epoch is not None:
+            selected = epoch == self.keep_epoch
+        else:
+            value = self.last_metrics[self.metric]
+            best = self.best_metrics.get(self.metric)
+            selected = not math.isnan(value) and (
+                best is None or (value > best if self.mode == "max" else value < best))
+        if selected:
+            self.best_epoch, self.best_metrics = epoch, dict(self.last_metrics)
+        return selected
 
     def summary(self) -> dict[str, float]:
         """``{"best/<name>": ..., "best/epoch": ..., "last/<name>": ..., "last/epoch": ...}`` for logging."""
@@ -248,6 +256,7 @@ class BestTracker:
         return {
             "metric": self.metric,
             "mode": self.mode,
+            "keep_epoch": self.keep_epoch,
             "best_epoch": self.best_epoch,
             "best_metrics": dict(self.best_metrics),
             "last_epoch": self.last_epoch,
@@ -256,10 +265,10 @@ class BestTracker:
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         # A checkpoint selected by another metric or direction must not resume silently.
-        if (state["metric"], state["mode"]) != (self.metric, self.mode):
-            raise ValueError(
-                f"tracker state is for {state['mode']} {state['metric']!r}, this tracker is {self.mode} {self.metric!r}"
-            )
+        theirs = (state["metric"], state["mode"], state.get("keep_epoch"))
+        if theirs != (self.metric, self.mode, self.keep_epoch):
+            raise ValueError(f"tracker state is for (metric, mode, keep_epoch) {theirs}, this tracker is "
+                             f"{(self.metric, self.mode, self.keep_epoch)}")
         self.best_epoch = state["best_epoch"]
         self.best_metrics = dict(state["best_metrics"])
         self.last_epoch = state["last_epoch"]

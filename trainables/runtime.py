@@ -35,7 +35,15 @@ from trainables.evaluation import BestTracker, evaluate
 from trainables.loader import Batch, DeviceLoader
 from trainables.models import Classifier, create_model
 from trainables.tracking import NODE_TAG, TrialRun
-from trainables.training import make_optimizer, make_scheduler, precision, rng_state, seed_everything, set_rng_state
+from trainables.training import (
+    first_decay_epoch,
+    make_optimizer,
+    make_scheduler,
+    precision,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+)
 
 STATE_FILE = "state.pt"
 
@@ -141,7 +149,7 @@ class Trial:
         )
         self.optimizer = make_optimizer(method.parameters(), cfg)
         self.scheduler = make_scheduler(self.optimizer, cfg, len(self.loader))
-        self.tracker = BestTracker(f"pgd{cfg.attack_steps}")
+        self.tracker = BestTracker(f"pgd{cfg.attack_steps}", keep_epoch=cfg.keep_epoch - 1 if cfg.keep_epoch else None)
         self.best_weights: dict[str, Tensor] | None = None
         self.next_epoch = 0
 
@@ -177,15 +185,25 @@ class Trial:
             device=self.method.device, seed=cfg.seed,
         )
 
+    def evaluates(self, epoch: int) -> bool:
+        """Whether checkpoint selection evaluates after 0-based ``epoch``: from ``eval_from`` every ``eval_every``
+        epochs, and always after the last epoch and after ``keep_epoch``."""
+        cfg, number = self.cfg, epoch + 1  # 1-based, like eval_from, keep_epoch and the milestones
+        start = first_decay_epoch(cfg, len(self.loader)) if cfg.eval_from == "first_decay" else cfg.eval_from
+        scheduled = number >= start and (number - start) % cfg.eval_every == 0
+        return scheduled or number in (cfg.epochs, cfg.keep_epoch)
+
     def end_epoch(self, epoch: int) -> dict[str, float]:
-        """Evaluate (every ``eval_every`` epochs and always at the last) and update the best weights."""
+        """Evaluate when :meth:`evaluates` says so and update the selected weights: the best PGD accuracy so far, or
+        the weights of ``keep_epoch`` when the config keeps a fixed epoch."""
         self.next_epoch = epoch + 1
-        if epoch % self.cfg.eval_every and self.next_epoch != self.cfg.epochs:
+        if not self.evaluates(epoch):
             return {}
         metrics = self.select_metrics()
         if self.tracker.update(epoch, metrics):
             self.best_weights = {k: v.detach().to("cpu", copy=True) for k, v in self.method.model.state_dict().items()}
-        return {f"select/{k}": v for k, v in metrics.items()} | {"best_epoch": float(self.tracker.best_epoch)}
+        selected = {} if self.tracker.best_epoch is None else {"best_epoch": float(self.tracker.best_epoch)}
+        return {f"select/{k}": v for k, v in metrics.items()} | selected
 
     def final_metrics(self) -> dict[str, float]:
         """The paper protocol on the best and the last weights (fp32, eval mode)."""
@@ -199,6 +217,7 @@ class Trial:
             result = evaluate(
                 model, test.images, test.labels, eps=method.final_eps(), attacks=cfg.final_attacks,
                 device=method.device, autoattack_n=cfg.autoattack_n or None, seed=cfg.seed,
+                step_size=cfg.final_attack_step or None,
             )
             metrics.update({f"{tag}/{k}": v for k, v in result.items()})
         with bn_mode(best, "eval"), bn_mode(method.model, "eval"):

@@ -6,6 +6,7 @@ Schedules are per-step ``LambdaLR`` multipliers so a checkpoint taken at an epoc
 from __future__ import annotations
 
 import contextlib
+import math
 import random
 from collections.abc import Iterable, Iterator
 
@@ -22,22 +23,41 @@ def make_optimizer(params: Iterable[nn.Parameter], cfg: TrainConfig) -> torch.op
     )
 
 
-def milestone_epochs(milestones: Iterable[float], epochs: int) -> list[float]:
-    """Decay points in epochs: values below 1 are fractions of ``epochs`` (BiaMAT AT: 60% and 90%), others epochs."""
-    return sorted(m * epochs if m < 1 else m for m in milestones)
+def decay_steps(milestones: Iterable[float], epochs: int, steps_per_epoch: int) -> list[int]:
+    """The optimiser steps at which each piecewise decay takes effect (the first step run at the decayed rate).
+
+    The one milestone convention of every preset:
+
+    - a value ``m >= 1`` is the 1-based epoch that first runs at the decayed rate, as the papers write it: BiaMAT's
+      TRADES "decay at the 100th and 105th epoch" is ``[100, 105]`` and trains 99 / 5 / 6 epochs at 0.1 / 0.01 /
+      0.001 (epoch indices 0-98, 99-103, 104-109), like its reference code; AFS's extractors ``[50, 60]`` decay at
+      epoch indices 49 and 59.
+    - a value ``f < 1`` is a fraction of the training steps: the decayed rate starts at the first step at or past
+      ``f * epochs * steps_per_epoch`` (BiaMAT AT's "60% and 90%", counted in steps by its TF1 reference code: with
+      100 epochs, epochs 1-60 at 0.1, 61-90 at 0.01, 91-100 at 0.001).
+    """
+    total = epochs * steps_per_epoch
+    # round() first: 0.6 * 100 is 60.000000000000007 in floating point and must not become step 6001 of 60 x 100.
+    return sorted(math.ceil(round(m * total, 6)) if m < 1 else (round(m) - 1) * steps_per_epoch for m in milestones)
+
+
+def first_decay_epoch(cfg: TrainConfig, steps_per_epoch: int) -> int:
+    """The 1-based epoch in which the learning rate first decays (``epochs + 1`` without a piecewise decay)."""
+    if cfg.schedule != "piecewise" or not cfg.lr_milestones:
+        return cfg.epochs + 1
+    return decay_steps(cfg.lr_milestones, cfg.epochs, steps_per_epoch)[0] // steps_per_epoch + 1
 
 
 def lr_factor(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
-    """LR multiplier after ``step`` optimiser steps.
+    """LR multiplier for optimiser step ``step`` (0-based).
 
-    piecewise: ``lr_gamma`` at each milestone (at epoch granularity, as in the papers' MultiStepLR).
+    piecewise: ``lr_gamma`` per milestone passed (:func:`decay_steps` says what a milestone means).
     cyclic: one triangle from 0 up to ``lr`` at the middle of training and back to 0 (Smith & Topin, as in UIAT).
     """
     if cfg.schedule == "constant":
         return 1.0
     if cfg.schedule == "piecewise":
-        epoch = step // steps_per_epoch
-        passed = sum(epoch >= m for m in milestone_epochs(cfg.lr_milestones, cfg.epochs))
+        passed = sum(step >= s for s in decay_steps(cfg.lr_milestones, cfg.epochs, steps_per_epoch))
         return cfg.lr_gamma**passed
     total = cfg.epochs * steps_per_epoch
     progress = step / total
