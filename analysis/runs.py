@@ -159,7 +159,8 @@ class SweepRuns:
                f"{n} finished trial{'' if n == 1 else 's'}"
         if self.skipped:
             text += "; skipped " + ", ".join(f"{count} {status}" for status, count in sorted(self.skipped.items()))
-        return text
+        protocol = selection_protocol(self.runs)
+        return f"{text}; {protocol}" if protocol else text
 
     def history(self, key: str, run_ids: Iterable[str] | None = None) -> pd.DataFrame:
         """Per-step values of metric ``key`` (columns run_id, step, value), for the given or all finished runs."""
@@ -172,6 +173,23 @@ class SweepRuns:
                     latest[m.step] = (m.timestamp, m.value)
             rows += [(run_id, step, value) for step, (_, value) in sorted(latest.items())]
         return pd.DataFrame(rows, columns=["run_id", "step", "value"])
+
+
+def selection_protocol(df: pd.DataFrame) -> str:
+    """How the runs chose their selected (``best/*``) checkpoint, from their params, for a table's notes: where the
+    selection points come from, how many, which epochs were evaluated and what was kept. Runs with different
+    protocols are each described; runs logged before these params existed give an empty string."""
+    keys = ["select_on", "eval_n", "eval_every", "eval_from", "keep_epoch", "attack_steps"]
+    if df.empty or any(f"params.{k}" not in df for k in keys):
+        return ""
+    described = []
+    for select_on, n, every, start, keep, steps in df[[f"params.{k}" for k in keys]].drop_duplicates().itertuples(
+            index=False):
+        where = "the first {} test points" if select_on == "test" else "{} held-out training points"
+        start = "the first LR decay" if start == "first_decay" else f"epoch {start}"
+        kept = f"epoch {keep} kept" if int(keep) else f"best PGD-{steps} kept"
+        described.append(f"PGD-{steps} on {where.format(n)}, every {every} epoch(s) from {start}, {kept}")
+    return "checkpoint selection: " + " | ".join(described)
 
 
 def load_sweep(sweep: str | None = None, *, parent_run: str | None = None, experiment: str | None = None,
@@ -276,6 +294,32 @@ def distinguishing_params(df: pd.DataFrame, exclude: Sequence[str] = ("seed",),
             chosen.append(col)
             groups = split
     return chosen
+
+
+# What makes two trainings comparable in one table: data, model, schedule, training attack and selection protocol.
+# A method's own hyperparameters (alpha, pi, labels, lam, ...) are what the table compares, so they are not here.
+RECIPE_PARAMS = ("dataset", "train_n", "model", "epochs", "batch_size", "lr", "momentum", "nesterov", "weight_decay",
+                 "schedule", "lr_milestones", "lr_gamma", "eps", "attack_step", "attack_steps", "attack_start",
+                 "attack_bn", "select_on", "holdout_n", "eval_n", "eval_every", "eval_from", "keep_epoch", "final_n",
+                 "final_attack_step")
+
+
+def recipe_differences(runs: pd.DataFrame, baseline: pd.DataFrame, keys: Sequence[str] = RECIPE_PARAMS) -> list[str]:
+    """``"param: [runs' values] vs baseline [values]"`` for every recipe param on which a baseline's runs differ from
+    the runs it is compared with (a param one side did not log counts as differing)."""
+
+    def values(df: pd.DataFrame, key: str) -> list[str]:
+        col = f"params.{key}"
+        # A column with gaps turns 100 into 100.0: compare the numbers, not how pandas typed them.
+        logged = sorted({f"{v:g}" if isinstance(v, float) else str(v) for v in df[col].dropna()}) if col in df else []
+        return logged or ["not logged"]
+
+    out = []
+    for key in keys:
+        mine, theirs = values(runs, key), values(baseline, key)
+        if mine != theirs:
+            out.append(f"{key}: {', '.join(mine)} vs baseline {', '.join(theirs)}")
+    return out
 
 
 # --- cells and tables ----------------------------------------------------------------------------------------------

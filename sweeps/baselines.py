@@ -1,47 +1,64 @@
-"""Baselines: standard training, PGD-AT and TRADES, one trial per training mode and seed.
+"""Baselines: standard training, PGD-AT and TRADES, each paper's comparison with that paper's own recipe.
 
-    python sweeps/baselines.py --preset smoke            # synthetic data, tiny CNN: about 2 min on 2 CPU cores
-    python sweeps/baselines.py --preset paper --seeds 3  # CIFAR-10, WRN-28-10, 100 epochs: GPU cluster
+    python sweeps/baselines.py                                  # smoke: the three trainings on synthetic data, 2 min
+    python sweeps/baselines.py --preset biamat-paper --seeds 3  # BiaMAT Table 1's "AT" column: PGD-AT, BiaMAT's recipe
+    python sweeps/baselines.py --preset uiat-paper --seeds 3    # UIAT Table 1's PGD-AT (SAT) and TRADES rows
 
-Rebuilds the baseline rows the papers' tables compare against (e.g. BiaMAT Table 1 "AT", UIAT Table 1 "PGD-AT" and
-"TRADES"); the BiaMAT Table 1 analysis reads them with ``--baseline-sweep baselines-<preset>``.
+A baseline in a table must be trained the way the table's method is, minus the method, or the comparison says
+nothing about the method. So each paper has its own presets, built from that paper's recipe instead of copied:
+
+- ``biamat-paper`` / ``biamat-smoke``: the AT+BiaMAT recipe of ``sweeps/biamat_presets.py`` without the auxiliary
+  data (WRN-28-10, 100 epochs, decay at 60% and 90%, weight decay 2e-4, the attack on batch statistics, selection
+  on the test set every 2 epochs from the first decay). ``analysis/biamat_tables.py table1 --baseline-sweep
+  baselines-biamat-paper`` reads it, and refuses a baseline whose recipe differs from the BiaMAT rows'.
+- ``uiat-paper`` / ``uiat-smoke``: UIAT's recipe (``sweeps/uiat_presets.py``: ResNet-18, 100 epochs, cyclic LR with
+  Nesterov momentum, weight decay 5e-4), PGD-AT and TRADES (beta 6, its x + 0.001 N(0, 1) start), evaluated like UIAT
+  (clean, PGD-20, CW-20, AutoAttack).
+- ``smoke``: all three trainings on synthetic data, the quick check of the whole path.
 """
 
 from __future__ import annotations
 
 from ray import tune
 
-from sweeps.launcher import Sweep, run_parser, run_sweep, validate
+from sweeps import uiat_presets
+from sweeps.biamat_presets import TABLE1_SMOKE, baseline_recipe, paper_recipe
+from sweeps.launcher import Sweep, per_value, run_parser, run_sweep
 from trainables.baseline import BaselineConfig, trainable
 
-PRESETS = {
-    "smoke": {
-        "dataset": "synthetic", "train_n": 1024, "model": "tiny-cnn", "epochs": 3, "batch_size": 64, "lr": 0.05,
-        "attack_steps": 5, "attack_step": 3 / 255,
-        "lr_milestones": [0.75], "eval_n": 256, "final_n": 512, "final_attacks": ["clean", "pgd20"],
-    },
-    "paper": {
-        "dataset": "cifar10", "model": "wrn-28-10", "epochs": 100, "batch_size": 128, "lr": 0.1,
-        "lr_milestones": [0.5, 0.75], "weight_decay": 5e-4, "eval_n": 1000, "final_n": 10000,
-        "final_attacks": ["clean", "pgd20", "pgd100", "cw100", "autoattack"], "autoattack_n": 10000,
-    },
+SMOKE = {
+    "dataset": "synthetic", "train_n": 1024, "model": "tiny-cnn", "epochs": 3, "batch_size": 64, "lr": 0.05,
+    "attack_steps": 5, "attack_step": 3 / 255, "lr_milestones": [0.75], "eval_n": 256, "final_n": 512,
+    "final_attacks": ["clean", "pgd20"],
 }
+# preset -> (recipe, the trainings it runs)
+PRESETS = {
+    "smoke": (SMOKE, ["standard", "pgd_at", "trades"]),
+    "biamat-smoke": (baseline_recipe(TABLE1_SMOKE, "at"), ["pgd_at"]),
+    "biamat-paper": (baseline_recipe(paper_recipe("at"), "at"), ["pgd_at"]),
+    "uiat-smoke": (uiat_presets.baseline_preset("smoke"), ["pgd_at", "trades"]),
+    "uiat-paper": (uiat_presets.baseline_preset("paper"), ["pgd_at", "trades"]),
+}
+# The TRADES convention's start (x + 0.001 N(0, 1)); PGD-AT (and standard training, which never attacks) start
+# uniformly in the eps-ball.
+ATTACK_START = {"standard": "uniform", "pgd_at": "uniform", "trades": "normal"}
 
 
 def search_space(preset: str, seeds: int) -> dict:
+    recipe, trainings = PRESETS[preset]
     return {
-        **PRESETS[preset],
-        "training": tune.grid_search(["standard", "pgd_at", "trades"]),
+        **recipe,
+        "training": tune.grid_search(trainings),
         "seed": tune.grid_search(list(range(seeds))),
+        **per_value("training", {t: {"attack_start": ATTACK_START[t]} for t in trainings}),
     }
 
 
 def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, PRESETS).parse_args(argv)
     space = search_space(args.preset, args.seeds)
-    validate(BaselineConfig, space, args.data_root)
     sweep = Sweep(family="baselines", trainable=trainable, param_space=space, name_keys=("training", "seed"),
-                  tags={"method": "baseline"})
+                  tags={"method": "baseline"}, config_cls=BaselineConfig)
     run_sweep(sweep, args, args.name or f"baselines-{args.preset}")
 
 

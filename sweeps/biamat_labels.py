@@ -1,13 +1,22 @@
-"""BiaMAT Table 1: AT on CIFAR-10 with each auxiliary dataset, all auxiliary labels (y~) vs all uniform (y^ER).
+"""BiaMAT Table 1 and Fig. 3: AT+BiaMAT on CIFAR-10 with each auxiliary dataset, with all auxiliary labels (y~), all
+uniform (y^ER), and gated at pi = 0.55.
 
-    python sweeps/biamat_labels.py                             # smoke: synthetic primary + synthetic_aux
+    python sweeps/biamat_labels.py                             # smoke: synthetic primary, two synthetic auxiliary sets
     python sweeps/biamat_labels.py --preset paper --seeds 3    # CIFAR-10 x {SVHN, CIFAR-100, Places365, ImageNet32}
-    python sweeps/baselines.py --preset paper --seeds 3        # the "Baseline [25]" column (PGD-AT)
-    python analysis/biamat_tables.py table1 --sweep biamat-labels-paper --baseline-sweep baselines-paper
+    python sweeps/baselines.py --preset biamat-paper --seeds 3 # the "Baseline [25]" column (PGD-AT, same recipe)
+    python analysis/biamat_tables.py table1 --sweep biamat-labels-paper --baseline-sweep baselines-biamat-paper
+    python analysis/biamat_tables.py fig3 --sweep biamat-labels-paper --out fig3.png
 
-Table 1 rows: ``labels="aux"`` routes every auxiliary sample to its own label on the auxiliary head (y~),
-``labels="uniform"`` every sample to y^ER on the primary head (OAT). Schedule (appendix E, "Table 1"): WRN-28-10,
-100 epochs, LR 0.1 decayed x0.1 at 60% and 90%, weight decay 2e-4, eps 8/255, alpha 1.0, 5 warm-up epochs.
+Rows (``labels``): ``aux`` routes every auxiliary sample to its own label on the auxiliary head (Table 1 row y~),
+``uniform`` every sample to y^ER on the primary head (row y^ER, OAT); both without warm-up, as the reference's y^ER
+switch sets it to 0. ``gated`` is BiaMAT itself at pi = 0.55 with its 5 warm-up epochs: Fig. 3 plots its share of
+high-confidence auxiliary samples per epoch for each auxiliary dataset. Recipe: the AT+BiaMAT paper recipe of
+``sweeps/biamat_presets.py`` (WRN-28-10, 100 epochs, LR 0.1 decayed x0.1 at 60% and 90%, weight decay 2e-4, eps 8/255,
+alpha 1.0; best checkpoint by PGD-10 on the test set every 2 epochs from the first decay, as the paper). One seed of
+the paper grid is 12 runs of about 56.5 V100-hours each (appendix Table 11).
+
+The smoke preset's auxiliary sets: ``synthetic_aux`` (half its classes share a primary class's robust pattern, as
+ImageNet shares CIFAR-10's objects) and ``synthetic_aux_unrelated`` (none do, as SVHN).
 """
 
 from __future__ import annotations
@@ -16,24 +25,18 @@ from ray import tune
 
 from analysis.biamat_tables import table1
 from analysis.runs import emit, load_sweep
-from sweeps.launcher import Sweep, run_parser, run_sweep, validate
+from sweeps.biamat_presets import PAPER_SHARED, TABLE1_SMOKE, TABLE12, paper_recipe
+from sweeps.launcher import Sweep, per_value, run_parser, run_sweep
 from trainables.biamat import BiaMATConfig, trainable
 
 PRESETS = {
-    "smoke": {
-        "dataset": "synthetic", "aux_datasets": tune.grid_search([["synthetic_aux"]]), "model": "tiny-cnn",
-        "train_n": 256, "epochs": 3, "warmup_epochs": 1, "batch_size": 64, "aux_batch_size": 64, "lr": 0.05,
-        "lr_milestones": [0.6, 0.9], "attack_steps": 3, "attack_step": 4 / 255, "eval_n": 64, "final_n": 128,
-        "final_attacks": ["clean", "pgd20"],
-    },
-    "paper": {
-        "dataset": "cifar10",
-        "aux_datasets": tune.grid_search([["svhn"], ["cifar100"], ["places365_32"], ["imagenet32"]]),
-        "model": "wrn-28-10", "epochs": 100, "warmup_epochs": 5, "batch_size": 128, "aux_batch_size": 128, "lr": 0.1,
-        "lr_milestones": [0.6, 0.9], "weight_decay": 2e-4, "eval_n": 1000, "final_n": 10000, "autoattack_n": 10000,
-        "final_attacks": ["clean", "pgd20", "pgd100", "cw100", "autoattack"],
-    },
+    "smoke": {**TABLE1_SMOKE, "aux_datasets": tune.grid_search([["synthetic_aux"], ["synthetic_aux_unrelated"]])},
+    "paper": {**paper_recipe("at"),
+              "aux_datasets": tune.grid_search([["svhn"], ["cifar100"], ["places365_32"], ["imagenet32"]])},
 }
+# Warm-up per row: none for Table 1's y~ and y^ER runs (the reference), BiaMAT's own for the gated Fig. 3 runs.
+WARMUP = {"smoke": 1, "paper": PAPER_SHARED["warmup_epochs"]}
+PI = TABLE12[("cifar10", "at", "imagenet32")][1]  # 0.55, Table 12 for every CIFAR-10 AT setting
 
 
 def search_space(preset: str, seeds: int) -> dict:
@@ -41,17 +44,20 @@ def search_space(preset: str, seeds: int) -> dict:
         **PRESETS[preset],
         "variant": "at",
         "alpha": 1.0,
-        "labels": tune.grid_search(["aux", "uniform"]),
+        "pi": PI,
+        "labels": tune.grid_search(["aux", "uniform", "gated"]),
         "seed": tune.grid_search(list(range(seeds))),
+        **per_value("labels", {"aux": {"warmup_epochs": 0}, "uniform": {"warmup_epochs": 0},
+                               "gated": {"warmup_epochs": WARMUP[preset]}}),
     }
 
 
 def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, PRESETS).parse_args(argv)
     space = search_space(args.preset, args.seeds)
-    validate(BiaMATConfig, space, args.data_root, extra_datasets=lambda cfg: cfg.aux_datasets)
     sweep = Sweep(family="biamat-labels", trainable=trainable, param_space=space,
-                  name_keys=("aux_datasets", "labels", "seed"), tags={"method": "biamat"})
+                  name_keys=("aux_datasets", "labels", "seed"), tags={"method": "biamat"},
+                  config_cls=BiaMATConfig, extra_datasets=lambda cfg: cfg.aux_datasets)
     name = args.name or f"biamat-labels-{args.preset}"
     run_sweep(sweep, args, name, report=lambda: emit(table1(load_sweep(name, tracking_uri=args.tracking_uri))))
 

@@ -1,19 +1,26 @@
-"""BiaMAT: an Optuna (seeded TPE) search over alpha (Eq. 1) and pi (omega = pi * mean confidence, Algorithm 1 line 8),
-optionally with ASHA stopping poor trials early.
+"""BiaMAT: an Optuna (seeded TPE) search over alpha (Eq. 1) and pi (omega = pi * mean confidence, Algorithm 1 line 8)
+for one setting of appendix Table 12 (primary dataset, variant, auxiliary dataset), optionally with ASHA stopping poor
+trials early.
 
     python sweeps/biamat_search.py --preset smoke --asha   # synthetic data, tiny CNN, 4 trials: 3-4 min on 2 busy CPUs
     python sweeps/biamat_search.py --preset paper --asha --address auto --num-samples 32       # CIFAR-10 + ImageNet32
-    python sweeps/biamat_search.py --preset paper --asha --address auto --name biamat-at-paper-2  # 32 more trials
+    python sweeps/biamat_search.py --preset paper --variant trades --dataset cifar100 --aux-datasets places365_32
+    python analysis/biamat_tables.py table12 --sweep biamat-at-cifar10-imagenet32-paper       # the winner per setting
 
-The paper fixes alpha and pi by hand (appendix Table 12; Table 13 ablates pi from 0.45 to 0.70 with CIFAR-10 primary,
-ImageNet32 auxiliary); this sweep searches alpha in [0, 1] and pi in [0.4, 0.75] around them. A paper-preset trial is
-a full 100-epoch WRN-28-10 run (110 epochs on WRN-34-10 for ``--variant trades``): one GPU each, not timed here.
+The paper fixes alpha and pi by hand (appendix Table 12: 1.0 / 0.55 for CIFAR-10 AT, 0.5 / 0.5 for CIFAR-10 TRADES,
+1.0 / 0.5 for CIFAR-100 AT, 1.0 / 0.3 for CIFAR-100 TRADES); this sweep searches alpha in [0, 1] and pi in
+[0.25, 0.75], which holds every one of them. ``--dataset`` and ``--aux-datasets`` pick the setting (paper preset:
+CIFAR-10 and ImageNet32 by default; TRADES on CIFAR-100 takes appendix E's switch, plain adversarial CE for
+high-confidence auxiliary samples). The recipe is the paper's (``sweeps/biamat_presets.py``); a paper-preset trial is a
+full 100-epoch WRN-28-10 run (110 epochs on WRN-34-10 for ``--variant trades``): one GPU each.
 
-Objective: ``select/pgd<k>`` (PGD at the training attack on the fixed selection subset), reported every epoch so ASHA
-can compare trials mid-training; maximised. A trial's Optuna value is its score at its last epoch; trials ASHA stopped
-are PRUNED with the score they were stopped at (``sweeps/optuna_search.py``). The study (default name
-``biamat-<variant>-<preset>``, in ``sqlite:///$PWD/optuna.db`` or ADVSWEEP_OPTUNA_STORAGE) opens with
-``optuna-dashboard <storage>``; its MLflow experiment has the study's name.
+Objective, with no test-set leakage: ``select/pgd<k>`` (PGD at the training attack) on a held-out split of the
+training set (the last 1,000 training images, which the trials do not train on), evaluated every epoch so ASHA can
+compare trials mid-training; maximised. A trial's Optuna value is its score at its last epoch, and Table 12's winner
+is chosen by the same score; its test accuracy is reported beside it. Trials ASHA stopped are PRUNED with the score
+they were stopped at (``sweeps/optuna_search.py``). The study (default name ``biamat-<variant>-<dataset>-<aux>-<preset>``,
+in ``sqlite:///$PWD/optuna.db`` or ADVSWEEP_OPTUNA_STORAGE) opens with ``optuna-dashboard <storage>``; its MLflow
+experiment has the study's name.
 
 Continuing: a new sweep (``--name``) with the same study adds ``--num-samples`` trials to it. ``--resume`` with the
 same ``--name`` restarts an interrupted sweep where it stopped, each trial reporting to its own Optuna trial.
@@ -23,42 +30,29 @@ from __future__ import annotations
 
 from ray import tune
 
+from sweeps.biamat_presets import PAPER_SHARED, paper_recipe
 from sweeps.launcher import grid_points, run_parser, run_sweep, validate
 from sweeps.optuna_search import add_search_arguments, describe_study, search_sweep
 from trainables.biamat import BiaMATConfig, trainable
 
-SHARED = {
+# Selection on held-out training images, every epoch (ASHA compares trials at its rungs), instead of the paper's test set.
+HOLDOUT = {"select_on": "holdout", "holdout_n": 1000, "eval_n": 1000, "eval_every": 1, "eval_from": 1}
+SMOKE = {
     # Small batches and a one-cycle LR: 64 steps in 4 epochs lift the tiny CNN off chance by the second epoch, so
     # trials differ when ASHA compares them (with 128-image batches every trial ties at chance and none is stopped).
-    "smoke": {
-        "dataset": "synthetic", "aux_datasets": ["synthetic_aux"], "train_n": 512, "model": "tiny-cnn", "epochs": 4,
-        "warmup_epochs": 1, "batch_size": 32, "aux_batch_size": 32, "lr": 0.1, "schedule": "cyclic",
-        "attack_steps": 3, "eval_n": 256, "final_n": 256, "final_attacks": ["clean", "pgd20"],
-    },
-    # methods.md (BiaMAT schedules) and appendix E: 128 + 128 images per step, 5 warm-up epochs.
-    "paper": {
-        "dataset": "cifar10", "aux_datasets": ["imagenet32"], "batch_size": 128, "aux_batch_size": 128, "lr": 0.1,
-        "warmup_epochs": 5, "eval_n": 1000, "final_n": 10000, "autoattack_n": 10000,
-        "final_attacks": ["clean", "pgd20", "pgd100", "cw100", "autoattack"],
-    },
+    "dataset": "synthetic", "aux_datasets": ["synthetic_aux"], "train_n": 768, "model": "tiny-cnn", "epochs": 4,
+    "warmup_epochs": 1, "batch_size": 32, "aux_batch_size": 32, "lr": 0.1, "schedule": "cyclic", "attack_steps": 3,
+    "final_n": 256, "final_attacks": ["clean", "pgd20"], "select_on": "holdout", "holdout_n": 256, "eval_n": 256,
 }
-# What --variant changes. AT: PGD-10 (2/255, 8/255), BatchNorm on the mixed batch while crafting (reference code).
-# TRADES: the TRADES attack (x + 0.001 N(0, 1) start, 10 steps of 0.007, eps 0.031) in eval mode.
-VARIANTS = {
-    "smoke": {
-        "at": {"variant": "at", "attack_step": 4 / 255, "attack_start": "uniform", "attack_bn": "batch"},
-        # 3 steps instead of 10, so each step is twice the paper's 0.007 to reach the boundary.
-        "trades": {"variant": "trades", "eps": 0.031, "attack_step": 0.014, "attack_start": "normal",
-                   "attack_bn": "eval"},
-    },
-    "paper": {
-        "at": {"variant": "at", "model": "wrn-28-10", "epochs": 100, "lr_milestones": [0.6, 0.9], "weight_decay": 2e-4,
-               "eps": 8 / 255, "attack_step": 2 / 255, "attack_start": "uniform", "attack_bn": "batch"},
-        "trades": {"variant": "trades", "model": "wrn-34-10", "epochs": 110, "lr_milestones": [100, 105],
-                   "weight_decay": 5e-4, "eps": 0.031, "attack_step": 0.007, "attack_start": "normal",
-                   "attack_bn": "eval"},
-    },
+# What --variant changes in the smoke preset. AT: BatchNorm on the mixed batch while crafting (reference code).
+# TRADES: its attack in eval mode, 3 steps instead of 10, so each step is twice the paper's 0.007.
+SMOKE_VARIANTS = {
+    "at": {"attack_step": 4 / 255, "attack_start": "uniform", "attack_bn": "batch"},
+    "trades": {"eps": 0.031, "attack_step": 0.014, "attack_start": "normal", "attack_bn": "eval"},
 }
+PRESETS = {"smoke": SMOKE, "paper": PAPER_SHARED}
+DEFAULT_DATA = {"smoke": ("synthetic", "synthetic_aux"), "paper": ("cifar10", "imagenet32")}
+
 # Trials per invocation, and ASHA's first rung and reduction factor. Smoke: one rung, after epoch 3 (in the first
 # epochs after warm-up the one-cycle LR is still low and trials tie). Paper: rungs at epochs 10, 30, 90. Rungs before
 # the first LR decay rank trials on high-LR scores that the decay can reorder; --grace-period 65 compares after it
@@ -67,23 +61,32 @@ SEARCH = {"smoke": {"num_samples": 4, "grace_period": 3, "reduction_factor": 2},
           "paper": {"num_samples": 32, "grace_period": 10, "reduction_factor": 3}}
 
 
-def search_space(preset: str, variant: str) -> dict:
+def search_space(preset: str, variant: str, dataset: str | None = None, aux: list[str] | None = None) -> dict:
+    """The searched domains over one setting (default: the preset's primary and auxiliary datasets)."""
+    dataset = dataset or DEFAULT_DATA[preset][0]
+    recipe = {**SMOKE, **SMOKE_VARIANTS[variant], "dataset": dataset} if preset == "smoke" else \
+        {**paper_recipe(variant, dataset), **HOLDOUT}
     return {
-        **SHARED[preset], **VARIANTS[preset][variant],
+        **recipe,
+        "variant": variant,
+        "aux_datasets": aux or [DEFAULT_DATA[preset][1]],
         "alpha": tune.uniform(0.0, 1.0),
-        "pi": tune.uniform(0.4, 0.75),
+        "pi": tune.uniform(0.25, 0.75),
     }
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = run_parser(__doc__, SHARED)
+    parser = run_parser(__doc__, PRESETS)
     add_search_arguments(parser)
     parser.add_argument("--variant", choices=["at", "trades"], default="at")
+    parser.add_argument("--dataset", default=None, help="primary dataset (default: cifar10, synthetic in smoke)")
+    parser.add_argument("--aux-datasets", nargs="+", default=None,
+                        help="auxiliary dataset(s) (default: imagenet32, synthetic_aux in smoke)")
     args = parser.parse_args(argv)
     if args.seeds != 1:
         parser.error("--seeds: each trial of a search trains seed 0; repeat the best point over seeds in a grid sweep")
 
-    space = search_space(args.preset, args.variant)
+    space = search_space(args.preset, args.variant, args.dataset, args.aux_datasets)
     validate(BiaMATConfig, space, args.data_root, extra_datasets=lambda cfg: cfg.aux_datasets)
     cfg = BiaMATConfig.from_dict(next(grid_points(space)))
     search = SEARCH[args.preset]
@@ -94,7 +97,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--grace-period {grace} must exceed warmup_epochs={cfg.warmup_epochs}")
 
     metric = f"select/pgd{cfg.attack_steps}"
-    study = args.study_name or f"biamat-{args.variant}-{args.preset}"
+    setting = "-".join([args.variant, space["dataset"], *space["aux_datasets"]])
+    study = args.study_name or f"biamat-{setting}-{args.preset}"
     sweep = search_sweep(study=study, trainable=trainable, space=space, name_keys=("variant", "alpha", "pi"),
                          metric=metric, epochs=cfg.epochs, args=args, defaults=search, tags={"method": "biamat"})
     run_sweep(sweep, args, args.name or study, report=lambda: print(describe_study(study, args.optuna_storage, [metric])))

@@ -31,9 +31,10 @@ LABELS_AA = {("aux", "svhn"): 0.4744, ("uniform", "svhn"): 0.4853,
 BASELINE_AA = [0.4800, 0.4906]  # pgd_at seeds in the Table 1 sweep itself
 OTHER_BASELINE_AA = 0.4500  # pgd_at in a separate baselines sweep
 FIG3_AUX = ("cifar100", "imagenet32", "svhn")
-# Table 12 search (smoke: only clean and PGD-20): (variant, alpha, pi) -> best/pgd20.
-SEARCH_PGD20 = {("at", 1.0, 0.55): 0.31, ("at", 0.5, 0.60): 0.36, ("at", 0.5, 0.45): 0.33,
-                ("trades", 0.5, 0.50): 0.41, ("trades", 1.0, 0.70): 0.39}
+# Table 12 search (smoke: only clean and PGD-20): (variant, alpha, pi) -> (select/pgd10 on the held-out split,
+# best/pgd20 on the test set). The test set would pick other winners than the selection split does.
+SEARCH_PGD20 = {("at", 1.0, 0.55): (0.40, 0.31), ("at", 0.5, 0.60): (0.35, 0.36), ("at", 0.5, 0.45): (0.30, 0.33),
+                ("trades", 0.5, 0.50): (0.38, 0.41), ("trades", 1.0, 0.70): (0.42, 0.39)}
 
 
 class Store:
@@ -76,11 +77,16 @@ def final_metrics(aa: float, attacks: tuple[str, ...] = ATTACKS) -> dict[str, fl
     return {f"{tag}/{a}": aa + bonus[a] - (0.01 if tag == "last" else 0) for tag in ("best", "last") for a in attacks}
 
 
+# The recipe params the trials of the AT rows log; a baseline compared with them must log the same.
+AT_RECIPE = {"model": "wrn-28-10", "lr_milestones": "0.6,0.9", "epochs": 100, "weight_decay": 2e-4}
+
+
 def biamat(variant: str, pi: float, seed: int, *, labels: str = "gated", aux: str = "imagenet32",
            alpha: float = 1.0) -> dict:
+    recipe = AT_RECIPE if variant == "at" else {"model": "wrn-34-10", "lr_milestones": "100,105", "epochs": 110,
+                                                 "weight_decay": 5e-4}
     return {"variant": variant, "pi": pi, "alpha": alpha, "labels": labels, "aux_datasets": aux, "dataset": "cifar10",
-            "seed": seed, "model": "wrn-28-10" if variant == "at" else "wrn-34-10", "lr_milestones": "0.6,0.9",
-            "epochs": 100 if variant == "at" else 110}
+            "seed": seed, **recipe}
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +106,7 @@ def store(tmp_path_factory) -> Store:
     for (labels, aux), aa in LABELS_AA.items():
         s.trial(labels_sweep, "biamat", biamat("at", 0.55, 0, labels=labels, aux=aux), final_metrics(aa))
     for seed, aa in enumerate(BASELINE_AA):
-        s.trial(labels_sweep, "baseline", {"training": "pgd_at", "dataset": "cifar10", "seed": seed},
+        s.trial(labels_sweep, "baseline", {"training": "pgd_at", "dataset": "cifar10", "seed": seed, **AT_RECIPE},
                 final_metrics(aa))
     s.trial(labels_sweep, "baseline", {"training": "standard", "dataset": "cifar10", "seed": 0}, final_metrics(0.0))
     s.trial(labels_sweep, "baseline", {"training": "trades", "dataset": "cifar10", "seed": 0}, final_metrics(0.53))
@@ -115,13 +121,19 @@ def store(tmp_path_factory) -> Store:
                     history={"train/high_fraction": points})
 
     other = s.sweep("baselines", "baselines-smoke")
-    s.trial(other, "baseline", {"training": "pgd_at", "dataset": "cifar10", "seed": 0},
+    s.trial(other, "baseline", {"training": "pgd_at", "dataset": "cifar10", "seed": 0, **AT_RECIPE},
             final_metrics(OTHER_BASELINE_AA))
+    # The old baselines preset's recipe: decays at 50% / 75% and weight decay 5e-4.
+    mismatched = s.sweep("baselines", "baselines-other-recipe")
+    s.trial(mismatched, "baseline", {"training": "pgd_at", "dataset": "cifar10", "seed": 0, **AT_RECIPE,
+                                     "lr_milestones": "0.5,0.75", "weight_decay": 5e-4}, final_metrics(0.47))
 
     search = s.sweep("biamat-search", "search")
-    for (variant, alpha, pi), score in SEARCH_PGD20.items():
-        s.trial(search, "biamat", biamat(variant, pi, 0, alpha=alpha), final_metrics(score - 0.05, ("clean", "pgd20")))
-    s.trial(search, "biamat", biamat("at", 0.3, 0, alpha=0.1), final_metrics(0.9, ("clean", "pgd20")), status="KILLED")
+    for (variant, alpha, pi), (selection, score) in SEARCH_PGD20.items():
+        s.trial(search, "biamat", biamat(variant, pi, 0, alpha=alpha),
+                final_metrics(score - 0.05, ("clean", "pgd20")) | {"select/pgd10": selection})
+    s.trial(search, "biamat", biamat("at", 0.3, 0, alpha=0.1),
+            final_metrics(0.9, ("clean", "pgd20")) | {"select/pgd10": 0.9}, status="KILLED")
     return s
 
 
@@ -136,7 +148,7 @@ def test_load_sweep_keeps_finished_trials_with_numeric_params(store):
     assert "8 finished trials; skipped 1 FAILED, 1 KILLED" in sweep.summary()
     assert sweep.runs["params.pi"].dtype.kind == "f" and sweep.runs["params.seed"].dtype.kind == "i"
     assert set(sweep.runs["params.aux_datasets"]) == {"imagenet32"}
-    assert set(sweep.runs["params.lr_milestones"]) == {"0.6,0.9"}  # comma lists stay strings
+    assert set(sweep.runs["params.lr_milestones"]) == {"0.6,0.9", "100,105"}  # comma lists stay strings
     assert resolve_metric(None, sweep.runs) == "best/autoattack"
     with pytest.raises(ValueError, match="best/pgd5.*best/autoattack"):
         resolve_metric("best/pgd5", sweep.runs)
@@ -173,18 +185,32 @@ def test_table1_baseline_column_and_bold(store):
     assert "1 seed per cell" in to_markdown(other) and "baseline from sweep 'baselines-smoke'" in to_markdown(other)
 
 
-def test_table12_picks_the_best_finished_trial_and_falls_back_to_pgd20(store):
+def test_table1_refuses_a_baseline_trained_with_another_recipe(store):
+    with pytest.raises(ValueError) as info:
+        biamat_tables.table1(load_sweep("labels", tracking_uri=store.uri),
+                             baseline=load_sweep("baselines-other-recipe", tracking_uri=store.uri))
+    message = str(info.value)
+    assert "lr_milestones: 0.6,0.9 vs baseline 0.5,0.75" in message
+    assert "weight_decay: 0.0002 vs baseline 0.0005" in message
+    assert "model" not in message.split("recipe of the BiaMAT rows:")[1].split(".")[0]
+    assert "baselines.py --preset biamat-paper" in message
+
+
+def test_table12_picks_the_winner_by_the_selection_split_not_the_test_set(store):
     table = biamat_tables.table12(load_sweep("search", tracking_uri=store.uri))
     rows = cell_texts(table)
-    assert rows[0][5] == "PGD-20 (best checkpoint) (%)"
-    # The KILLED trial scored 95% but never finished; the winners are the best FINISHED ones.
+    assert rows[0][5:7] == ["selected by select/pgd10 (%)", "PGD-20 (best checkpoint) (%)"]
+    # The KILLED trial scored 90% but never finished; the winners are the best FINISHED ones by select/pgd10, although
+    # the test set's PGD-20 would have picked alpha 0.5 / pi 0.60 (AT) and alpha 0.5 / pi 0.50 (TRADES).
     assert rows[1:] == [
-        ["cifar10", "AT+BiaMAT", "imagenet32", "0.50", "0.60", "36.00", "3",
-         "biamat variant=at labels=gated aux_datasets=imagenet32 alpha=0.5 pi=0.6 seed=0"],
-        ["cifar10", "TRADES+BiaMAT", "imagenet32", "0.50", "0.50", "41.00", "2",
-         "biamat variant=trades labels=gated aux_datasets=imagenet32 alpha=0.5 pi=0.5 seed=0"],
+        ["cifar10", "AT+BiaMAT", "imagenet32", "1.00", "0.55", "40.00", "31.00", "3",
+         "biamat variant=at labels=gated aux_datasets=imagenet32 alpha=1.0 pi=0.55 seed=0"],
+        ["cifar10", "TRADES+BiaMAT", "imagenet32", "1.00", "0.70", "42.00", "39.00", "2",
+         "biamat variant=trades labels=gated aux_datasets=imagenet32 alpha=1.0 pi=0.7 seed=0"],
     ]
-    assert "|---|---|---|---:|---:|---:|---:|---|" in to_markdown(table)
+    assert "|---|---|---|---:|---:|---:|---:|---:|---|" in to_markdown(table)
+    by_test = cell_texts(biamat_tables.table12(load_sweep("search", tracking_uri=store.uri), by="best/pgd20"))
+    assert [row[3:5] for row in by_test[1:]] == [["0.50", "0.60"], ["0.50", "0.50"]]
 
 
 def test_fig3_one_line_per_auxiliary_dataset(store):

@@ -24,7 +24,7 @@ from trainables.datasets import (
 )
 
 FILE_DATASETS = ["cifar10", "cifar100", "svhn", "imagenet32", "places365_32"]
-BUILT_IN = ["synthetic", "synthetic_absent", "synthetic_aux"]
+BUILT_IN = ["synthetic", "synthetic_absent", "synthetic_aux", "synthetic_aux_unrelated"]
 
 
 def cifar_rows(n: int, seed: int) -> np.ndarray:
@@ -321,6 +321,12 @@ def test_synthetic_aux_shares_patterns_as_documented() -> None:
     nearest, closest = distance.min(dim=1)
     assert closest[:5].tolist() == list(range(5)) and nearest[:5].max() < 0.03
     assert nearest[5:].min() > 2 * nearest[:5].max()  # the fresh patterns are unlike every primary pattern
+
+    # synthetic_aux_unrelated: the same images but for the robust patterns, none of which is a primary one.
+    unrelated = load_dataset("synthetic_aux_unrelated", "train", n=2000, robust_p=1.0, nonrobust_p=0.0)
+    assert unrelated.name == "synthetic_aux_unrelated" and torch.equal(unrelated.labels, aux.labels)
+    means = torch.stack([unrelated.images[unrelated.labels == a].float().mean(0) / 255 - 0.5 for a in range(10)])
+    assert (means[:, None] - patterns.robust[None]).abs().mean(dim=(2, 3, 4)).min() > 2 * nearest[:5].max()
 
 
 def test_synthetic_aux_carries_a_random_primary_texture() -> None:

@@ -253,6 +253,7 @@ def _read_synthetic(
 def _read_synthetic_aux(
     split: str, *, seed: int = 0, n: int | None = None, size: int = 32, robust_p: float = ROBUST_P,
     nonrobust_p: float = 1.0, num_classes: int = AUX_CLASSES, related_classes: int = AUX_RELATED_CLASSES,
+    name: str = "synthetic_aux",
 ) -> ImageSet:
     """BiaMAT's auxiliary data: ``num_classes`` classes of their own; class a < ``related_classes`` carries primary
     R_a (see :func:`synthetic_aux_related`), the others fresh robust patterns.
@@ -272,7 +273,7 @@ def _read_synthetic_aux(
     labels = _balanced_labels(n, num_classes, g)
     texture_class = torch.randint(0, SYNTHETIC_CLASSES, (n,), generator=g)
     images = _render(labels, patterns.aux_robust, texture_class, patterns, robust_p, nonrobust_p, g)
-    return ImageSet(images, labels, num_classes, "synthetic_aux")
+    return ImageSet(images, labels, num_classes, name)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -445,12 +446,21 @@ _READERS: dict[str, _Reader] = {
     "synthetic_absent": _Reader(partial(_read_synthetic, robust_decoy=False), splits=("train", "test"),
                                 check_splits=("train", "test")),
     "synthetic_aux": _Reader(_read_synthetic_aux, splits=("train", "test"), check_splits=("train",)),
+    # No class shares a primary robust pattern: an auxiliary set unrelated to the primary task (as SVHN is to
+    # CIFAR-10), beside synthetic_aux's half-related one (as ImageNet), so BiaMAT's gate has two cases to tell apart.
+    "synthetic_aux_unrelated": _Reader(partial(_read_synthetic_aux, related_classes=0, name="synthetic_aux_unrelated"),
+                                       splits=("train", "test"), check_splits=("train",)),
 }
 
 
 def dataset_names() -> list[str]:
     """The registered dataset names, sorted."""
     return sorted(_READERS)
+
+
+def is_builtin(name: str) -> bool:
+    """Whether ``name`` is generated in memory (the synthetic sets) rather than read from files."""
+    return _reader(name).folder is None
 
 
 def _reader(name: str) -> _Reader:
