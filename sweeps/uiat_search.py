@@ -10,8 +10,9 @@ this sweep searches lambda in [1, 8], eps' in [1, 8] /255 and alpha' in [0.25, 2
 step size). ``--variant oneoff`` searches the one-off variant (components ``uag+fr``), ``uiat`` the full method.
 A paper-preset trial is a full 100-epoch ResNet-18 run (one GPU; about 220 A100-minutes by the paper's Table 2).
 
-Objective: ``select/pgd<k>`` (PGD at the training attack on the fixed selection subset), reported every epoch so ASHA
-can compare trials mid-training; maximised. Trials ASHA stopped are PRUNED in the study (``sweeps/optuna_search.py``).
+Objective, with no test-set leakage: ``select/pgd<k>`` (PGD at the training attack) on a held-out split of the
+training set (the last 1,000 training images in the paper preset, 128 in smoke, which the trials do not train on),
+reported every epoch so ASHA can compare trials mid-training; maximised. Trials ASHA stopped are PRUNED in the study (``sweeps/optuna_search.py``).
 The study (default name ``uiat-<variant>-<preset>``, in ``sqlite:///$PWD/optuna.db`` or ADVSWEEP_OPTUNA_STORAGE)
 opens with ``optuna-dashboard <storage>``; its MLflow experiment has the study's name. A new ``--name`` with the same
 study adds trials to it; ``--resume`` continues an interrupted sweep.
@@ -21,11 +22,14 @@ from __future__ import annotations
 
 from ray import tune
 
-from sweeps.launcher import grid_points, run_parser, run_sweep, validate
+from sweeps.launcher import run_parser, run_sweep, trial_configs
 from sweeps.optuna_search import add_search_arguments, describe_study, search_sweep
 from sweeps.uiat_presets import PRESETS
 from trainables.uiat import UIATConfig, trainable
 
+# Selection on held-out training images instead of the test points the grid presets select on.
+HOLDOUT = {"smoke": {"select_on": "holdout", "holdout_n": 128, "eval_n": 128, "train_n": 640},
+           "paper": {"select_on": "holdout", "holdout_n": 1000, "eval_n": 1000}}
 VARIANTS = {"uiat": {"oneoff": False, "components": "uag+fr+iam"}, "oneoff": {"oneoff": True, "components": "uag+fr"}}
 # Trials per invocation, and ASHA's first rung and reduction factor. Smoke: one rung after epoch 2 of 3 (the
 # one-off epoch is 1, so every trial has used its inverse targets by then). Paper: rungs at epochs 10, 30, 90.
@@ -35,7 +39,7 @@ SEARCH = {"smoke": {"num_samples": 4, "grace_period": 2, "reduction_factor": 2},
 
 def search_space(preset: str, variant: str) -> dict:
     return {
-        **PRESETS[preset], **VARIANTS[variant],
+        **PRESETS[preset], **HOLDOUT[preset], **VARIANTS[variant],
         "lam": tune.uniform(1.0, 8.0),
         "inv_eps": tune.uniform(1 / 255, 8 / 255),
         "inv_step": tune.loguniform(0.25 / 255, 2 / 255),
@@ -51,13 +55,12 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--seeds: each trial of a search trains seed 0; repeat the best point over seeds in a grid sweep")
 
     space = search_space(args.preset, args.variant)
-    validate(UIATConfig, space, args.data_root)
-    cfg = UIATConfig.from_dict(next(grid_points(space)))
+    cfg = trial_configs(UIATConfig, space)[0]
     metric = f"select/pgd{cfg.attack_steps}"
     study = args.study_name or f"uiat-{args.variant}-{args.preset}"
     sweep = search_sweep(study=study, trainable=trainable, space=space, name_keys=("lam", "inv_eps", "inv_step"),
                          metric=metric, epochs=cfg.epochs, args=args, defaults=SEARCH[args.preset],
-                         tags={"method": "uiat"})
+                         tags={"method": "uiat"}, config_cls=UIATConfig)
     run_sweep(sweep, args, args.name or study, report=lambda: print(describe_study(study, args.optuna_storage, [metric])))
 
 
