@@ -12,7 +12,8 @@ A paper-preset trial is a full 100-epoch ResNet-18 run (one GPU; about 220 A100-
 
 Objective, with no test-set leakage: ``select/pgd<k>`` (PGD at the training attack) on a held-out split of the
 training set (the last 1,000 training images in the paper preset, 128 in smoke, which the trials do not train on),
-reported every epoch so ASHA can compare trials mid-training; maximised. Trials ASHA stopped are PRUNED in the study (``sweeps/optuna_search.py``).
+reported every epoch so ASHA can compare trials mid-training; maximised. Trials ASHA stopped are PRUNED in the study
+(``sweeps/optuna_search.py``).
 The study (default name ``uiat-<variant>-<preset>``, in ``sqlite:///$PWD/optuna.db`` or ADVSWEEP_OPTUNA_STORAGE)
 opens with ``optuna-dashboard <storage>``; its MLflow experiment has the study's name. A new ``--name`` with the same
 study adds trials to it; ``--resume`` continues an interrupted sweep.

@@ -1,0 +1,215 @@
+"""Recipe cards: every field of every paper-preset trial config, transcribed from the papers and their reference code,
+each expected value with its source. ``tests/test_recipes.py`` holds the sweeps' ``paper`` presets to them.
+
+A card maps each config field to ``(expected, source)``. ``expected`` is a value (floats compared to 1e-9, lists as
+tuples), an :class:`Axis` (the values a sweep varies: each trial takes one, and every one is taken), or a
+:class:`Rule` (a value that follows another field, e.g. BiaMAT's warm-up per label mode). A card names every field
+of its config class: a new field must be added here with its source before any paper preset may use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Axis:
+    values: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Rule:
+    expected: Callable[[Any], Any]  # the config -> the value its field must have
+    text: str
+
+
+Card = dict[str, tuple[Any, str]]
+
+BIAMAT = "BiaMAT (Lee et al., WACV 2023)"
+BIAMAT_REF = "BiaMAT reference code"
+UIAT = "UIAT (Dong et al., CVPR 2023)"
+AFS = "AFS (Liu & Zhao)"
+AFS_REF = "AFS reference code"
+NOT_SET = "not a recipe value: the papers train in fp32 without these fast paths, off until a GPU measurement says"
+
+PGD_FINAL = ("clean", "pgd20", "pgd100", "cw100", "autoattack")
+
+# Fields every paper preset shares.
+RUNTIME: Card = {
+    "seed": (0, "one seed: --seeds N gives 0..N-1"),
+    "train_n": (0, "papers: the whole training set"),
+    "momentum": (0.9, "papers: SGD with momentum 0.9"),
+    "lr_gamma": (0.1, "papers: decay factor 0.1"),
+    "precision": ("fp32", NOT_SET),
+    "channels_last": (False, NOT_SET),
+    "compile": (False, NOT_SET),
+    "lr_base_batch": (0, "batch 128 as in the papers: no LR scaling"),
+    "holdout_n": (1000, "unused when selecting on the test set"),
+    "final_n": (10000, "papers: the whole CIFAR-10 test set"),
+    "autoattack_n": (10000, "papers: AutoAttack on the whole test set"),
+}
+
+# --- BiaMAT ----------------------------------------------------------------------------------------------------------
+
+BIAMAT_TRAINING: Card = {
+    **RUNTIME,
+    "dataset": ("cifar10", f"{BIAMAT} Table 13: primary CIFAR-10"),
+    "batch_size": (128, f"{BIAMAT} Sec. 3.1: 128 primary + 128 auxiliary images per batch"),
+    "lr": (0.1, f"{BIAMAT} App. E: initial learning rate 0.1"),
+    "nesterov": (False, f"{BIAMAT_REF}: plain momentum SGD"),
+    "schedule": ("piecewise", f"{BIAMAT} App. E: step decay"),
+    "select_on": ("test", f"{BIAMAT} Sec. 3.1: the best checkpoint on the test set (the paper's protocol)"),
+    "eval_n": (10000, f"{BIAMAT_REF}: PGD-10 on the whole test set"),
+    "eval_every": (2, f"{BIAMAT_REF}: every 2 epochs"),
+    "eval_from": ("first_decay", f"{BIAMAT_REF}: only after the first LR decay"),
+    "keep_epoch": (0, f"{BIAMAT} Sec. 3.1: the best checkpoint"),
+    "final_attacks": (PGD_FINAL, f"{BIAMAT} Table 2: Clean, PGD-100, CW-100, AA (and PGD-20)"),
+}
+BIAMAT_AT_TRAINING: Card = {
+    **BIAMAT_TRAINING,
+    "model": ("wrn-28-10", f"{BIAMAT} App. E: WRN28-10 for AT"),
+    "epochs": (100, f"{BIAMAT} App. E 'Table 2': 100 training epochs for AT"),
+    "weight_decay": (2e-4, f"{BIAMAT} App. E: weight decay 2e-4"),
+    "lr_milestones": ((0.6, 0.9), f"{BIAMAT} App. E: decay at 60% and 90% (of the steps, as the TF1 reference counts)"),
+    "eps": (8 / 255, f"{BIAMAT} App. E: l_inf bound 8/255"),
+    "attack_step": (2 / 255, f"{BIAMAT_REF}: PGD-10, step 2/255"),
+    "attack_steps": (10, f"{BIAMAT_REF}: PGD-10"),
+    "attack_start": ("uniform", f"{BIAMAT_REF}: Madry's uniform random start"),
+    "attack_bn": ("batch", f"{BIAMAT_REF}: crafted on the mixed batch's statistics, running ones untouched"),
+    "final_attack_step": (0.0, "eps / 4 = 2/255, the PGD-20 step of the papers"),
+}
+BIAMAT_TRADES_TRAINING: Card = {
+    **BIAMAT_TRAINING,
+    "model": ("wrn-34-10", f"{BIAMAT} App. E: WRN34-10 for TRADES"),
+    "epochs": (110, f"{BIAMAT} App. E: 110 training epochs for TRADES"),
+    "weight_decay": (5e-4, f"{BIAMAT} App. E: weight decay 5e-4 for TRADES"),
+    "lr_milestones": ((100, 105), f"{BIAMAT} App. E: decay at the 100th and 105th epoch (reference: 99 / 5 / 6)"),
+    "eps": (0.031, f"{BIAMAT} App. E: l_inf bound 0.031 for TRADES"),
+    "attack_step": (0.007, "TRADES convention: 10 steps of 0.007"),
+    "attack_steps": (10, "TRADES convention: 10 steps"),
+    "attack_start": ("normal", "TRADES convention: x + 0.001 N(0, 1)"),
+    "attack_bn": ("eval", "TRADES: the attack runs in eval mode"),
+    "final_attack_step": (0.003, "the TRADES repository's evaluation: PGD and CW with step 0.003"),
+}
+BIAMAT_ONLY: Card = {
+    "aux_datasets": (("imagenet32",), f"{BIAMAT} Table 13: auxiliary ImageNet (32x32)"),
+    "aux_batch_size": (128, f"{BIAMAT} Sec. 3.1: 128 auxiliary images per batch"),
+    "labels": ("gated", f"{BIAMAT} Algorithm 1: the confidence-based selection"),
+    "warmup_epochs": (5, f"{BIAMAT} App. E: 5 warm-up epochs"),
+    "alpha_in_warmup": (False, f"{BIAMAT_REF}: auxiliary loss weight 0 during warm-up"),
+    "warmup_aux_loss": ("times_zero", f"{BIAMAT_REF}: the auxiliary loss multiplied by 0 (weight decay still applies)"),
+    "beta": (6.0, "TRADES beta = 6 (unused by AT)"),
+    "trades_aux_high": ("kl", f"{BIAMAT} App. E: CIFAR-10 uses the same adversarial loss for both tasks"),
+}
+PIS = Axis((0.45, 0.50, 0.55, 0.60, 0.65, 0.70))
+BIAMAT_AT: Card = {
+    **BIAMAT_AT_TRAINING, **BIAMAT_ONLY,
+    "variant": ("at", f"{BIAMAT}: AT+BiaMAT"),
+    "alpha": (1.0, f"{BIAMAT} Table 12: alpha 1.0 for CIFAR-10 AT+BiaMAT"),
+    "pi": (0.55, f"{BIAMAT} Table 12: pi 0.55 for CIFAR-10 AT+BiaMAT"),
+}
+BIAMAT_TRADES: Card = {
+    **BIAMAT_TRADES_TRAINING, **BIAMAT_ONLY,
+    "variant": ("trades", f"{BIAMAT}: TRADES+BiaMAT"),
+    "alpha": (0.5, f"{BIAMAT} Table 12: alpha 0.5 for CIFAR-10 TRADES+BiaMAT"),
+    "pi": (0.5, f"{BIAMAT} Table 12: pi 0.5 for CIFAR-10 TRADES+BiaMAT"),
+}
+TABLE13_AXIS = (PIS, f"{BIAMAT} Table 13: pi from 0.45 to 0.70")
+TABLE1: Card = {
+    **BIAMAT_AT,
+    "aux_datasets": (Axis((("svhn",), ("cifar100",), ("places365_32",), ("imagenet32",))),
+                     f"{BIAMAT} Table 1: SVHN, CIFAR-100, Places365, ImageNet"),
+    "labels": (Axis(("aux", "uniform", "gated")), f"{BIAMAT} Table 1 rows y~ and y^ER; gated at pi 0.55 for Fig. 3"),
+    "warmup_epochs": (Rule(lambda c: 5 if c.labels == "gated" else 0, "0 for y~ / y^ER, 5 for gated"),
+                      f"{BIAMAT_REF}: the y^ER switch sets the warm-up to 0; App. E: 5 for BiaMAT"),
+}
+# A search selects on held-out training images (no test-set leakage) every epoch, for ASHA's rungs.
+SEARCH_SELECTION: Card = {
+    "select_on": ("holdout", "project: a search must not select on the test set"),
+    "holdout_n": (1000, "project: the last 1,000 training images"),
+    "eval_n": (1000, "project: all 1,000 held-out images"),
+    "eval_every": (1, "ASHA compares trials at any epoch"),
+    "eval_from": (1, "ASHA compares trials at any epoch"),
+}
+SEARCH_DOMAINS: Card = {
+    "alpha": (Axis((0.0, 1.0)), f"{BIAMAT} Eq. 1: alpha in [0, 1] (domain ends)"),
+    "pi": (Axis((0.25, 0.75)), f"{BIAMAT} Table 12: pi from 0.3 to 0.55 (domain ends)"),
+}
+BIAMAT_SEARCH_AT: Card = {**BIAMAT_AT, **SEARCH_SELECTION, **SEARCH_DOMAINS}
+BIAMAT_SEARCH_TRADES: Card = {**BIAMAT_TRADES, **SEARCH_SELECTION, **SEARCH_DOMAINS}
+
+BASELINE_ONLY: Card = {
+    "beta": (6.0, "TRADES beta = 6 (unused by PGD-AT)"),
+    "train_eps_range": ((), "one training eps"),
+}
+BIAMAT_BASELINE: Card = {
+    **BIAMAT_AT_TRAINING, **BASELINE_ONLY,
+    "training": ("pgd_at", f"{BIAMAT} Table 1: 'Baseline [25]' is Madry's PGD-AT with the BiaMAT rows' recipe"),
+}
+
+# --- UIAT ------------------------------------------------------------------------------------------------------------
+
+UIAT_TRAINING: Card = {
+    **RUNTIME,
+    "dataset": ("cifar10", f"{UIAT} Sec. 4.1: CIFAR-10"),
+    "model": ("resnet18", f"{UIAT} Sec. 4.1: ResNet-18"),
+    "epochs": (100, f"{UIAT} Sec. 4.1: 100 epochs on CIFAR"),
+    "batch_size": (128, f"{UIAT} Sec. 4.1: batch 128"),
+    "lr": (0.1, f"{UIAT} Sec. 4.1: cyclic LR peaking at 0.1"),
+    "nesterov": (True, f"{UIAT} Sec. 4.1: Nesterov momentum"),
+    "weight_decay": (5e-4, f"{UIAT} Sec. 4.1: weight decay 5e-4"),
+    "schedule": ("cyclic", f"{UIAT} Sec. 4.1: cyclic learning rate"),
+    "lr_milestones": ((0.5, 0.75), "unused by the cyclic schedule"),
+    "eps": (8 / 255, f"{UIAT} Sec. 4.1: eps 8/255"),
+    "attack_step": (2 / 255, f"{UIAT} Sec. 4.1: PGD-10, step 2/255"),
+    "attack_steps": (10, f"{UIAT} Sec. 4.1: PGD-10"),
+    "attack_start": ("uniform", "Madry's uniform random start"),
+    "attack_bn": ("eval", "not stated; running statistics while crafting"),
+    "select_on": ("test", "not stated; the best checkpoint on test points, as the other papers"),
+    "eval_n": (1000, "not stated; 1,000 test points"),
+    "eval_every": (1, "not stated; every epoch"),
+    "eval_from": (1, "not stated; from the first epoch"),
+    "keep_epoch": (0, "not stated; the best checkpoint"),
+    "final_attacks": (("clean", "pgd20", "cw20", "autoattack"),
+                      f"{UIAT} Table 1: natural, PGD-20, CW (steps not stated: 20) and AutoAttack"),
+    "final_attack_step": (0.0, f"{UIAT} Sec. 4.2: PGD-20 step 2/255 = eps / 4"),
+}
+UIAT_ONLY: Card = {
+    "lam": (3.5, f"{UIAT} Sec. 4.1: lambda 3.5 on CIFAR"),
+    "inv_eps": (4 / 255, f"{UIAT} Sec. 4.1: eps' 4/255"),
+    "inv_step": (1 / 255, "alpha' is not in the main text; 1/255"),
+    "beta": (1.0, f"{UIAT} Eq. 4: feature-term weight 1.0"),
+    "gamma": (0.9, f"{UIAT} Eq. 8: momentum 0.9"),
+    "components": ("uag+fr+iam", f"{UIAT}: the full method"),
+    "momentum_start": (10, "T of Eq. 8 is not in the main text: 10 (0-based)"),
+    "oneoff": (False, f"{UIAT}: the full method"),
+    "oneoff_epoch": (50, "T' is not in the main text: 50 (0-based)"),
+    "iat_steps": (5, "instance-wise IAT's steps are not in the main text: 5 steps of alpha' reach eps'"),
+}
+UIAT_FULL: Card = {**UIAT_TRAINING, **UIAT_ONLY}
+UIAT_TABLE6: Card = {**UIAT_FULL, "components": (Axis(("none", "uag", "uag+fr", "uag+iam", "uag+fr+iam")),
+                                                 f"{UIAT} Table 6: the UAG / FR / IAM rows")}
+UIAT_LAMBDA: Card = {**UIAT_FULL,
+                     "lam": (Axis((1.0, 2.0, 3.0, 3.5, 4.0, 5.0, 6.0)), f"{UIAT} Fig. 3: lambda around 3.5"),
+                     "oneoff": (True, f"{UIAT} Fig. 3: one-off UIAT"),
+                     "components": ("uag+fr", "one-off UIAT stores its targets once: no momentum")}
+TABLE3_EPS = (Axis((10 / 255, 12 / 255, 16 / 255)), f"{UIAT} Table 3: training eps 10, 12, 16 /255")
+EPS_STEP = (Rule(lambda c: c.eps / 4, "eps / 4"), f"{UIAT} Sec. 4.1's 2/255 at 8/255, scaled with eps")
+UIAT_EPS: Card = {**UIAT_FULL, "eps": TABLE3_EPS, "attack_step": EPS_STEP,
+                  "oneoff": (Axis((False, True)), f"{UIAT} Table 3: UIAT and one-off UIAT"),
+                  "components": (Rule(lambda c: "uag+fr" if c.oneoff else "uag+fr+iam", "no momentum when one-off"),
+                                 f"{UIAT}: one-off UIAT stores its targets once")}
+UIAT_SEARCH: Card = {**UIAT_FULL, **{k: v for k, v in SEARCH_SELECTION.items()},
+                     "lam": (Axis((1.0, 8.0)), "search domain ends around the paper's 3.5"),
+                     "inv_eps": (Axis((1 / 255, 8 / 255)), "search domain ends around the paper's 4/255"),
+                     "inv_step": (Axis((0.25 / 255, 2 / 255)), "search domain ends around 1/255")}
+UIAT_BASELINE: Card = {
+    **UIAT_TRAINING, **BASELINE_ONLY,
+    "training": (Axis(("pgd_at", "trades")), f"{UIAT} Table 1: SAT (PGD-AT) and TRADES rows, on UIAT's recipe"),
+    "attack_start": (Rule(lambda c: "normal" if c.training == "trades" else "uniform", "TRADES: normal start"),
+                     "TRADES convention: x + 0.001 N(0, 1); PGD-AT: uniform"),
+}
+UIAT_EPS_TRADES: Card = {**UIAT_BASELINE, "training": ("trades", f"{UIAT} Table 3: the TRADES rows"),
+                         "eps": TABLE3_EPS, "attack_step": EPS_STEP}

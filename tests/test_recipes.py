@@ -1,0 +1,143 @@
+"""Every paper preset of every sweep script against its recipe card (tests/recipe_cards.py), field by field.
+
+A preset that no longer matches its paper fails with the sweep, the field, the value found, the value expected and
+the expected value's source. No data, Ray or MLflow is needed: the search spaces are expanded and validated only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import recipe_cards as cards
+from sweeps import (
+    baselines,
+    biamat_labels,
+    biamat_search,
+    pi_ablation,
+    uiat_ablation,
+    uiat_eps,
+    uiat_lambda,
+    uiat_search,
+)
+from sweeps.launcher import trial_configs
+from trainables.baseline import BaselineConfig
+from trainables.biamat import BiaMATConfig
+from trainables.config import TrainConfig
+from trainables.training import lr_factor
+from trainables.uiat import UIATConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    space: Callable[[], dict[str, Any]]
+    config_cls: type[TrainConfig]
+    card: Callable[[Any], cards.Card]  # the card of one trial's config
+
+
+def by_variant(at: cards.Card, trades: cards.Card) -> Callable[[Any], cards.Card]:
+    return lambda cfg: at if cfg.variant == "at" else trades
+
+
+CASES = {
+    "pi_ablation paper": Case(lambda: pi_ablation.search_space("paper", 1), BiaMATConfig, by_variant(
+        {**cards.BIAMAT_AT, "pi": cards.TABLE13_AXIS}, {**cards.BIAMAT_TRADES, "pi": cards.TABLE13_AXIS})),
+    "biamat_labels paper": Case(lambda: biamat_labels.search_space("paper", 1), BiaMATConfig,
+                                lambda cfg: cards.TABLE1),
+    "biamat_search paper --variant at": Case(lambda: biamat_search.search_space("paper", "at"), BiaMATConfig,
+                                             lambda cfg: cards.BIAMAT_SEARCH_AT),
+    "biamat_search paper --variant trades": Case(lambda: biamat_search.search_space("paper", "trades"), BiaMATConfig,
+                                                 lambda cfg: cards.BIAMAT_SEARCH_TRADES),
+    "baselines biamat-paper": Case(lambda: baselines.search_space("biamat-paper", 1), BaselineConfig,
+                                   lambda cfg: cards.BIAMAT_BASELINE),
+    "baselines uiat-paper": Case(lambda: baselines.search_space("uiat-paper", 1), BaselineConfig,
+                                 lambda cfg: cards.UIAT_BASELINE),
+    "uiat_ablation paper": Case(lambda: uiat_ablation.search_space("paper", 1), UIATConfig,
+                                lambda cfg: cards.UIAT_TABLE6),
+    "uiat_lambda paper": Case(lambda: uiat_lambda.search_space("paper", 1), UIATConfig, lambda cfg: cards.UIAT_LAMBDA),
+    "uiat_eps paper": Case(lambda: uiat_eps.uiat_space("paper", 1), UIATConfig, lambda cfg: cards.UIAT_EPS),
+    "uiat_eps paper (TRADES)": Case(lambda: uiat_eps.trades_space("paper", 1), BaselineConfig,
+                                    lambda cfg: cards.UIAT_EPS_TRADES),
+    "uiat_search paper": Case(lambda: uiat_search.search_space("paper", "uiat"), UIATConfig,
+                              lambda cfg: cards.UIAT_SEARCH),
+}
+
+
+def same(actual: Any, expected: Any) -> bool:
+    if isinstance(expected, float) or isinstance(actual, float):
+        return isinstance(actual, (int, float)) and abs(actual - expected) <= 1e-9 * max(1.0, abs(expected))
+    if isinstance(expected, (list, tuple)):
+        return isinstance(actual, tuple) and len(actual) == len(expected) and all(map(same, actual, expected))
+    return actual == expected
+
+
+def mismatches(name: str, configs: list[TrainConfig], card_of: Callable[[Any], cards.Card]) -> list[str]:
+    problems = []
+    taken: dict[tuple[int, str], list[Any]] = {}
+    for cfg in configs:
+        card = card_of(cfg)
+        fields = {f.name for f in dataclasses.fields(cfg)}
+        if fields != set(card):
+            problems.append(f"{name}: card fields differ from {type(cfg).__name__}'s: missing from the card "
+                            f"{sorted(fields - set(card))}, unknown {sorted(set(card) - fields)}")
+            continue
+        for field, (expected, source) in card.items():
+            actual = getattr(cfg, field)
+            if isinstance(expected, cards.Axis):
+                taken.setdefault((id(card), field), []).append(actual)
+                ok = any(same(actual, v) for v in expected.values)
+                shown = f"one of {list(expected.values)}"
+            elif isinstance(expected, cards.Rule):
+                ok, shown = same(actual, expected.expected(cfg)), f"{expected.expected(cfg)!r} ({expected.text})"
+            else:
+                ok, shown = same(actual, expected), repr(expected)
+            if not ok:
+                problems.append(f"{name}: {field} = {actual!r}, expected {shown} [{source}]")
+    for cfg in configs:  # every value of an axis is trained
+        for field, (expected, source) in card_of(cfg).items():
+            seen = taken.get((id(card_of(cfg)), field))
+            if isinstance(expected, cards.Axis) and seen is not None:
+                for value in expected.values:
+                    if not any(same(s, value) for s in seen):
+                        problems.append(f"{name}: no trial has {field} = {value!r} [{source}]")
+    return sorted(set(problems))
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_paper_preset_matches_its_recipe_card(name):
+    case = CASES[name]
+    configs = trial_configs(case.config_cls, case.space())
+    assert configs
+    problems = mismatches(name, configs, case.card)
+    assert not problems, "\n".join(problems)
+
+
+def test_a_changed_preset_fails_with_field_value_and_source():
+    configs = trial_configs(BiaMATConfig, {**pi_ablation.search_space("paper", 1), "weight_decay": 5e-4})
+    problems = mismatches("pi_ablation paper", configs, CASES["pi_ablation paper"].card)
+    assert "pi_ablation paper: weight_decay = 0.0005, expected 0.0002 [BiaMAT (Lee et al., WACV 2023) App. E: " \
+           "weight decay 2e-4]" in problems
+    missing_axis = trial_configs(BiaMATConfig, {**pi_ablation.search_space("paper", 1), "pi": 0.5})
+    assert any("no trial has pi = 0.45" in p for p in mismatches("x", missing_axis, CASES["pi_ablation paper"].card))
+
+
+def per_epoch_lr(cfg: TrainConfig, steps_per_epoch: int = 391) -> list[float]:
+    """The LR of each epoch's first and last step (they must agree: these schedules decay at epoch boundaries)."""
+    lrs = []
+    for epoch in range(cfg.epochs):
+        first, last = (cfg.lr * lr_factor(cfg, epoch * steps_per_epoch + i, steps_per_epoch)
+                       for i in (0, steps_per_epoch - 1))
+        assert first == pytest.approx(last), f"epoch {epoch} changes its LR mid-epoch"
+        lrs.append(first)
+    return lrs
+
+
+def test_biamat_paper_lr_per_epoch_equals_the_reference():
+    configs = {cfg.variant: cfg for cfg in trial_configs(BiaMATConfig, pi_ablation.search_space("paper", 1))}
+    # TRADES+BiaMAT reference: 99 epochs at 0.1, 5 at 0.01, 6 at 0.001 ("decay at the 100th and 105th epoch").
+    assert per_epoch_lr(configs["trades"]) == pytest.approx([0.1] * 99 + [0.01] * 5 + [0.001] * 6)
+    # AT+BiaMAT: decays after 60% and 90% of the steps, i.e. at the start of epochs 61 and 91 (1-based).
+    assert per_epoch_lr(configs["at"]) == pytest.approx([0.1] * 60 + [0.01] * 30 + [0.001] * 10)
