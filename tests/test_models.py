@@ -10,7 +10,7 @@ from trainables.models import Classifier, create_model, model_names
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2471, 0.2435, 0.2616)
 
-# Reference counts for 10 classes (shared/notes/methods.md).
+# Reference counts for 10 classes, from the original implementations (WRN, PreAct-ResNet, ResNet CIFAR variants).
 PARAMETER_COUNTS = {
     "wrn-28-10": 36_479_194,
     "wrn-34-10": 46_160_474,

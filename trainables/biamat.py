@@ -2,7 +2,8 @@
 
 Paper: Lee et al., "Inducing Data Amplification Using Auxiliary Datasets in Adversarial Training" (WACV 2023),
 Sec. 2.1 Eq. 1 (``L = l + alpha * l~``), Sec. 2.4 and Algorithm 1 (the confidence-based selection), Appendix E
-(schedules, the CIFAR-100 switch for TRADES). ``../shared/notes/methods.md`` settles what the paper leaves open.
+(schedules, the CIFAR-100 switch for TRADES). Where the paper leaves a detail open, this module follows the
+authors' reference code, as each point below says.
 
 One shared body, a primary head ``main`` (K classes) and an auxiliary head ``aux``. Each step takes 128 primary and
 128 auxiliary images (an endless, independently shuffled auxiliary stream); BatchNorm sees the concatenated batch.

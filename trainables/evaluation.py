@@ -1,6 +1,6 @@
 """Clean and robust accuracy under the evaluation protocol, and best-checkpoint selection.
 
-Protocol (methods.md): clean; PGD-k with step 2/255 at eps 8/255 (``eps / 4`` in general), CE loss, uniform start;
+Protocol (the three papers'): clean; PGD-k with step 2/255 at eps 8/255 (``eps / 4`` in general), CE loss, uniform start;
 CW-k (CW margin, kappa 50, same steps); AutoAttack ``standard`` (APGD-CE, APGD-T, FAB-T, Square), Linf, through the
 ``pyautoattack`` package on the first N points in file order (the RobustBench protocol).
 

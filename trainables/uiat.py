@@ -3,7 +3,7 @@
 Paper: Dong et al., "The Enemy of My Enemy is My Friend: Exploring Inverse Adversaries for Improving Adversarial
 Training" (CVPR 2023): Eq. 4 (inverse loss), Eq. 6 and Algorithm 1 lines 7-11 (class-wise universal inverse
 perturbations), Eq. 7 (training loss), Eq. 8 (inverse-adversary momentum), Sec. 3.3 (one-off variant), Table 6
-(ablation of UAG / FR / IAM). ``../shared/notes/methods.md`` settles what the paper leaves open.
+(ablation of UAG / FR / IAM). Where the paper leaves a choice open, the choice made is stated below.
 
 Each step: ``x_adv`` from the shared training attack (PGD on CE); inverse examples ``x_inv``; the target ``p``
 (no gradient); loss ``CE(f(x_adv), y) + lam * KL(p || f(x_adv))`` averaged over the batch.
@@ -24,7 +24,7 @@ Each step: ``x_adv`` from the shared training attack (PGD on CE); inverse exampl
 Predictions that become targets, ``z`` updates and inverse PGD use the BatchNorm mode of the training attack
 (``attack_bn``, running statistics by default) and never update running statistics.
 
-Choices where the paper is silent (methods.md): ``inv_step`` (alpha') = 1/255; the target is predicted from the
+Choices where the paper is silent: ``inv_step`` (alpha') = 1/255; the target is predicted from the
 inverse examples of the *updated* ``z`` (Algorithm 1 computes Eq. 8 after line 10); T = 10 and T' = 50 of 100 epochs
 (see :class:`UIATConfig`); 5 inverse PGD steps for IAT. A sample that the loader's ``drop_last`` skipped in an epoch
 keeps its older ``p`` (IAM) and, without any stored ``p`` (one-off after T'), gets its clean prediction, the target
