@@ -46,6 +46,7 @@ import torch
 from runtime_overhead import device_name, timed  # the sibling script (benchmarks/ is on sys.path when run)
 from torch.utils.flop_counter import FlopCounterMode
 
+from sweeps.cost import PAPER_SPEEDS
 from trainables.afs import DEFAULT_MASK, Merger, mask_indices
 from trainables.baseline import Baseline
 from trainables.biamat import BiaMAT
@@ -81,18 +82,6 @@ METHODS: dict[str, tuple[type[Method], dict[str, Any]]] = {
 # Paths: names joined by "+"; "fp32" alone is the reference every speed-up is relative to.
 PATH_SWITCHES = {"bf16": {"precision": "bf16"}, "channels_last": {"channels_last": True}, "compile": {"compile": True}}
 
-# (method, model) -> (minutes per epoch, where from).
-PAPER_MINUTES = {
-    ("trades", "resnet18"): (2.57, "UIAT T2, A100"),
-    ("trades", "wrn-28-10"): (14.13, "UIAT T2, A100"),
-    ("trades", "wrn-34-10"): (16.60, "UIAT T2, A100"),
-    ("uiat", "resnet18"): (2.20, "UIAT T2, A100"),
-    ("uiat", "wrn-28-10"): (11.90, "UIAT T2, A100"),
-    ("uiat", "wrn-34-10"): (14.77, "UIAT T2, A100"),
-    ("pgd_at", "wrn-28-10"): (34 * 60 / 100, "BiaMAT T11, V100"),
-    ("at_biamat", "wrn-28-10"): (56.5 * 60 / 100, "BiaMAT T11, V100"),
-}
-
 # Dense bf16 tensor-core peaks in TFLOP/s (vendor data sheets; SXM parts where there are two).
 PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10G": 70.0, "L4": 121.0}
 
@@ -105,7 +94,7 @@ class Measurement:
     device: str
     batch_size: int
     images_per_s: float
-    minutes_per_cifar10_epoch: float
+    min_per_epoch: float
     tflops: float
     peak_share: float | None
     speedup: float | None = None
@@ -191,12 +180,12 @@ def measure(method: str, model: str, path: str, args: argparse.Namespace, flops:
     name = device_name(trial.method.device)
     tflops = flops * args.steps / seconds / 1e12
     peak = peak_tflops(name)
-    paper = PAPER_MINUTES.get((method, model))
+    paper = PAPER_SPEEDS.get((method, model))
     return Measurement(
         method=method, model=model, path=path, device=name, batch_size=args.batch_size, images_per_s=images / seconds,
-        minutes_per_cifar10_epoch=CIFAR10_TRAIN / (images / seconds) / 60, tflops=tflops,
-        peak_share=tflops / peak if peak else None, paper_minutes=paper[0] if paper else None,
-        paper_source=paper[1] if paper else "",
+        min_per_epoch=CIFAR10_TRAIN / (images / seconds) / 60, tflops=tflops,
+        peak_share=tflops / peak if peak else None, paper_minutes=paper.minutes_per_epoch if paper else None,
+        paper_source=paper.source if paper else "",
     )
 
 
@@ -236,7 +225,7 @@ def measure_packed(method: str, model: str, path: str, args: argparse.Namespace,
     peak = peak_tflops(results[0].device)
     return Measurement(
         method=method, model=model, path=path, device=results[0].device, batch_size=args.batch_size,
-        images_per_s=total, minutes_per_cifar10_epoch=CIFAR10_TRAIN / total / 60, tflops=tflops,
+        images_per_s=total, min_per_epoch=CIFAR10_TRAIN / total / 60, tflops=tflops,
         peak_share=tflops / peak if peak else None, processes=processes,
     )
 
@@ -273,7 +262,7 @@ COLUMNS = ["method", "model", "path", "processes", "images/s", "min/epoch", "TFL
 
 def table_rows(rows: Sequence[Measurement]) -> list[list[str]]:
     return [[r.method, r.model, r.path, str(r.processes), fmt(r.images_per_s, ".1f"),
-             fmt(r.minutes_per_cifar10_epoch, ".2f"), fmt(r.tflops, ".2f"),
+             fmt(r.min_per_epoch, ".2f"), fmt(r.tflops, ".2f"),
              fmt(None if r.peak_share is None else 100 * r.peak_share, ".1f") + ("%" if r.peak_share else ""),
              fmt(r.speedup, ".2f"), fmt(r.paper_minutes, ".2f"), r.paper_source] for r in rows]
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 from ray import tune
 
 from sweeps.biamat_presets import PAPER_SHARED, paper_recipe
-from sweeps.launcher import grid_points, run_parser, run_sweep, validate
+from sweeps.launcher import run_parser, run_sweep, trial_configs
 from sweeps.optuna_search import add_search_arguments, describe_study, search_sweep
 from trainables.biamat import BiaMATConfig, trainable
 
@@ -87,8 +87,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--seeds: each trial of a search trains seed 0; repeat the best point over seeds in a grid sweep")
 
     space = search_space(args.preset, args.variant, args.dataset, args.aux_datasets)
-    validate(BiaMATConfig, space, args.data_root, extra_datasets=lambda cfg: cfg.aux_datasets)
-    cfg = BiaMATConfig.from_dict(next(grid_points(space)))
+    cfg = trial_configs(BiaMATConfig, space)[0]
     search = SEARCH[args.preset]
     grace = args.grace_period or search["grace_period"]
     if args.asha and grace <= cfg.warmup_epochs:
@@ -100,7 +99,8 @@ def main(argv: list[str] | None = None) -> None:
     setting = "-".join([args.variant, space["dataset"], *space["aux_datasets"]])
     study = args.study_name or f"biamat-{setting}-{args.preset}"
     sweep = search_sweep(study=study, trainable=trainable, space=space, name_keys=("variant", "alpha", "pi"),
-                         metric=metric, epochs=cfg.epochs, args=args, defaults=search, tags={"method": "biamat"})
+                         metric=metric, epochs=cfg.epochs, args=args, defaults=search, tags={"method": "biamat"},
+                         config_cls=BiaMATConfig, extra_datasets=lambda cfg: cfg.aux_datasets)
     run_sweep(sweep, args, args.name or study, report=lambda: print(describe_study(study, args.optuna_storage, [metric])))
 
 

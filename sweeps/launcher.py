@@ -12,7 +12,7 @@ import argparse
 import itertools
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -50,6 +50,9 @@ def add_run_arguments(parser: argparse.ArgumentParser, presets: Sequence[str]) -
     parser.add_argument("--cpus-per-trial", type=float, default=1.0)
     parser.add_argument("--concurrency", type=int, default=0, help="max concurrent trials (0: as resources allow)")
     parser.add_argument("--max-failures", type=int, default=3, help="retries of a failed trial from its checkpoint")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="validate every trial and print the trials, their shared values and a GPU-hours estimate; "
+                             "start nothing and write nothing")
 
 
 def absolute_tracking_uri(uri: str) -> str:
@@ -58,6 +61,12 @@ def absolute_tracking_uri(uri: str) -> str:
     if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
         return prefix + str(Path(uri[len(prefix):]).resolve())
     return uri
+
+
+def missing_sqlite_store(tracking_uri: str) -> bool:
+    """Whether ``tracking_uri`` (absolute, see above) is a SQLite store not created yet: reading it would create it."""
+    prefix = "sqlite:///"
+    return tracking_uri.startswith(prefix) and not Path(tracking_uri[len(prefix):]).exists()
 
 
 def absolute_storage_path(path: str) -> str:
@@ -99,19 +108,38 @@ def per_value(key: str, table: Mapping[Any, Mapping[str, Any]]) -> dict[str, Any
     return {field: tune.sample_from(lambda config, field=field: table[config[key]][field]) for field in sorted(fields)}
 
 
+def no_extra_datasets(cfg: TrainConfig) -> tuple[str, ...]:
+    return ()
+
+
+def trial_configs(config_cls: type[TrainConfig], space: Mapping[str, Any]) -> list[TrainConfig]:
+    """The config of every point of ``space`` (:func:`grid_points`); a bad value exits with the reason."""
+    try:
+        return [config_cls.from_dict(point) for point in grid_points(space)]
+    except ConfigError as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
 def validate(config_cls: type[TrainConfig], space: Mapping[str, Any], data_root: str | None,
-             extra_datasets: Callable[[TrainConfig], Sequence[str]] = lambda cfg: ()) -> None:
-    """Reject bad hyperparameters and missing data before Ray starts (raises SystemExit with the reason)."""
+             extra_datasets: Callable[[TrainConfig], Sequence[str]] = no_extra_datasets,
+             notes: list[str] | None = None) -> list[TrainConfig]:
+    """Reject bad hyperparameters and missing data before Ray starts (raises SystemExit with the reason); returns
+    the configs of :func:`trial_configs`. With ``notes``, a missing dataset is added there instead: a dry run plans a
+    sweep before its data is downloaded."""
+    configs = trial_configs(config_cls, space)
     checked: set[str] = set()
-    for point in grid_points(space):
-        try:
-            cfg = config_cls.from_dict(point)
-            for name in (cfg.dataset, *extra_datasets(cfg)):
-                if name not in checked:
-                    check_dataset(name, root=data_root)
-                    checked.add(name)
-        except (ConfigError, DatasetNotFoundError) as exc:
-            raise SystemExit(f"error: {exc}") from None
+    for cfg in configs:
+        for name in (cfg.dataset, *extra_datasets(cfg)):
+            if name in checked:
+                continue
+            checked.add(name)
+            try:
+                check_dataset(name, root=data_root)
+            except DatasetNotFoundError as exc:
+                if notes is None:
+                    raise SystemExit(f"error: {exc}") from None
+                notes.append(f"dataset {name} is not under {data_root or './data'}: {exc}")
+    return configs
 
 
 @dataclass
@@ -125,9 +153,15 @@ class Sweep:
     metric: str | None = None
     mode: str | None = None
     num_samples: int = 1
+    # A Tune searcher, or a function that builds it once the checks have passed: opening an Optuna study creates
+    # its storage, which a dry run or a refused sweep must not.
     search_alg: Any = None
     scheduler: Any = None
     tags: dict[str, str] = field(default_factory=dict)
+    # The trials' config class, validated (with the datasets it names) before Ray starts; None for a sweep whose
+    # trainable checks its own config (the tests' ad-hoc trainables).
+    config_cls: type[TrainConfig] | None = None
+    extra_datasets: Callable[[TrainConfig], Sequence[str]] = no_extra_datasets
 
     def size(self) -> int:
         """How many trials the sweep runs: every grid combination ``num_samples`` times."""
@@ -213,12 +247,29 @@ def check_cluster_reachable(tracking_uri: str, storage: str) -> None:
               "mount, otherwise use s3://... or gs://... (cluster.yaml sets ADVSWEEP_STORAGE to the bucket)")
 
 
+def check_sweeps(sweeps: Mapping[str, Sweep], args: argparse.Namespace) -> bool:
+    """What happens before Ray starts: every trial of every sweep validated, and with ``--dry-run`` the sweeps'
+    plans printed instead of run. Returns whether it was a dry run (then there is nothing more to do)."""
+    from sweeps.dry_run import print_plans  # it imports this module
+
+    notes: list[str] | None = [] if args.dry_run else None
+    configs = {name: validate(sweep.config_cls, sweep.param_space, args.data_root, sweep.extra_datasets, notes)
+               if sweep.config_cls else [] for name, sweep in sweeps.items()}
+    if args.dry_run:
+        print_plans(sweeps, configs, notes)
+    return args.dry_run
+
+
 def run_sweep(sweep: Sweep, args: argparse.Namespace, name: str, report: Callable[[], None] | None = None):
     """Start or resume the sweep ``name`` on a local Ray or the cluster at ``--address``; returns Tune's ResultGrid.
 
     ``report`` prints the sweep's table (from MLflow) once its trials are done. Failed trials make the command exit
-    non-zero after the table, so a script or CI notices.
+    non-zero after the table, so a script or CI notices. With ``--dry-run`` it prints the plan and returns None.
     """
+    if check_sweeps({name: sweep}, args):
+        return None
+    if callable(sweep.search_alg):
+        sweep = replace(sweep, search_alg=sweep.search_alg())
     import ray
 
     storage = absolute_storage_path(args.storage_path)

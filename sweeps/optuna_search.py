@@ -34,7 +34,7 @@ import argparse
 import os
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -44,7 +44,8 @@ from ray.tune.result import TRAINING_ITERATION
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
-from sweeps.launcher import Sweep, absolute_tracking_uri
+from sweeps.launcher import Sweep, absolute_tracking_uri, no_extra_datasets
+from trainables.config import TrainConfig
 
 # The runtime adds the final protocol (best/clean, best/pgd20, ...) to the last epoch's result only. The slash
 # matters: ``best_epoch`` is in every result.
@@ -150,7 +151,8 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
 
 def search_sweep(*, study: str, trainable: Callable[..., None], space: dict[str, Any], name_keys: tuple[str, ...],
                  metric: str, epochs: int, args: argparse.Namespace, defaults: Mapping[str, int],
-                 tags: Mapping[str, str]) -> Sweep:
+                 tags: Mapping[str, str], config_cls: type[TrainConfig],
+                 extra_datasets: Callable[[TrainConfig], Sequence[str]] = no_extra_datasets) -> Sweep:
     """A one-objective sweep searched by :func:`build_search` (maximising ``metric``) and, with ``--asha``, stopped
     early by ASHA on epochs; ``defaults`` gives ``num_samples``, ``grace_period`` and ``reduction_factor`` where the
     flags (:func:`add_search_arguments`) leave them unset. The study's name is also its MLflow experiment."""
@@ -163,8 +165,9 @@ def search_sweep(*, study: str, trainable: Callable[..., None], space: dict[str,
     return Sweep(
         family=study, trainable=trainable, param_space=space, name_keys=name_keys, metric=metric, mode="max",
         num_samples=args.num_samples or defaults["num_samples"],
-        search_alg=build_search(metric, "max", study_name=study, storage=args.optuna_storage, seed=args.sampler_seed),
-        scheduler=scheduler, tags={**tags, "study": study},
+        search_alg=lambda: build_search(metric, "max", study_name=study, storage=args.optuna_storage,
+                                        seed=args.sampler_seed),
+        scheduler=scheduler, tags={**tags, "study": study}, config_cls=config_cls, extra_datasets=extra_datasets,
     )
 
 

@@ -18,7 +18,7 @@ from ray import tune
 
 from analysis.runs import emit, load_sweep
 from analysis.uiat_tables import TABLE6_ROWS, table6
-from sweeps.launcher import Sweep, run_parser, run_sweep, validate
+from sweeps.launcher import Sweep, run_parser, run_sweep
 from sweeps.uiat_presets import PRESETS
 from trainables.uiat import UIATConfig, trainable
 
@@ -34,9 +34,8 @@ def search_space(preset: str, seeds: int) -> dict:
 def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, PRESETS).parse_args(argv)
     space = search_space(args.preset, args.seeds)
-    validate(UIATConfig, space, args.data_root)
     sweep = Sweep(family="uiat-ablation", trainable=trainable, param_space=space, name_keys=("components", "seed"),
-                  tags={"method": "uiat"})
+                  tags={"method": "uiat"}, config_cls=UIATConfig)
     name = args.name or f"uiat-ablation-{args.preset}"
     run_sweep(sweep, args, name, report=lambda: emit(table6(load_sweep(name, tracking_uri=args.tracking_uri))))
 

@@ -20,7 +20,7 @@ from ray import tune
 
 from analysis.runs import emit, load_sweep
 from analysis.uiat_tables import table3
-from sweeps.launcher import Sweep, per_value, run_parser, run_sweep, validate
+from sweeps.launcher import Sweep, check_sweeps, per_value, run_parser, run_sweep
 from sweeps.uiat_presets import PRESETS, baseline_preset
 from trainables import baseline, uiat
 
@@ -62,15 +62,16 @@ def trades_space(preset: str, seeds: int) -> dict:
 def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, PRESETS).parse_args(argv)
     spaces = uiat_space(args.preset, args.seeds), trades_space(args.preset, args.seeds)
-    validate(uiat.UIATConfig, spaces[0], args.data_root)
-    validate(baseline.BaselineConfig, spaces[1], args.data_root)
     name = args.name or f"uiat-eps-{args.preset}"
     sweeps = {
         name: Sweep(family="uiat-eps", trainable=uiat.trainable, param_space=spaces[0],
-                    name_keys=("eps", "oneoff", "seed"), tags={"method": "uiat"}),
+                    name_keys=("eps", "oneoff", "seed"), tags={"method": "uiat"}, config_cls=uiat.UIATConfig),
         f"{name}-trades": Sweep(family="uiat-eps", trainable=baseline.trainable, param_space=spaces[1],
-                                name_keys=("training", "eps", "seed"), tags={"method": "baseline"}),
+                                name_keys=("training", "eps", "seed"), tags={"method": "baseline"},
+                                config_cls=baseline.BaselineConfig),
     }
+    if check_sweeps(sweeps, args):  # both sweeps are checked before the first one starts
+        return
 
     def report() -> None:
         uri = args.tracking_uri

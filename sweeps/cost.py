@@ -1,0 +1,116 @@
+"""Reference training speeds behind a dry run's GPU-hours estimate, each with where it comes from.
+
+This code's own speed is preferred once it has been measured: ``benchmarks/results/*.csv`` with the columns device,
+method, model, min_per_epoch (minutes per CIFAR-10 epoch on one device). Until then the papers' reported times stand
+in, labelled as such: they were measured on other code and other GPUs, so they size a sweep, they do not predict it.
+Method names are those of ``benchmarks/throughput.py`` (``pgd_at``, ``trades``, ``at_biamat``, ``uiat``, ...).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from trainables.afs import MergerConfig
+from trainables.baseline import BaselineConfig
+from trainables.biamat import BiaMATConfig
+from trainables.config import TrainConfig
+from trainables.datasets import is_builtin
+from trainables.uiat import UIATConfig
+
+RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
+CIFAR = ("cifar10", "cifar100")  # the papers time CIFAR runs; CIFAR-100 has the same images per epoch
+
+
+@dataclass(frozen=True)
+class Speed:
+    minutes_per_epoch: float
+    device: str  # the unit of the estimate: "V100" gives V100-hours
+    source: str
+
+
+# UIAT Table 2: minutes per CIFAR-10 epoch on one A100, batch 128 (HAT is left out: not implemented here).
+_UIAT_SOURCE = "UIAT Table 2, one A100"
+_UIAT_MINUTES = {  # ResNet-18, WRN-28-10, WRN-34-10
+    "standard": (0.35, 0.93, 1.22), "trades": (2.57, 14.13, 16.60), "iat": (2.83, 15.37, 17.82),
+    "uiat": (2.20, 11.90, 14.77), "uiat_oneoff": (1.96, 10.74, 13.36),
+}
+# BiaMAT appendix Table 11: hours of a whole CIFAR run on one Tesla V100, divided by its epochs (appendix E: AT on
+# WRN-28-10 for 100 epochs, TRADES on WRN-34-10 for 110). Its ImgNet100 rows (WRN-16-10) are left out: no ImgNet100
+# dataset here. For TRADES on WRN-34-10, timed by both papers, BiaMAT's V100 number is kept, so a BiaMAT sweep and
+# its baseline are counted on the same device.
+_BIAMAT_SOURCE = "BiaMAT appendix Table 11, one Tesla V100"
+_BIAMAT_HOURS = {("pgd_at", "wrn-28-10", 100): 34, ("at_biamat", "wrn-28-10", 100): 56.5,
+                 ("trades", "wrn-34-10", 110): 52, ("trades_biamat", "wrn-34-10", 110): 103}
+PAPER_SPEEDS: dict[tuple[str, str], Speed] = {
+    (method, model): Speed(minutes, "A100", _UIAT_SOURCE)
+    for method, row in _UIAT_MINUTES.items() for model, minutes in zip(("resnet18", "wrn-28-10", "wrn-34-10"), row)
+} | {
+    (method, model): Speed(hours * 60 / epochs, "V100", _BIAMAT_SOURCE)
+    for (method, model, epochs), hours in _BIAMAT_HOURS.items()
+}
+
+
+def measured_speeds(results: Path = RESULTS) -> dict[tuple[str, str], Speed]:
+    """This code's minutes per CIFAR epoch from ``results/*.csv`` (``benchmarks/throughput.py --csv``); the first
+    row of a method and model wins. Only rows of one trial per device on the fp32 path count, the presets' defaults
+    (a CSV without ``path`` or ``processes`` columns is taken as that)."""
+    speeds: dict[tuple[str, str], Speed] = {}
+    for path in sorted(results.glob("*.csv")):
+        with path.open(newline="") as f:
+            for row in csv.DictReader(f):
+                if row.get("path", "fp32") != "fp32" or row.get("processes", "1") != "1":
+                    continue
+                speeds.setdefault((row["method"], row["model"]), Speed(
+                    float(row["min_per_epoch"]), row["device"], f"measured on {row['device']}, {path.name}"))
+    return speeds
+
+
+def reference_speeds(results: Path = RESULTS) -> dict[tuple[str, str], Speed]:
+    """The speed of each (method, model): measured where there is a measurement, else the papers'."""
+    return PAPER_SPEEDS | measured_speeds(results)
+
+
+def method_of(cfg: TrainConfig) -> str:
+    """The method a trial's config trains, as the speed tables name it."""
+    if isinstance(cfg, BiaMATConfig):
+        return f"{cfg.variant}_biamat"
+    if isinstance(cfg, UIATConfig):
+        return "iat" if not cfg.universal else "uiat_oneoff" if cfg.oneoff else "uiat"
+    if isinstance(cfg, BaselineConfig):  # also the AFS extractors; eps 0 trains on clean images only
+        return "standard" if cfg.eps == 0 else cfg.training
+    if isinstance(cfg, MergerConfig):
+        return "afs_merger"
+    raise TypeError(f"no method name for {type(cfg).__name__}")
+
+
+def hours(value: float) -> str:
+    return f"{value:.0f}" if value >= 100 else f"{value:.3g}"
+
+
+def cost_lines(trials: Sequence[TrainConfig], speeds: Mapping[tuple[str, str], Speed] | None = None) -> list[str]:
+    """The GPU-hours of ``trials`` (one GPU each) at the reference speeds: a total per device, a line per kind of
+    trial, and the kinds that have no reference speed."""
+    if all(is_builtin(cfg.dataset) for cfg in trials):
+        return ["cost: built-in synthetic data and small models: runs on a CPU in minutes, no GPU estimate"]
+    speeds = reference_speeds() if speeds is None else speeds
+    kinds = Counter((method_of(cfg), cfg.model, cfg.dataset, cfg.epochs) for cfg in trials)
+    total: dict[str, float] = defaultdict(float)
+    lines, unknown = [], []
+    for (method, model, dataset, epochs), count in kinds.items():
+        speed = speeds.get((method, model)) if dataset in CIFAR else None
+        if speed is None:
+            unknown.append(f"{count} x {method} {model} on {dataset}")
+            continue
+        each = epochs * speed.minutes_per_epoch / 60
+        total[speed.device] += count * each
+        lines.append(f"  {count} x {method} {model} on {dataset}, {epochs} epochs x {speed.minutes_per_epoch:.3g} "
+                     f"min = {hours(each)} h each ({speed.source})")
+    summary = " + ".join(f"{hours(h)} {device}-hours" for device, h in total.items())
+    lines.insert(0, f"GPU estimate: about {summary}, one GPU per trial" if total else "GPU estimate: none")
+    if unknown:
+        lines.append(f"no reference speed for: {', '.join(unknown)}")
+    return lines

@@ -1,0 +1,142 @@
+"""``--dry-run`` on every sweep script and preset: the trials it lists, nothing started or written, bad values refused."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import re
+from collections.abc import Callable
+from types import ModuleType
+
+import pytest
+import ray
+
+from sweeps import (
+    afs_ablation,
+    afs_extractors,
+    afs_merger,
+    baselines,
+    biamat_labels,
+    biamat_search,
+    optuna_search,
+    pi_ablation,
+    uiat_ablation,
+    uiat_eps,
+    uiat_lambda,
+    uiat_search,
+)
+from sweeps.cost import cost_lines, reference_speeds
+from sweeps.launcher import trial_configs
+from trainables.biamat import BiaMATConfig
+
+SEEDS = 2
+GRID_SCRIPTS = [pi_ablation, biamat_labels, baselines, afs_extractors, afs_ablation, uiat_ablation, uiat_lambda]
+
+
+def grid_size(space: dict) -> int:
+    return math.prod(len(v["grid_search"]) for v in space.values() if isinstance(v, dict) and set(v) == {"grid_search"})
+
+
+def presets(module: ModuleType) -> list[str]:
+    """The script's --preset choices, read from its --help (so renamed or added presets are covered)."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+        module.main(["--help"])
+    return re.search(r"--preset \{([^}]*)\}", out.getvalue()).group(1).split(",")
+
+
+# (script, argv before the flags, the trial count of each sweep the script runs, given the preset)
+CASES: list[tuple[ModuleType, list[str], Callable[[str], list[int]]]] = [
+    *[(m, ["--seeds", str(SEEDS)], lambda p, m=m: [grid_size(m.search_space(p, SEEDS))]) for m in GRID_SCRIPTS],
+    (uiat_eps, ["--seeds", str(SEEDS)],
+     lambda p: [grid_size(uiat_eps.uiat_space(p, SEEDS)), grid_size(uiat_eps.trades_space(p, SEEDS))]),
+    (biamat_search, ["--asha"], lambda p: [biamat_search.SEARCH[p]["num_samples"]]),
+    (uiat_search, ["--asha"], lambda p: [uiat_search.SEARCH[p]["num_samples"]]),
+    *[(afs_merger, [table, "--seeds", str(SEEDS)],
+       lambda p, table=table: [grid_size(afs_merger.search_space(table, p, "x", "000111111", SEEDS))])
+      for table in ("table2", "table3")],
+    (afs_merger, ["search"], lambda p: [afs_merger.SEARCH_SAMPLES[p]]),
+]
+PARAMS = [pytest.param(module, argv, preset, trials, id=f"{module.__name__.split('.')[-1]}-{' '.join(argv)}-{preset}")
+          for module, argv, trials in CASES for preset in presets(module)]
+
+
+@pytest.fixture
+def empty_cwd(tmp_path, monkeypatch):
+    """An empty working directory, and no environment that points the run settings elsewhere: every default path
+    (./data, ./mlflow.db, ./ray_results, ./optuna.db) is under it."""
+    for name in ("RAY_ADDRESS", "ADVSWEEP_STORAGE", "MLFLOW_TRACKING_URI", "ADVSWEEP_DATA", "ADVSWEEP_OPTUNA_STORAGE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def dry_run(module: ModuleType, argv: list[str], capsys) -> str:
+    module.main([*argv, "--dry-run"])
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize("module, argv, preset, trials", PARAMS)
+def test_dry_run_lists_the_grid_and_starts_nothing(module, argv, preset, trials, empty_cwd, capsys):
+    out = dry_run(module, [*argv, "--preset", preset], capsys)
+    assert [int(n) for n in re.findall(r"^trials: (\d+)$", out, re.MULTILINE)] == trials(preset)
+    assert list(empty_cwd.iterdir()) == []  # no mlflow.db, ray_results, optuna.db, data folder
+    assert not ray.is_initialized()
+    if "smoke" in preset:
+        assert "runs on a CPU in minutes, no GPU estimate" in out
+    else:
+        assert "GPU estimate: " in out
+
+
+def test_pi_ablation_paper_costs_about_960_v100_hours(empty_cwd, capsys):
+    out = dry_run(pi_ablation, ["--preset", "paper"], capsys)
+    # 6 x AT+BiaMAT (56.5 h) + 6 x TRADES+BiaMAT (103 h), BiaMAT appendix Table 11.
+    assert "GPU estimate: about 957 V100-hours" in out
+    assert "56.5 h each" in out and "103 h each" in out
+    assert "note: dataset cifar10 is not under ./data" in out and "note: dataset imagenet32" in out
+
+
+def test_a_search_prints_its_domains(empty_cwd, capsys):
+    out = dry_run(uiat_search, ["--preset", "paper"], capsys)
+    assert "lam ~ uniform(1, 8)" in out and "inv_step ~ loguniform(" in out
+    assert "components=uag+fr+iam" in out
+
+
+def test_merger_plans_before_its_extractor_sweep_exists(empty_cwd, capsys):
+    out = dry_run(afs_merger, ["table2"], capsys)
+    assert "note: no extractor sweep 'afs-extractors-smoke' yet" in out
+    assert "planned with the paper's stack 000111111" in out
+    assert list(empty_cwd.iterdir()) == []
+
+
+@pytest.mark.parametrize("module, space_fn", [(pi_ablation, "search_space"), (uiat_eps, "trades_space"),
+                                              (uiat_search, "search_space")])
+def test_a_bad_value_still_fails(module, space_fn, empty_cwd, monkeypatch, capsys):
+    real = getattr(module, space_fn)
+    monkeypatch.setattr(module, space_fn, lambda *args: {**real(*args), "lr": -1})
+    with pytest.raises(SystemExit, match=r"error: lr=-1.0 must be positive"):
+        module.main(["--dry-run"])
+    assert "trials:" not in capsys.readouterr().out
+
+
+def test_measured_speeds_are_preferred_to_the_papers(tmp_path):
+    (tmp_path / "h100.csv").write_text("device,method,model,min_per_epoch\nH100,at_biamat,wrn-28-10,10\n")
+    trials = trial_configs(BiaMATConfig, pi_ablation.search_space("paper", 1))
+    lines = cost_lines(trials, reference_speeds(tmp_path))
+    assert lines[0] == "GPU estimate: about 100 H100-hours + 618 V100-hours, one GPU per trial"
+    assert "measured on H100, h100.csv" in lines[1] and "BiaMAT appendix Table 11" in lines[2]
+
+
+def test_a_real_search_opens_its_study_after_the_checks_and_before_ray(empty_cwd, monkeypatch):
+    class StudyOpened(Exception):
+        pass
+
+    def build_search(*args, **kwargs):
+        raise StudyOpened
+
+    monkeypatch.setattr(optuna_search, "build_search", build_search)
+    uiat_search.main(["--dry-run"])  # a dry run never opens it
+    with pytest.raises(StudyOpened):
+        uiat_search.main([])
+    assert not ray.is_initialized()
