@@ -10,15 +10,30 @@ from __future__ import annotations
 from collections.abc import Sequence
 from itertools import pairwise
 
+# A bend counts as convex only when the slope rises by more than this fraction of the curve's largest |slope|.
+CONVEX_TOLERANCE = 0.05
 
-def concave_range(eps: Sequence[float], delta_z: Sequence[float], tolerance: float = 0.0) -> list[float]:
+
+def concave_range(eps: Sequence[float], delta_z: Sequence[float],
+                  tolerance: float = CONVEX_TOLERANCE) -> list[float]:
     """The training eps of the longest run of consecutive extractors over which Delta_z is concave in eps.
 
     Sec. 2.4: a stack beats its members when ``sum_i lambda_i Delta_z_i < Delta_z`` of a member (Eq. 10), which
-    concavity of Delta_z in the training eps provides; Fig. 3 drops the extractors below 3/255, where it is not
-    concave. A run is concave when the slopes between neighbouring points never increase: every second divided
-    difference is at most ``tolerance`` (> 0 absorbs estimation noise). Ties go to the run at larger eps (the more
-    robust extractors). Two points are always concave, so the result has at least two eps when two are given.
+    concavity of Delta_z in the training eps provides; Fig. 3 drops the extractors below 3/255, where Delta_z falls
+    steeply and convexly. A run is concave when the slopes between neighbouring points never rise by more than
+    ``tolerance`` times the largest |slope| of the whole curve.
+
+    Why a relative tolerance: Delta_z is an estimate (a trained network, a PGD with random starts), and with a
+    tolerance of 0 a bend in the nearly straight part of the curve flips on noise alone, which changes the stack.
+    Relative to the largest |slope| (on the paper's curve, the steep drop from the standard network), the rule is
+    scale-free: multiplying Delta_z (another model's logit scale) or eps (255ths or pixel units) by a constant does
+    not change the pick. With evenly spaced eps, errors of at most ``d`` per point move a slope change by at most
+    ``4 d / spacing``, so errors below about a quarter of the tolerance times the largest drop between neighbours
+    cannot make a straight or concave bend convex, nor one whose slope rises by more than about twice the tolerance
+    concave. The cost: a convex bend below the tolerance (the default 5 %) counts as straight.
+
+    Ties go to the run at larger eps (the more robust extractors). Two points are always concave, so the result has
+    at least two eps when two are given; a curve convex beyond the tolerance at every bend gives its last two.
     """
     if len(eps) != len(delta_z):
         raise ValueError(f"need one Delta_z per eps, got {len(eps)} eps and {len(delta_z)} values")
@@ -28,8 +43,9 @@ def concave_range(eps: Sequence[float], delta_z: Sequence[float], tolerance: flo
     if len(points) < 3:
         return [e for e, _ in points]
     slopes = [(z1 - z0) / (e1 - e0) for (e0, z0), (e1, z1) in pairwise(points)]
-    # concave_at[i]: the curve bends down (or stays straight) at interior point i + 1.
-    concave_at = [later - earlier <= tolerance for earlier, later in pairwise(slopes)]
+    allowed = tolerance * max(abs(s) for s in slopes)
+    # concave_at[i]: the curve bends down, stays straight or rises within the tolerance at interior point i + 1.
+    concave_at = [later - earlier <= allowed for earlier, later in pairwise(slopes)]
     best_start, best_end, start = 0, 1, 0
     for end in range(1, len(points)):
         if end - 1 > start and not concave_at[end - 2]:

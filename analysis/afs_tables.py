@@ -11,8 +11,11 @@ Data"): stage-1 extractor sweeps (sweeps/afs_extractors.py) and stage-2 merger s
 
 Merger commands read the extractor sweep named by the mergers' ``extractor_sweep`` param (or ``--extractor-sweep``).
 Every command takes ``--tracking-uri``, ``--experiment``, ``--parent-run``; tables take ``--format``/``--out``. Only
-FINISHED trials count, at their best (selected) checkpoint; the extractors are evaluated at 8/255 whatever their
-training eps. Where no AutoAttack was run (smoke presets), the trade-off uses the strongest attack logged and says so.
+FINISHED trials count, at their selected checkpoint (``best/*``): in the paper presets the epoch the reference code
+keeps (extractors and Table 6's single networks: epoch 64 of 65; mergers of Tables 2, 3 and 6: epoch 5 of 7), in the
+smoke presets the epoch with the best PGD accuracy on the selection points; each table's notes give its sweeps'
+protocol. The extractors are evaluated at 8/255 whatever their training eps. Where no AutoAttack was run (smoke
+presets), the trade-off uses the strongest attack logged and says so.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
-from analysis.afs_selection import concave_range
+from analysis.afs_selection import CONVEX_TOLERANCE, concave_range
 from analysis.runs import (
     Cell,
     SweepNotFoundError,
@@ -80,12 +83,12 @@ def table1(sweep: SweepRuns) -> Table:
     df = extractor_runs(sweep)
     labels = {i: f"{i}/255" for i in sorted(df["extractor"].unique())}
     eval_eps = ", ".join(f"{255 * e:g}/255" for e in sorted(df["params.eval_eps"].astype(float).unique()))
-    return accuracy_table(f"Table 1. Extractors by training eps: accuracy (%) at {eval_eps}, best checkpoint",
+    return accuracy_table(f"Table 1. Extractors by training eps: accuracy (%) at {eval_eps}, selected checkpoint",
                           df, "extractor", labels, [sweep.summary()])
 
 
 def delta_z(sweep: SweepRuns) -> dict[int, float]:
-    """Mean Delta_z (best checkpoint) per extractor, over seeds."""
+    """Mean Delta_z (selected checkpoint) per extractor, over seeds."""
     df = extractor_runs(sweep).dropna(subset=["metrics.best/delta_z"])
     return df.groupby("extractor")["metrics.best/delta_z"].mean().sort_index().to_dict()
 
@@ -100,7 +103,8 @@ def delta_z_summary(sweep: SweepRuns) -> str:
     values = delta_z(sweep)
     chosen = selected_extractors(sweep)
     listing = ", ".join(f"{i}/255: {v:.3g}" for i, v in values.items())
-    return f"Delta_z (best checkpoint) by training eps: {listing}\nconcave over eps {chosen[0]}..{chosen[-1]}/255"
+    return (f"Delta_z (selected checkpoint) by training eps: {listing}\nconcave over eps {chosen[0]}..{chosen[-1]}/255 "
+            f"(no slope rising by more than {CONVEX_TOLERANCE:.0%} of the largest |slope|)")
 
 
 def fig_delta_z(sweep: SweepRuns) -> Figure:
@@ -120,20 +124,20 @@ def fig_delta_z(sweep: SweepRuns) -> Figure:
 
 
 def table2(sweep: SweepRuns, mask: str | None = None) -> Table:
-    """Table 2: mergers of one stack by alpha."""
+    """Table 2: mergers of one stack by alpha, at their selected checkpoint (paper preset: epoch 5 of 7)."""
     df, mask = only_value(merger_runs(sweep), "params.mask", mask)
     df, mode = only_value(df, "params.alpha_mode")
     labels = {a: f"{a:g}" for a in sorted(df["params.alpha"].unique())}
-    return accuracy_table(f"Table 2. Mergers of stack {mask} by alpha ({mode}): accuracy (%)", df, "params.alpha",
-                          labels, [sweep.summary()])
+    return accuracy_table(f"Table 2. Mergers of stack {mask} by alpha ({mode}): accuracy (%), selected checkpoint", df,
+                          "params.alpha", labels, [sweep.summary()])
 
 
 def table3(sweep: SweepRuns, alpha: float | None = None) -> Table:
-    """Table 3: mergers of one alpha by stacking mask."""
+    """Table 3: mergers of one alpha by stacking mask, at their selected checkpoint (paper preset: epoch 5 of 7)."""
     df, alpha = only_value(merger_runs(sweep), "params.alpha", alpha)
     labels = {m: m for m in sorted(df["params.mask"].unique(), key=lambda m: (m.count("1"), m))}
-    return accuracy_table(f"Table 3. Mergers by stack (alpha {alpha:g}): accuracy (%)", df, "params.mask", labels,
-                          [sweep.summary()])
+    return accuracy_table(f"Table 3. Mergers by stack (alpha {alpha:g}): accuracy (%), selected checkpoint", df,
+                          "params.mask", labels, [sweep.summary()])
 
 
 def merger_label(row: pd.Series) -> str:
@@ -199,7 +203,8 @@ def table6(extractors: SweepRuns | None = None, mergers: SweepRuns | None = None
            baseline_eps: int = 8) -> Table:
     """Table 6: parameters (M), MACs (G) per image, clean and PGD-20 accuracy of the baseline (the extractor at
     ``baseline_eps``), the single-network ablations (every run of ``ablation``, sweeps/afs_ablation.py: random eps,
-    a larger model) and every merger setting. Each part is optional; a missing one is named in the notes."""
+    a larger model) and every merger setting, each at its selected checkpoint (the notes give each sweep's protocol).
+    Each part is optional; a missing one is named in the notes."""
     parts, notes = [], []
     if extractors is not None:
         singles = extractor_runs(extractors)
@@ -223,7 +228,8 @@ def table6(extractors: SweepRuns | None = None, mergers: SweepRuns | None = None
         first = group.iloc[0]
         rows.append([label, f"{first['metrics.model/params'] / 1e6:.2f}", f"{first['metrics.model/macs'] / 1e9:.3g}",
                      Cell.of(group["metrics.best/clean"]), Cell.of(column(group, "metrics.best/pgd20"))])
-    return Table("Table 6. Cost and accuracy (%)", ["Setting", "Para. (M)", "MACs (G)", "Clean", "PGD-20"], rows, notes)
+    return Table("Table 6. Cost and accuracy (%), selected checkpoints",
+                 ["Setting", "Para. (M)", "MACs (G)", "Clean", "PGD-20"], rows, notes)
 
 
 def extractors_of(merger: SweepRuns, name: str | None, tracking_uri: str | None) -> SweepRuns:

@@ -3,17 +3,20 @@
     python sweeps/afs_ablation.py                        # smoke: synthetic_absent, tiny-cnn and tiny-cnn-3
     python sweeps/afs_ablation.py --preset paper --address auto   # CIFAR-10: WRN-28-10 and WRN-28-30, GPU cluster
 
-Two PGD-AT trials on the extractors' schedule (``sweeps/afs_extractors.py`` presets), each evaluated at 8/255 like the
-extractors, with parameter and MAC counts:
+Two PGD-AT trials on the extractors' recipe (``sweeps/afs_extractors.py`` presets; paper: 65 epochs, LR decayed at
+epochs 50 and 60, PGD-10 step 2/255 crafted in train mode, the weights after epoch 64 kept), each evaluated at 8/255
+like the extractors, with parameter and MAC counts:
 
 * **Rand. pert.**: the extractor model trained at an eps drawn per batch uniformly from [3/255, 8/255] (the merger's
   default stack covers the same range with six networks);
 * **Large model**: a wider network at eps 8/255, WRN-28-30 in the paper (328 M parameters, 47 GMACs: more than the
   six-extractor merger), ``tiny-cnn-3`` in the smoke preset.
 
-Checkpoint selection for both is PGD at 8/255. At the end Table 6 is printed from MLflow with the eps-8/255 baseline
-of the extractor sweep (``--extractor-sweep``, default ``afs-extractors-<preset>``) when that sweep exists; with the
-mergers too via ``python analysis/afs_tables.py table6 --sweep afs-table3-<preset> --ablation-sweep afs-ablation-<preset>``.
+The random-eps network's PGD step scales with the drawn eps (2/255 at 8/255). Both are evaluated for selection at
+8/255; the paper preset keeps epoch 64 like the extractors, the smoke preset the epoch with the best PGD accuracy.
+At the end Table 6 is printed from MLflow with the eps-8/255 baseline of the extractor sweep (``--extractor-sweep``,
+default ``afs-extractors-<preset>``) when that sweep exists; with the mergers too via
+``python analysis/afs_tables.py table6 --sweep afs-table3-<preset> --ablation-sweep afs-ablation-<preset>``.
 The paper preset is two 65-epoch runs, the WRN-28-30 one about 9x the compute of a WRN-28-10 extractor.
 """
 
@@ -23,8 +26,8 @@ from ray import tune
 
 from analysis.afs_tables import table6
 from analysis.runs import SweepNotFoundError, emit, load_sweep
-from sweeps.afs_extractors import PRESETS, STEP_FRACTION
-from sweeps.launcher import Sweep, per_value, run_parser, run_sweep, validate
+from sweeps.afs_extractors import ATTACK_STEP, PRESETS
+from sweeps.launcher import Sweep, per_value, run_parser, run_sweep
 from trainables.afs import EVAL_EPS, EXTRACTOR_EXPERIMENT, ExtractorConfig, extractor_trainable
 
 RANDOM_EPS_RANGE = [3 / 255, 8 / 255]  # Sec. 3.5: "random perturbation budgets ranging from 3/255 to 8/255"
@@ -37,7 +40,7 @@ def search_space(preset: str, seeds: int) -> dict:
         **PRESETS[preset],
         "training": "pgd_at",
         "eps": EVAL_EPS,
-        "attack_step": EVAL_EPS * STEP_FRACTION[preset],
+        "attack_step": ATTACK_STEP[preset](EVAL_EPS),
         "model": tune.grid_search([base, large]),
         "seed": tune.grid_search(list(range(seeds))),
         **per_value("model", {base: {"train_eps_range": RANDOM_EPS_RANGE}, large: {"train_eps_range": []}}),
@@ -51,10 +54,9 @@ def main(argv: list[str] | None = None) -> None:
                              "afs-extractors-<preset>)")
     args = parser.parse_args(argv)
     space = search_space(args.preset, args.seeds)
-    validate(ExtractorConfig, space, args.data_root)
     # The ablation networks are single PGD-AT models like the extractors: same MLflow experiment, own parent run.
     sweep = Sweep(family=EXTRACTOR_EXPERIMENT, trainable=extractor_trainable, param_space=space,
-                  name_keys=("model", "seed"), tags={"method": "afs_extractor"})
+                  name_keys=("model", "seed"), tags={"method": "afs_extractor"}, config_cls=ExtractorConfig)
     name = args.name or f"afs-ablation-{args.preset}"
     extractor_sweep = args.extractor_sweep or f"afs-extractors-{args.preset}"
 

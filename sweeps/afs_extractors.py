@@ -3,11 +3,20 @@
     python sweeps/afs_extractors.py                      # smoke: synthetic_absent data, tiny CNN: 5 min on 2 CPUs
     python sweeps/afs_extractors.py --preset paper --address auto   # CIFAR-10, WRN-28-10, 65 epochs each: GPU cluster
 
-eps 0 is standard training. Every trial selects its best epoch by PGD at its own training eps on a fixed subset
-(early stopping, Rice et al.), registers those weights in MLflow (the artifact stage 2 stacks), and evaluates them at
-8/255 for every eps: clean, PGD-10, PGD-20 (and AutoAttack in the paper preset) plus Delta_z (Eq. 8). Paper preset:
-the reference code's schedule, 65 epochs, LR 0.1 decayed x0.1 at epochs 50 and 60, weight decay 5e-4, batch 128,
-PGD-10 with step eps/4 (2/255 at 8/255). Ten WRN-28-10 PGD-AT runs of 65 epochs: roughly 10 x 65 GPU-epochs.
+eps 0 is standard training. Every trial evaluates clean and PGD (``attack_steps``) accuracy at its own training eps
+on the first ``eval_n`` test points after every epoch, registers its selected weights in MLflow (the artifact stage 2
+stacks), and evaluates them at 8/255 for every eps: clean, PGD-10, PGD-20 (and AutoAttack in the paper preset) plus
+Delta_z (Eq. 8).
+
+Paper preset, the reference code's recipe (the paper says only "PGD with early stopping"): CIFAR-10, WRN-28-10, 65
+epochs, batch 128, weight decay 5e-4, LR 0.1 decayed x0.1 at epochs 50 and 60 (1-based; epoch indices 0-48 at 0.1,
+49-58 at 0.01, 59-64 at 0.001), PGD-10 with step 2/255 at every training eps (at 1/255 a step larger than the ball,
+clipped to it) crafted in train mode (``attack_bn: "train"``: batch statistics, running statistics updated), and
+the weights after epoch 64 (index 63) kept whatever their score (``keep_epoch: 64``). The alternatives are config
+values: ``keep_epoch: 0`` selects the epoch with the best PGD-10 (early stopping), a per-eps ``attack_step`` of eps/4
+scales the step with the radius, ``attack_bn: "eval"`` crafts on running statistics. Smoke preset: the best epoch,
+step eps/2 (its 3 steps reach the edge of the ball), running statistics. Ten WRN-28-10 PGD-AT runs of 65 epochs:
+roughly 10 x 65 GPU-epochs.
 
 Stage 2 (``sweeps/afs_merger.py``) finds these extractors by the sweep name (default ``afs-extractors-<preset>``).
 At the end Table 1 and the Delta_z selection are printed from MLflow, like
@@ -20,7 +29,7 @@ from ray import tune
 
 from analysis.afs_tables import delta_z_summary, table1
 from analysis.runs import emit, load_sweep
-from sweeps.launcher import Sweep, per_value, run_parser, run_sweep, validate
+from sweeps.launcher import Sweep, per_value, run_parser, run_sweep
 from trainables.afs import EXTRACTOR_EXPERIMENT, ExtractorConfig, extractor_trainable
 
 EXTRACTORS = range(10)  # training eps i/255
@@ -36,12 +45,13 @@ PRESETS = {
     },
     "paper": {
         "dataset": "cifar10", "model": "wrn-28-10", "epochs": 65, "batch_size": 128, "lr": 0.1,
-        "lr_milestones": [50, 60], "weight_decay": 5e-4, "attack_steps": 10, "eval_n": 1000, "final_n": 10000,
-        "final_attacks": ["clean", "pgd10", "pgd20", "autoattack"], "autoattack_n": 10000,
+        "lr_milestones": [50, 60], "weight_decay": 5e-4, "attack_steps": 10, "attack_bn": "train", "keep_epoch": 64,
+        "eval_n": 1000, "final_n": 10000, "final_attacks": ["clean", "pgd10", "pgd20", "autoattack"],
+        "autoattack_n": 10000,
     },
 }
-# PGD step as a fraction of each extractor's eps: 2/255 at 8/255 with 10 steps; larger with the smoke preset's 3.
-STEP_FRACTION = {"smoke": 1 / 2, "paper": 1 / 4}
+# PGD step of the extractor trained at eps: the reference's 2/255 at every eps; eps/2 for the smoke preset's 3 steps.
+ATTACK_STEP = {"smoke": lambda eps: eps / 2, "paper": lambda eps: 2 / 255}
 
 
 def search_space(preset: str, seeds: int) -> dict:
@@ -51,16 +61,15 @@ def search_space(preset: str, seeds: int) -> dict:
         "training": "pgd_at",
         "eps": tune.grid_search(eps),
         "seed": tune.grid_search(list(range(seeds))),
-        **per_value("eps", {e: {"attack_step": e * STEP_FRACTION[preset]} for e in eps}),
+        **per_value("eps", {e: {"attack_step": ATTACK_STEP[preset](e)} for e in eps}),
     }
 
 
 def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, PRESETS).parse_args(argv)
     space = search_space(args.preset, args.seeds)
-    validate(ExtractorConfig, space, args.data_root)
     sweep = Sweep(family=EXTRACTOR_EXPERIMENT, trainable=extractor_trainable, param_space=space,
-                  name_keys=("eps", "seed"), tags={"method": "afs_extractor"})
+                  name_keys=("eps", "seed"), tags={"method": "afs_extractor"}, config_cls=ExtractorConfig)
     name = args.name or f"afs-extractors-{args.preset}"
 
     def report() -> None:

@@ -7,16 +7,22 @@
 
 ``table2``: alpha in {0, 0.2, ..., 1.0} on one stack. ``table3``: the masks 100000001, 100010001, 101010101 and
 111111111 at alpha 0.5. ``search``: a multi-objective Optuna study (seeded TPE) over alpha in [0, 1] maximising both
-``select/clean`` and ``select/pgd<k>`` (the selection subset at the last epoch: Tune requires a searcher's metrics in
-every result); it prints the Pareto front. The stack of table2 and search is ``--mask``: a mask like 000111111
-(the paper's eps 3..8) or ``delta-z`` (default), the range over which the extractors' Delta_z is concave
-(analysis/afs_selection.py).
+``select/clean`` and ``select/pgd<k>`` on held-out training images (the last 1,000, 128 in smoke, which the merger
+does not train on; never the test set), at the last epoch, not the kept one: Tune requires a searcher's metrics in
+every result; it prints the Pareto front. The stack of table2 and search is ``--mask``: a
+9/10-character mask, by default the paper's 000111111 (eps 3..8/255, Sec. 3.1-3.2) in the paper preset, or
+``delta-z``, the range over which the extractors' Delta_z is concave (analysis/afs_selection.py, the rule and
+tolerance the analysis shows), the smoke preset's default so that a smoke run exercises that rule end to end.
 
 The extractor sweep (``--extractor-sweep``, default ``afs-extractors-<preset>``) must have finished every extractor
 the masks name: this is checked before Ray starts, and the error names the missing eps and the command to run.
-Paper preset: CIFAR-10 with WRN-28-10 extractors, 5 epochs, LR 0.1 decayed x0.1 after epoch 2 (the reference code
-decays at epochs 2 and 5 and keeps the 5th), PGD-10 (2/255, 8/255) through the whole stack; one trial attacks six
-WRN-28-10s per step, about six extractor epochs of compute per merger epoch. Tables print from MLflow at the end.
+Paper preset, the reference code's recipe (the paper says "5 epochs"): CIFAR-10 with WRN-28-10 extractors, batch
+100, 7 epochs, LR 0.1 for epochs 1-2, 0.01 for 3-5, 0.001 for 6-7 (1-based; ``lr_milestones: [3, 6]``), and the
+weights after epoch 5 (index 4) kept whatever their score (``keep_epoch: 5``): ``best/*`` and Tables 2, 3 and 6 are
+that epoch's (``keep_epoch: 0`` would keep the epoch with the best PGD-10 on the first 1000 test points, evaluated
+after every epoch). PGD-10 (2/255, 8/255) through the whole stack; one trial attacks six WRN-28-10s per step, about
+six extractor epochs of compute per merger epoch. Smoke preset: 2 epochs, the best epoch kept. Tables print from
+MLflow at the end.
 """
 
 from __future__ import annotations
@@ -25,9 +31,10 @@ from ray import tune
 
 from analysis.afs_tables import selected_extractors, table2, table3, tradeoff
 from analysis.runs import emit, load_sweep
-from sweeps.launcher import Sweep, absolute_tracking_uri, run_parser, run_sweep, validate
+from sweeps.launcher import Sweep, absolute_tracking_uri, missing_sqlite_store, run_parser, run_sweep
 from sweeps.optuna_search import add_search_arguments, build_search, describe_study
 from trainables.afs import (
+    DEFAULT_MASK,
     EXTRACTOR_EXPERIMENT,
     MASK_LENGTHS,
     MergerConfig,
@@ -50,12 +57,19 @@ PRESETS = {
         "final_n": 128, "final_attacks": ["clean", "pgd10", "pgd20"],
     },
     "paper": {
-        "dataset": "cifar10", "model": "wrn-28-10", "epochs": 5, "batch_size": 128, "lr": 0.1, "lr_milestones": [2],
-        "weight_decay": 5e-4, "attack_steps": 10, "attack_step": 2 / 255, "eval_n": 1000, "final_n": 10000,
-        "final_attacks": ["clean", "pgd10", "pgd20", "autoattack"], "autoattack_n": 10000,
+        "dataset": "cifar10", "model": "wrn-28-10", "epochs": 7, "batch_size": 100, "lr": 0.1,
+        "lr_milestones": [3, 6], "keep_epoch": 5, "weight_decay": 5e-4, "attack_steps": 10, "attack_step": 2 / 255,
+        "eval_n": 1000, "final_n": 10000, "final_attacks": ["clean", "pgd10", "pgd20", "autoattack"],
+        "autoattack_n": 10000,
     },
 }
 SEARCH_SAMPLES = {"smoke": 4, "paper": 16}
+# The search selects on the last training images, held out of the merger's training, never on the test points (the
+# extractors did train on them: the honest split a stage-2 search has without retraining stage 1).
+SEARCH_SELECTION = {"smoke": {"select_on": "holdout", "holdout_n": 128, "eval_n": 128},
+                    "paper": {"select_on": "holdout", "holdout_n": 1000, "eval_n": 1000}}
+# The stack of table2 and search when --mask is not given.
+DEFAULT_STACK = {"smoke": "delta-z", "paper": DEFAULT_MASK}
 
 
 def stack_mask(mask: str, extractor_sweep: str, tracking_uri: str) -> str:
@@ -70,7 +84,7 @@ def stack_mask(mask: str, extractor_sweep: str, tracking_uri: str) -> str:
 def search_space(table: str, preset: str, extractor_sweep: str, mask: str, seeds: int) -> dict:
     space = {**PRESETS[preset], "extractor_sweep": extractor_sweep}
     if table == "search":  # seed 0 for every trial: Optuna cannot take a grid axis
-        return space | {"mask": mask, "alpha": tune.uniform(0.0, 1.0)}
+        return space | SEARCH_SELECTION[preset] | {"mask": mask, "alpha": tune.uniform(0.0, 1.0)}
     space["seed"] = tune.grid_search(list(range(seeds)))
     if table == "table2":
         return space | {"mask": mask, "alpha": tune.grid_search(ALPHAS)}
@@ -81,7 +95,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = run_parser(__doc__, PRESETS)
     parser.add_argument("table", choices=["table2", "table3", "search"], help="which experiment to run")
     parser.add_argument("--extractor-sweep", default=None, help="stage-1 sweep name (default afs-extractors-<preset>)")
-    parser.add_argument("--mask", default="delta-z", help="stack of table2/search: a 9/10-character mask or delta-z")
+    parser.add_argument("--mask", default=None, help="stack of table2/search: a 9/10-character mask or delta-z "
+                        f"(default: {', '.join(f'{p} {m}' for p, m in DEFAULT_STACK.items())})")
     add_search_arguments(parser)
     args = parser.parse_args(argv)
     if args.table == "search" and args.seeds != 1:
@@ -89,28 +104,37 @@ def main(argv: list[str] | None = None) -> None:
     extractor_sweep = args.extractor_sweep or f"afs-extractors-{args.preset}"
     tracking_uri = absolute_tracking_uri(args.tracking_uri)
 
-    # The dependency on stage 1, checked before Ray starts: every extractor the masks name must be registered.
+    # The dependency on stage 1, checked before Ray starts: every extractor the masks name must be registered. A dry
+    # run plans ahead of stage 1: it notes what is missing, without opening a SQLite store that is not there (that
+    # would create it).
+    mask = args.mask or DEFAULT_STACK[args.preset]
     try:
+        if args.dry_run and missing_sqlite_store(tracking_uri):
+            raise MissingExtractorError(f"no extractor sweep {extractor_sweep!r} yet: {tracking_uri} does not exist")
         extractors = find_extractors(tracking_uri, extractor_sweep)
-        mask = stack_mask(args.mask, extractor_sweep, tracking_uri)
-        space = search_space(args.table, args.preset, extractor_sweep, mask, args.seeds)
+        mask = stack_mask(mask, extractor_sweep, tracking_uri)
         extractors.require(TABLE3_MASKS if args.table == "table3" else [mask])
     except MissingExtractorError as exc:
-        raise SystemExit(f"error: {exc}") from None
-    validate(MergerConfig, space, args.data_root)
+        if not args.dry_run:
+            raise SystemExit(f"error: {exc}") from None
+        print(f"note: {exc}")
+        if mask == "delta-z":
+            mask = DEFAULT_MASK
+            print(f"note: --mask delta-z is chosen from that sweep's Delta_z; planned with the paper's stack {mask}")
+    space = search_space(args.table, args.preset, extractor_sweep, mask, args.seeds)
 
     metrics = ["select/clean", f"select/pgd{PRESETS[args.preset]['attack_steps']}"]
     if args.table == "search":
         family = name = args.study_name or f"afs-alpha-{args.preset}"  # one MLflow experiment per study
         options = {"num_samples": args.num_samples or SEARCH_SAMPLES[args.preset],
-                   "search_alg": build_search(metrics, ["max", "max"], study_name=family, storage=args.optuna_storage,
-                                              seed=args.sampler_seed),
+                   "search_alg": lambda: build_search(metrics, ["max", "max"], study_name=family,
+                                                      storage=args.optuna_storage, seed=args.sampler_seed),
                    "tags": {"method": "afs", "study": family}}
     else:
         family, name, options = FAMILY, f"afs-{args.table}-{args.preset}", {"tags": {"method": "afs"}}
     name = args.name or name
     sweep = Sweep(family=family, trainable=merger_trainable, param_space=space, name_keys=("mask", "alpha", "seed"),
-                  **options)
+                  config_cls=MergerConfig, **options)
 
     def report() -> None:
         runs = load_sweep(name, experiment=family, tracking_uri=args.tracking_uri)

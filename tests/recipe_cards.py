@@ -213,3 +213,63 @@ UIAT_BASELINE: Card = {
 }
 UIAT_EPS_TRADES: Card = {**UIAT_BASELINE, "training": ("trades", f"{UIAT} Table 3: the TRADES rows"),
                          "eps": TABLE3_EPS, "attack_step": EPS_STEP}
+
+# --- AFS -------------------------------------------------------------------------------------------------------------
+
+AFS_TRAINING: Card = {
+    **RUNTIME,
+    "dataset": ("cifar10", f"{AFS} Sec. 3: CIFAR-10"),
+    "model": ("wrn-28-10", f"{AFS} Sec. 3.1: WRN-28-10 extractors"),
+    "lr": (0.1, f"{AFS_REF}: LR 0.1"),
+    "nesterov": (False, f"{AFS_REF}: plain momentum SGD"),
+    "weight_decay": (5e-4, f"{AFS_REF}: weight decay 5e-4"),
+    "schedule": ("piecewise", f"{AFS_REF}: step decay"),
+    "attack_steps": (10, f"{AFS} Sec. 3: PGD-10 training"),
+    "attack_start": ("uniform", "Madry's uniform random start"),
+    "select_on": ("test", f"{AFS} Sec. 3 (early stopping [13]) on test points; unused for the kept epoch"),
+    "eval_n": (1000, "1,000 test points (the kept epoch does not depend on them)"),
+    "eval_every": (1, "every epoch"),
+    "eval_from": (1, "from the first epoch"),
+    "final_attacks": (("clean", "pgd10", "pgd20", "autoattack"), f"{AFS} Tables 1-3: Clean, PGD-10, PGD-20, AA"),
+    "final_attack_step": (0.0, "eps / 4 = 2/255 at 8/255"),
+}
+EXTRACTOR: Card = {
+    **AFS_TRAINING, **BASELINE_ONLY,
+    "training": ("pgd_at", f"{AFS} Eq. 3-4: PGD-AT extractors (eps 0: standard training)"),
+    "epochs": (65, f"{AFS_REF}: 65 epochs"),
+    "batch_size": (128, f"{AFS_REF}: batch 128"),
+    "lr_milestones": ((50, 60), f"{AFS_REF}: the decayed rates start at epoch indices 49 and 59"),
+    "eps": (Axis(tuple(i / 255 for i in range(10))), f"{AFS} Sec. 3.1: network-0 to network-9, eps 0..9/255"),
+    "attack_step": (2 / 255, f"{AFS_REF}: step 2/255 at every training eps"),
+    "attack_bn": ("train", f"{AFS_REF}: crafted in train mode (batch statistics, running ones updated)"),
+    "keep_epoch": (64, f"{AFS_REF}: keeps the checkpoint of epoch index 63"),
+    "eval_eps": (8 / 255, f"{AFS} Sec. 3: robustness is accuracy at 8/255"),
+    "delta_z_steps": (20, f"{AFS} Sec. 2.4 Eq. 8: Delta_z by PGD (steps not stated: 20)"),
+}
+AFS_ABLATION: Card = {
+    **EXTRACTOR,
+    "eps": (8 / 255, f"{AFS} Sec. 3.5: both single networks at 8/255"),
+    "model": (Axis(("wrn-28-10", "wrn-28-30")), f"{AFS} Table 6: Rand. pert. (WRN-28-10) and the large WRN-28-30"),
+    "train_eps_range": (Rule(lambda c: (3 / 255, 8 / 255) if c.model == "wrn-28-10" else (), "random eps on 28-10"),
+                        f"{AFS} Sec. 3.5: random perturbation budgets from 3/255 to 8/255"),
+}
+MERGER: Card = {
+    **AFS_TRAINING,
+    "epochs": (7, f"{AFS_REF}: trains 7 epochs (the paper: 5), keeps the 5th"),
+    "batch_size": (100, f"{AFS_REF}: merger batch 100"),
+    "lr_milestones": ((3, 6), f"{AFS_REF}: LR 0.1 for epochs 0-1, 0.01 for 2-4, 0.001 for 5-6 (indices)"),
+    "eps": (8 / 255, f"{AFS} Sec. 3: the merger is trained at 8/255"),
+    "attack_step": (2 / 255, f"{AFS_REF}: PGD-10, step 2/255"),
+    "attack_bn": ("eval", "the extractors are frozen in eval mode"),
+    "keep_epoch": (5, f"{AFS_REF}: keeps epoch index 4"),
+    "extractor_sweep": ("afs-extractors-paper", "the paper preset's stage 1"),
+    "mask": ("000111111", f"{AFS} Sec. 3.1-3.2: networks 3 to 8"),
+    "alpha": (Axis((0.0, 0.2, 0.4, 0.6, 0.8, 1.0)), f"{AFS} Table 2: alpha from 0 to 1"),
+    "alpha_mode": ("mix", f"{AFS_REF}: the first int(B * alpha) samples clean, the rest adversarial"),
+}
+MERGER_TABLE3: Card = {
+    **MERGER,
+    "mask": (Axis(("100000001", "100010001", "101010101", "111111111")), f"{AFS} Table 3: the four stacks"),
+    "alpha": (0.5, f"{AFS} Sec. 3.2: 'alpha can be set to 0.5'"),
+}
+MERGER_SEARCH: Card = {**MERGER, **SEARCH_SELECTION, "alpha": (Axis((0.0, 1.0)), "search domain ends: [0, 1]")}

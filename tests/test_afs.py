@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from mlflow.tracking import MlflowClient
 
 import tests_support
-from analysis.afs_selection import concave_range
+from analysis.afs_selection import CONVEX_TOLERANCE, concave_range
 from analysis.runs import _numeric
 from tests_support import fit_test_model, merger_over, train_without_ray
 from trainables import afs, attacks
@@ -41,6 +41,7 @@ from trainables.evaluation import accuracy, evaluate, logit_change
 from trainables.models import Classifier, count_macs, create_model
 from trainables.runtime import Trial, TrialData
 from trainables.tracking import TrialRun
+from trainables.training import lr_factor
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = {"dataset": "synthetic", "model": "tiny-cnn", "epochs": 1, "batch_size": 16, "attack_steps": 2,
@@ -341,6 +342,36 @@ def test_concave_range(delta_z, expected):
         concave_range([1, 1, 2], [1, 2, 3])
 
 
+# Fig. 3's shape: a steep convex fall below 3/255 (the standard network's Delta_z is the largest), then concave.
+PAPER_SHAPE = [24, 12, 6, 4.2, 4.0, 3.7, 3.3, 2.8, 2.2, 1.5]
+
+
+def test_concave_range_picks_3_to_9_on_the_papers_shape_at_any_scale():
+    assert concave_range(range(10), PAPER_SHAPE) == list(range(3, 10))
+    # Scale-free: another logit scale, eps in pixel units instead of 255ths.
+    pixel_eps = [i / 255 for i in range(10)]
+    assert concave_range(pixel_eps, [100 * z for z in PAPER_SHAPE]) == pixel_eps[3:]
+
+
+def test_noise_in_delta_z_below_the_tolerance_does_not_change_the_pick():
+    largest_drop = PAPER_SHAPE[0] - PAPER_SHAPE[1]
+    amplitude = 0.9 * CONVEX_TOLERANCE * largest_drop / 4  # within the bound the docstring states
+    generator = torch.Generator().manual_seed(0)
+    picks, picks_without_tolerance = set(), set()
+    for _ in range(200):
+        noise = (torch.rand(10, generator=generator) * 2 - 1) * amplitude
+        noisy = [z + float(n) for z, n in zip(PAPER_SHAPE, noise)]
+        picks.add(tuple(concave_range(range(10), noisy)))
+        picks_without_tolerance.add(tuple(concave_range(range(10), noisy, tolerance=0.0)))
+    assert picks == {tuple(range(3, 10))}
+    assert len(picks_without_tolerance) > 1, "the same noise moves the pick of the rule without a tolerance"
+
+
+def test_a_convex_decaying_delta_z_gives_the_last_two_extractors():
+    convex = [(10 - i) ** 2 for i in range(10)]  # every slope rises by 2, 2/19 of the largest |slope|
+    assert concave_range(range(10), convex) == [8, 9]
+
+
 def test_masks_and_codes():
     assert mask_of([3, 4, 5, 6, 7, 8]) == afs.DEFAULT_MASK and mask_of([9], length=10) == "0000000001"
     with pytest.raises(ValueError):
@@ -360,6 +391,66 @@ def test_stack_parameters_and_features():
     assert stack.indices == [3, 8] and stack.feature_dim == 256
     assert stack(torch.rand(2, 3, 32, 32)).shape == (2, 256)
     assert stack.parameter_count() == 2 * sum(p.numel() for p in create_model("tiny-cnn", 10).parameters())
+
+
+# --- the paper presets follow the reference code's recipe ------------------------------------------------------------
+
+
+def epoch_lrs(cfg, steps_per_epoch: int = 3) -> list[float]:
+    """The LR of each epoch under the config's schedule (every step of an epoch must share it)."""
+    lrs = []
+    for epoch in range(cfg.epochs):
+        steps = {cfg.lr * lr_factor(cfg, epoch * steps_per_epoch + s, steps_per_epoch) for s in range(steps_per_epoch)}
+        assert len(steps) == 1, f"epoch index {epoch} changes LR mid-epoch: {steps}"
+        lrs.append(steps.pop())
+    return lrs
+
+
+def test_extractor_paper_preset_is_the_reference_recipe():
+    from sweeps import afs_extractors
+    from sweeps.launcher import grid_points
+
+    configs = [ExtractorConfig.from_dict(p) for p in grid_points(afs_extractors.search_space("paper", 1))]
+    assert sorted(round(cfg.eps * 255) for cfg in configs) == list(range(10))
+    for cfg in configs:
+        # 0.1 for epoch indices 0-48, 0.01 for 49-58, 0.001 for 59-64.
+        assert epoch_lrs(cfg) == pytest.approx([0.1] * 49 + [0.01] * 10 + [0.001] * 6)
+        assert cfg.attack_step == 2 / 255 and cfg.attack_bn == "train"  # at every training eps
+        assert cfg.keep_epoch == 64  # epoch index 63 of 65
+
+
+def test_merger_paper_preset_is_the_reference_recipe():
+    from sweeps import afs_merger
+    from sweeps.launcher import grid_points
+
+    space = afs_merger.search_space("table2", "paper", "extractors", afs_merger.DEFAULT_STACK["paper"], 1)
+    configs = [MergerConfig.from_dict(p) for p in grid_points(space)]
+    assert len(configs) == len(afs_merger.ALPHAS)
+    for cfg in configs:
+        assert epoch_lrs(cfg) == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.01, 0.001, 0.001])
+        assert (cfg.batch_size, cfg.keep_epoch, cfg.mask) == (100, 5, "000111111")  # keeps epoch index 4
+
+
+class Stop(Exception):
+    """Ends a sweep's main() once it has built its search space (no data, no Ray)."""
+
+
+def test_paper_merger_stacks_eps_3_to_8_unless_told_otherwise(registered, monkeypatch):
+    from sweeps import afs_merger
+
+    uri, _ = registered
+    masks = []
+
+    def record(table: str, preset: str, extractor_sweep: str, mask: str, seeds: int) -> dict:
+        masks.append(mask)
+        raise Stop
+
+    monkeypatch.setattr(afs_merger, "search_space", record)
+    flags = ["table2", "--preset", "paper", "--extractor-sweep", "extractors", "--tracking-uri", uri]
+    for extra in ([], ["--mask", "100010001"]):
+        with pytest.raises(Stop):
+            afs_merger.main([*flags, *extra])
+    assert masks == ["000111111", "100010001"]
 
 
 # --- Table 6's single-network ablations ------------------------------------------------------------------------------
@@ -420,7 +511,7 @@ def test_bad_random_eps_config_is_rejected(values, message):
 
 
 def test_ablation_sweep_trains_the_random_eps_and_the_large_network():
-    from sweeps import afs_ablation
+    from sweeps import afs_ablation, afs_extractors
     from sweeps.launcher import grid_points, validate
 
     for preset, (base, large) in {"smoke": ("tiny-cnn", "tiny-cnn-3"), "paper": ("wrn-28-10", "wrn-28-30")}.items():
@@ -430,6 +521,12 @@ def test_ablation_sweep_trains_the_random_eps_and_the_large_network():
         assert points[base]["train_eps_range"] == [3 / 255, 8 / 255] and points[large]["train_eps_range"] == []
         assert all(p["eps"] == 8 / 255 and p["training"] == "pgd_at" for p in points.values())
     validate(ExtractorConfig, afs_ablation.search_space("smoke", seeds=1), None)
+    # Both networks train on the recipe of the eps-8/255 extractor (paper: step 2/255, train mode, epoch 64 kept).
+    for preset in ("smoke", "paper"):
+        extractor = next(p for p in grid_points(afs_extractors.search_space(preset, 1)) if p["eps"] == 8 / 255)
+        for point in grid_points(afs_ablation.search_space(preset, seeds=1)):
+            recipe = ("epochs", "batch_size", "lr", "lr_milestones", "attack_step", "attack_bn", "keep_epoch")
+            assert {k: point.get(k) for k in recipe} == {k: extractor.get(k) for k in recipe}, (preset, point)
 
 
 def test_table6_rows_baseline_ablations_and_mergers():

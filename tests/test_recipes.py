@@ -14,6 +14,9 @@ import pytest
 
 import recipe_cards as cards
 from sweeps import (
+    afs_ablation,
+    afs_extractors,
+    afs_merger,
     baselines,
     biamat_labels,
     biamat_search,
@@ -24,6 +27,7 @@ from sweeps import (
     uiat_search,
 )
 from sweeps.launcher import trial_configs
+from trainables.afs import ExtractorConfig, MergerConfig
 from trainables.baseline import BaselineConfig
 from trainables.biamat import BiaMATConfig
 from trainables.config import TrainConfig
@@ -63,6 +67,15 @@ CASES = {
                                     lambda cfg: cards.UIAT_EPS_TRADES),
     "uiat_search paper": Case(lambda: uiat_search.search_space("paper", "uiat"), UIATConfig,
                               lambda cfg: cards.UIAT_SEARCH),
+    "afs_extractors paper": Case(lambda: afs_extractors.search_space("paper", 1), ExtractorConfig,
+                                 lambda cfg: cards.EXTRACTOR),
+    "afs_ablation paper": Case(lambda: afs_ablation.search_space("paper", 1), ExtractorConfig,
+                               lambda cfg: cards.AFS_ABLATION),
+    **{f"afs_merger {table} paper": Case(
+        lambda table=table: afs_merger.search_space(table, "paper", "afs-extractors-paper",
+                                                    afs_merger.DEFAULT_STACK["paper"], 1),
+        MergerConfig, lambda cfg, card=card: card)
+       for table, card in (("table2", cards.MERGER), ("table3", cards.MERGER_TABLE3), ("search", cards.MERGER_SEARCH))},
 }
 
 

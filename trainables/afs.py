@@ -230,7 +230,9 @@ class MergerConfig(TrainConfig):
     mask: str = DEFAULT_MASK
     alpha: float = 0.5  # Sec. 3.2: "practically, alpha can be set to 0.5"
     alpha_mode: Literal["mix", "weighted"] = "mix"
-    epochs: int = 5  # Sec. 3: "We train the linear merger 5 epochs"
+    # Sec. 3: "We train the linear merger 5 epochs"; the reference code trains 7 and keeps the 5th (keep_epoch=5), as
+    # the paper preset of sweeps/afs_merger.py does.
+    epochs: int = 5
 
     def __post_init__(self) -> None:
         super().__post_init__()
