@@ -273,3 +273,5 @@ MERGER_TABLE3: Card = {
     "alpha": (0.5, f"{AFS} Sec. 3.2: 'alpha can be set to 0.5'"),
 }
 MERGER_SEARCH: Card = {**MERGER, **SEARCH_SELECTION, "alpha": (Axis((0.0, 1.0)), "search domain ends: [0, 1]")}
+UIAT_SEARCH_ONEOFF: Card = {**UIAT_SEARCH, "oneoff": (True, f"{UIAT} Sec. 3.3: one-off UIAT"),
+                            "components": ("uag+fr", "one-off UIAT stores its targets once: no momentum")}

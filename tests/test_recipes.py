@@ -26,6 +26,7 @@ from sweeps import (
     uiat_lambda,
     uiat_search,
 )
+from sweeps.biamat_presets import TABLE12
 from sweeps.launcher import trial_configs
 from trainables.afs import ExtractorConfig, MergerConfig
 from trainables.baseline import BaselineConfig
@@ -67,6 +68,8 @@ CASES = {
                                     lambda cfg: cards.UIAT_EPS_TRADES),
     "uiat_search paper": Case(lambda: uiat_search.search_space("paper", "uiat"), UIATConfig,
                               lambda cfg: cards.UIAT_SEARCH),
+    "uiat_search paper --variant oneoff": Case(lambda: uiat_search.search_space("paper", "oneoff"), UIATConfig,
+                                               lambda cfg: cards.UIAT_SEARCH_ONEOFF),
     "afs_extractors paper": Case(lambda: afs_extractors.search_space("paper", 1), ExtractorConfig,
                                  lambda cfg: cards.EXTRACTOR),
     "afs_ablation paper": Case(lambda: afs_ablation.search_space("paper", 1), ExtractorConfig,
@@ -154,3 +157,16 @@ def test_biamat_paper_lr_per_epoch_equals_the_reference():
     assert per_epoch_lr(configs["trades"]) == pytest.approx([0.1] * 99 + [0.01] * 5 + [0.001] * 6)
     # AT+BiaMAT: decays after 60% and 90% of the steps, i.e. at the start of epochs 61 and 91 (1-based).
     assert per_epoch_lr(configs["at"]) == pytest.approx([0.1] * 60 + [0.01] * 30 + [0.001] * 10)
+
+
+@pytest.mark.parametrize("setting", sorted(TABLE12), ids="-".join)
+def test_every_table12_setting_is_a_valid_search_whose_domain_holds_the_papers_values(setting):
+    dataset, variant, aux = setting
+    alpha, pi = TABLE12[setting]
+    configs = trial_configs(BiaMATConfig, biamat_search.search_space("paper", variant, dataset, [aux]))
+    assert {(c.dataset, c.variant, c.aux_datasets) for c in configs} == {(dataset, variant, (aux,))}
+    assert min(c.alpha for c in configs) <= alpha <= max(c.alpha for c in configs)
+    assert min(c.pi for c in configs) <= pi <= max(c.pi for c in configs)
+    # App. E: TRADES+BiaMAT on CIFAR-100 uses plain adversarial CE for the high-confidence auxiliary samples.
+    assert {c.trades_aux_high for c in configs} == {"adv_ce" if setting[:2] == ("cifar100", "trades") else "kl"}
+    assert {c.select_on for c in configs} == {"holdout"}
