@@ -27,12 +27,12 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from analysis.afs_selection import CONVEX_TOLERANCE, concave_range
+from analysis.cli import add_source_arguments
 from analysis.runs import (
     Cell,
     SweepNotFoundError,
     SweepRuns,
     Table,
-    add_source_arguments,
     aggregate,
     column,
     emit,

@@ -23,13 +23,12 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from analysis.cli import add_source_arguments, add_table_commands
 from analysis.runs import (
     Cell,
     SweepNotFoundError,
     SweepRuns,
     Table,
-    add_source_arguments,
-    add_table_commands,
     aggregate,
     column,
     distinguishing_params,
@@ -47,6 +46,8 @@ VARIANT_NAMES = {"at": "AT+BiaMAT", "trades": "TRADES+BiaMAT"}
 BASELINE_TRAINING = {"at": "pgd_at", "trades": "trades"}
 LABEL_ROWS = {"aux": "y~ (auxiliary labels)", "uniform": "y^ER (uniform labels)"}
 MISSING = "-"
+HIGH_FRACTION = "train/high_fraction"  # n_high / n_aux, averaged over an epoch's steps (trainables/biamat.py)
+HIGH_HEADER = "n_high/n_aux (last epoch)"
 
 
 def biamat_runs(df: pd.DataFrame, labels: str | None = "gated") -> pd.DataFrame:
@@ -78,13 +79,29 @@ def table13(sweep: SweepRuns, metric: str | None = None) -> Table:
     cells = aggregate(df, [*keys, "params.pi"], metric)
     columns = sorted({key[:3] for key in cells})
     several = len({c[1:] for c in columns}) > 1
-    header = [f"{VARIANT_NAMES.get(v, v)} ({d}, {a})" if several else VARIANT_NAMES.get(v, v) for v, d, a in columns]
+    names = [f"{VARIANT_NAMES.get(v, v)} ({d}, {a})" if several else VARIANT_NAMES.get(v, v) for v, d, a in columns]
+    # What pi did: the share of auxiliary samples the gate passed in the last epoch, beside each accuracy. Shown when
+    # the sweep logged it (every gated trial of this runtime does); a store without it keeps the paper's columns.
+    high = aggregate(df, [*keys, "params.pi"], HIGH_FRACTION)
+    header = [part for name in names for part in ([name, f"{name} {HIGH_HEADER}"] if high else [name])]
+
+    def cells_of(col: tuple, pi: float) -> list[str | Cell]:
+        accuracy = cells.get((*col, pi), MISSING)
+        if not high:
+            return [accuracy]
+        passed = high.get((*col, pi))
+        return [accuracy, MISSING if passed is None else f"{passed.mean:.2f}"]
+
     rows: list[list[str | Cell]] = [
-        [number(pi), *(cells.get((*col, pi), MISSING) for col in columns)]
+        [number(pi), *(part for col in columns for part in cells_of(col, pi))]
         for pi in sorted({key[3] for key in cells})
     ]
     title = f"Table 13. Ablation on pi ({setting(df)}): {metric_label(metric)} accuracy (%)"
-    return Table(title, ["pi", *header], rows, [sweep.summary()])
+    notes = [sweep.summary()]
+    if high:
+        notes.append(f"{HIGH_HEADER}: share of auxiliary samples with primary confidence >= omega over the last "
+                     "epoch (train/high_fraction), mean over seeds")
+    return Table(title, ["pi", *header], rows, notes)
 
 
 def table1(sweep: SweepRuns, baseline: SweepRuns | None = None, metric: str | None = None,

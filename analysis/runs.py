@@ -2,12 +2,14 @@
 
 Analysis reads MLflow only: it never imports ``sweeps/`` or ``trainables/`` and never retrains. The layout it reads is
 the one the sweeps write: one parent run per sweep invocation (run name and tag ``sweep`` = the sweep name), one child
-run per trial (tag ``mlflow.parentRunId``, tags ``method``, ``trial_id``, ``git_commit``), hyperparameters as params,
+run per trial (tag ``sweep_run_id`` = the parent's run id, tags ``sweep``, ``method``, ``trial_id``, ``git_commit``),
+hyperparameters as params (floats to 6 significant digits; the run's ``config.json`` artifact has them exactly),
 the final protocol as ``best/<attack>`` and ``last/<attack>`` metrics (fractions), per-epoch metrics with step = epoch.
 
 An analysis script for another paper (AFS, UIAT) reuses this module rather than copying it::
 
-    from analysis.runs import (Table, add_source_arguments, aggregate, emit, load_from_args, metric_label,
+    from analysis.cli import add_source_arguments
+    from analysis.runs import (Table, aggregate, emit, load_from_args, metric_label,
                                resolve_metric)
 
     parser = argparse.ArgumentParser()
@@ -43,12 +45,13 @@ from mlflow.entities import Run, ViewType
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+from analysis.cli import DEFAULT_TRACKING_URI
+
 # The same tag names the sweeps and trainables write (sweeps/launcher.py, trainables/tracking.py), repeated here
 # because analysis must not import training code.
 SWEEP_TAG = "sweep"
-PARENT_TAG = "mlflow.parentRunId"
-FORMATS = ("md", "csv", "latex")
+PARENT_TAG = "sweep_run_id"
+TRIAL_TAG = "trial_id"  # only trial runs have it: a sweep's parent run is the run with its sweep tag and without this
 
 
 class SweepNotFoundError(LookupError):
@@ -88,7 +91,7 @@ def list_sweeps(client: MlflowClient, experiment: str | None = None) -> list[tup
     experiments = _experiments(client, experiment)
     if not experiments:
         return []
-    parents = _search_all(client, list(experiments), f"tags.{SWEEP_TAG} LIKE '%'")
+    parents = _search_all(client, list(experiments), f"tags.{SWEEP_TAG} LIKE '%' AND tags.{TRIAL_TAG} IS NULL")
     return sorted({(experiments[r.info.experiment_id], r.data.tags[SWEEP_TAG]) for r in parents})
 
 
@@ -103,7 +106,8 @@ def find_parent(client: MlflowClient, sweep: str | None = None, parent_run: str 
     if sweep is None:
         raise ValueError("give a sweep name or a parent run id")
     experiments = _experiments(client, experiment)
-    found = _search_all(client, list(experiments), f"tags.{SWEEP_TAG} = '{sweep}'") if experiments else []
+    query = f"tags.{SWEEP_TAG} = '{sweep}' AND tags.{TRIAL_TAG} IS NULL"
+    found = _search_all(client, list(experiments), query) if experiments else []
     if not found:
         known = ", ".join(f"{name} (experiment {exp})" for exp, name in list_sweeps(client, experiment)) or "none"
         raise SweepNotFoundError(f"no sweep named {sweep!r} in {client.tracking_uri}; sweeps: {known}")
@@ -463,35 +467,6 @@ def render(table: Table, fmt: str = "md") -> str:
 
 
 # --- command-line plumbing shared by the analysis scripts ----------------------------------------------------------
-
-
-def add_source_arguments(parser: argparse.ArgumentParser, *, output: bool = True, several: bool = False) -> None:
-    """``--sweep``/``--parent-run``/``--experiment``/``--tracking-uri`` and, with ``output``, ``--format``/``--out``.
-
-    ``several``: a table over several sweeps, named by repeating ``--sweep`` (no ``--parent-run``).
-    """
-    if several:
-        parser.add_argument("--sweep", action="append", required=True, help="a sweep to read (repeat for several)")
-    else:
-        source = parser.add_mutually_exclusive_group(required=True)
-        source.add_argument("--sweep", help="sweep name (the parent run's 'sweep' tag)")
-        source.add_argument("--parent-run", help="MLflow run id of the sweep's parent run")
-    parser.add_argument("--experiment", help="MLflow experiment to look in (default: all)")
-    parser.add_argument("--tracking-uri", default=None,
-                        help=f"MLflow tracking URI (default: $MLFLOW_TRACKING_URI or {DEFAULT_TRACKING_URI})")
-    if output:
-        parser.add_argument("--format", choices=FORMATS, default="md", help="table format (default: Markdown)")
-        parser.add_argument("--out", type=Path, default=None, help="write to this file instead of the terminal")
-
-
-def add_table_commands(commands: argparse._SubParsersAction, helps: dict[str, str]) -> None:
-    """One subcommand per table (name -> help): the source and output flags, and ``--metric``."""
-    for name, text in helps.items():
-        sub = commands.add_parser(name, help=text, description=text)
-        add_source_arguments(sub)
-        sub.add_argument("--metric", default=None,
-                         help="MLflow metric to show, e.g. best/pgd20 or last/autoattack (default: the strongest "
-                              "attack logged under best/)")
 
 
 def load_from_args(args: argparse.Namespace) -> SweepRuns:

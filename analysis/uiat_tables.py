@@ -24,13 +24,12 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
+from analysis.cli import add_source_arguments, add_table_commands
 from analysis.runs import (
     Cell,
     SweepNotFoundError,
     SweepRuns,
     Table,
-    add_source_arguments,
-    add_table_commands,
     aggregate,
     column,
     emit,
@@ -159,7 +158,8 @@ def fig3(sweep: SweepRuns, metric: str | None = None) -> Figure:
 
 
 def eps_label(eps: float) -> str:
-    return f"{eps * 255:g}/255" if abs(round(eps * 255) - eps * 255) < 1e-6 else f"{eps:.4g}"
+    # Params are logged to 6 significant digits: 10/255 reads back as 0.0392157, 1e-5 of a 255th off.
+    return f"{round(eps * 255)}/255" if abs(round(eps * 255) - eps * 255) < 1e-4 else f"{eps:.4g}"
 
 
 def table3(sweep: SweepRuns, baseline: SweepRuns | None = None, metric: str | None = None) -> Table:

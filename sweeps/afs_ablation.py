@@ -22,19 +22,19 @@ The paper preset is two 65-epoch runs, the WRN-28-30 one about 9x the compute of
 
 from __future__ import annotations
 
-from ray import tune
-
-from analysis.afs_tables import table6
-from analysis.runs import SweepNotFoundError, emit, load_sweep
 from sweeps.afs_extractors import ATTACK_STEP, PRESETS
-from sweeps.launcher import Sweep, per_value, run_parser, run_sweep
-from trainables.afs import EVAL_EPS, EXTRACTOR_EXPERIMENT, ExtractorConfig, extractor_trainable
+from sweeps.cli import run_parser
 
 RANDOM_EPS_RANGE = [3 / 255, 8 / 255]  # Sec. 3.5: "random perturbation budgets ranging from 3/255 to 8/255"
 LARGE_MODEL = {"smoke": "tiny-cnn-3", "paper": "wrn-28-30"}
 
 
 def search_space(preset: str, seeds: int) -> dict:
+    from ray import tune
+
+    from sweeps.launcher import per_value
+    from trainables.afs import EVAL_EPS
+
     base, large = PRESETS[preset]["model"], LARGE_MODEL[preset]
     return {
         **PRESETS[preset],
@@ -53,6 +53,12 @@ def main(argv: list[str] | None = None) -> None:
                         help="extractor sweep whose eps-8/255 network is Table 6's baseline (default "
                              "afs-extractors-<preset>)")
     args = parser.parse_args(argv)
+    # Imported once the arguments are parsed, so that --help and a bad flag answer at once (sweeps/cli.py).
+    from analysis.afs_tables import table6
+    from analysis.runs import SweepNotFoundError, emit, load_sweep
+    from sweeps.launcher import Sweep, run_sweep
+    from trainables.afs import EXTRACTOR_EXPERIMENT, ExtractorConfig, extractor_trainable
+
     space = search_space(args.preset, args.seeds)
     # The ablation networks are single PGD-AT models like the extractors: same MLflow experiment, own parent run.
     sweep = Sweep(family=EXTRACTOR_EXPERIMENT, trainable=extractor_trainable, param_space=space,
@@ -68,7 +74,9 @@ def main(argv: list[str] | None = None) -> None:
             extractors = None
         emit(table6(extractors=extractors, ablation=ablation))
 
-    run_sweep(sweep, args, name, report=report)
+    run_sweep(sweep, args, name, report=report, next_steps=[
+        f"analysis/afs_tables.py table6 --sweep afs-table3-{args.preset} --ablation-sweep {name}",
+    ])
 
 
 if __name__ == "__main__":

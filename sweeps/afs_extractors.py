@@ -25,12 +25,7 @@ At the end Table 1 and the Delta_z selection are printed from MLflow, like
 
 from __future__ import annotations
 
-from ray import tune
-
-from analysis.afs_tables import delta_z_summary, table1
-from analysis.runs import emit, load_sweep
-from sweeps.launcher import Sweep, per_value, run_parser, run_sweep
-from trainables.afs import EXTRACTOR_EXPERIMENT, ExtractorConfig, extractor_trainable
+from sweeps.cli import run_parser
 
 EXTRACTORS = range(10)  # training eps i/255
 
@@ -55,6 +50,10 @@ ATTACK_STEP = {"smoke": lambda eps: eps / 2, "paper": lambda eps: 2 / 255}
 
 
 def search_space(preset: str, seeds: int) -> dict:
+    from ray import tune
+
+    from sweeps.launcher import per_value
+
     eps = [i / 255 for i in EXTRACTORS]
     return {
         **PRESETS[preset],
@@ -67,6 +66,12 @@ def search_space(preset: str, seeds: int) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, PRESETS).parse_args(argv)
+    # Imported once the arguments are parsed, so that --help and a bad flag answer at once (sweeps/cli.py).
+    from analysis.afs_tables import delta_z_summary, table1
+    from analysis.runs import emit, load_sweep
+    from sweeps.launcher import Sweep, run_sweep
+    from trainables.afs import EXTRACTOR_EXPERIMENT, ExtractorConfig, extractor_trainable
+
     space = search_space(args.preset, args.seeds)
     sweep = Sweep(family=EXTRACTOR_EXPERIMENT, trainable=extractor_trainable, param_space=space,
                   name_keys=("eps", "seed"), tags={"method": "afs_extractor"}, config_cls=ExtractorConfig)
@@ -77,7 +82,11 @@ def main(argv: list[str] | None = None) -> None:
         emit(table1(runs))
         print(delta_z_summary(runs))
 
-    run_sweep(sweep, args, name, report=report)
+    run_sweep(sweep, args, name, report=report, next_steps=[
+        f"analysis/afs_tables.py delta-z --sweep {name} --out dz.png",
+        f"sweeps/afs_merger.py table2 --preset {args.preset} --extractor-sweep {name}",
+        f"sweeps/afs_merger.py table3 --preset {args.preset} --extractor-sweep {name}",
+    ])
 
 
 if __name__ == "__main__":

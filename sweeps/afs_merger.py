@@ -27,22 +27,7 @@ MLflow at the end.
 
 from __future__ import annotations
 
-from ray import tune
-
-from analysis.afs_tables import selected_extractors, table2, table3, tradeoff
-from analysis.runs import emit, load_sweep
-from sweeps.launcher import Sweep, absolute_tracking_uri, missing_sqlite_store, run_parser, run_sweep
-from sweeps.optuna_search import add_search_arguments, build_search, describe_study
-from trainables.afs import (
-    DEFAULT_MASK,
-    EXTRACTOR_EXPERIMENT,
-    MASK_LENGTHS,
-    MergerConfig,
-    MissingExtractorError,
-    find_extractors,
-    mask_of,
-    merger_trainable,
-)
+from sweeps.cli import absolute_tracking_uri, add_search_arguments, run_parser
 
 FAMILY = "afs-merger"
 ALPHAS = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
@@ -68,20 +53,31 @@ SEARCH_SAMPLES = {"smoke": 4, "paper": 16}
 # extractors did train on them: the honest split a stage-2 search has without retraining stage 1).
 SEARCH_SELECTION = {"smoke": {"select_on": "holdout", "holdout_n": 128, "eval_n": 128},
                     "paper": {"select_on": "holdout", "holdout_n": 1000, "eval_n": 1000}}
-# The stack of table2 and search when --mask is not given.
-DEFAULT_STACK = {"smoke": "delta-z", "paper": DEFAULT_MASK}
+
+
+def default_stack(preset: str) -> str:
+    """The stack of table2 and search when --mask is not given: the paper's, or in the smoke preset ``delta-z``."""
+    from trainables.afs import DEFAULT_MASK
+
+    return "delta-z" if preset == "smoke" else DEFAULT_MASK
 
 
 def stack_mask(mask: str, extractor_sweep: str, tracking_uri: str) -> str:
     """``--mask`` itself, or for ``delta-z`` the mask of the extractors over which Delta_z is concave."""
     if mask != "delta-z":
         return mask
+    from analysis.afs_tables import selected_extractors
+    from analysis.runs import load_sweep
+    from trainables.afs import EXTRACTOR_EXPERIMENT, MASK_LENGTHS, mask_of
+
     chosen = selected_extractors(load_sweep(extractor_sweep, experiment=EXTRACTOR_EXPERIMENT,
                                             tracking_uri=tracking_uri))
     return mask_of(chosen, length=MASK_LENGTHS[0] if max(chosen) < MASK_LENGTHS[0] else MASK_LENGTHS[1])
 
 
 def search_space(table: str, preset: str, extractor_sweep: str, mask: str, seeds: int) -> dict:
+    from ray import tune
+
     space = {**PRESETS[preset], "extractor_sweep": extractor_sweep}
     if table == "search":  # seed 0 for every trial: Optuna cannot take a grid axis
         return space | SEARCH_SELECTION[preset] | {"mask": mask, "alpha": tune.uniform(0.0, 1.0)}
@@ -96,18 +92,32 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("table", choices=["table2", "table3", "search"], help="which experiment to run")
     parser.add_argument("--extractor-sweep", default=None, help="stage-1 sweep name (default afs-extractors-<preset>)")
     parser.add_argument("--mask", default=None, help="stack of table2/search: a 9/10-character mask or delta-z "
-                        f"(default: {', '.join(f'{p} {m}' for p, m in DEFAULT_STACK.items())})")
+                        "(default: the paper's eps 3..8/255 in the paper preset, delta-z in smoke)")
     add_search_arguments(parser)
     args = parser.parse_args(argv)
     if args.table == "search" and args.seeds != 1:
         parser.error("--seeds: each trial of a search trains seed 0")
+    # Imported once the arguments are parsed, so that --help and a bad flag answer at once (sweeps/cli.py).
+    from analysis.afs_tables import table2, table3, tradeoff
+    from analysis.runs import emit, load_sweep
+    from sweeps.launcher import Sweep, missing_sqlite_store, run_sweep
+    from sweeps.optuna_search import build_search, describe_study
+    from trainables.afs import (
+        DEFAULT_MASK,
+        EXTRACTOR_EXPERIMENT,
+        MergerConfig,
+        MissingExtractorError,
+        find_extractors,
+        merger_trainable,
+    )
+
     extractor_sweep = args.extractor_sweep or f"afs-extractors-{args.preset}"
     tracking_uri = absolute_tracking_uri(args.tracking_uri)
 
     # The dependency on stage 1, checked before Ray starts: every extractor the masks name must be registered. A dry
     # run plans ahead of stage 1: it notes what is missing, without opening a SQLite store that is not there (that
     # would create it).
-    mask = args.mask or DEFAULT_STACK[args.preset]
+    mask = args.mask or default_stack(args.preset)
     try:
         if args.dry_run and missing_sqlite_store(tracking_uri):
             raise MissingExtractorError(f"no extractor sweep {extractor_sweep!r} yet: {tracking_uri} does not exist")
@@ -147,7 +157,10 @@ def main(argv: list[str] | None = None) -> None:
 
     print(f"stacking the extractors of sweep {extractor_sweep!r}: "
           f"{', '.join(TABLE3_MASKS) if args.table == 'table3' else mask}")
-    run_sweep(sweep, args, name, report=report)
+    scatter = f"analysis/afs_tables.py scatter --sweep {name} --out fig1.png"
+    table6 = f"analysis/afs_tables.py table6 --sweep {name} --ablation-sweep afs-ablation-{args.preset}"
+    next_steps = {"table2": [scatter], "table3": [scatter, table6], "search": []}
+    run_sweep(sweep, args, name, report=report, next_steps=next_steps[args.table])
 
 
 if __name__ == "__main__":

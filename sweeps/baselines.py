@@ -19,12 +19,9 @@ nothing about the method. So each paper has its own presets, built from that pap
 
 from __future__ import annotations
 
-from ray import tune
-
 from sweeps import uiat_presets
 from sweeps.biamat_presets import TABLE1_SMOKE, baseline_recipe, paper_recipe
-from sweeps.launcher import Sweep, per_value, run_parser, run_sweep
-from trainables.baseline import BaselineConfig, trainable
+from sweeps.cli import run_parser
 
 SMOKE = {
     "dataset": "synthetic", "train_n": 1024, "model": "tiny-cnn", "epochs": 3, "batch_size": 64, "lr": 0.05,
@@ -45,6 +42,10 @@ ATTACK_START = {"standard": "uniform", "pgd_at": "uniform", "trades": "normal"}
 
 
 def search_space(preset: str, seeds: int) -> dict:
+    from ray import tune
+
+    from sweeps.launcher import per_value
+
     recipe, trainings = PRESETS[preset]
     return {
         **recipe,
@@ -56,10 +57,20 @@ def search_space(preset: str, seeds: int) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, PRESETS).parse_args(argv)
+    # Imported once the arguments are parsed, so that --help and a bad flag answer at once (sweeps/cli.py).
+    from sweeps.launcher import Sweep, run_sweep
+    from trainables.baseline import BaselineConfig, trainable
+
     space = search_space(args.preset, args.seeds)
     sweep = Sweep(family="baselines", trainable=trainable, param_space=space, name_keys=("training", "seed"),
                   tags={"method": "baseline"}, config_cls=BaselineConfig)
-    run_sweep(sweep, args, args.name or f"baselines-{args.preset}")
+    name = args.name or f"baselines-{args.preset}"
+    # The tables these baselines are a column of (biamat-paper: BiaMAT's paper preset, whose labels sweep is
+    # biamat-labels-paper); the smoke preset's three trainings are a check of the whole path.
+    method, _, size = args.preset.partition("-")
+    next_steps = {"biamat": [f"analysis/biamat_tables.py table1 --sweep biamat-labels-{size} --baseline-sweep {name}"],
+                  "uiat": [f"analysis/uiat_tables.py table2 --sweep {name}"]}
+    run_sweep(sweep, args, name, next_steps=next_steps.get(method, []))
 
 
 if __name__ == "__main__":

@@ -21,27 +21,26 @@ ImageNet shares CIFAR-10's objects) and ``synthetic_aux_unrelated`` (none do, as
 
 from __future__ import annotations
 
-from ray import tune
-
-from analysis.biamat_tables import table1
-from analysis.runs import emit, load_sweep
 from sweeps.biamat_presets import PAPER_SHARED, TABLE1_SMOKE, TABLE12, paper_recipe
-from sweeps.launcher import Sweep, per_value, run_parser, run_sweep
-from trainables.biamat import BiaMATConfig, trainable
+from sweeps.cli import run_parser
 
-PRESETS = {
-    "smoke": {**TABLE1_SMOKE, "aux_datasets": tune.grid_search([["synthetic_aux"], ["synthetic_aux_unrelated"]])},
-    "paper": {**paper_recipe("at"),
-              "aux_datasets": tune.grid_search([["svhn"], ["cifar100"], ["places365_32"], ["imagenet32"]])},
-}
+PRESETS = {"smoke": TABLE1_SMOKE, "paper": paper_recipe("at")}
+# The grid's auxiliary sets, one Table 1 column each.
+AUX_SETS = {"smoke": [["synthetic_aux"], ["synthetic_aux_unrelated"]],
+            "paper": [["svhn"], ["cifar100"], ["places365_32"], ["imagenet32"]]}
 # Warm-up per row: none for Table 1's y~ and y^ER runs (the reference), BiaMAT's own for the gated Fig. 3 runs.
 WARMUP = {"smoke": 1, "paper": PAPER_SHARED["warmup_epochs"]}
 PI = TABLE12[("cifar10", "at", "imagenet32")][1]  # 0.55, Table 12 for every CIFAR-10 AT setting
 
 
 def search_space(preset: str, seeds: int) -> dict:
+    from ray import tune
+
+    from sweeps.launcher import per_value
+
     return {
         **PRESETS[preset],
+        "aux_datasets": tune.grid_search(AUX_SETS[preset]),
         "variant": "at",
         "alpha": 1.0,
         "pi": PI,
@@ -54,12 +53,22 @@ def search_space(preset: str, seeds: int) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, PRESETS).parse_args(argv)
+    # Imported once the arguments are parsed, so that --help and a bad flag answer at once (sweeps/cli.py).
+    from analysis.biamat_tables import table1
+    from analysis.runs import emit, load_sweep
+    from sweeps.launcher import Sweep, run_sweep
+    from trainables.biamat import BiaMATConfig, trainable
+
     space = search_space(args.preset, args.seeds)
     sweep = Sweep(family="biamat-labels", trainable=trainable, param_space=space,
                   name_keys=("aux_datasets", "labels", "seed"), tags={"method": "biamat"},
                   config_cls=BiaMATConfig, extra_datasets=lambda cfg: cfg.aux_datasets)
     name = args.name or f"biamat-labels-{args.preset}"
-    run_sweep(sweep, args, name, report=lambda: emit(table1(load_sweep(name, tracking_uri=args.tracking_uri))))
+    baseline = f"baselines-biamat-{args.preset}"  # sweeps/baselines.py's default name for that preset
+    run_sweep(sweep, args, name, report=lambda: emit(table1(load_sweep(name, tracking_uri=args.tracking_uri))),
+              next_steps=[f"analysis/biamat_tables.py fig3 --sweep {name} --out fig3.png",
+                          f"sweeps/baselines.py --preset biamat-{args.preset} --seeds {args.seeds}",
+                          f"analysis/biamat_tables.py table1 --sweep {name} --baseline-sweep {baseline}"])
 
 
 if __name__ == "__main__":

@@ -28,12 +28,8 @@ same ``--name`` restarts an interrupted sweep where it stopped, each trial repor
 
 from __future__ import annotations
 
-from ray import tune
-
 from sweeps.biamat_presets import PAPER_SHARED, paper_recipe
-from sweeps.launcher import run_parser, run_sweep, trial_configs
-from sweeps.optuna_search import add_search_arguments, describe_study, search_sweep
-from trainables.biamat import BiaMATConfig, trainable
+from sweeps.cli import add_search_arguments, run_parser
 
 # Selection on held-out training images, every epoch (ASHA compares trials at its rungs), instead of the paper's test set.
 HOLDOUT = {"select_on": "holdout", "holdout_n": 1000, "eval_n": 1000, "eval_every": 1, "eval_from": 1}
@@ -63,6 +59,8 @@ SEARCH = {"smoke": {"num_samples": 4, "grace_period": 3, "reduction_factor": 2},
 
 def search_space(preset: str, variant: str, dataset: str | None = None, aux: list[str] | None = None) -> dict:
     """The searched domains over one setting (default: the preset's primary and auxiliary datasets)."""
+    from ray import tune
+
     dataset = dataset or DEFAULT_DATA[preset][0]
     recipe = {**SMOKE, **SMOKE_VARIANTS[variant], "dataset": dataset} if preset == "smoke" else \
         {**paper_recipe(variant, dataset), **HOLDOUT}
@@ -85,6 +83,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.seeds != 1:
         parser.error("--seeds: each trial of a search trains seed 0; repeat the best point over seeds in a grid sweep")
+    # Imported once the arguments are parsed, so that --help and a bad flag answer at once (sweeps/cli.py).
+    from sweeps.launcher import run_sweep, trial_configs
+    from sweeps.optuna_search import describe_study, search_sweep
+    from trainables.biamat import BiaMATConfig, trainable
 
     space = search_space(args.preset, args.variant, args.dataset, args.aux_datasets)
     cfg = trial_configs(BiaMATConfig, space)[0]
@@ -101,7 +103,9 @@ def main(argv: list[str] | None = None) -> None:
     sweep = search_sweep(study=study, trainable=trainable, space=space, name_keys=("variant", "alpha", "pi"),
                          metric=metric, epochs=cfg.epochs, args=args, defaults=search, tags={"method": "biamat"},
                          config_cls=BiaMATConfig, extra_datasets=lambda cfg: cfg.aux_datasets)
-    run_sweep(sweep, args, args.name or study, report=lambda: print(describe_study(study, args.optuna_storage, [metric])))
+    name = args.name or study
+    run_sweep(sweep, args, name, report=lambda: print(describe_study(study, args.optuna_storage, [metric])),
+              next_steps=[f"analysis/biamat_tables.py table12 --sweep {name}"])
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""What every sweep script shares: command-line run settings, validation before Ray starts, the MLflow parent run,
-one Tuner (new or restored), and the clean-up that leaves no MLflow run RUNNING.
+"""What every sweep script shares once its command line is parsed (``sweeps/cli.py``): validation before Ray starts,
+the MLflow parent run, one Tuner (new or restored), and the clean-up that leaves no MLflow run RUNNING.
 
 A sweep script is a short record: its presets, its search space and a call to :func:`run_sweep`. Run settings (where
 Ray, the storage and MLflow are; GPUs per trial; resuming) come from flags or the environment, never from the search
@@ -9,9 +9,12 @@ space, so they never show up as hyperparameters in MLflow or Optuna.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import itertools
-import os
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -20,51 +23,17 @@ from urllib.parse import urlparse
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
+from sweeps.cli import absolute_tracking_uri
 from trainables.config import ConfigError, RunSettings, TrainConfig, git_commit
 from trainables.datasets import DatasetNotFoundError, check_dataset
-from trainables.tracking import PARENT_TAG, SWEEP_TAG, experiment_id
+from trainables.tracking import PARENT_TAG, SWEEP_TAG, experiment_id, sweep_parent_filter
 
-
-def run_parser(description: str, presets: Sequence[str]) -> argparse.ArgumentParser:
-    """A sweep script's command line: its docstring as help, and the run flags every sweep shares."""
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_run_arguments(parser, list(presets))
-    return parser
-
-
-def add_run_arguments(parser: argparse.ArgumentParser, presets: Sequence[str]) -> None:
-    """Flags shared by every sweep. Environment variables give cluster-wide defaults (see README)."""
-    parser.add_argument("--preset", choices=presets, default=presets[0], help="data/model/schedule preset")
-    parser.add_argument("--seeds", type=int, default=1, help="number of seeds per configuration (0, 1, ...)")
-    parser.add_argument("--name", default=None, help="sweep name (Tune directory and MLflow parent run)")
-    parser.add_argument("--resume", action="store_true", help="continue the interrupted sweep of this --name")
-    parser.add_argument("--address", default=os.environ.get("RAY_ADDRESS"),
-                        help="Ray cluster address ('auto' on a cluster node); default: start a local Ray")
-    parser.add_argument("--storage-path", default=os.environ.get("ADVSWEEP_STORAGE", "ray_results"),
-                        help="Tune storage: a local folder, or s3://... / gs://... shared by all nodes")
-    parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"),
-                        help="MLflow tracking URI (SQLite file locally, http://... server on a cluster)")
-    parser.add_argument("--data-root", default=os.environ.get("ADVSWEEP_DATA"), help="dataset folder (default ./data)")
-    parser.add_argument("--gpus-per-trial", type=float, default=None,
-                        help="GPUs per trial, fractions allowed (default: 1 if the cluster has GPUs, else 0)")
-    parser.add_argument("--cpus-per-trial", type=float, default=1.0)
-    parser.add_argument("--concurrency", type=int, default=0, help="max concurrent trials (0: as resources allow)")
-    parser.add_argument("--max-failures", type=int, default=3, help="retries of a failed trial from its checkpoint")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="validate every trial and print the trials, their shared values and a GPU-hours estimate; "
-                             "start nothing and write nothing")
-
-
-def absolute_tracking_uri(uri: str) -> str:
-    """Ray runs trials in their own working directories, so a relative SQLite path must be made absolute first."""
-    prefix = "sqlite:///"
-    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
-        return prefix + str(Path(uri[len(prefix):]).resolve())
-    return uri
+REPORT_ARTIFACT = "table.md"  # what the sweep printed at its end, kept with its parent run
 
 
 def missing_sqlite_store(tracking_uri: str) -> bool:
-    """Whether ``tracking_uri`` (absolute, see above) is a SQLite store not created yet: reading it would create it."""
+    """Whether ``tracking_uri`` (absolute, :func:`absolute_tracking_uri`) is a SQLite store not created yet: reading it
+    would create it."""
     prefix = "sqlite:///"
     return tracking_uri.startswith(prefix) and not Path(tracking_uri[len(prefix):]).exists()
 
@@ -174,7 +143,7 @@ class Sweep:
 
 def parent_run(client: MlflowClient, exp_id: str, name: str, resume: bool, tags: Mapping[str, str]) -> str:
     """The sweep invocation's MLflow parent run; ``--resume`` reopens it instead of creating a second one."""
-    found = client.search_runs([exp_id], filter_string=f"tags.{SWEEP_TAG} = '{name}'", max_results=1)
+    found = client.search_runs([exp_id], filter_string=sweep_parent_filter(name), max_results=1)
     if found and resume:
         client.update_run(found[0].info.run_id, status="RUNNING")
         return found[0].info.run_id
@@ -216,13 +185,9 @@ def close_child_runs(client: MlflowClient, exp_id: str, parent_id: str, results,
     return interrupted
 
 
-def ui_link(tracking_uri: str, exp_id: str) -> str:
-    base = tracking_uri if tracking_uri.startswith("http") else "http://127.0.0.1:5000"
-    return f"{base}/#/experiments/{exp_id}/runs?workflowType=machine_learning"
-
-
-def check_cluster_reachable(tracking_uri: str, storage: str) -> None:
-    """Refuse, before any trial starts, a tracking store that trials on other machines cannot reach.
+def check_cluster_reachable(tracking_uri: str, storage: str | None = None) -> None:
+    """Refuse, before any trial starts, a tracking store that trials on other machines cannot reach (``storage``:
+    Tune's, for a sweep; None for work without checkpoints, such as ``sweeps/reevaluate.py``).
 
     Trials log to MLflow from whichever node runs them. On one machine (also a ``ray.cluster_utils.Cluster``, whose
     nodes share this machine's address) a SQLite file works; once a node has another address it needs the MLflow
@@ -242,7 +207,7 @@ def check_cluster_reachable(tracking_uri: str, storage: str) -> None:
     if urlparse(tracking_uri).hostname in {"localhost", "127.0.0.1", "::1"}:
         raise SystemExit(f"error: --tracking-uri {tracking_uri} names this machine by its loopback address, which "
                          f"other nodes cannot reach: use this machine's address, e.g. {server}")
-    if "://" not in storage:
+    if storage is not None and "://" not in storage:
         print(f"note: --storage-path {storage} is a local folder; on a multi-machine cluster it must be a shared "
               "mount, otherwise use s3://... or gs://... (cluster.yaml sets ADVSWEEP_STORAGE to the bucket)")
 
@@ -260,11 +225,14 @@ def check_sweeps(sweeps: Mapping[str, Sweep], args: argparse.Namespace) -> bool:
     return args.dry_run
 
 
-def run_sweep(sweep: Sweep, args: argparse.Namespace, name: str, report: Callable[[], None] | None = None):
+def run_sweep(sweep: Sweep, args: argparse.Namespace, name: str, report: Callable[[], None] | None = None,
+              next_steps: Sequence[str] = ()):
     """Start or resume the sweep ``name`` on a local Ray or the cluster at ``--address``; returns Tune's ResultGrid.
 
-    ``report`` prints the sweep's table (from MLflow) once its trials are done. Failed trials make the command exit
-    non-zero after the table, so a script or CI notices. With ``--dry-run`` it prints the plan and returns None.
+    ``report`` prints the sweep's table (from MLflow) once its trials are done; then come where the runs and the
+    weights are and ``next_steps``, the commands that print the sweep's other tables and figures (repository-relative
+    script and arguments, see :func:`sweeps.progress.closing_lines`). Failed trials make the command exit non-zero
+    after that, so a script or CI notices. With ``--dry-run`` it prints the plan and returns None.
     """
     if check_sweeps({name: sweep}, args):
         return None
@@ -281,33 +249,65 @@ def run_sweep(sweep: Sweep, args: argparse.Namespace, name: str, report: Callabl
     # A caller that already runs Ray (a notebook, the tests) keeps its session; otherwise this sweep owns one.
     owns_ray = not ray.is_initialized()
     if owns_ray:
-        ray.init(address=args.address, include_dashboard=False, log_to_driver=False)
+        from sweeps.progress import without_token_auth_notice
+
+        # No --address: start a local Ray, as the flag says, rather than join whatever cluster this machine last
+        # started; only then is Ray's notice that it protected that cluster with a token to be left out.
+        with without_token_auth_notice() if args.address is None else nullcontext():
+            ray.init(address=args.address or "local", include_dashboard=False, log_to_driver=False)
     try:
         check_cluster_reachable(tracking_uri, storage)
-        results, interrupted = _fit(sweep, args, name, storage, tracking_uri, sweep_dir)
+        results, interrupted, ui, parent_id = _fit(sweep, args, name, storage, tracking_uri, sweep_dir)
     finally:
         if owns_ray:
             ray.shutdown()
     if report is not None and not interrupted:
-        report()
+        print()  # after the progress lines
+        report_and_keep(report, MlflowClient(tracking_uri), parent_id)
+    from analysis.runs import resolve_tracking_uri
+    from sweeps.progress import closing_lines
+
+    # The analysis commands read the same default store from the same directory; another one must be named.
+    flags = "" if args.tracking_uri == resolve_tracking_uri() else f"--tracking-uri {args.tracking_uri}"
+    print("\n" + "\n".join(closing_lines(ui, tracking_uri, () if interrupted else next_steps, flags)))
     if results.errors:
         raise SystemExit(f"error: {len(results.errors)} trial(s) failed (their error files are listed above); "
                          f"fix the cause and continue with --resume --name {name}")
     return results
 
 
+def report_and_keep(report: Callable[[], None], client: MlflowClient, parent_id: str) -> None:
+    """Print the sweep's table as ``report`` does, and keep the same text as its parent run's ``table.md``."""
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            report()
+    finally:
+        print(printed.getvalue(), end="")
+    client.log_text(parent_id, printed.getvalue(), REPORT_ARTIFACT)
+
+
 def _fit(sweep: Sweep, args: argparse.Namespace, name: str, storage: str, tracking_uri: str, sweep_dir: str):
-    """The MLflow parent run around one Tuner (new, or restored with ``--resume``); returns (results, interrupted)."""
+    """The MLflow parent run around one Tuner (new, or restored with ``--resume``); returns the results, whether
+    the sweep was interrupted, the MLflow UI's links to its runs and its parent run's id."""
     import ray
+    from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_SOURCE_NAME, MLFLOW_SOURCE_TYPE
     from ray import tune
+
+    from sweeps.mlflow_view import publish_view, ui_links, view_columns
+    from sweeps.progress import output_options, tune_output
 
     client = MlflowClient(tracking_uri)
     exp_id = experiment_id(client, sweep.family)
     commit = git_commit()
+    # MLflow's own tags for where a run came from (the UI's Source and Version columns), on the parent and every trial.
+    source = {MLFLOW_GIT_COMMIT: commit, MLFLOW_SOURCE_NAME: Path(sys.argv[0]).name, MLFLOW_SOURCE_TYPE: "LOCAL"}
     parent_id = parent_run(client, exp_id, name, args.resume,
-                           {"git_commit": commit, "preset": args.preset, "storage": sweep_dir, **sweep.tags})
+                           {"git_commit": commit, "preset": args.preset, "storage": sweep_dir, **source, **sweep.tags})
+    view = publish_view(client, exp_id, name, *view_columns(sweep.name_keys, sweep.param_space))
     settings = RunSettings(tracking_uri=tracking_uri, experiment=sweep.family, data_root=args.data_root,
-                           parent_run_id=parent_id, name_keys=sweep.name_keys, git_commit=commit, tags=sweep.tags)
+                           parent_run_id=parent_id, name_keys=sweep.name_keys, git_commit=commit,
+                           tags={**sweep.tags, **source, SWEEP_TAG: name})
     gpus = args.gpus_per_trial
     if gpus is None:
         gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
@@ -333,18 +333,18 @@ def _fit(sweep: Sweep, args: argparse.Namespace, name: str, storage: str, tracki
                 name=name, storage_path=storage,
                 failure_config=tune.FailureConfig(max_failures=args.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+                **output_options(args.verbose, sweep.name_keys, sweep.size()),
             ),
         )
     status, interrupted = "FAILED", False
     try:
-        results = tuner.fit()
+        with tune_output(args.verbose):
+            results = tuner.fit()
         interrupted = close_child_runs(client, exp_id, parent_id, results, sweep.size())
         status = "KILLED" if interrupted else "FAILED" if results.errors else "FINISHED"
         if interrupted:
             print(f"\nInterrupted: continue with the same command plus --resume --name {name}")
     finally:
         client.set_terminated(parent_id, status=status)
-    print(f"\nMLflow runs: {ui_link(tracking_uri, exp_id)}  (parent run {parent_id}; "
-          f"start the UI with `mlflow ui --backend-store-uri {tracking_uri}`)")
-    print(f"Tune results: {sweep_dir}")
-    return results, interrupted
+    links = ui_links(tracking_uri, exp_id, view)
+    return results, interrupted, f"{links['table']}\n      charts: {links['charts']}", parent_id

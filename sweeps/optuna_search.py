@@ -31,8 +31,8 @@ study name continues the study: trials are added to it, and the sampler seed is 
 from __future__ import annotations
 
 import argparse
-import os
 import uuid
+import warnings
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -44,7 +44,7 @@ from ray.tune.result import TRAINING_ITERATION
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
-from sweeps.launcher import Sweep, absolute_tracking_uri, no_extra_datasets
+from sweeps.launcher import Sweep, no_extra_datasets
 from trainables.config import TrainConfig
 
 # The runtime adds the final protocol (best/clean, best/pgd20, ...) to the last epoch's result only. The slash
@@ -131,22 +131,12 @@ def build_search(metric: str | list[str], mode: str | list[str], *, study_name: 
     rdb = optuna.storages.RDBStorage(storage)
     # Joint (multivariate) TPE over groups of parameters that occur together: without group=True, Optuna 5.0 samples
     # a method's own parameters independently. Constant liar (the 5.0 default) keeps concurrent trials apart.
-    sampler = optuna.samplers.TPESampler(seed=sampler_seed(rdb, study_name, seed), multivariate=True, group=True)
+    with warnings.catch_warnings():
+        # group=True is the point (above), so Optuna's note that the argument is experimental says nothing new.
+        warnings.filterwarnings("ignore", message=r"Argument ``group`` is an experimental feature",
+                                category=optuna.exceptions.ExperimentalWarning)
+        sampler = optuna.samplers.TPESampler(seed=sampler_seed(rdb, study_name, seed), multivariate=True, group=True)
     return StudySearch(space=space, metric=metric, mode=mode, sampler=sampler, study_name=study_name, storage=rdb)
-
-
-def add_search_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags of every Optuna sweep (None: the preset's value); a cluster sets ADVSWEEP_OPTUNA_STORAGE to its
-    PostgreSQL URL."""
-    parser.add_argument("--num-samples", type=int, default=None, help="trials this invocation adds")
-    parser.add_argument("--study-name", default=None, help="Optuna study to create or continue (default: per preset)")
-    parser.add_argument("--optuna-storage", type=absolute_tracking_uri,
-                        default=os.environ.get("ADVSWEEP_OPTUNA_STORAGE", "sqlite:///optuna.db"),
-                        help="Optuna RDB storage URL (SQLite file locally, postgresql://... on a cluster)")
-    parser.add_argument("--sampler-seed", type=int, default=0, help="TPE seed (same seed, same suggestions)")
-    parser.add_argument("--asha", action="store_true", help="stop poor trials early (ASHA on epochs)")
-    parser.add_argument("--grace-period", type=int, default=None, help="ASHA: epochs before a trial can be stopped")
-    parser.add_argument("--reduction-factor", type=int, default=None, help="ASHA: keep 1/factor at each rung")
 
 
 def search_sweep(*, study: str, trainable: Callable[..., None], space: dict[str, Any], name_keys: tuple[str, ...],
@@ -155,7 +145,7 @@ def search_sweep(*, study: str, trainable: Callable[..., None], space: dict[str,
                  extra_datasets: Callable[[TrainConfig], Sequence[str]] = no_extra_datasets) -> Sweep:
     """A one-objective sweep searched by :func:`build_search` (maximising ``metric``) and, with ``--asha``, stopped
     early by ASHA on epochs; ``defaults`` gives ``num_samples``, ``grace_period`` and ``reduction_factor`` where the
-    flags (:func:`add_search_arguments`) leave them unset. The study's name is also its MLflow experiment."""
+    flags (:func:`sweeps.cli.add_search_arguments`) leave them unset. The study's name is also its MLflow experiment."""
     scheduler = None
     if args.asha:
         # One report per epoch, so ASHA's time unit (training_iteration) is the epoch.

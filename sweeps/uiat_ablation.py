@@ -14,16 +14,15 @@ The table is printed at the end (rebuilt from MLflow, like ``python analysis/uia
 
 from __future__ import annotations
 
-from ray import tune
-
-from analysis.runs import emit, load_sweep
-from analysis.uiat_tables import TABLE6_ROWS, table6
-from sweeps.launcher import Sweep, run_parser, run_sweep
+from sweeps.cli import run_parser
 from sweeps.uiat_presets import PRESETS
-from trainables.uiat import UIATConfig, trainable
 
 
 def search_space(preset: str, seeds: int) -> dict:
+    from ray import tune
+
+    from analysis.uiat_tables import TABLE6_ROWS
+
     return {
         **PRESETS[preset],
         "components": tune.grid_search(list(TABLE6_ROWS)),
@@ -33,11 +32,18 @@ def search_space(preset: str, seeds: int) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, PRESETS).parse_args(argv)
+    # Imported once the arguments are parsed, so that --help and a bad flag answer at once (sweeps/cli.py).
+    from analysis.runs import emit, load_sweep
+    from analysis.uiat_tables import table6
+    from sweeps.launcher import Sweep, run_sweep
+    from trainables.uiat import UIATConfig, trainable
+
     space = search_space(args.preset, args.seeds)
     sweep = Sweep(family="uiat-ablation", trainable=trainable, param_space=space, name_keys=("components", "seed"),
                   tags={"method": "uiat"}, config_cls=UIATConfig)
     name = args.name or f"uiat-ablation-{args.preset}"
-    run_sweep(sweep, args, name, report=lambda: emit(table6(load_sweep(name, tracking_uri=args.tracking_uri))))
+    run_sweep(sweep, args, name, report=lambda: emit(table6(load_sweep(name, tracking_uri=args.tracking_uri))),
+              next_steps=[f"analysis/uiat_tables.py table2 --sweep {name}"])
 
 
 if __name__ == "__main__":

@@ -16,13 +16,8 @@ The table is printed at the end (rebuilt from MLflow, like ``python analysis/uia
 
 from __future__ import annotations
 
-from ray import tune
-
-from analysis.runs import emit, load_sweep
-from analysis.uiat_tables import table3
-from sweeps.launcher import Sweep, check_sweeps, per_value, run_parser, run_sweep
+from sweeps.cli import run_parser
 from sweeps.uiat_presets import PRESETS, baseline_preset
-from trainables import baseline, uiat
 
 # The smoke preset trains at the largest eps only, to stay within a few minutes on 2 CPU cores.
 EPSILONS = {"paper": [10 / 255, 12 / 255, 16 / 255], "smoke": [16 / 255]}
@@ -32,11 +27,17 @@ VARIANTS = {False: {"components": "uag+fr+iam"}, True: {"components": "uag+fr"}}
 
 def attack_steps(preset: str) -> dict:
     """``attack_step`` following the ``eps`` axis at the preset's step-to-eps ratio."""
+    from sweeps.launcher import per_value
+
     ratio = PRESETS[preset]["attack_step"] / (8 / 255)
     return per_value("eps", {eps: {"attack_step": ratio * eps} for eps in EPSILONS[preset]})
 
 
 def uiat_space(preset: str, seeds: int) -> dict:
+    from ray import tune
+
+    from sweeps.launcher import per_value
+
     return {
         **PRESETS[preset],
         "eps": tune.grid_search(list(EPSILONS[preset])),
@@ -48,6 +49,8 @@ def uiat_space(preset: str, seeds: int) -> dict:
 
 
 def trades_space(preset: str, seeds: int) -> dict:
+    from ray import tune
+
     return {
         **baseline_preset(preset),
         "training": "trades",
@@ -61,6 +64,12 @@ def trades_space(preset: str, seeds: int) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, PRESETS).parse_args(argv)
+    # Imported once the arguments are parsed, so that --help and a bad flag answer at once (sweeps/cli.py).
+    from analysis.runs import emit, load_sweep
+    from analysis.uiat_tables import table3
+    from sweeps.launcher import Sweep, check_sweeps, run_sweep
+    from trainables import baseline, uiat
+
     spaces = uiat_space(args.preset, args.seeds), trades_space(args.preset, args.seeds)
     name = args.name or f"uiat-eps-{args.preset}"
     sweeps = {
@@ -77,8 +86,9 @@ def main(argv: list[str] | None = None) -> None:
         uri = args.tracking_uri
         emit(table3(load_sweep(name, tracking_uri=uri), load_sweep(f"{name}-trades", tracking_uri=uri)))
 
-    for sweep_name, sweep in sweeps.items():
-        run_sweep(sweep, args, sweep_name, report=report if sweep_name.endswith("-trades") else None)
+    run_sweep(sweeps[name], args, name)
+    run_sweep(sweeps[f"{name}-trades"], args, f"{name}-trades", report=report,
+              next_steps=[f"analysis/uiat_tables.py table2 --sweep {name} --sweep {name}-trades"])
 
 
 if __name__ == "__main__":

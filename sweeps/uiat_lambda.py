@@ -15,18 +15,15 @@ The lambda table is printed at the end (rebuilt from MLflow, like ``python analy
 
 from __future__ import annotations
 
-from ray import tune
-
-from analysis.runs import emit, load_sweep
-from analysis.uiat_tables import lambda_table
-from sweeps.launcher import Sweep, run_parser, run_sweep
+from sweeps.cli import run_parser
 from sweeps.uiat_presets import PRESETS
-from trainables.uiat import UIATConfig, trainable
 
 LAMBDAS = {"paper": [1.0, 2.0, 3.0, 3.5, 4.0, 5.0, 6.0], "smoke": [1.0, 3.5, 6.0]}
 
 
 def search_space(preset: str, seeds: int) -> dict:
+    from ray import tune
+
     return {
         **PRESETS[preset],
         "oneoff": True,
@@ -38,11 +35,18 @@ def search_space(preset: str, seeds: int) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, PRESETS).parse_args(argv)
+    # Imported once the arguments are parsed, so that --help and a bad flag answer at once (sweeps/cli.py).
+    from analysis.runs import emit, load_sweep
+    from analysis.uiat_tables import lambda_table
+    from sweeps.launcher import Sweep, run_sweep
+    from trainables.uiat import UIATConfig, trainable
+
     space = search_space(args.preset, args.seeds)
     sweep = Sweep(family="uiat-lambda", trainable=trainable, param_space=space, name_keys=("lam", "seed"),
                   tags={"method": "uiat"}, config_cls=UIATConfig)
     name = args.name or f"uiat-lambda-{args.preset}"
-    run_sweep(sweep, args, name, report=lambda: emit(lambda_table(load_sweep(name, tracking_uri=args.tracking_uri))))
+    run_sweep(sweep, args, name, report=lambda: emit(lambda_table(load_sweep(name, tracking_uri=args.tracking_uri))),
+              next_steps=[f"analysis/uiat_tables.py fig3 --sweep {name} --out lambda.png"])
 
 
 if __name__ == "__main__":

@@ -21,12 +21,8 @@ study adds trials to it; ``--resume`` continues an interrupted sweep.
 
 from __future__ import annotations
 
-from ray import tune
-
-from sweeps.launcher import run_parser, run_sweep, trial_configs
-from sweeps.optuna_search import add_search_arguments, describe_study, search_sweep
+from sweeps.cli import add_search_arguments, run_parser
 from sweeps.uiat_presets import PRESETS
-from trainables.uiat import UIATConfig, trainable
 
 # Selection on held-out training images instead of the test points the grid presets select on.
 HOLDOUT = {"smoke": {"select_on": "holdout", "holdout_n": 128, "eval_n": 128, "train_n": 640},
@@ -39,6 +35,8 @@ SEARCH = {"smoke": {"num_samples": 4, "grace_period": 2, "reduction_factor": 2},
 
 
 def search_space(preset: str, variant: str) -> dict:
+    from ray import tune
+
     return {
         **PRESETS[preset], **HOLDOUT[preset], **VARIANTS[variant],
         "lam": tune.uniform(1.0, 8.0),
@@ -54,6 +52,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.seeds != 1:
         parser.error("--seeds: each trial of a search trains seed 0; repeat the best point over seeds in a grid sweep")
+    # Imported once the arguments are parsed, so that --help and a bad flag answer at once (sweeps/cli.py).
+    from sweeps.launcher import run_sweep, trial_configs
+    from sweeps.optuna_search import describe_study, search_sweep
+    from trainables.uiat import UIATConfig, trainable
 
     space = search_space(args.preset, args.variant)
     cfg = trial_configs(UIATConfig, space)[0]

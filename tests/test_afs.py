@@ -292,7 +292,7 @@ def test_merger_sweep_checks_its_extractors_before_ray_starts(registered, tmp_pa
     assert "eps 9/255" in str(info.value)
     assert ray.is_initialized() == ray_was_running and not (tmp_path / "ray").exists()
     # Table 3's masks only need eps 0..8: the check passes and only then would Ray start.
-    afs_merger.find_extractors(uri, "extractors").require(afs_merger.TABLE3_MASKS)
+    find_extractors(uri, "extractors").require(afs_merger.TABLE3_MASKS)
 
 
 @pytest.mark.parametrize("values, message", [
@@ -423,7 +423,7 @@ def test_merger_paper_preset_is_the_reference_recipe():
     from sweeps import afs_merger
     from sweeps.launcher import grid_points
 
-    space = afs_merger.search_space("table2", "paper", "extractors", afs_merger.DEFAULT_STACK["paper"], 1)
+    space = afs_merger.search_space("table2", "paper", "extractors", afs_merger.default_stack("paper"), 1)
     configs = [MergerConfig.from_dict(p) for p in grid_points(space)]
     assert len(configs) == len(afs_merger.ALPHAS)
     for cfg in configs:

@@ -25,6 +25,8 @@ PI_AA = {
     ("trades", 0.45): [0.5642, 0.5600],
     ("trades", 0.55): [0.5621, 0.5601],
 }
+# n_high/n_aux of the last epoch per (variant, pi), one value per seed; (trades, 0.55) logged none.
+PI_HIGH = {("at", 0.45): [0.90, 0.94], ("at", 0.55): [0.40, 0.44], ("trades", 0.45): [0.71, 0.69]}
 # Table 1 sweep: one seed per (labels, aux) cell; the better row differs per dataset.
 LABELS_AA = {("aux", "svhn"): 0.4744, ("uniform", "svhn"): 0.4853,
              ("aux", "imagenet32"): 0.5033, ("uniform", "imagenet32"): 0.4981}
@@ -54,7 +56,7 @@ class Store:
     def trial(self, sweep: tuple[str, str], method: str, params: dict, final: dict[str, float], *,
               status: str = "FINISHED", history: dict[str, list[tuple[int, float]]] | None = None) -> str:
         exp_id, parent_id = sweep
-        tags = {"mlflow.parentRunId": parent_id, "trial_id": f"t{time.perf_counter_ns()}", "method": method,
+        tags = {"sweep_run_id": parent_id, "trial_id": f"t{time.perf_counter_ns()}", "method": method,
                 "git_commit": "abc"}
         if status == "KILLED":
             tags["stopped_early"] = "true"
@@ -101,6 +103,14 @@ def store(tmp_path_factory) -> Store:
     # Trials that never finished must not move a mean: a crash and a scheduler stop with absurd scores.
     s.trial(pi_sweep, "biamat", biamat("at", 0.45, 2), final_metrics(0.99), status="FAILED")
     s.trial(pi_sweep, "biamat", biamat("at", 0.55, 2), {"select/pgd10": 0.01}, status="KILLED")
+    # The same grid with the gate's n_high/n_aux per epoch, as the runtime logs it; the last epoch is the one shown.
+    # (trades, 0.55) logged none (a trial from before the metric existed).
+    gate_sweep = s.sweep("biamat-pi-ablation", "pi-gate")
+    for (variant, pi), values in PI_AA.items():
+        for seed, aa in enumerate(values):
+            last = PI_HIGH.get((variant, pi))
+            history = {"train/high_fraction": [(1, 0.99), (2, last[seed])]} if last else None
+            s.trial(gate_sweep, "biamat", biamat(variant, pi, seed), final_metrics(aa), history=history)
 
     labels_sweep = s.sweep("biamat-labels", "labels")
     for (labels, aux), aa in LABELS_AA.items():
@@ -167,6 +177,22 @@ def test_table13_mean_and_std_over_seeds(store):
     assert cell_texts(table)[1] == ["0.45", "50.00 ± 0.21", "56.21 ± 0.30"]
     assert "AutoAttack (best checkpoint)" in table.title and "imagenet32" in table.title
     assert "mean ± sample std over 2 seeds per cell" in to_markdown(table)
+
+
+def test_table13_shows_the_last_epochs_high_fraction_beside_each_variant(store):
+    table = biamat_tables.table13(load_sweep("pi-gate", tracking_uri=store.uri))
+    high = "n_high/n_aux (last epoch)"
+    assert table.header == ["pi", "AT+BiaMAT", f"AT+BiaMAT {high}", "TRADES+BiaMAT", f"TRADES+BiaMAT {high}"]
+    # Means over seeds of the last logged epoch (not of the 0.99 epoch before it); a cell that logged none is '-'.
+    assert cell_texts(table)[1:] == [["0.45", "50.00 ± 0.21", "0.92", "56.21 ± 0.30", "0.70"],
+                                     ["0.55", "50.89 ± 0.16", "0.42", "56.11 ± 0.14", "-"]]
+    assert f"{high}: share of auxiliary samples with primary confidence >= omega" in to_markdown(table)
+
+
+def test_table13_omits_the_high_fraction_when_no_trial_logged_it(store):
+    table = biamat_tables.table13(load_sweep("pi-abl", tracking_uri=store.uri))
+    assert not any("n_high" in column for column in table.header)
+    assert "n_high" not in to_markdown(table)
 
 
 def test_table1_baseline_column_and_bold(store):

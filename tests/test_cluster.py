@@ -17,7 +17,8 @@ import yaml
 from mlflow.tracking import MlflowClient
 from packaging.requirements import Requirement
 
-from sweeps.launcher import Sweep, run_parser, run_sweep
+from sweeps.cli import run_parser
+from sweeps.launcher import Sweep, run_sweep
 from tests_support import TINY_TRIAL, epochs_by_process, stalling
 from trainables import baseline
 
@@ -77,7 +78,7 @@ def child_runs(tracking_uri: str, experiment: str) -> list:
     client = MlflowClient(tracking_uri)
     exp = client.get_experiment_by_name(experiment)
     runs = client.search_runs([exp.experiment_id]) if exp else []
-    return [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    return [r for r in runs if "sweep_run_id" in r.data.tags]
 
 
 @pytest.mark.slow

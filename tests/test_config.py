@@ -12,7 +12,7 @@ def test_from_dict_coerces_types():
     assert cfg.epochs == 3 and isinstance(cfg.epochs, int)
     assert cfg.lr == 1.0 and isinstance(cfg.lr, float)
     assert cfg.lr_milestones == (0.5, 80.0)
-    assert cfg.params()["lr_milestones"] == "0.5,80.0"
+    assert cfg.params()["lr_milestones"] == "0.5,80"
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ def sweep_command(tmp_path: Path, *extra: str) -> list[str]:
 def child_runs(client: MlflowClient) -> list:
     exp = client.get_experiment_by_name("biamat-pi-ablation")
     runs = client.search_runs([exp.experiment_id]) if exp else []
-    return [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    return [r for r in runs if "sweep_run_id" in r.data.tags]
 
 
 def test_interrupted_sweep_resumes_without_duplicate_or_dangling_runs(tmp_path):
@@ -58,7 +58,7 @@ def assert_resume_completes_with_one_run_per_trial(tmp_path: Path, client: Mlflo
     trial_ids = [r.data.tags["trial_id"] for r in runs]
     assert len(runs) == 4 and len(set(trial_ids)) == 4, "exactly one MLflow run per trial"
     assert all(r.info.status == "FINISHED" for r in runs)
-    parents = [r for r in client.search_runs([runs[0].info.experiment_id]) if "sweep" in r.data.tags]
+    parents = [r for r in client.search_runs([runs[0].info.experiment_id]) if "trial_id" not in r.data.tags]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert {(r.data.params["variant"], r.data.params["pi"]) for r in runs} == {
         (v, p) for v in ("at", "trades") for p in ("0.5", "0.6")

@@ -76,7 +76,7 @@ CASES = {
                                lambda cfg: cards.AFS_ABLATION),
     **{f"afs_merger {table} paper": Case(
         lambda table=table: afs_merger.search_space(table, "paper", "afs-extractors-paper",
-                                                    afs_merger.DEFAULT_STACK["paper"], 1),
+                                                    afs_merger.default_stack("paper"), 1),
         MergerConfig, lambda cfg, card=card: card)
        for table, card in (("table2", cards.MERGER), ("table3", cards.MERGER_TABLE3), ("search", cards.MERGER_SEARCH))},
 }

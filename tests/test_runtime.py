@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -79,7 +80,13 @@ def test_trial_logs_params_tags_and_final_protocol(ray_local, tmp_path):
     assert result.metrics["epoch"] == 1 and result.checkpoint is not None
     (run,) = mlflow_runs(settings)
     assert run.info.run_name == "baseline training=trades seed=1"
-    assert run.data.params["training"] == "trades" and run.data.params["eps"] == str(8 / 255)
+    # Params are for people (6 significant digits); the config artifact keeps the exact values.
+    assert run.data.params["training"] == "trades" and run.data.params["eps"] == "0.0313725"
+    client = MlflowClient(settings.tracking_uri)
+    config = json.loads(Path(client.download_artifacts(run.info.run_id, "config.json", str(tmp_path))).read_text())
+    assert config["eps"] == 8 / 255 and config["training"] == "trades"
+    inputs = [(d.dataset.name, d.tags[0].value) for d in run.inputs.dataset_inputs]
+    assert inputs == [("synthetic", "train")]
     assert run.data.tags["method"] == "baseline" and run.data.tags["git_commit"] == "abc123"
     assert run.data.tags["trial_id"] == result.metrics["trial_id"]
     for key in ("best/clean", "best/pgd5", "last/clean", "last/pgd5", "select/clean", "epoch_time_s", "lr"):

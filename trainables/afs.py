@@ -19,6 +19,7 @@ tracking server and its artifact store are reachable, with no shared local path.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -26,7 +27,7 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from mlflow.tracking import MlflowClient
-from torch import Tensor
+from torch import Tensor, nn
 
 from trainables import attacks
 from trainables.baseline import Baseline, BaselineConfig, craft
@@ -35,7 +36,7 @@ from trainables.evaluation import logit_change
 from trainables.loader import Batch
 from trainables.models import Classifier, count_macs, create_model
 from trainables.runtime import Method, TrialData, run_trial
-from trainables.tracking import PARENT_TAG, SWEEP_TAG, download_weights
+from trainables.tracking import PARENT_TAG, download_weights, sweep_parent_filter
 
 EXTRACTOR_EXPERIMENT = "afs-extractors"  # the MLflow experiment (sweep family) of every extractor sweep
 MASK_LENGTHS = (9, 10)  # Table 3 masks cover extractors 0..8; 10 characters include eps 9/255
@@ -151,7 +152,7 @@ def find_extractors(tracking_uri: str, sweep: str) -> ExtractorRuns:
     client = MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name(EXTRACTOR_EXPERIMENT)
     parents = [] if experiment is None else client.search_runs(
-        [experiment.experiment_id], filter_string=f"tags.{SWEEP_TAG} = '{sweep}'", max_results=1
+        [experiment.experiment_id], filter_string=sweep_parent_filter(sweep), max_results=1
     )
     if not parents:
         raise MissingExtractorError(
@@ -193,6 +194,27 @@ def load_extractors(cfg: MergerConfig, tracking_uri: str, num_classes: int,
 # --- stage 2: the merger ---------------------------------------------------------------------------------------------
 
 
+def stack_features(extractors: Iterable[Classifier], x: Tensor) -> Tensor:
+    """Eq. 2's concatenation, in extractor order (the order the merger's weights follow)."""
+    return torch.cat([extractor.features(x) for extractor in extractors], dim=1)
+
+
+class StackedFeatures(nn.Module):
+    """The frozen stack as a registered module, the body of the merger a trial logs as its MLflow model: ``.to()``,
+    ``.eval()`` and ``state_dict()`` then reach the extractors, as a model used on its own (RobustBench, an attack
+    library) needs. Training keeps :class:`FrozenStack`, which leaves the extractors out of the optimiser and the
+    checkpoints."""
+
+    def __init__(self, indices: Iterable[int], extractors: Iterable[Classifier]) -> None:
+        super().__init__()
+        self.indices = list(indices)  # extractor i was trained at eps i/255
+        self.extractors = nn.ModuleList(extractors)
+        self.feature_dim = sum(e.feature_dim for e in self.extractors)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return stack_features(self.extractors, x)
+
+
 class FrozenStack:
     """``G(x) = [g_1(x); ...; g_n(x)]`` (Eq. 2): the concatenated penultimate features of frozen extractors.
 
@@ -209,7 +231,7 @@ class FrozenStack:
         self.feature_dim = sum(e.feature_dim for e in self.extractors)
 
     def __call__(self, x: Tensor) -> Tensor:
-        return torch.cat([extractor.features(x) for extractor in self.extractors], dim=1)
+        return stack_features(self.extractors, x)
 
     def __deepcopy__(self, memo: dict) -> FrozenStack:
         # Frozen weights can be shared: the runtime's copy of the best merger must not duplicate six WRN-28-10s.
@@ -222,6 +244,10 @@ class FrozenStack:
 
     def parameter_count(self) -> int:
         return sum(p.numel() for extractor in self.extractors for p in extractor.parameters())
+
+    def as_module(self) -> StackedFeatures:
+        """A copy of the stack as a registered module (:class:`StackedFeatures`); the training stack is untouched."""
+        return StackedFeatures(self.indices, [copy.deepcopy(extractor) for extractor in self.extractors])
 
 
 @dataclass(frozen=True)
@@ -295,6 +321,13 @@ class Merger(Method):
             total = total + (1 - cfg.alpha) * adversarial
             logs["adv_loss"] = adversarial.detach()
         return total, logs
+
+    def exported_model(self, weights: Mapping[str, Tensor]) -> Classifier:
+        """The merger with its stack registered, so the logged model carries (and moves) its extractors: an MLflow
+        model the size of the whole stack, e.g. about 0.9 GB for six WRN-28-10."""
+        model = super().exported_model(weights)  # a copy that shares the training stack (FrozenStack.__deepcopy__)
+        model.body = self.stack.as_module()
+        return model
 
     def final_metrics(self, models: Mapping[str, Classifier]) -> dict[str, float]:
         image = self.data.test.images[:1].to(self.device).float() / 255

@@ -122,6 +122,9 @@ class BiaMAT(Method):
     def build_model(self) -> Classifier:
         return create_model(self.cfg.model, self.data.train.num_classes, extra_heads={"aux": self.aux.num_classes})
 
+    def datasets(self) -> list[tuple[str, str]]:
+        return [*super().datasets(), *((name, "auxiliary") for name in self.cfg.aux_datasets)]
+
     # --- the gate -------------------------------------------------------------------------------------------------
     def maybe_set_omega(self, x_primary: Tensor, epoch: int) -> None:
         """Algorithm 1 line 8, once: on the first step after warm-up, from that step's clean primary batch."""

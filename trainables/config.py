@@ -187,9 +187,16 @@ class TrainConfig:
         """The peak learning rate the optimiser uses: ``lr``, linearly scaled when ``lr_base_batch`` is set."""
         return self.lr * self.batch_size / self.lr_base_batch if self.lr_base_batch else self.lr
 
-    def params(self) -> dict[str, Any]:
-        """Flat, typed parameters for MLflow (tuples become comma-joined strings)."""
-        return {k: ",".join(map(str, v)) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+    def params(self) -> dict[str, str]:
+        """Flat parameters for MLflow, as people read them: floats to 6 significant digits (8/255 shows as 0.0313725,
+        not 0.03137254901960784), tuples as comma-joined values. The exact values go in the run's config artifact."""
+
+        def text(value: Any) -> str:
+            if isinstance(value, tuple):
+                return ",".join(map(text, value))
+            return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+        return {k: text(v) for k, v in dataclasses.asdict(self).items()}
 
 
 def git_commit(path: str | os.PathLike | None = None) -> str:

@@ -10,7 +10,8 @@ Per epoch it trains, evaluates clean and PGD accuracy on a fixed subset (checkpo
 MLflow batch, and reports to Tune with a checkpoint that holds the whole state (model, optimiser, scheduler, epoch, RNG,
 method state, best weights, MLflow run id), so a restarted trial continues bit-for-bit at the next epoch. After the
 last epoch it runs the final protocol (``final_attacks``, AutoAttack included) on the best and on the last weights,
-and a method that ``registers_weights`` logs its best weights as an MLflow artifact for a later stage.
+logs both as the run's MLflow models ``best`` and ``last`` (:func:`log_models`), and a method that
+``registers_weights`` logs its best weights as an MLflow artifact for a later stage.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import copy
 import tempfile
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -103,6 +104,10 @@ class Method:
         """What the optimiser updates (AFS's merger overrides this to exclude frozen extractors)."""
         return self.model.parameters()
 
+    def datasets(self) -> list[tuple[str, str]]:
+        """The datasets the trial reads, as ``(name, role)``, for the MLflow run's inputs."""
+        return [(self.cfg.dataset, "train")]
+
     def on_epoch_start(self, epoch: int) -> None:
         """Hook for epoch-dependent behaviour (warm-up, momentum from epoch T, ...)."""
 
@@ -127,6 +132,13 @@ class Method:
         keys are logged as returned (AFS: ``best/delta_z``, model size)."""
         del models
         return {}
+
+    def exported_model(self, weights: Mapping[str, Tensor]) -> nn.Module:
+        """A copy of the model holding ``weights`` that works on its own, for :func:`log_models` (which moves it to the
+        CPU and eval mode). AFS's merger overrides it to register its frozen stack."""
+        model = copy.deepcopy(self.model)
+        model.load_state_dict(weights)
+        return model
 
     def state_dict(self) -> dict[str, Any]:
         """Method state beyond the model weights that a resume needs (omega, z_c, per-sample targets, streams)."""
@@ -269,6 +281,17 @@ def run_name(method: str, config: Mapping[str, Any], keys: Iterable[str]) -> str
     return " ".join([method, *parts])
 
 
+def log_models(run: TrialRun, trial: Trial) -> None:
+    """Log the selected (``best``, whatever the config's selection rule) and the ``last`` weights as the run's MLflow
+    models: stand-alone modules on the CPU in eval mode whose ``forward`` gives the main head, normalisation inside,
+    that ``mlflow.pytorch.load_model("runs:/<run_id>/best")`` returns. Unlike Tune's checkpoints (the last two kept),
+    they stay with the run for later evaluation."""
+    method = trial.method
+    for name, weights in (("best", trial.best_weights), ("last", method.model.state_dict())):
+        # One at a time: an AFS merger's copy holds its whole stack of extractors.
+        run.log_model(method.exported_model(weights).cpu().eval(), name)
+
+
 def run_trial(config: Mapping[str, Any], method_cls: type[Method], settings: RunSettings) -> None:
     """Body of every function trainable: validate, build, resume, train with per-epoch reports, final protocol."""
     cfg = method_cls.Config.from_dict(config)  # rejects bad hyperparameters before any data loads
@@ -289,7 +312,7 @@ def run_trial(config: Mapping[str, Any], method_cls: type[Method], settings: Run
         settings.tracking_uri, settings.experiment,
         run_name=run_name(method_cls.name, config, settings.name_keys),
         params=cfg.params(), tags=tags, trial_id=context.get_trial_id(), parent_run_id=settings.parent_run_id,
-        run_id=state.get("mlflow_run_id"),
+        run_id=state.get("mlflow_run_id"), config=asdict(cfg), datasets=method.datasets(),
     )
     # The node that runs this attempt: after a lost node, the UI shows where the retried trial went on.
     run.set_tag(NODE_TAG, ray.get_runtime_context().get_node_id())
@@ -304,6 +327,7 @@ def run_trial(config: Mapping[str, Any], method_cls: type[Method], settings: Run
                 metrics.update(trial.final_metrics())
                 if method_cls.registers_weights:
                     run.log_weights(trial.best_weights)
+                log_models(run, trial)
             metrics["epoch"] = epoch
             run.log_metrics(metrics, step=epoch)
             with tempfile.TemporaryDirectory() as directory:

@@ -7,25 +7,35 @@ and a trial restarted before its first checkpoint finds its run again by its Tun
 
 from __future__ import annotations
 
+import hashlib
+import json
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import mlflow.pytorch
 import torch
-from mlflow.entities import Metric, Param, RunStatus
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+from torch import nn
 
 # Experiments tagged like this open in the MLflow UI's classic runs table, not its GenAI (traces) view.
 EXPERIMENT_KIND_TAG = {"mlflow.experimentKind": "custom_model_development"}
-PARENT_TAG = "mlflow.parentRunId"
-SWEEP_TAG = "sweep"  # the tag naming a sweep's parent run (written by sweeps/launcher.py, read by AFS's merger)
-TRIAL_TAG = "trial_id"
+# A trial run's link to its sweep's parent run. Not MLflow's own ``mlflow.parentRunId``: with it, the UI folds every
+# trial under a collapsed parent row, and a table of trials (the point of a sweep) takes clicks to see.
+PARENT_TAG = "sweep_run_id"
+# The sweep's name, on its parent run and on every trial run (so filtering on it in the UI finds the trials).
+SWEEP_TAG = "sweep"
+TRIAL_TAG = "trial_id"  # only trial runs have it: it tells them from their sweep's parent run
 NODE_TAG = "ray_node_id"  # the Ray node of the trial's latest attempt
 # A trial's selected weights (a state_dict saved with torch.save), logged by methods that register them.
 WEIGHTS_ARTIFACT = "weights.pt"
+MLMODEL_FILE = "MLmodel"  # the file that makes an artifact folder an MLflow model
+CONFIG_ARTIFACT = "config.json"  # a trial's config at full precision (params show floats to 6 digits)
 
 
 def experiment_id(client: MlflowClient, name: str) -> str:
@@ -37,6 +47,19 @@ def experiment_id(client: MlflowClient, name: str) -> str:
         return client.create_experiment(name, tags=EXPERIMENT_KIND_TAG)
     except MlflowException:
         return client.get_experiment_by_name(name).experiment_id
+
+
+def dataset_input(name: str, context: str) -> DatasetInput:
+    """A dataset by its registry name as an MLflow run input; ``context`` says its role ("train", "auxiliary")."""
+    source = json.dumps({"dataset": name})
+    digest = hashlib.sha256(source.encode()).hexdigest()[:8]
+    return DatasetInput(Dataset(name=name, digest=digest, source_type="advsweep", source=source),
+                        tags=[InputTag(key=MLFLOW_DATASET_CONTEXT, value=context)])
+
+
+def sweep_parent_filter(sweep: str) -> str:
+    """The MLflow search filter that finds a sweep's parent run (its trials carry the same ``sweep`` tag)."""
+    return f"tags.{SWEEP_TAG} = '{sweep}' AND tags.{TRIAL_TAG} IS NULL"
 
 
 def find_trial_run(client: MlflowClient, exp_id: str, trial_id: str, parent_run_id: str | None) -> str | None:
@@ -66,7 +89,12 @@ class TrialRun:
         trial_id: str | None,
         parent_run_id: str | None,
         run_id: str | None = None,
+        config: Mapping[str, Any] | None = None,
+        datasets: Sequence[tuple[str, str]] = (),
     ) -> TrialRun:
+        """Reopen the trial's run (by ``run_id``, else by its Tune trial id under the parent) or create it with its
+        params, tags, the exact ``config`` as the artifact ``config.json``, and ``datasets`` as ``(name, context)``
+        inputs (the UI's Dataset column)."""
         client = MlflowClient(tracking_uri)
         exp_id = experiment_id(client, experiment)
         if run_id is None and trial_id is not None:
@@ -81,6 +109,10 @@ class TrialRun:
             all_tags[PARENT_TAG] = parent_run_id
         run = client.create_run(exp_id, run_name=run_name, tags=all_tags)
         client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
+        if config is not None:
+            client.log_dict(run.info.run_id, dict(config), CONFIG_ARTIFACT)
+        if datasets:
+            client.log_inputs(run.info.run_id, datasets=[dataset_input(name, context) for name, context in datasets])
         return cls(client, run.info.run_id)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
@@ -99,6 +131,24 @@ class TrialRun:
             torch.save(dict(state_dict), path)
             self.client.log_artifact(self.run_id, str(path))
 
+    def log_model(self, model: nn.Module, name: str) -> None:
+        """Log ``model`` as an MLflow model in the run's artifact folder ``name``, so that
+        ``mlflow.pytorch.load_model("runs:/<run_id>/<name>")`` returns it (or :func:`load_model`). A restarted trial
+        overwrites it.
+
+        Why not ``mlflow.pytorch.log_model``: in MLflow 3 it creates a LoggedModel in the fluent API's active
+        experiment (the Default one when, as here, no fluent run is active) and reads the global tracking URI; a
+        model saved into the run's own artifacts needs neither. Pickled, not MLflow 3's default ``pt2`` graph export:
+        that keeps the object itself (every head, ``model(x, head="aux")``, train/eval switching), and loading imports
+        its classes from this project. The requirements are given, since inferring them re-loads the model in a
+        subprocess.
+        """
+        with tempfile.TemporaryDirectory() as directory:
+            path = Path(directory) / name
+            mlflow.pytorch.save_model(model, path, serialization_format="pickle",
+                                      pip_requirements=mlflow.pytorch.get_default_pip_requirements())
+            self.client.log_artifacts(self.run_id, str(path), artifact_path=name)
+
     def set_tag(self, key: str, value: str) -> None:
         self.client.set_tag(self.run_id, key, value)
 
@@ -111,6 +161,19 @@ def download_weights(client: MlflowClient, run_id: str, map_location: str | torc
     with tempfile.TemporaryDirectory() as directory:
         path = client.download_artifacts(run_id, WEIGHTS_ARTIFACT, directory)
         return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def load_model(client: MlflowClient, run_id: str, name: str, map_location: str | torch.device = "cpu") -> nn.Module:
+    """The model a run logged with :meth:`TrialRun.log_model`, in eval mode: what
+    ``mlflow.pytorch.load_model("runs:/<run_id>/<name>")`` returns, read through ``client``'s tracking URI."""
+    with tempfile.TemporaryDirectory() as directory:
+        path = client.download_artifacts(run_id, name, directory)
+        return mlflow.pytorch.load_model(path, map_location=map_location)
+
+
+def has_model(client: MlflowClient, run_id: str, name: str) -> bool:
+    """Whether the run logged a model ``name`` (runs trained before trials logged their models have none)."""
+    return any(f.path == f"{name}/{MLMODEL_FILE}" for f in client.list_artifacts(run_id, name))
 
 
 def _mlflow_key(key: str) -> str:

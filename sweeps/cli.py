@@ -1,0 +1,67 @@
+"""The sweep scripts' command lines: the run flags every sweep shares and the flags of every Optuna search.
+
+Nothing here imports Ray, PyTorch, MLflow or Optuna: a script parses its arguments first, so ``--help`` and a
+mistyped flag answer at once, and only then imports what a sweep needs (``sweeps/launcher.py`` and the trainables).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def run_parser(description: str, presets: Sequence[str]) -> argparse.ArgumentParser:
+    """A sweep script's command line: its docstring as help, and the run flags every sweep shares."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_run_arguments(parser, list(presets))
+    return parser
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, presets: Sequence[str]) -> None:
+    """Flags shared by every sweep. Environment variables give cluster-wide defaults (see README)."""
+    parser.add_argument("--preset", choices=presets, default=presets[0], help="data/model/schedule preset")
+    parser.add_argument("--seeds", type=int, default=1, help="number of seeds per configuration (0, 1, ...)")
+    parser.add_argument("--name", default=None, help="sweep name (Tune directory and MLflow parent run)")
+    parser.add_argument("--resume", action="store_true", help="continue the interrupted sweep of this --name")
+    parser.add_argument("--address", default=os.environ.get("RAY_ADDRESS"),
+                        help="Ray cluster address ('auto' on a cluster node); default: start a local Ray")
+    parser.add_argument("--storage-path", default=os.environ.get("ADVSWEEP_STORAGE", "ray_results"),
+                        help="Tune storage: a local folder, or s3://... / gs://... shared by all nodes")
+    parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"),
+                        help="MLflow tracking URI (SQLite file locally, http://... server on a cluster)")
+    parser.add_argument("--data-root", default=os.environ.get("ADVSWEEP_DATA"), help="dataset folder (default ./data)")
+    parser.add_argument("--gpus-per-trial", type=float, default=None,
+                        help="GPUs per trial, fractions allowed (default: 1 if the cluster has GPUs, else 0)")
+    parser.add_argument("--cpus-per-trial", type=float, default=1.0)
+    parser.add_argument("--concurrency", type=int, default=0, help="max concurrent trials (0: as resources allow)")
+    parser.add_argument("--max-failures", type=int, default=3, help="retries of a failed trial from its checkpoint")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="validate every trial and print the trials, their shared values and a GPU-hours estimate; "
+                             "start nothing and write nothing")
+    parser.add_argument("--verbose", action="store_true",
+                        help="Tune's own output: every trial's config and results, and a status table every 30 s "
+                             "(default: one line per trial event)")
+
+
+def add_search_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of every Optuna sweep (None: the preset's value); a cluster sets ADVSWEEP_OPTUNA_STORAGE to its
+    PostgreSQL URL."""
+    parser.add_argument("--num-samples", type=int, default=None, help="trials this invocation adds")
+    parser.add_argument("--study-name", default=None, help="Optuna study to create or continue (default: per preset)")
+    parser.add_argument("--optuna-storage", type=absolute_tracking_uri,
+                        default=os.environ.get("ADVSWEEP_OPTUNA_STORAGE", "sqlite:///optuna.db"),
+                        help="Optuna RDB storage URL (SQLite file locally, postgresql://... on a cluster)")
+    parser.add_argument("--sampler-seed", type=int, default=0, help="TPE seed (same seed, same suggestions)")
+    parser.add_argument("--asha", action="store_true", help="stop poor trials early (ASHA on epochs)")
+    parser.add_argument("--grace-period", type=int, default=None, help="ASHA: epochs before a trial can be stopped")
+    parser.add_argument("--reduction-factor", type=int, default=None, help="ASHA: keep 1/factor at each rung")
+
+
+def absolute_tracking_uri(uri: str) -> str:
+    """Ray runs trials in their own working directories, so a relative SQLite path must be made absolute first."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        return prefix + str(Path(uri[len(prefix):]).resolve())
+    return uri

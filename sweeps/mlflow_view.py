@@ -1,0 +1,84 @@
+"""What the MLflow UI shows when a user opens a sweep's printed link: its trials as rows, the swept hyperparameters and
+the final metrics as columns, and a chart of the headline metric against the swept value, with no clicks.
+
+The MLflow UI (3.x) keeps a user's column and chart choices in the browser, and starts a new user with none of them.
+What it does read from the server is a *shared view*: an experiment tag ``mlflow.sharedViewState.<key>`` holding the
+view as JSON (search filter, sort, visible columns, chart cards), opened by the URL parameter ``viewStateShareKey``;
+the UI's own "Share" button writes the same tag. Each sweep publishes one such view and prints its links. The runs
+table and the charts are two modes of the page (``compareRunsMode=TABLE`` / ``CHART``), so there are two links.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+from mlflow.tracking import MlflowClient
+
+from trainables.tracking import SWEEP_TAG, TRIAL_TAG
+
+VIEW_TAG_PREFIX = "mlflow.sharedViewState."  # the tag prefix the MLflow UI reads shared views from
+
+
+def view_key(sweep: str) -> str:
+    """The share key of a sweep's view (tag keys and URLs take letters, digits, '-', '_' and '.')."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", sweep)
+
+
+def view_state(sweep: str, swept: Sequence[str], metrics: Sequence[str], chart_x: str) -> dict:
+    """The shared view of one sweep: only its trials (not its parent run), newest first; columns: the swept params,
+    then the metrics; one scatter chart of ``metrics[-1]`` (the headline metric) against the param ``chart_x``."""
+    section = f"{view_key(sweep)}-section"
+    chart = {"uuid": f"{view_key(sweep)}-chart", "type": "SCATTER", "metricSectionId": section, "deleted": False,
+             "isGenerated": False, "runsCountToCompare": 100,
+             "xaxis": {"key": chart_x, "type": "PARAM"}, "yaxis": {"key": metrics[-1], "type": "METRIC"}}
+    return {
+        "searchFilter": f"tags.{SWEEP_TAG} = '{sweep}' AND tags.{TRIAL_TAG} IS NOT NULL",
+        "orderByKey": "attributes.start_time",
+        "orderByAsc": False,
+        "selectedColumns": [f"params.`{k}`" for k in swept] + [f"metrics.`{m}`" for m in metrics],
+        "compareRunCharts": [chart],
+        "compareRunSections": [{"uuid": section, "name": f"{sweep}: {metrics[-1]} by {chart_x}", "display": True,
+                                "isReordered": True}],
+        "isAccordionReordered": True,  # keep this section above the ones the UI generates per metric prefix
+    }
+
+
+def view_columns(name_keys: Sequence[str], param_space: Mapping[str, Any]) -> tuple[list[str], list[str], str]:
+    """What a sweep's view shows: the swept params (the keys that name its runs), the final metrics (clean accuracy
+    and the strongest attack of its final protocol, on the selected checkpoint) and the chart's x axis (the first
+    numeric swept value, e.g. pi, else the first swept key that is not the seed)."""
+    from analysis.runs import attack_strength
+    from sweeps.launcher import grid_points
+
+    points = list(grid_points(param_space))
+    attacks = [a for a in points[0].get("final_attacks", ("clean",)) if attack_strength(a) is not None]
+    metrics = ["best/clean", *(f"best/{max(attacks, key=attack_strength)}" for _ in attacks[:1])]
+    swept = [k for k in name_keys if k != "seed"] or list(name_keys)
+    numeric = [k for k in swept if all(isinstance(p.get(k), (int, float)) and not isinstance(p.get(k), bool)
+                                       for p in points)]
+    return list(name_keys), metrics, (numeric or swept)[0]
+
+
+def publish_view(client: MlflowClient, exp_id: str, sweep: str, swept: Sequence[str], metrics: Sequence[str],
+                 chart_x: str) -> str:
+    """Store the sweep's view on its experiment (a resumed sweep overwrites it with the same); returns its key."""
+    key = view_key(sweep)
+    client.set_experiment_tag(exp_id, VIEW_TAG_PREFIX + key, json.dumps(view_state(sweep, swept, metrics, chart_x)))
+    return key
+
+
+def ui_links(tracking_uri: str, exp_id: str, key: str | None = None) -> dict[str, str]:
+    """The URLs of a sweep's view, ``{"table": ..., "charts": ...}``, on the tracking server, or on the local
+    ``mlflow ui`` (port 5000) for a file store. ``workflowType=machine_learning`` opens the runs page, not the GenAI
+    overview a new MLflow 3 user lands on."""
+    base = tracking_uri.rstrip("/") if tracking_uri.startswith("http") else "http://127.0.0.1:5000"
+    shared = f"&viewStateShareKey={quote(key)}" if key else ""
+
+    def link(mode: str) -> str:
+        return f"{base}/#/experiments/{exp_id}/runs?workflowType=machine_learning&compareRunsMode={mode}{shared}"
+
+    return {"table": link("TABLE"), "charts": link("CHART")}

@@ -1,0 +1,234 @@
+"""Re-evaluate a finished sweep's trained models later, under attacks and threat models of your choice.
+
+    python sweeps/reevaluate.py --sweep pi-ablation-paper --attacks autoattack,pgd50 --eps 8/255,4/255
+    python sweeps/reevaluate.py --sweep baselines-smoke --attacks clean,pgd20 --n 1000 --checkpoints best,last
+
+Every FINISHED trial of the sweep logged its selected and last weights as the MLflow models ``best`` and ``last``
+(``trainables/runtime.py``). One Ray task per run and checkpoint loads that model, evaluates it with
+``trainables.evaluation.evaluate`` on the first ``--n`` test points of the run's own dataset (all of them if the test
+set is smaller; AutoAttack on all N too), seeded with the run's seed, PGD/CW with step eps/4, and the driver logs the
+accuracies into the same run as ``reeval/<checkpoint>/<attack>/eps<k>_255/n<N>`` (``reeval/best/clean/n<N>`` for
+clean accuracy, which no eps changes; an eps that is no k/255 is written as a decimal: ``eps0.03``). Those names
+cannot collide with the training metrics, and ``analysis/`` reads them like any other metric.
+
+A second call with the same settings evaluates nothing again: a run checkpoint that already has every requested
+metric is skipped, and one that misses some is evaluated for those only. Runs trained before trials logged their
+models are skipped and counted. Bad input (an unknown attack, an eps outside (0, 1], no such sweep) stops before Ray
+starts. Ray is local unless ``--address`` names a cluster; each task takes ``--gpus-per-trial`` GPUs (default: one if
+the cluster has GPUs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import TYPE_CHECKING
+
+from analysis.cli import add_source_arguments
+from sweeps.cli import absolute_tracking_uri
+
+if TYPE_CHECKING:  # the heavy modules load after the arguments are parsed, so --help answers at once
+    from mlflow.tracking import MlflowClient
+
+    from analysis.runs import SweepRuns
+
+CHECKPOINTS = ("best", "last")
+PREFIX = "reeval"
+
+
+def parse_eps(text: str) -> float:
+    """``"8/255"`` or ``"0.031"`` -> the eps in [0, 1] pixel units; anything else, or outside (0, 1], is an error."""
+    try:
+        value = float(Fraction(text.strip()))
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(f"eps {text!r} is neither k/255 nor a number") from None
+    if not 0 < value <= 1:
+        hint = f" (did you mean {text}/255?)" if 1 < value <= 255 else ""
+        raise ValueError(f"eps {text} is outside (0, 1]{hint}")
+    return value
+
+
+def eps_label(eps: float) -> str:
+    """``8/255`` -> ``"8_255"``, ``0.03`` -> ``"0.03"``: a ``/`` would add a level to the metric name, and MLflow keys
+    allow no ``=`` or ``@``."""
+    k = round(eps * 255)
+    return f"{k}_255" if abs(eps * 255 - k) < 1e-6 else f"{eps:g}"
+
+
+def metric_key(checkpoint: str, attack: str, eps: float, n: int) -> str:
+    """``reeval/best/autoattack/eps8_255/n10000``; clean accuracy has no eps: ``reeval/best/clean/n10000``."""
+    threat = "" if attack == "clean" else f"/eps{eps_label(eps)}"
+    return f"{PREFIX}/{checkpoint}/{attack}{threat}/n{n}"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run checkpoint to evaluate, with the (eps, attacks) groups whose metrics it does not have yet."""
+
+    run_id: str
+    run_name: str
+    checkpoint: str
+    dataset: str
+    seed: int
+    n: int
+    groups: tuple[tuple[float, tuple[str, ...]], ...]
+
+
+@dataclass
+class Plan:
+    jobs: list[Job]
+    done: int  # run checkpoints that already have every requested metric
+    without_model: int  # run checkpoints of runs that logged no model
+
+
+def missing_groups(logged: set[str], checkpoint: str, attacks: Sequence[str], eps_values: Sequence[float],
+                   n: int) -> tuple[tuple[float, tuple[str, ...]], ...]:
+    """The (eps, attacks) to evaluate for metrics not in ``logged``; clean accuracy goes with the first eps."""
+    groups = []
+    for i, eps in enumerate(eps_values):
+        todo = tuple(a for a in attacks if (i == 0 or a != "clean") and metric_key(checkpoint, a, eps, n) not in logged)
+        if todo:
+            groups.append((eps, todo))
+    return tuple(groups)
+
+
+def plan(sweep: SweepRuns, checkpoints: Sequence[str], attacks: Sequence[str], eps_values: Sequence[float],
+         n: int) -> Plan:
+    import pandas as pd
+
+    from trainables.tracking import has_model
+
+    jobs, done, without_model = [], 0, 0
+    for _, run in sweep.runs.iterrows():
+        logged = {c.removeprefix("metrics.") for c in sweep.runs.columns
+                  if c.startswith("metrics.") and pd.notna(run[c])}
+        for checkpoint in checkpoints:
+            groups = missing_groups(logged, checkpoint, attacks, eps_values, n)
+            if not groups:
+                done += 1
+            elif not has_model(sweep.client, run["run_id"], checkpoint):
+                without_model += 1
+            else:
+                seed = run.get("params.seed")
+                jobs.append(Job(run["run_id"], run["run_name"], checkpoint, str(run["params.dataset"]),
+                                0 if pd.isna(seed) else int(seed), n, groups))
+    return Plan(jobs, done, without_model)
+
+
+def evaluate_job(job: Job, tracking_uri: str, data_root: str | None, batch_size: int) -> dict[str, float]:
+    """Body of one Ray task: the run's model on the first ``job.n`` test points of its dataset, every group."""
+    import torch
+    from mlflow.tracking import MlflowClient
+
+    from trainables.datasets import load_dataset
+    from trainables.evaluation import evaluate
+    from trainables.tracking import load_model
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = load_model(MlflowClient(tracking_uri), job.run_id, job.checkpoint).to(device)
+    test = load_dataset(job.dataset, "test", root=data_root)
+    test = test.subset(torch.arange(min(job.n, len(test))))
+    metrics: dict[str, float] = {}
+    for eps, attacks in job.groups:
+        result = evaluate(model, test.images, test.labels, eps=eps, attacks=attacks, batch_size=batch_size,
+                          device=device, seed=job.seed)
+        metrics |= {metric_key(job.checkpoint, attack, eps, job.n): value for attack, value in result.items()}
+    return metrics
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_source_arguments(parser, output=False)
+    parser.add_argument("--attacks", required=True,
+                        help="comma-separated: clean, pgd<k>, cw<k>, autoattack (e.g. autoattack,pgd50)")
+    parser.add_argument("--eps", default="8/255", help="comma-separated threat models, k/255 or a number in (0, 1]")
+    parser.add_argument("--n", type=int, default=10000, help="the first N test points (default: 10000)")
+    parser.add_argument("--checkpoints", default="best", help="best, last or best,last (default: best)")
+    parser.add_argument("--batch-size", type=int, default=256)
+    # The run flags of the sweeps (sweeps/launcher.py), with the same environment defaults.
+    parser.add_argument("--address", default=os.environ.get("RAY_ADDRESS"),
+                        help="Ray cluster address ('auto' on a cluster node); default: start a local Ray")
+    parser.add_argument("--data-root", default=os.environ.get("ADVSWEEP_DATA"), help="dataset folder (default ./data)")
+    parser.add_argument("--gpus-per-trial", type=float, default=None,
+                        help="GPUs per task, fractions allowed (default: 1 if the cluster has GPUs, else 0)")
+    parser.add_argument("--cpus-per-trial", type=float, default=1.0)
+    args = parser.parse_args(argv)
+    from trainables.evaluation import parse_attack
+
+    try:
+        args.attacks = list(dict.fromkeys(a.strip() for a in args.attacks.split(",") if a.strip()))
+        for attack in args.attacks:
+            parse_attack(attack)
+        args.eps = list(dict.fromkeys(parse_eps(e) for e in args.eps.split(",") if e.strip()))
+    except ValueError as exc:
+        parser.exit(2, f"error: {exc}\n")
+    args.checkpoints = list(dict.fromkeys(c.strip() for c in args.checkpoints.split(",")))
+    if not args.attacks or not args.eps or set(args.checkpoints) - set(CHECKPOINTS):
+        parser.exit(2, f"error: need at least one attack and one eps, and checkpoints among {', '.join(CHECKPOINTS)}\n")
+    if args.n < 1 or args.batch_size < 1:
+        parser.exit(2, f"error: --n {args.n} and --batch-size {args.batch_size} must be at least 1\n")
+    return args
+
+
+def main(argv: list[str] | None = None) -> Plan:
+    """Evaluate what the sweep's runs lack and log it; returns the plan (what was evaluated and skipped)."""
+    args = parse_args(argv)
+    from analysis.runs import load_from_args, resolve_tracking_uri
+    from sweeps.launcher import missing_sqlite_store
+
+    args.tracking_uri = absolute_tracking_uri(resolve_tracking_uri(args.tracking_uri))
+    if missing_sqlite_store(args.tracking_uri):
+        raise SystemExit(f"error: no MLflow store at {args.tracking_uri}: pass --tracking-uri")
+    sweep = load_from_args(args)  # no such sweep: exits listing the sweeps there are
+    work = plan(sweep, args.checkpoints, args.attacks, args.eps, args.n)
+    print(f"{sweep.summary()}\n{len(work.jobs)} run checkpoint(s) to evaluate; skipped {work.done} that already have "
+          f"these metrics and {work.without_model} of runs that logged no model (trained before models were logged)")
+    if work.jobs:
+        failed = run_jobs(work.jobs, args, sweep.client)
+        if failed:
+            raise SystemExit(f"error: {failed} evaluation(s) failed (above); run the same command again to retry them")
+    return work
+
+
+def run_jobs(jobs: Sequence[Job], args: argparse.Namespace, client: MlflowClient) -> int:
+    """One Ray task per job; each result is logged into its run as it arrives. Returns how many failed."""
+    import ray
+
+    from sweeps.launcher import check_cluster_reachable
+    from trainables.tracking import TrialRun
+
+    # A caller that already runs Ray (a notebook, the tests) keeps its session, as with the sweeps.
+    owns_ray = not ray.is_initialized()
+    if owns_ray:
+        ray.init(address=args.address, include_dashboard=False, log_to_driver=False)
+    failed = 0
+    try:
+        check_cluster_reachable(args.tracking_uri)
+        gpus = args.gpus_per_trial
+        if gpus is None:
+            gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+        task = ray.remote(num_cpus=args.cpus_per_trial, num_gpus=gpus)(evaluate_job)
+        pending = {task.remote(job, args.tracking_uri, args.data_root, args.batch_size): job for job in jobs}
+        while pending:
+            (ready,), _ = ray.wait(list(pending))
+            job = pending.pop(ready)
+            try:
+                metrics = ray.get(ready)
+            except ray.exceptions.RayError as exc:
+                failed += 1
+                print(f"FAILED {job.run_name} ({job.run_id}) {job.checkpoint}: {exc}")
+                continue
+            TrialRun(client, job.run_id).log_metrics(metrics, step=0)
+            shown = ", ".join(f"{key.split('/', 2)[2]} {value:.4f}" for key, value in sorted(metrics.items()))
+            print(f"{job.run_name} ({job.run_id}) {job.checkpoint}: {shown}")
+    finally:
+        if owns_ray:
+            ray.shutdown()
+    return failed
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""What a sweep prints: --help before any heavy import, a line per trial event, and where to look afterwards."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+from types import SimpleNamespace
+
+import optuna
+import pytest
+from ray.tune.experiment import Trial
+
+from sweeps.optuna_search import build_search
+from sweeps.progress import TrialLines, closing_lines
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPTS = sorted(path for path in (ROOT / "sweeps").glob("*.py") if "\ndef main(" in path.read_text())
+HEAVY = ("ray", "torch", "mlflow", "optuna")
+# Runs a script as `python sweeps/NAME.py --help` does, then says what it imported.
+HELP = """
+import runpy, sys
+sys.argv = [{script!r}, "--help"]
+try:
+    runpy.run_path({script!r}, run_name="__main__")
+except SystemExit as exc:
+    print("exit", exc.code)
+print("imported", sorted(name for name in {heavy!r} if name in sys.modules))
+"""
+
+
+def test_every_script_with_a_main_is_checked():
+    assert {path.name for path in SCRIPTS} >= {"pi_ablation.py", "afs_merger.py", "uiat_search.py", "baselines.py"}
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda path: path.name)
+def test_help_answers_before_ray_torch_or_mlflow_is_imported(script):
+    result = subprocess.run([sys.executable, "-c", HELP.format(script=str(script), heavy=HEAVY)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "usage:" in result.stdout
+    assert result.stdout.rstrip().endswith("exit 0\nimported []"), result.stdout[-500:]
+
+
+def test_the_optuna_sampler_is_built_without_the_experimental_group_warning(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", optuna.exceptions.ExperimentalWarning)
+        build_search("select/pgd3", "max", study_name="s", storage=f"sqlite:///{tmp_path / 'optuna.db'}", seed=0)
+
+
+def fake_trial(trial_id: str, pi: float, status: str = Trial.RUNNING, **last_result: float) -> SimpleNamespace:
+    return SimpleNamespace(trial_id=trial_id, config={"variant": "at", "pi": pi, "seed": 0, "epochs": 4},
+                           last_result=last_result, status=status, error_file="/runs/t/error.txt", num_failures=1)
+
+
+def test_a_line_per_trial_event_named_by_the_swept_values(capsys):
+    lines = TrialLines(("variant", "pi", "seed"), total=3, epoch_every_s=0)
+    lines.setup()
+    first, second, third = fake_trial("a", 0.45), fake_trial("b", 0.5), fake_trial("c", 0.55)
+    trials = [first, second, third]
+    lines.on_trial_start(0, trials, first)
+    lines.on_trial_result(0, trials, first, {"training_iteration": 2, "select/clean": 0.25, "select/pgd3": 0.125})
+    first.last_result = {"training_iteration": 4, "best/clean": 0.5, "best/pgd20": 0.25}
+    lines.on_trial_result(0, trials, first, first.last_result)  # the last epoch: said by "finished"
+    lines.on_trial_complete(0, trials, first)
+    first.status = Trial.TERMINATED
+    second.last_result = {"training_iteration": 2, "select/pgd3": 0.125}
+    lines.on_trial_complete(0, trials, second)
+    second.status = Trial.TERMINATED
+    lines.on_trial_error(0, trials, third)
+    third.status = Trial.ERROR
+    lines.on_experiment_end(trials)
+    out = [line.split(None, 1)[1] for line in capsys.readouterr().out.splitlines()]
+    assert out == [
+        "started  variant=at pi=0.45 seed=0",
+        "epoch    variant=at pi=0.45 seed=0: 2/4, select/clean 0.250, select/pgd3 0.125",
+        "finished variant=at pi=0.45 seed=0: best/clean 0.500, best/pgd20 0.250 (1/3 done)",
+        "stopped  variant=at pi=0.5 seed=0: after epoch 2/4, select/pgd3 0.125 (2/3 done)",
+        "FAILED   variant=at pi=0.55 seed=0: after epoch 0/4, 1 failure(s); error in /runs/t/error.txt (3/3 done)",
+        "3 trials: 1 finished, 1 stopped before the last epoch, 1 failed",
+    ]
+
+
+def test_the_closing_lines_run_as_printed_from_where_the_sweep_ran(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    runs, models, *commands = closing_lines("http://127.0.0.1:5000/#/experiments/1", "sqlite:////x/mlflow.db",
+                                            ["analysis/biamat_tables.py fig3 --sweep s --out fig3.png",
+                                             "analysis/biamat_tables.py table13 --sweep s"], "--tracking-uri t")
+    assert runs.startswith("Runs: ") and runs.endswith(" ui --backend-store-uri sqlite:////x/mlflow.db, then "
+                                                      "http://127.0.0.1:5000/#/experiments/1")
+    assert models.startswith("Models: ") and "runs:/<run_id>/best" in models
+    script = ROOT / "analysis" / "biamat_tables.py"
+    assert commands == [f"Next: {sys.executable} {script} fig3 --sweep s --out fig3.png --tracking-uri t",
+                        f"      {sys.executable} {script} table13 --sweep s --tracking-uri t"]

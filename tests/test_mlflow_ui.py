@@ -1,0 +1,83 @@
+"""The MLflow UI as a user meets it (slow): a real smoke sweep, the real `mlflow ui` on its store, and the links the
+sweep printed opened in headless Chromium (Debian's package; .ci/run installs it). Without a click, the table link
+shows the trials as rows with the swept values and the final metrics as columns, and the charts link a chart of the
+final metric against the swept value."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+from test_pi_ablation import child_runs, sweep_command
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rendered(chromium: str, url: str) -> str:
+    """The page's DOM after its scripts ran (the runs table and charts are drawn by JavaScript)."""
+    done = subprocess.run([chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1600,1000",
+                           "--virtual-time-budget=30000", "--dump-dom", url],
+                          capture_output=True, text=True, timeout=180, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+@pytest.mark.slow
+def test_printed_links_show_trials_swept_values_metrics_and_a_chart(tmp_path):
+    chromium = shutil.which("chromium")
+    assert chromium, "this test needs Chromium: apt-get install chromium (.ci/run installs it)"
+    done = subprocess.run(sweep_command(tmp_path), cwd=tmp_path, capture_output=True, text=True, timeout=900,
+                          check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    links = dict(re.findall(r"(Runs|charts): (http://127\.0\.0\.1:5000/#/experiments/\S+)", done.stdout))
+    assert links.keys() == {"Runs", "charts"}, done.stdout[-3000:]
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    trials = child_runs(client)
+    run_names = sorted(r.info.run_name for r in trials)
+    assert len(run_names) == 4 and {r.data.tags["sweep"] for r in trials} == {"e2e"}
+    # The sweep's parent run keeps the table the sweep printed.
+    parent = trials[0].data.tags["sweep_run_id"]
+    table_md = Path(client.download_artifacts(parent, "table.md", str(tmp_path))).read_text()
+    assert "Table 13" in table_md and table_md in done.stdout
+
+    port = free_port()
+    mlflow = Path(sys.executable).with_name("mlflow")
+    server = subprocess.Popen([str(mlflow), "ui", "--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
+                               "--port", str(port), "--workers", "1"], cwd=tmp_path,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 180
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5)
+                break
+            except OSError:
+                assert time.time() < deadline and server.poll() is None, "mlflow ui did not start"
+                time.sleep(2)
+        table = rendered(chromium, links["Runs"].replace(":5000/", f":{port}/"))
+        charts = rendered(chromium, links["charts"].replace(":5000/", f":{port}/"))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    # Every trial is a row of its own (not folded under the sweep's parent run), and the parent is not a row.
+    for name in run_names:
+        assert name in table, f"trial {name!r} is not in the rendered runs table"
+    assert ">e2e<" not in table
+    shown = set(re.findall(r'col-id="((?:params|metrics)\.`[^`]+`)"', table))  # the grid's visible columns
+    expected = {"params.`variant`", "params.`pi`", "params.`seed`", "metrics.`best/clean`", "metrics.`best/pgd20`"}
+    assert expected <= shown, f"columns shown: {sorted(shown)}"
+    # The scatter chart of the final metric against pi, drawn in the chart view.
+    assert "pi vs. best/pgd20" in charts, "no chart of best/pgd20 against pi in the rendered chart view"

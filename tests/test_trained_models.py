@@ -1,0 +1,155 @@
+"""Every trial's best and last weights as MLflow models that load on their own, and the re-evaluation of a finished
+sweep's models (sweeps/reevaluate.py)."""
+
+from __future__ import annotations
+
+import mlflow
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+from ray import tune
+
+from sweeps import baselines, reevaluate
+from tests_support import TINY_TRIAL, merger_over, settings_for
+from trainables import baseline
+from trainables.afs import MergerConfig, StackedFeatures, mask_of
+from trainables.baseline import BaselineConfig
+from trainables.config import RunSettings
+from trainables.evaluation import evaluate
+from trainables.models import Classifier, create_model
+from trainables.runtime import TrialData
+from trainables.tracking import TrialRun, load_model
+
+X = torch.rand(4, 3, 32, 32)
+
+
+def open_run(uri: str) -> TrialRun:
+    return TrialRun.open(uri, "models", run_name="r", params={}, tags={}, trial_id=None, parent_run_id=None)
+
+
+@pytest.fixture
+def runs_uri(tmp_path, monkeypatch):
+    """``runs:/`` URIs resolve through MLflow's global tracking URI: set for the test, unset after it."""
+    monkeypatch.chdir(tmp_path)  # the SQLite store's artifacts go to ./mlruns
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    yield uri
+    mlflow.set_tracking_uri(None)
+
+
+def test_a_trials_best_model_loads_by_its_run_uri_and_scores_what_the_run_logged(ray_local, tmp_path, runs_uri):
+    settings = settings_for(tmp_path)
+    config = {**TINY_TRIAL, "epochs": 2, "training": "pgd_at"}
+    results = tune.Tuner(tune.with_parameters(baseline.trainable, settings=settings), param_space=config,
+                         run_config=tune.RunConfig(name="models", storage_path=str(tmp_path))).fit()
+    assert not results.errors
+    client = MlflowClient(settings.tracking_uri)
+    (run,) = client.search_runs([client.get_experiment_by_name(settings.experiment).experiment_id])
+
+    cfg = BaselineConfig.from_dict(config)
+    test = TrialData.load(cfg, None).test
+    for checkpoint in ("best", "last"):
+        model = mlflow.pytorch.load_model(f"runs:/{run.info.run_id}/{checkpoint}")
+        assert isinstance(model, Classifier) and not any(m.training for m in model.modules())
+        assert all(p.device.type == "cpu" for p in model.parameters())
+        with torch.no_grad():
+            assert torch.equal(model(X), model.heads["main"](model.features(X)))  # forward is the primary head
+        result = evaluate(model, test.images, test.labels, eps=cfg.eps, attacks=cfg.final_attacks, device="cpu",
+                          seed=cfg.seed)
+        assert result == {attack: run.data.metrics[f"{checkpoint}/{attack}"] for attack in cfg.final_attacks}
+
+
+def test_a_logged_model_keeps_its_extra_heads(runs_uri):
+    torch.manual_seed(0)
+    model = create_model("tiny-cnn", 10, extra_heads={"aux": 11}).eval()  # BiaMAT's two heads
+    run = open_run(runs_uri)
+    run.log_model(model, "best")
+    loaded = mlflow.pytorch.load_model(f"runs:/{run.run_id}/best")
+    with torch.no_grad():
+        assert torch.equal(loaded(X), model(X))
+        assert torch.equal(loaded(X, head="aux"), model(X, head="aux"))
+    assert loaded.heads["aux"].out_features == 11
+
+
+def test_an_afs_merger_model_carries_and_moves_its_stack(runs_uri):
+    torch.manual_seed(0)
+    extractors = {i: create_model("tiny-cnn", 10) for i in (3, 5)}
+    cfg = MergerConfig.from_dict({**TINY_TRIAL, "extractor_sweep": "unused", "mask": mask_of(extractors)})
+    data = TrialData.load(cfg, None)
+    merger = merger_over(extractors)(cfg, data, torch.device("cpu"), RunSettings(runs_uri, "models"))
+    exported = merger.exported_model(merger.model.state_dict()).cpu().eval()
+    assert merger.stack.extractors == [extractors[3], extractors[5]], "exporting must not touch the training stack"
+
+    run = open_run(runs_uri)
+    run.log_model(exported, "best")
+    loaded = load_model(MlflowClient(runs_uri), run.run_id, "best")
+    assert isinstance(loaded.body, StackedFeatures) and loaded.body.indices == [3, 5]
+    # Registered extractors: .to() and .eval() reach them, as RobustBench's benchmark() needs.
+    stack_params = sum(p.numel() for e in extractors.values() for p in e.parameters())
+    assert sum(p.numel() for p in loaded.parameters()) == stack_params + sum(p.numel() for p in merger.parameters())
+    assert not any(m.training for m in loaded.modules())
+    with torch.no_grad():
+        assert torch.allclose(loaded(X), merger.model(X))
+
+
+def test_metric_names_say_checkpoint_attack_eps_and_points():
+    assert reevaluate.metric_key("best", "autoattack", 8 / 255, 10000) == "reeval/best/autoattack/eps8_255/n10000"
+    assert reevaluate.metric_key("last", "clean", 8 / 255, 500) == "reeval/last/clean/n500"
+    assert reevaluate.metric_key("best", "pgd50", 0.03, 1000) == "reeval/best/pgd50/eps0.03/n1000"
+    assert reevaluate.parse_eps("8/255") == 8 / 255 and reevaluate.parse_eps("0.031") == 0.031
+
+
+def test_only_the_missing_metrics_are_evaluated():
+    logged = {reevaluate.metric_key("best", attack, 8 / 255, 100) for attack in ("clean", "pgd20")}
+    groups = reevaluate.missing_groups(logged, "best", ["clean", "pgd20"], [8 / 255, 4 / 255], 100)
+    assert groups == ((4 / 255, ("pgd20",)),)  # clean accuracy does not depend on eps: done once
+    assert reevaluate.missing_groups(logged, "last", ["clean"], [8 / 255, 4 / 255], 100) == ((8 / 255, ("clean",)),)
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--attacks", "pgd"], "unknown attack 'pgd'"),
+    (["--attacks", "pgd20", "--eps", "8"], "outside (0, 1] (did you mean 8/255?)"),
+    (["--attacks", "pgd20", "--eps", "8/0"], "neither k/255 nor a number"),
+    (["--attacks", "pgd20", "--checkpoints", "final"], "checkpoints among best, last"),
+])
+def test_bad_input_stops_before_anything_runs(flags, message, capsys):
+    with pytest.raises(SystemExit):
+        reevaluate.main(["--sweep", "any", *flags])
+    assert message in capsys.readouterr().err
+
+
+def test_an_unknown_sweep_stops_before_ray_and_lists_the_sweeps(tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    client.create_run(client.create_experiment("baselines"), tags={"sweep": "baselines-smoke"})
+    monkeypatch.setattr(reevaluate, "run_jobs", lambda *args: pytest.fail("Ray must not start"))
+    with pytest.raises(SystemExit, match=r"no sweep named 'nope'.*sweeps: baselines-smoke \(experiment baselines\)"):
+        reevaluate.main(["--sweep", "nope", "--attacks", "clean", "--tracking-uri", uri])
+    with pytest.raises(SystemExit, match="no MLflow store at"):
+        reevaluate.main(["--sweep", "nope", "--attacks", "clean", "--tracking-uri", f"sqlite:///{tmp_path / 'x.db'}"])
+
+
+def test_reevaluation_adds_its_metrics_to_the_sweeps_runs_once(ray_local, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    recipe = {**TINY_TRIAL, "epochs": 2, "train_n": 256, "final_n": 32, "final_attacks": ["clean", "pgd5"]}
+    monkeypatch.setitem(baselines.PRESETS, "smoke", (recipe, ["standard"]))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    baselines.main(["--name", "tiny", "--storage-path", str(tmp_path / "ray"), "--tracking-uri", uri])
+
+    command = ["--sweep", "tiny", "--tracking-uri", uri, "--attacks", "clean,pgd5,pgd3", "--eps", "8/255,4/255",
+               "--n", "48", "--checkpoints", "best,last"]
+    first = reevaluate.main(command)
+    assert len(first.jobs) == 2 and first.done == 0 and first.without_model == 0
+    client = MlflowClient(uri)
+    keys = {f"reeval/{c}/clean/n48" for c in ("best", "last")} | {
+        f"reeval/{c}/{a}/eps{e}/n48" for c in ("best", "last") for a in ("pgd5", "pgd3") for e in ("8_255", "4_255")}
+    (run,) = client.search_runs([client.get_experiment_by_name("baselines").experiment_id],
+                                filter_string="tags.trial_id LIKE '%'")
+    assert keys <= set(run.data.metrics), sorted(run.data.metrics)
+    assert 0 <= run.data.metrics["reeval/best/pgd5/eps8_255/n48"] <= run.data.metrics["reeval/best/clean/n48"] <= 1
+    assert "best/pgd5" in run.data.metrics  # the training protocol's own metrics stay
+
+    monkeypatch.setattr(reevaluate, "run_jobs", lambda *args: pytest.fail("nothing may be evaluated again"))
+    second = reevaluate.main(command)
+    assert second.jobs == [] and second.done == 2
+    assert "skipped 2 that already have these metrics" in capsys.readouterr().out
