@@ -23,6 +23,7 @@ def smoke_trial(pi: float) -> Trial:
     return Trial(BiaMAT(cfg, TrialData.load(cfg, settings.data_root), torch.device("cpu"), settings))
 
 
+@pytest.mark.slow  # 35-40 s: the default pass stays under 10 minutes
 def test_smoke_gate_passes_fewer_auxiliary_samples_at_a_larger_pi():
     low_pi, high_pi = PIS[0], PIS[-1]
     warm = smoke_trial(low_pi)

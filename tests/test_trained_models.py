@@ -129,6 +129,7 @@ def test_an_unknown_sweep_stops_before_ray_and_lists_the_sweeps(tmp_path, monkey
         reevaluate.main(["--sweep", "nope", "--attacks", "clean", "--tracking-uri", f"sqlite:///{tmp_path / 'x.db'}"])
 
 
+@pytest.mark.slow  # a sweep and two re-evaluations: 20-40 s
 def test_reevaluation_adds_its_metrics_to_the_sweeps_runs_once(ray_local, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     recipe = {**TINY_TRIAL, "epochs": 2, "train_n": 256, "final_n": 32, "final_attacks": ["clean", "pgd5"]}
