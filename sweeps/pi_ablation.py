@@ -1,6 +1,6 @@
 """BiaMAT pi ablation (appendix Table 13): pi in {0.45, ..., 0.70} x {AT+BiaMAT, TRADES+BiaMAT} x seeds.
 
-    python sweeps/pi_ablation.py                          # smoke preset: synthetic data, tiny CNN, 6-9 min on 2 CPUs
+    python sweeps/pi_ablation.py                          # smoke preset: synthetic data, tiny CNN, 4.6 min on 2 idle CPUs
     python sweeps/pi_ablation.py --preset paper --seeds 3 --address auto   # CIFAR-10 + ImageNet32 on a GPU cluster
     python sweeps/pi_ablation.py --preset paper --dry-run  # the trials, their shared recipe and the GPU-hours
 
