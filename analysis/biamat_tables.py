@@ -2,7 +2,7 @@
 
     python analysis/biamat_tables.py table13 --sweep biamat-pi-paper              # Appendix Table 13: pi ablation
     python analysis/biamat_tables.py table1 --sweep biamat-labels-paper \\
-        --baseline-sweep baselines-paper                                            # Table 1: y~ vs y^ER
+        --baseline-sweep baselines-biamat-paper                                      # Table 1: y~ vs y^ER
     python analysis/biamat_tables.py table12 --sweep biamat-search-paper           # Appendix Table 12: best alpha, pi
     python analysis/biamat_tables.py fig3 --sweep biamat-labels-paper --out fig3.png  # Fig. 3: n_high / n_aux
 

@@ -6,7 +6,7 @@
     python analysis/uiat_tables.py table3 --sweep uiat-eps-paper \\
         --baseline-sweep uiat-eps-paper-trades                               # Table 3: training eps 10/12/16 /255
     python analysis/uiat_tables.py table2 --sweep uiat-ablation-paper --sweep uiat-eps-paper \\
-        --sweep uiat-eps-paper-trades --sweep baselines-paper                # Table 2: minutes per training epoch
+        --sweep uiat-eps-paper-trades --sweep baselines-uiat-paper              # Table 2: minutes per training epoch
 
 Every command takes ``--tracking-uri`` (default ``$MLFLOW_TRACKING_URI`` or ``sqlite:///mlflow.db``) and
 ``--experiment``; tables take ``--metric`` for the robust column (default: the strongest attack logged,
