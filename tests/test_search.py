@@ -165,18 +165,21 @@ def test_biamat_search_smoke_runs_end_to_end(ray_local, tmp_path, capsys):
     tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
     biamat_search.main(["--preset", "smoke", "--asha", "--storage-path", str(tmp_path / "ray"),
                         "--tracking-uri", tracking, "--optuna-storage", storage])
-    study = optuna.load_study(study_name="biamat-at-smoke", storage=storage)
+    # The study is named after its Table 12 setting: variant, primary and auxiliary datasets, preset.
+    study = optuna.load_study(study_name="biamat-at-synthetic-synthetic_aux-smoke", storage=storage)
     assert len(study.trials) == 4
     assert {t.state for t in study.trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
-    assert all(0 <= t.params["alpha"] <= 1 and 0.4 <= t.params["pi"] <= 0.75 for t in study.trials)
+    assert all(0 <= t.params["alpha"] <= 1 and 0.25 <= t.params["pi"] <= 0.75 for t in study.trials)
 
     assert any(t.state == TrialState.PRUNED for t in study.trials), "ASHA's rung no longer separates smoke trials"
 
     # One MLflow experiment per study, one run per Optuna trial, linked by the Tune trial id.
     client = MlflowClient(tracking)
-    exp = client.get_experiment_by_name("biamat-at-smoke")
+    exp = client.get_experiment_by_name("biamat-at-synthetic-synthetic_aux-smoke")
     runs = [r for r in client.search_runs([exp.experiment_id]) if PARENT_TAG in r.data.tags]
     assert {r.data.tags["trial_id"] for r in runs} == {t.user_attrs[TUNE_TRIAL_ATTR] for t in study.trials}
+    # The search selected on held-out training images, never on the test set.
+    assert {r.data.params["select_on"] for r in runs} == {"holdout"}
 
     out = capsys.readouterr().out
     assert f"best trial #{study.best_trial.number}" in out and f"optuna-dashboard {storage}" in out
