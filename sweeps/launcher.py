@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import io
 import itertools
+import signal
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import nullcontext
@@ -24,11 +25,20 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from sweeps.cli import absolute_tracking_uri
+from sweeps.stop_signals import INTERRUPTED_EXIT, StopSignals
 from trainables.config import ConfigError, RunSettings, TrainConfig, git_commit
 from trainables.datasets import DatasetNotFoundError, check_dataset
-from trainables.tracking import PARENT_TAG, SWEEP_TAG, experiment_id, sweep_parent_filter
+from trainables.tracking import (
+    END_REASON_TAG,
+    PARENT_TAG,
+    SWEEP_TAG,
+    TRIAL_TAG,
+    experiment_id,
+    sweep_parent_filter,
+)
 
 REPORT_ARTIFACT = "table.md"  # what the sweep printed at its end, kept with its parent run
+INTERRUPTED = "interrupted"  # end_reason of the runs a signal cut short; --resume reopens them
 
 
 def missing_sqlite_store(tracking_uri: str) -> bool:
@@ -161,28 +171,49 @@ def close_running_runs(client: MlflowClient, exp_id: str, parent_id: str,
     )
     for run in running:
         status, reason = outcome(run)
-        client.set_tag(run.info.run_id, "end_reason", reason)
+        client.set_tag(run.info.run_id, END_REASON_TAG, reason)
         client.set_terminated(run.info.run_id, status=status)
 
 
-def close_child_runs(client: MlflowClient, exp_id: str, parent_id: str, results, expected_trials: int) -> bool:
-    """Close the runs of trials that never reached their own ``finish``; returns whether the sweep was interrupted.
+def close_child_runs(client: MlflowClient, exp_id: str, parent_id: str, results, interrupted: bool) -> None:
+    """Close the runs of trials that never reached their own ``finish``.
 
-    A trial's run is still RUNNING when Tune stopped it: a scheduler (ASHA) ended it early, or Ctrl-C cut the sweep
-    short. Both end KILLED, tagged with why, so none is left RUNNING; ``--resume`` reopens the interrupted ones.
+    A trial's run is still RUNNING when Tune stopped it: a scheduler (ASHA) ended it early, or a signal cut the sweep
+    short (``interrupted``). Both end KILLED, tagged with why, so none is left RUNNING; ``--resume`` reopens the
+    interrupted ones. Whether the sweep was interrupted comes from the signal, not from Tune's trial states: on its way
+    out Tune marks the trials it cut off TERMINATED like the finished ones.
     """
-    # A sweep that ran to its end has all its trials TERMINATED or ERROR. Trials are created lazily, so one cut off by
-    # Ctrl-C may have fewer results than trials: count against the size of the sweep, not the results.
-    interrupted = results.num_terminated + results.num_errors < expected_trials
     failed = {r.metrics.get("trial_id") for r in results if r.error is not None and r.metrics}
 
     def outcome(run: Run) -> tuple[str, str]:
-        if run.data.tags.get("trial_id") in failed:
+        if run.data.tags.get(TRIAL_TAG) in failed and not interrupted:
             return "FAILED", "failed"
-        return ("KILLED", "interrupted") if interrupted else ("KILLED", "stopped_early")
+        return ("KILLED", INTERRUPTED) if interrupted else ("KILLED", "stopped_early")
 
     close_running_runs(client, exp_id, parent_id, outcome)
-    return interrupted
+
+
+def check_resumable(family: str, name: str, storage: str, tracking_uri: str) -> None:
+    """``--resume`` continues a sweep that exists (its Tune folder or its MLflow parent run); otherwise it stops
+    here, before Ray starts, and lists the sweeps that do, instead of starting a new sweep under that name."""
+    local = "://" not in storage
+    if local and Path(storage, name).exists():
+        return
+    in_mlflow: set[str] = set()
+    if not missing_sqlite_store(tracking_uri):
+        client = MlflowClient(tracking_uri)
+        experiment = client.get_experiment_by_name(family)
+        if experiment is not None:
+            parents = client.search_runs([experiment.experiment_id], max_results=1000,
+                                         filter_string=f"tags.{SWEEP_TAG} LIKE '%' AND tags.{TRIAL_TAG} IS NULL")
+            in_mlflow = {run.data.tags[SWEEP_TAG] for run in parents}
+    if name in in_mlflow:
+        return
+    in_storage = {p.name for p in Path(storage).iterdir() if p.is_dir()} if local and Path(storage).is_dir() else set()
+    known = ", ".join(sorted(in_mlflow | in_storage)) or "none"
+    raise SystemExit(f"error: --resume: there is no sweep {name!r} (MLflow experiment {family!r} in {tracking_uri}, "
+                     f"Tune storage {storage}); sweeps there: {known}. Pass --name of one of them, or leave out "
+                     "--resume to start this one")
 
 
 def check_cluster_reachable(tracking_uri: str, storage: str | None = None) -> None:
@@ -245,6 +276,8 @@ def run_sweep(sweep: Sweep, args: argparse.Namespace, name: str, report: Callabl
     sweep_dir = f"{storage.rstrip('/')}/{name}"
     if not args.resume and "://" not in storage and Path(sweep_dir).exists():
         raise SystemExit(f"error: {sweep_dir} exists: pass --resume to continue that sweep, or --name for a new one")
+    if args.resume:
+        check_resumable(sweep.family, name, storage, tracking_uri)
 
     # A caller that already runs Ray (a notebook, the tests) keeps its session; otherwise this sweep owns one.
     owns_ray = not ray.is_initialized()
@@ -255,12 +288,19 @@ def run_sweep(sweep: Sweep, args: argparse.Namespace, name: str, report: Callabl
         # started; only then is Ray's notice that it protected that cluster with a token to be left out.
         with without_token_auth_notice() if args.address is None else nullcontext():
             ray.init(address=args.address or "local", include_dashboard=False, log_to_driver=False)
-    try:
-        check_cluster_reachable(tracking_uri, storage)
-        results, interrupted, ui, parent_id = _fit(sweep, args, name, storage, tracking_uri, sweep_dir)
-    finally:
-        if owns_ray:
-            ray.shutdown()
+    # After ray.init: it installs its own SIGTERM handler in this process, which would end it on the spot.
+    with StopSignals() as stop:
+        try:
+            check_cluster_reachable(tracking_uri, storage)
+            results, interrupted, ui, parent_id = _fit(sweep, args, name, storage, tracking_uri, sweep_dir, stop)
+        except KeyboardInterrupt:
+            # Before the sweep's MLflow run existed (later ones _fit turns into INTERRUPTED_EXIT): nothing to resume.
+            print(f"\nStopped ({stop.received or 'SIGINT'}) before the sweep started: run the same command again",
+                  file=sys.stderr)
+            raise SystemExit(128 + signal.Signals[stop.received or "SIGINT"]) from None
+        finally:
+            if owns_ray:
+                ray.shutdown()
     if report is not None and not interrupted:
         print()  # after the progress lines
         report_and_keep(report, MlflowClient(tracking_uri), parent_id)
@@ -270,6 +310,8 @@ def run_sweep(sweep: Sweep, args: argparse.Namespace, name: str, report: Callabl
     # The analysis commands read the same default store from the same directory; another one must be named.
     flags = "" if args.tracking_uri == resolve_tracking_uri() else f"--tracking-uri {args.tracking_uri}"
     print("\n" + "\n".join(closing_lines(ui, tracking_uri, () if interrupted else next_steps, flags)))
+    if interrupted:
+        raise SystemExit(INTERRUPTED_EXIT)
     if results.errors:
         raise SystemExit(f"error: {len(results.errors)} trial(s) failed (their error files are listed above); "
                          f"fix the cause and continue with --resume --name {name}")
@@ -287,9 +329,12 @@ def report_and_keep(report: Callable[[], None], client: MlflowClient, parent_id:
     client.log_text(parent_id, printed.getvalue(), REPORT_ARTIFACT)
 
 
-def _fit(sweep: Sweep, args: argparse.Namespace, name: str, storage: str, tracking_uri: str, sweep_dir: str):
+def _fit(sweep: Sweep, args: argparse.Namespace, name: str, storage: str, tracking_uri: str, sweep_dir: str,
+         stop: StopSignals):
     """The MLflow parent run around one Tuner (new, or restored with ``--resume``); returns the results, whether
-    the sweep was interrupted, the MLflow UI's links to its runs and its parent run's id."""
+    the sweep was interrupted (``stop``: by SIGINT or SIGTERM), the MLflow UI's links to its runs and its parent run's
+    id. Interrupted before or after the fit itself (a second signal), it closes the runs and exits with
+    :data:`INTERRUPTED_EXIT`."""
     import ray
     from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_SOURCE_NAME, MLFLOW_SOURCE_TYPE
     from ray import tune
@@ -336,14 +381,21 @@ def _fit(sweep: Sweep, args: argparse.Namespace, name: str, storage: str, tracki
                 **output_options(args.verbose, sweep.name_keys, sweep.size()),
             ),
         )
-    status, interrupted = "FAILED", False
+    status = "FAILED"
+    resume_line = f"\nInterrupted ({{}}): continue with the same command plus --resume --name {name}"
     try:
-        with tune_output(args.verbose):
+        with tune_output(args.verbose), stop.graceful():
             results = tuner.fit()
-        interrupted = close_child_runs(client, exp_id, parent_id, results, sweep.size())
+        interrupted = stop.received is not None
+        close_child_runs(client, exp_id, parent_id, results, interrupted)
         status = "KILLED" if interrupted else "FAILED" if results.errors else "FINISHED"
         if interrupted:
-            print(f"\nInterrupted: continue with the same command plus --resume --name {name}")
+            print(resume_line.format(stop.received))
+    except KeyboardInterrupt:
+        close_running_runs(client, exp_id, parent_id, lambda run: ("KILLED", INTERRUPTED))
+        status = "KILLED"
+        print(resume_line.format(stop.received or "SIGINT"), file=sys.stderr)
+        raise SystemExit(INTERRUPTED_EXIT) from None
     finally:
         client.set_terminated(parent_id, status=status)
     links = ui_links(tracking_uri, exp_id, view)

@@ -3,6 +3,7 @@ and the same sweep run twice gives the same numbers."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -16,9 +17,17 @@ from mlflow.tracking import MlflowClient
 SUPPORT = Path(__file__).with_name("tests_support.py")
 
 
-def sweep_command(tmp_path: Path, *extra: str) -> list[str]:
-    return [sys.executable, str(SUPPORT), "--name", "e2e", "--concurrency", "1",
+def sweep_command(tmp_path: Path, *extra: str, concurrency: int = 1) -> list[str]:
+    return [sys.executable, str(SUPPORT), "--name", "e2e", "--concurrency", str(concurrency),
             "--storage-path", str(tmp_path / "ray"), "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", *extra]
+
+
+def e2e_env(epochs: int = 2) -> dict[str, str]:
+    return {**os.environ, "PYTHONUNBUFFERED": "1", "E2E_EPOCHS": str(epochs)}
+
+
+# Trials long enough that a signal sent once two have logged their first epoch cuts both short.
+STOPPED_EPOCHS = 4
 
 
 def child_runs(client: MlflowClient) -> list:
@@ -27,37 +36,73 @@ def child_runs(client: MlflowClient) -> list:
     return [r for r in runs if "sweep_run_id" in r.data.tags]
 
 
-def test_interrupted_sweep_resumes_without_duplicate_or_dangling_runs(tmp_path):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    first = subprocess.Popen(sweep_command(tmp_path), cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
+def start_and_stop_mid_trial(tmp_path: Path, send) -> tuple[MlflowClient, subprocess.CompletedProcess]:
+    """Start the reduced sweep with two trials at a time; once both are mid-training (each has logged an epoch and
+    neither has finished), ``send(process)`` a signal; return the MLflow client and what the sweep printed."""
+    first = subprocess.Popen(sweep_command(tmp_path, concurrency=2), cwd=tmp_path, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                             env=e2e_env(STOPPED_EPOCHS))
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     deadline = time.time() + 300
     while time.time() < deadline and first.poll() is None:
-        time.sleep(2)
-        if (tmp_path / "mlflow.db").exists() and any(r.info.status == "FINISHED" for r in child_runs(client)):
+        time.sleep(0.5)
+        if (tmp_path / "mlflow.db").exists() and sum(
+                r.info.status == "RUNNING" and "epoch" in r.data.metrics for r in child_runs(client)) >= 2:
             break
-    assert first.poll() is None, "the sweep ended before it could be interrupted:\n" + first.communicate()[0][-3000:]
-    first.send_signal(signal.SIGINT)  # Ctrl-C: Tune saves its state and stops the running trial
+    assert first.poll() is None, "the sweep ended before it could be stopped:\n" + first.communicate()[0][-3000:]
+    send(first)
     output, _ = first.communicate(timeout=180)
-    assert "--resume" in output, output[-3000:]
-
-    interrupted = child_runs(client)
-    assert 1 <= sum(r.info.status == "FINISHED" for r in interrupted) < 4
-    assert not [r for r in interrupted if r.info.status == "RUNNING"], "no run may be left RUNNING"
-
-    assert_resume_completes_with_one_run_per_trial(tmp_path, client)
+    return client, subprocess.CompletedProcess(first.args, first.returncode, output)
 
 
-def assert_resume_completes_with_one_run_per_trial(tmp_path: Path, client: MlflowClient) -> None:
-    resumed = subprocess.run(sweep_command(tmp_path, "--resume"), check=False, cwd=tmp_path,
-                             env={**os.environ, "PYTHONUNBUFFERED": "1"}, capture_output=True, text=True, timeout=600)
+def assert_closed_as_interrupted(client: MlflowClient, stopped: subprocess.CompletedProcess) -> None:
+    """No run left RUNNING or FAILED: the cut-off trials KILLED as interrupted, the parent KILLED, exit status 75
+    (what a batch script requeues on), and no table printed as if the sweep were done."""
+    assert stopped.returncode == 75, stopped.stdout[-3000:]
+    assert "--resume --name e2e" in stopped.stdout and "AT+BiaMAT" not in stopped.stdout, stopped.stdout[-3000:]
+    runs = child_runs(client)
+    assert not [r for r in runs if r.info.status in {"RUNNING", "FAILED"}], [(r.info.run_name, r.info.status)
+                                                                             for r in runs]
+    cut_off = [r for r in runs if r.info.status != "FINISHED"]
+    assert len(cut_off) >= 2 and {r.data.tags.get("end_reason") for r in cut_off} == {"interrupted"}
+    (parent,) = [r for r in client.search_runs([runs[0].info.experiment_id]) if "trial_id" not in r.data.tags]
+    assert parent.info.status == "KILLED"
+
+
+def test_interrupted_sweep_resumes_without_duplicate_or_dangling_runs(tmp_path):
+    """Ctrl-C reaches the driver and its process group while two trials train; --resume then finishes the sweep."""
+    client, stopped = start_and_stop_mid_trial(tmp_path, lambda process: os.killpg(process.pid, signal.SIGINT))
+    assert_closed_as_interrupted(client, stopped)
+    assert_resume_completes_with_one_run_per_trial(tmp_path, client, STOPPED_EPOCHS)
+
+
+@pytest.mark.slow
+def test_sweep_stopped_by_sigterm_resumes_from_its_checkpoints(tmp_path):
+    """SIGTERM (scancel, a time limit, pre-emption, a pod evicted) is handled like Ctrl-C; the resumed trials
+    continue from their checkpoints: none trains epoch 0 again."""
+    client, stopped = start_and_stop_mid_trial(tmp_path, lambda process: process.send_signal(signal.SIGTERM))
+    assert_closed_as_interrupted(client, stopped)
+    assert "SIGTERM" in stopped.stdout
+    assert_resume_completes_with_one_run_per_trial(tmp_path, client, STOPPED_EPOCHS)
+    for result_file in (tmp_path / "ray" / "e2e").glob("*/result.json"):
+        epochs = [json.loads(line)["epoch"] for line in result_file.read_text().splitlines()]
+        assert epochs.count(0) == 1, f"{result_file.parent.name} reported epochs {epochs} across its attempts"
+
+
+def assert_resume_completes_with_one_run_per_trial(tmp_path: Path, client: MlflowClient, epochs: int = 2) -> None:
+    resumed = subprocess.run(sweep_command(tmp_path, "--resume"), check=False, cwd=tmp_path, env=e2e_env(epochs),
+                             capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
 
     runs = child_runs(client)
     trial_ids = [r.data.tags["trial_id"] for r in runs]
     assert len(runs) == 4 and len(set(trial_ids)) == 4, "exactly one MLflow run per trial"
     assert all(r.info.status == "FINISHED" for r in runs)
+    assert not [r.info.run_name for r in runs if "end_reason" in r.data.tags], "a finished run keeps no stale reason"
+    for run in runs:
+        for key in ("epoch", "train/loss", "select/clean"):
+            steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
+            assert sorted(steps) == list(range(epochs)), f"{run.info.run_name} {key}: one point per epoch, got steps {steps}"
     parents = [r for r in client.search_runs([runs[0].info.experiment_id]) if "trial_id" not in r.data.tags]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert {(r.data.params["variant"], r.data.params["pi"]) for r in runs} == {

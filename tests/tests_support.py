@@ -118,13 +118,14 @@ def epochs_by_process(log: Path) -> list[tuple[str, str, list[int]]]:
 
 
 def reduced_pi_ablation(argv: list[str]) -> None:
-    """``sweeps/pi_ablation.py --preset smoke`` on a 2 x 2 grid of short trials, for the end-to-end tests."""
+    """``sweeps/pi_ablation.py --preset smoke`` on a 2 x 2 grid of short trials, for the end-to-end tests; 2 epochs,
+    or ``E2E_EPOCHS`` (a test that stops the sweep mid-trial needs trials that outlast the stopping)."""
     from sweeps import pi_ablation
 
     pi_ablation.PIS[:] = [0.5, 0.6]
     pi_ablation.SHARED["smoke"].update(train_n=128, eval_n=32, final_n=64, warmup_epochs=1)
     for variant in pi_ablation.VARIANTS["smoke"].values():
-        variant["epochs"] = 2
+        variant["epochs"] = int(os.environ.get("E2E_EPOCHS", "2"))
     pi_ablation.main(argv)
 
 

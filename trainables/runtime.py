@@ -35,7 +35,7 @@ from trainables.datasets import ImageSet, load_dataset
 from trainables.evaluation import BestTracker, evaluate
 from trainables.loader import Batch, DeviceLoader
 from trainables.models import Classifier, create_model
-from trainables.tracking import NODE_TAG, TrialRun
+from trainables.tracking import EPOCH_METRIC, NODE_TAG, TrialRun
 from trainables.training import (
     first_decay_epoch,
     make_optimizer,
@@ -47,6 +47,8 @@ from trainables.training import (
 )
 
 STATE_FILE = "state.pt"
+# On a trial that resumed from an older checkpoint because a newer one was unreadable: which, and why.
+RECOVERED_TAG = "resumed_from_older_checkpoint"
 
 
 @dataclass(frozen=True)
@@ -260,19 +262,42 @@ class Trial:
 
 
 class CorruptCheckpointError(RuntimeError):
-    """A checkpoint could not be read; resuming would silently restart from scratch, so the trial stops instead."""
+    """No checkpoint of the trial could be read; resuming would silently restart from scratch, so the trial stops."""
 
 
-def load_checkpoint_state(checkpoint: tune.Checkpoint) -> dict[str, Any]:
+def read_state(checkpoint: tune.Checkpoint) -> dict[str, Any]:
     with checkpoint.as_directory() as directory:
-        path = Path(directory) / STATE_FILE
+        return torch.load(Path(directory) / STATE_FILE, map_location="cpu", weights_only=False)
+
+
+def earlier_checkpoints(checkpoint: tune.Checkpoint) -> list[tune.Checkpoint]:
+    """The trial's other kept checkpoints older than ``checkpoint``, newest first (Tune names them
+    ``checkpoint_000012`` in the trial's folder, locally or in a bucket)."""
+    from pyarrow.fs import FileSelector, FileType
+
+    folder, name = checkpoint.path.rstrip("/").rsplit("/", 1)
+    siblings = checkpoint.filesystem.get_file_info(FileSelector(folder))
+    older = sorted((info.path for info in siblings if info.type == FileType.Directory
+                    and info.base_name.startswith("checkpoint_") and info.base_name < name), reverse=True)
+    return [tune.Checkpoint(path, filesystem=checkpoint.filesystem) for path in older]
+
+
+def load_checkpoint_state(checkpoint: tune.Checkpoint) -> tuple[dict[str, Any], str | None]:
+    """The state of the newest readable checkpoint of the trial, starting at Tune's latest; and, when that one was
+    unreadable (truncated by a full disk or a partial upload), why, for the run's record. The epochs after the one
+    used are trained again from its saved state and RNG."""
+    problems = []
+    for candidate in (checkpoint, *earlier_checkpoints(checkpoint)):
         try:
-            return torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as exc:  # torch raises several types for truncated or garbled files
-            raise CorruptCheckpointError(
-                f"checkpoint {checkpoint.path} is unreadable ({type(exc).__name__}: {exc}). Delete that checkpoint "
-                "directory to resume from the one before it, or start the trial again without resuming."
-            ) from exc
+            state = read_state(candidate)
+        except Exception as exc:  # noqa: BLE001 - torch raises several types for truncated or garbled files
+            problems.append(f"{candidate.path} ({type(exc).__name__}: {exc})")
+            continue
+        return state, (f"resumed from {candidate.path}: unreadable {'; '.join(problems)}" if problems else None)
+    raise CorruptCheckpointError(
+        f"no checkpoint of this trial is readable: {'; '.join(problems)}. Its finished epochs stay in its MLflow "
+        "run; to train it again from epoch 0, start a new sweep (--name) with the same settings."
+    )
 
 
 def run_name(method: str, config: Mapping[str, Any], keys: Iterable[str]) -> str:
@@ -302,8 +327,9 @@ def run_trial(config: Mapping[str, Any], method_cls: type[Method], settings: Run
 
     state: dict[str, Any] = {}
     checkpoint = tune.get_checkpoint()
+    recovered = None
     if checkpoint is not None:
-        state = load_checkpoint_state(checkpoint)
+        state, recovered = load_checkpoint_state(checkpoint)
         trial.load_state_dict(state)
 
     context = tune.get_context()
@@ -316,6 +342,8 @@ def run_trial(config: Mapping[str, Any], method_cls: type[Method], settings: Run
     )
     # The node that runs this attempt: after a lost node, the UI shows where the retried trial went on.
     run.set_tag(NODE_TAG, ray.get_runtime_context().get_node_id())
+    if recovered:
+        run.set_tag(RECOVERED_TAG, recovered[:5000])  # MLflow tag values hold at most 8000 characters
     try:
         for epoch in range(trial.next_epoch, cfg.epochs):
             start = time.perf_counter()
@@ -328,7 +356,7 @@ def run_trial(config: Mapping[str, Any], method_cls: type[Method], settings: Run
                 if method_cls.registers_weights:
                     run.log_weights(trial.best_weights)
                 log_models(run, trial)
-            metrics["epoch"] = epoch
+            metrics[EPOCH_METRIC] = epoch
             run.log_metrics(metrics, step=epoch)
             with tempfile.TemporaryDirectory() as directory:
                 torch.save(trial.state_dict() | {"mlflow_run_id": run.run_id}, Path(directory) / STATE_FILE)
@@ -338,6 +366,10 @@ def run_trial(config: Mapping[str, Any], method_cls: type[Method], settings: Run
         if trial.next_epoch == cfg.epochs:
             run.finish("FINISHED")  # the last epoch and the final protocol were already reported
         # Otherwise the run stays RUNNING; the sweep closes it as stopped early or interrupted (launcher).
+        raise
+    except KeyboardInterrupt:
+        # Ctrl-C reached the worker too (it shares the terminal's process group): the sweep is being interrupted, and
+        # the launcher closes this run as such, not as failed.
         raise
     except BaseException:
         run.finish("FAILED")

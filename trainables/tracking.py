@@ -31,6 +31,8 @@ PARENT_TAG = "sweep_run_id"
 # The sweep's name, on its parent run and on every trial run (so filtering on it in the UI finds the trials).
 SWEEP_TAG = "sweep"
 TRIAL_TAG = "trial_id"  # only trial runs have it: it tells them from their sweep's parent run
+END_REASON_TAG = "end_reason"  # why the sweep, not the trial, ended a run: interrupted, stopped_early, failed, ...
+EPOCH_METRIC = "epoch"  # logged with every epoch's batch: its steps are the epochs a run holds
 NODE_TAG = "ray_node_id"  # the Ray node of the trial's latest attempt
 # A trial's selected weights (a state_dict saved with torch.save), logged by methods that register them.
 WEIGHTS_ARTIFACT = "weights.pt"
@@ -73,9 +75,14 @@ def find_trial_run(client: MlflowClient, exp_id: str, trial_id: str, parent_run_
 class TrialRun:
     """The MLflow run of one trial. Params are written once, at creation; metrics go out in one batch per epoch."""
 
-    def __init__(self, client: MlflowClient, run_id: str) -> None:
+    def __init__(self, client: MlflowClient, run_id: str, logged_steps: set[int] | None = None) -> None:
         self.client = client
         self.run_id = run_id
+        # Epochs a reopened run already holds. A trial resumes from its last checkpoint that Tune recorded, which can
+        # be older than the last epoch it logged (the driver died between the two, or a later checkpoint was
+        # unreadable); it trains those epochs again from the same saved state and RNG, so their points are already
+        # there and are not logged twice.
+        self.logged_steps = logged_steps or set()
 
     @classmethod
     def open(
@@ -101,7 +108,11 @@ class TrialRun:
             run_id = find_trial_run(client, exp_id, trial_id, parent_run_id)
         if run_id is not None:
             client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
-            return cls(client, run_id)
+            # Why the sweep closed it last time (interrupted, stopped early) no longer holds once it runs again.
+            if END_REASON_TAG in client.get_run(run_id).data.tags:
+                client.delete_tag(run_id, END_REASON_TAG)
+            logged = {metric.step for metric in client.get_metric_history(run_id, EPOCH_METRIC)}
+            return cls(client, run_id, logged)
         all_tags = dict(tags)
         if trial_id is not None:
             all_tags[TRIAL_TAG] = trial_id
@@ -116,6 +127,9 @@ class TrialRun:
         return cls(client, run.info.run_id)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        """One batch of points at ``step``; a step the run already held when it was reopened is skipped."""
+        if step in self.logged_steps:
+            return
         now = int(time.time() * 1000)
         batch = [Metric(_mlflow_key(k), float(v), now, step) for k, v in metrics.items()]
         # log_batch takes at most 1000 metrics per call.
