@@ -152,3 +152,20 @@ def test_same_seed_and_preset_give_the_same_metrics_in_two_runs(tmp_path):
         learned = {k for k in first[name] if k not in {"epoch_time_s"}}
         assert {k: first[name][k] for k in learned} == {k: second[name][k] for k in learned}, name
     print("\nreproduced:", {name: round(m["best/pgd20"], 4) for name, m in first.items()})
+
+
+def test_resume_of_a_sweep_that_does_not_exist_lists_the_ones_that_do(tmp_path):
+    from trainables.tracking import SWEEP_TAG, experiment_id
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client.create_run(experiment_id(client, "biamat-pi-ablation"), tags={SWEEP_TAG: "in-mlflow"})
+    (tmp_path / "ray" / "in-storage").mkdir(parents=True)
+    start = time.perf_counter()
+    refused = subprocess.run(sweep_command(tmp_path, "--resume", "--name", "typo"), cwd=tmp_path,
+                             capture_output=True, text=True, timeout=120, check=False)
+    print(f"\nrefused in {time.perf_counter() - start:.1f} s: {refused.stderr.strip()}")
+    assert refused.returncode != 0
+    assert "no sweep 'typo'" in refused.stderr and "in-mlflow, in-storage" in refused.stderr, refused.stderr
+    assert "Started a local Ray" not in refused.stdout + refused.stderr
+    assert not (tmp_path / "ray" / "typo").exists()
+    assert len(client.search_runs([client.get_experiment_by_name("biamat-pi-ablation").experiment_id])) == 1

@@ -94,30 +94,56 @@ def test_trial_logs_params_tags_and_final_protocol(ray_local, tmp_path):
     assert 0 <= run.data.metrics["best/pgd5"] <= run.data.metrics["best/clean"] <= 1
 
 
-def test_retried_trial_with_truncated_checkpoint_fails_clearly_instead_of_restarting(ray_local, tmp_path):
-    """A trial dies after its epoch-1 checkpoint, which is then truncated (a full disk, a partial upload): the retry
-    must stop with the runtime's error, not train again from epoch 0."""
+def run_with_tampered_checkpoints(tmp_path: Path, tamper, stall_at_epoch: int, epochs: int):
+    """A trial stalls after reporting ``stall_at_epoch``; ``tamper(checkpoint_states)`` (oldest first) damages them
+    (a full disk, a partial upload); then the worker dies and Tune retries the trial (up to twice)."""
     settings = settings_for(tmp_path)
     log = tmp_path / "epochs.log"
 
-    def truncate_checkpoints_then_release_the_trial() -> None:
+    def tamper_then_release_the_trial() -> None:
         deadline = time.time() + 120
-        while time.time() < deadline and not (log.exists() and "1\n" in log.read_text()):
+        while time.time() < deadline and not (log.exists() and f"{stall_at_epoch}\n" in log.read_text()):
             time.sleep(0.2)
-        time.sleep(1)  # let the driver register the epoch-1 checkpoint; every checkpoint is truncated anyway
-        for state in (tmp_path / "corrupt").rglob(f"checkpoint_*/{STATE_FILE}"):
-            state.write_bytes(state.read_bytes()[:1000])
+        time.sleep(1)  # let the driver register the checkpoint
+        tamper(sorted((tmp_path / "corrupt").rglob(f"checkpoint_*/{STATE_FILE}")))
         Path(f"{log}.go").touch()
 
-    tamper = threading.Thread(target=truncate_checkpoints_then_release_the_trial, daemon=True)
-    tamper.start()
-    trainable = tune.with_parameters(stalling(baseline.trainable, stall_at_epoch=1, log=str(log)), settings=settings)
-    results = fit(trainable, {**TINY_TRIAL, "epochs": 3, "training": "standard"}, tmp_path, "corrupt", max_failures=2)
-    tamper.join()
+    thread = threading.Thread(target=tamper_then_release_the_trial, daemon=True)
+    thread.start()
+    trainable = tune.with_parameters(stalling(baseline.trainable, stall_at_epoch=stall_at_epoch, log=str(log)),
+                                     settings=settings)
+    results = fit(trainable, {**TINY_TRIAL, "epochs": epochs, "training": "standard"}, tmp_path, "corrupt",
+                  max_failures=2)
+    thread.join()
+    return results, settings, [epochs for _, _, epochs in epochs_by_process(log)]
 
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:1000])
+
+
+def test_trial_whose_latest_checkpoint_is_truncated_resumes_from_the_one_before(ray_local, tmp_path):
+    results, settings, processes = run_with_tampered_checkpoints(
+        tmp_path, lambda states: truncate(states[-1]), stall_at_epoch=2, epochs=4)
+    assert not results.errors
+    # Epoch 2's checkpoint is unreadable: the retry continues from epoch 1's and trains epoch 2 again.
+    assert processes == [[0, 1, 2], [2, 3]], processes
+    (run,) = mlflow_runs(settings)
+    assert run.info.status == "FINISHED"
+    assert "checkpoint_000002" in run.data.tags["resumed_from_older_checkpoint"], run.data.tags
+    assert "checkpoint_000001" in run.data.tags["resumed_from_older_checkpoint"]
+    steps = [m.step for m in MlflowClient(settings.tracking_uri).get_metric_history(run.info.run_id, "train/loss")]
+    assert steps == [0, 1, 2, 3], "the retrained epoch is not logged twice"
+
+
+def test_trial_with_no_readable_checkpoint_fails_clearly_instead_of_restarting(ray_local, tmp_path):
+    """Every kept checkpoint truncated: the retry must stop with the runtime's error, not train again from epoch 0."""
+    results, settings, processes = run_with_tampered_checkpoints(
+        tmp_path, lambda states: [truncate(state) for state in states], stall_at_epoch=1, epochs=3)
     (error,) = results.errors
-    assert "CorruptCheckpointError" in repr(error) and "unreadable" in str(error), error
-    assert [epochs for _, _, epochs in epochs_by_process(log)] == [[0, 1]], "no attempt may train again from epoch 0"
+    assert "CorruptCheckpointError" in repr(error) and "no checkpoint of this trial is readable" in str(error), error
+    assert "checkpoint_000000" in str(error) and "checkpoint_000001" in str(error)
+    assert processes == [[0, 1]], "no attempt may train again from epoch 0"
     (run,) = mlflow_runs(settings)
     assert run.data.metrics["epoch"] == 1
 
@@ -127,9 +153,10 @@ def test_truncated_checkpoint_is_a_clear_error_not_a_silent_restart(tmp_path):
 
     from trainables.runtime import CorruptCheckpointError, load_checkpoint_state
 
-    torch.save({"next_epoch": 3, "weights": torch.zeros(1000)}, tmp_path / STATE_FILE)
-    data = (tmp_path / STATE_FILE).read_bytes()
-    (tmp_path / STATE_FILE).write_bytes(data[: len(data) // 2])
+    folder = tmp_path / "checkpoint_000003"
+    folder.mkdir()
+    torch.save({"next_epoch": 3, "weights": torch.zeros(1000)}, folder / STATE_FILE)
+    truncate(folder / STATE_FILE)
     with pytest.raises(CorruptCheckpointError) as info:
-        load_checkpoint_state(tune.Checkpoint.from_directory(str(tmp_path)))
-    assert "unreadable" in str(info.value) and "Delete that checkpoint" in str(info.value)
+        load_checkpoint_state(tune.Checkpoint.from_directory(str(folder)))
+    assert "no checkpoint of this trial is readable" in str(info.value) and "checkpoint_000003" in str(info.value)
