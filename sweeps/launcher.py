@@ -12,8 +12,10 @@ import argparse
 import contextlib
 import io
 import itertools
+import json
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
@@ -25,10 +27,12 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from sweeps.cli import absolute_tracking_uri
+from sweeps.full_disk import FullDiskStop, low_space
 from sweeps.stop_signals import INTERRUPTED_EXIT, StopSignals
 from trainables.config import ConfigError, RunSettings, TrainConfig, git_commit
 from trainables.datasets import DatasetNotFoundError, check_dataset
 from trainables.tracking import (
+    DISK_FULL,
     END_REASON_TAG,
     PARENT_TAG,
     SWEEP_TAG,
@@ -118,6 +122,8 @@ def validate(config_cls: type[TrainConfig], space: Mapping[str, Any], data_root:
                 if notes is None:
                     raise SystemExit(f"error: {exc}") from None
                 notes.append(f"dataset {name} is not under {data_root or './data'}: {exc}")
+            except ValueError as exc:  # DatasetInvalidError: files present but wrong, which a dry run must say too
+                raise SystemExit(f"error: {exc}") from None
     return configs
 
 
@@ -193,6 +199,52 @@ def close_child_runs(client: MlflowClient, exp_id: str, parent_id: str, results,
     close_running_runs(client, exp_id, parent_id, outcome)
 
 
+def stopped_by_full_disk(client: MlflowClient, exp_id: str, parent_id: str, written: Sequence[str],
+                         failures: bool, since_ms: int) -> bool:
+    """Whether the sweep ended on a full disk: a trial's run ended for that reason since ``since_ms`` (this
+    invocation), or it had ``failures`` and a folder it writes to is nearly full. If so, its runs still open and its
+    parent are closed as failed for that reason."""
+    failed_on_it = client.search_runs([exp_id], max_results=1, filter_string=(
+        f"tags.`{PARENT_TAG}` = '{parent_id}' AND tags.{END_REASON_TAG} = '{DISK_FULL}' "
+        f"AND attributes.end_time >= {since_ms}"))
+    if not failed_on_it and not (failures and low_space(written)):
+        return False
+    close_running_runs(client, exp_id, parent_id, lambda run: ("FAILED", DISK_FULL))
+    client.set_tag(parent_id, END_REASON_TAG, DISK_FULL)
+    return True
+
+
+def full_disk_message(written: Sequence[str], name: str) -> str:
+    where = low_space(written) or "a trial's node has no space left (its error file says where)"
+    return (f"error: the sweep stopped on a full disk: {where}. Free space (old sweeps' Tune folders, MLflow "
+            f"artifacts), then continue with the same command plus --resume --name {name}")
+
+
+def set_aside_unreadable_state(sweep_dir: str) -> None:
+    """If the newest of Tune's files that record the sweep (the experiment state, the searcher's and the callbacks'
+    states) do not load, as when written on a full disk, set the experiment states aside: the sweep then starts
+    afresh (``_fit``) rather than Tune restarting it by itself under new trial ids, with its old runs left open."""
+    import cloudpickle
+
+    if "://" in sweep_dir:
+        return  # a bucket's objects are written whole or not at all
+    folder = Path(sweep_dir)
+    unreadable = []
+    for pattern, load in (("experiment_state-*.json", json.loads), ("*.pkl", cloudpickle.loads)):
+        newest = max(folder.glob(pattern), key=lambda path: path.stat().st_mtime, default=None)
+        try:
+            if newest is not None:
+                load(newest.read_bytes())
+        except Exception:  # noqa: BLE001 - a cut-off file fails in many ways (EOFError, UnpicklingError, ...)
+            unreadable.append(newest.name)
+    if unreadable:
+        for state in folder.glob("experiment_state-*.json"):
+            state.rename(state.with_suffix(".json.unreadable"))
+        print(f"note: Tune's record of this sweep is unreadable ({', '.join(unreadable)}; written on a full disk?): "
+              "the sweep starts again from epoch 0; the runs of the first attempt stay in MLflow as they were closed",
+              file=sys.stderr)
+
+
 def check_resumable(family: str, name: str, storage: str, tracking_uri: str) -> None:
     """``--resume`` continues a sweep that exists (its Tune folder or its MLflow parent run); otherwise it stops
     here, before Ray starts, and lists the sweeps that do, instead of starting a new sweep under that name."""
@@ -245,14 +297,18 @@ def check_cluster_reachable(tracking_uri: str, storage: str | None = None) -> No
 
 def check_sweeps(sweeps: Mapping[str, Sweep], args: argparse.Namespace) -> bool:
     """What happens before Ray starts: every trial of every sweep validated, and with ``--dry-run`` the sweeps'
-    plans printed instead of run. Returns whether it was a dry run (then there is nothing more to do)."""
+    plans printed instead of run, or else the run settings checked and the stores created (sweeps/preflight.py).
+    Returns whether it was a dry run (then there is nothing more to do)."""
     from sweeps.dry_run import print_plans  # it imports this module
+    from sweeps.preflight import check_run_settings
 
     notes: list[str] | None = [] if args.dry_run else None
     configs = {name: validate(sweep.config_cls, sweep.param_space, args.data_root, sweep.extra_datasets, notes)
                if sweep.config_cls else [] for name, sweep in sweeps.items()}
     if args.dry_run:
         print_plans(sweeps, configs, notes)
+    else:  # a dry run starts nothing and writes nothing
+        check_run_settings(args, optuna_study=any(sweep.search_alg is not None for sweep in sweeps.values()))
     return args.dry_run
 
 
@@ -358,6 +414,14 @@ def _fit(sweep: Sweep, args: argparse.Namespace, name: str, storage: str, tracki
         gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
     trainable = tune.with_resources(tune.with_parameters(sweep.trainable, settings=settings),
                                     {"cpu": args.cpus_per_trial, "gpu": gpus})
+    written = [storage] if "://" not in storage else []
+    if tracking_uri.startswith("sqlite:///"):
+        written.append(str(Path(tracking_uri.removeprefix("sqlite:///")).parent))
+    disk_guard = FullDiskStop(written)
+    output = output_options(args.verbose, sweep.name_keys, sweep.size())
+    output["callbacks"].append(disk_guard)
+    if args.resume:
+        set_aside_unreadable_state(sweep_dir)
     if args.resume and tune.Tuner.can_restore(sweep_dir):
         # The search space goes in again: Tune stores tune.sample_from entries as placeholders it cannot rebuild.
         tuner = tune.Tuner.restore(sweep_dir, trainable, resume_unfinished=True, resume_errored=True,
@@ -378,14 +442,24 @@ def _fit(sweep: Sweep, args: argparse.Namespace, name: str, storage: str, tracki
                 name=name, storage_path=storage,
                 failure_config=tune.FailureConfig(max_failures=args.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-                **output_options(args.verbose, sweep.name_keys, sweep.size()),
+                stop=disk_guard,
+                **output,
             ),
         )
     status = "FAILED"
     resume_line = f"\nInterrupted ({{}}): continue with the same command plus --resume --name {name}"
+    started_ms = int(time.time() * 1000)
     try:
-        with tune_output(args.verbose), stop.graceful():
-            results = tuner.fit()
+        try:
+            with tune_output(args.verbose), stop.graceful():
+                results = tuner.fit()
+        except Exception:
+            if not stopped_by_full_disk(client, exp_id, parent_id, written, True, started_ms):
+                raise
+            # Tune itself may fail to read the error files it could not write.
+            raise SystemExit(full_disk_message(written, name)) from None
+        if stopped_by_full_disk(client, exp_id, parent_id, written, bool(results.errors), started_ms):
+            raise SystemExit(full_disk_message(written, name))
         interrupted = stop.received is not None
         close_child_runs(client, exp_id, parent_id, results, interrupted)
         status = "KILLED" if interrupted else "FAILED" if results.errors else "FINISHED"

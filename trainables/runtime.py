@@ -35,7 +35,7 @@ from trainables.datasets import ImageSet, load_dataset
 from trainables.evaluation import BestTracker, evaluate
 from trainables.loader import Batch, DeviceLoader
 from trainables.models import Classifier, create_model
-from trainables.tracking import EPOCH_METRIC, NODE_TAG, TrialRun
+from trainables.tracking import EPOCH_METRIC, NODE_TAG, TrialRun, failure_reason
 from trainables.training import (
     first_decay_epoch,
     make_optimizer,
@@ -371,7 +371,7 @@ def run_trial(config: Mapping[str, Any], method_cls: type[Method], settings: Run
         # Ctrl-C reached the worker too (it shares the terminal's process group): the sweep is being interrupted, and
         # the launcher closes this run as such, not as failed.
         raise
-    except BaseException:
-        run.finish("FAILED")
+    except BaseException as error:
+        run.finish("FAILED", failure_reason(error))
         raise
     run.finish("FINISHED")

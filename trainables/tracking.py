@@ -32,6 +32,9 @@ PARENT_TAG = "sweep_run_id"
 SWEEP_TAG = "sweep"
 TRIAL_TAG = "trial_id"  # only trial runs have it: it tells them from their sweep's parent run
 END_REASON_TAG = "end_reason"  # why the sweep, not the trial, ended a run: interrupted, stopped_early, failed, ...
+DISK_FULL = "disk_full"  # the end_reason of a run that failed because a disk it writes to is full
+# What a full disk looks like in an error: OSError ENOSPC's text, and SQLite's own wording.
+FULL_DISK_ERRORS = ("No space left on device", "database or disk is full")
 EPOCH_METRIC = "epoch"  # logged with every epoch's batch: its steps are the epochs a run holds
 NODE_TAG = "ray_node_id"  # the Ray node of the trial's latest attempt
 # A trial's selected weights (a state_dict saved with torch.save), logged by methods that register them.
@@ -62,6 +65,16 @@ def dataset_input(name: str, context: str) -> DatasetInput:
 def sweep_parent_filter(sweep: str) -> str:
     """The MLflow search filter that finds a sweep's parent run (its trials carry the same ``sweep`` tag)."""
     return f"tags.{SWEEP_TAG} = '{sweep}' AND tags.{TRIAL_TAG} IS NULL"
+
+
+def failure_reason(error: BaseException | None) -> str:
+    """The ``end_reason`` of a run its trial ended with ``error``: :data:`DISK_FULL` when it or a cause of it (a
+    wrapped OSError from torch.save or an upload) is a full disk, else ``failed``."""
+    while error is not None:
+        if any(text in str(error) for text in FULL_DISK_ERRORS):
+            return DISK_FULL
+        error = error.__cause__ or error.__context__
+    return "failed"
 
 
 def find_trial_run(client: MlflowClient, exp_id: str, trial_id: str, parent_run_id: str | None) -> str | None:
@@ -166,7 +179,9 @@ class TrialRun:
     def set_tag(self, key: str, value: str) -> None:
         self.client.set_tag(self.run_id, key, value)
 
-    def finish(self, status: str = "FINISHED") -> None:
+    def finish(self, status: str = "FINISHED", reason: str | None = None) -> None:
+        if reason is not None:
+            self.client.set_tag(self.run_id, END_REASON_TAG, reason)
         self.client.set_terminated(self.run_id, status=status)
 
 

@@ -1,0 +1,54 @@
+"""A full disk ends the sweep at its first sign, with one message, instead of every trial failing its retries.
+
+Left to Tune, a full disk makes each trial fail ``--max-failures`` + 1 times (every retry hits the same wall) and then
+crashes the driver reading an error file that could not be written. Here a trial failure on a full disk (the error
+says so, or a folder the sweep writes to is nearly full) stops the whole sweep, and the launcher closes its runs as
+failed for that reason.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+
+from ray import tune
+
+from trainables.tracking import FULL_DISK_ERRORS
+
+# Below this, a checkpoint of a WRN-34-10 (about 0.5 GB with its optimiser) cannot be written.
+MIN_FREE_BYTES = 1 << 30
+def low_space(folders: Iterable[str | Path]) -> str | None:
+    """The first of ``folders`` (or the nearest existing folder above it) on a nearly full disk, said in words."""
+    for folder in map(Path, folders):
+        existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+        if existing is not None and (free := shutil.disk_usage(existing).free) < MIN_FREE_BYTES:
+            return f"{existing} has {free / 2**20:.0f} MB free"
+    return None
+
+
+class FullDiskStop(tune.Callback, tune.stopper.Stopper):
+    """Watches trial failures (a Tune callback) and ends the sweep (a Tune stopper) once one came from a full disk:
+    a folder of ``folders`` (the local ones the sweep writes to: Tune storage, the SQLite store) is nearly full, or
+    the trial's error says so (a remote node's disk)."""
+
+    def __init__(self, folders: Iterable[str | Path]) -> None:
+        self.folders = [str(folder) for folder in folders]
+        self.full = False
+
+    def _check(self, trial) -> None:
+        error_file = trial.error_file  # Tune wrote the failure there, if the driver's disk had room
+        text = Path(error_file).read_text(errors="replace") if error_file and Path(error_file).is_file() else ""
+        self.full = self.full or low_space(self.folders) is not None or any(t in text for t in FULL_DISK_ERRORS)
+
+    def on_trial_error(self, iteration: int, trials: list, trial, **info) -> None:
+        self._check(trial)
+
+    def on_trial_recover(self, iteration: int, trials: list, trial, **info) -> None:
+        self._check(trial)
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        return False  # trials end on their own; only the whole sweep is stopped here
+
+    def stop_all(self) -> bool:
+        return self.full
