@@ -7,8 +7,9 @@ mistyped flag answer at once, and only then imports what a sweep needs (``sweeps
 from __future__ import annotations
 
 import argparse
+import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 
@@ -22,7 +23,7 @@ def run_parser(description: str, presets: Sequence[str]) -> argparse.ArgumentPar
 def add_run_arguments(parser: argparse.ArgumentParser, presets: Sequence[str]) -> None:
     """Flags shared by every sweep. Environment variables give cluster-wide defaults (see README)."""
     parser.add_argument("--preset", choices=presets, default=presets[0], help="data/model/schedule preset")
-    parser.add_argument("--seeds", type=int, default=1, help="number of seeds per configuration (0, 1, ...)")
+    parser.add_argument("--seeds", type=at_least(1), default=1, help="number of seeds per configuration (0, 1, ...)")
     parser.add_argument("--name", default=None, help="sweep name (Tune directory and MLflow parent run)")
     parser.add_argument("--resume", action="store_true", help="continue the interrupted sweep of this --name")
     parser.add_argument("--address", default=os.environ.get("RAY_ADDRESS"),
@@ -32,11 +33,16 @@ def add_run_arguments(parser: argparse.ArgumentParser, presets: Sequence[str]) -
     parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"),
                         help="MLflow tracking URI (SQLite file locally, http://... server on a cluster)")
     parser.add_argument("--data-root", default=os.environ.get("ADVSWEEP_DATA"), help="dataset folder (default ./data)")
-    parser.add_argument("--gpus-per-trial", type=float, default=None,
-                        help="GPUs per trial, fractions allowed (default: 1 if the cluster has GPUs, else 0)")
-    parser.add_argument("--cpus-per-trial", type=float, default=1.0)
-    parser.add_argument("--concurrency", type=int, default=0, help="max concurrent trials (0: as resources allow)")
-    parser.add_argument("--max-failures", type=int, default=3, help="retries of a failed trial from its checkpoint")
+    # An autoscaling cluster has no GPU node yet when the sweep starts, so its set-up names the GPUs per trial
+    # (ADVSWEEP_GPUS_PER_TRIAL) rather than leaving it to what the cluster holds at launch.
+    parser.add_argument("--gpus-per-trial", type=at_least(0, float), default=os.environ.get("ADVSWEEP_GPUS_PER_TRIAL"),
+                        help="GPUs per trial, fractions allowed (default: ADVSWEEP_GPUS_PER_TRIAL, else 1 if the "
+                             "cluster has GPUs at launch, else 0)")
+    parser.add_argument("--cpus-per-trial", type=at_least(0, float, strictly=True), default=1.0)
+    parser.add_argument("--concurrency", type=at_least(0), default=0,
+                        help="max concurrent trials (0: as resources allow)")
+    parser.add_argument("--max-failures", type=at_least(-1, note="-1: retry without limit"), default=3,
+                        help="retries of a failed trial from its checkpoint")
     parser.add_argument("--dry-run", action="store_true",
                         help="validate every trial and print the trials, their shared values and a GPU-hours estimate; "
                              "start nothing and write nothing")
@@ -48,15 +54,36 @@ def add_run_arguments(parser: argparse.ArgumentParser, presets: Sequence[str]) -
 def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of every Optuna sweep (None: the preset's value); a cluster sets ADVSWEEP_OPTUNA_STORAGE to its
     PostgreSQL URL."""
-    parser.add_argument("--num-samples", type=int, default=None, help="trials this invocation adds")
+    parser.add_argument("--num-samples", type=at_least(1), default=None, help="trials this invocation adds")
     parser.add_argument("--study-name", default=None, help="Optuna study to create or continue (default: per preset)")
     parser.add_argument("--optuna-storage", type=absolute_tracking_uri,
                         default=os.environ.get("ADVSWEEP_OPTUNA_STORAGE", "sqlite:///optuna.db"),
                         help="Optuna RDB storage URL (SQLite file locally, postgresql://... on a cluster)")
     parser.add_argument("--sampler-seed", type=int, default=0, help="TPE seed (same seed, same suggestions)")
     parser.add_argument("--asha", action="store_true", help="stop poor trials early (ASHA on epochs)")
-    parser.add_argument("--grace-period", type=int, default=None, help="ASHA: epochs before a trial can be stopped")
-    parser.add_argument("--reduction-factor", type=int, default=None, help="ASHA: keep 1/factor at each rung")
+    parser.add_argument("--grace-period", type=at_least(1), default=None,
+                        help="ASHA: epochs before a trial can be stopped")
+    parser.add_argument("--reduction-factor", type=at_least(2), default=None, help="ASHA: keep 1/factor at each rung")
+
+
+def at_least(minimum: float, kind: type[int | float] = int, *, strictly: bool = False,
+             note: str = "") -> Callable[[str], float]:
+    """An argparse ``type`` for a count or a resource: a value below ``minimum`` (or equal to it, ``strictly``) is
+    refused while parsing, so that Tune never sees it (a seed count of 0 fails deep inside Tune; a negative CPU count
+    inside Ray) and ``--dry-run`` refuses it too. ``note`` says what a special value means."""
+    word = "an integer" if kind is int else "a number"
+    bound = f"{'>' if strictly else '>='} {minimum:g}" + (f" ({note})" if note else "")
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or value < minimum or (strictly and value == minimum):
+            raise argparse.ArgumentTypeError(f"must be {word} {bound}, not {text}")
+        return value
+
+    return parse
 
 
 def absolute_tracking_uri(uri: str) -> str:
