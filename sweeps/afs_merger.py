@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     from analysis.runs import emit, load_sweep
     from sweeps.launcher import Sweep, missing_sqlite_store, run_sweep
     from sweeps.optuna_search import build_search, describe_study
+    from sweeps.preflight import check_tracking_uri
     from trainables.afs import (
         DEFAULT_MASK,
         EXTRACTOR_EXPERIMENT,
@@ -113,6 +114,7 @@ def main(argv: list[str] | None = None) -> None:
 
     extractor_sweep = args.extractor_sweep or f"afs-extractors-{args.preset}"
     tracking_uri = absolute_tracking_uri(args.tracking_uri)
+    check_tracking_uri(tracking_uri)  # stage 1's store is read here, before run_sweep's own checks
 
     # The dependency on stage 1, checked before Ray starts: every extractor the masks name must be registered. A dry
     # run plans ahead of stage 1: it notes what is missing, without opening a SQLite store that is not there (that
