@@ -1,10 +1,12 @@
 """Read a sweep's trials from MLflow into a DataFrame, and print paper tables from it as Markdown, CSV or LaTeX.
 
-Analysis reads MLflow only: it never imports ``sweeps/`` or ``trainables/`` and never retrains. The layout it reads is
-the one the sweeps write: one parent run per sweep invocation (run name and tag ``sweep`` = the sweep name), one child
-run per trial (tag ``sweep_run_id`` = the parent's run id, tags ``sweep``, ``method``, ``trial_id``, ``git_commit``),
-hyperparameters as params (floats to 6 significant digits; the run's ``config.json`` artifact has them exactly),
-the final protocol as ``best/<attack>`` and ``last/<attack>`` metrics (fractions), per-epoch metrics with step = epoch.
+Analysis reads MLflow only: it never imports ``sweeps/`` or ``trainables/``, never retrains, and never creates a store
+(a ``sqlite:///`` file that is not there is an error, :func:`open_store`). The layout it reads is the one the sweeps
+write: one parent run per sweep invocation (run name and tag ``sweep`` = the sweep name, tag ``trials`` = its size),
+one child run per trial (tag ``sweep_run_id`` = the parent's run id, tags ``sweep``, ``method``, ``trial_id``,
+``git_commit``), hyperparameters as params (floats to 6 significant digits; the run's ``config.json`` artifact has
+them exactly), the final protocol as ``best/<attack>`` and ``last/<attack>`` metrics (fractions), per-epoch metrics
+with step = epoch.
 
 An analysis script for another paper (AFS, UIAT) reuses this module rather than copying it::
 
@@ -29,10 +31,12 @@ differs between runs; :func:`only_value` narrows a frame to one value of a colum
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import os
 import re
+import sqlite3
 import sys
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -52,14 +56,53 @@ from analysis.cli import DEFAULT_TRACKING_URI
 SWEEP_TAG = "sweep"
 PARENT_TAG = "sweep_run_id"
 TRIAL_TAG = "trial_id"  # only trial runs have it: a sweep's parent run is the run with its sweep tag and without this
+TRIALS_TAG = "trials"  # on a parent run: how many trials the sweep was started with (absent on older sweeps)
+SQLITE = "sqlite:///"
 
 
 class SweepNotFoundError(LookupError):
     """No parent run matches the requested sweep; the message lists the sweeps that do exist."""
 
 
+class StoreNotFoundError(SweepNotFoundError):
+    """The tracking URI names a SQLite file that does not exist or is not an MLflow store; analysis never creates one.
+    """
+
+
 def resolve_tracking_uri(uri: str | None = None) -> str:
     return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def _has_mlflow_tables(path: Path) -> bool:
+    # Read-only, so that not even an empty database file is written.
+    with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+        return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'experiments'").fetchone() \
+            is not None
+
+
+def open_store(tracking_uri: str | None = None) -> MlflowClient:
+    """A client of an existing MLflow store. MLflow creates a ``sqlite:///`` store that is not there, folder and
+    all, and then finds no sweeps in it; this raises StoreNotFoundError instead, saying which file is missing, where
+    the URI came from, and the store a sweep writes by default."""
+    uri = resolve_tracking_uri(tracking_uri)
+    if not uri.startswith(SQLITE):
+        return MlflowClient(uri)  # a server (or another database): nothing here would create it
+    path = Path(uri[len(SQLITE):].partition("?")[0])
+    given = ("--tracking-uri" if tracking_uri else "$MLFLOW_TRACKING_URI" if os.environ.get("MLFLOW_TRACKING_URI")
+             else "the default store")
+    try:
+        problem = None if _has_mlflow_tables(path) else "it holds no MLflow tables"
+    except sqlite3.Error as exc:
+        problem = "the file does not exist" if not path.exists() else f"it is not an SQLite database ({exc})"
+    if problem is None:
+        return MlflowClient(uri)
+    default = Path(DEFAULT_TRACKING_URI[len(SQLITE):])
+    here = f"; {default} exists here: leave --tracking-uri out to read it" if uri != DEFAULT_TRACKING_URI and \
+        default.is_file() else ""
+    raise StoreNotFoundError(
+        f"no MLflow store at {path.resolve()} ({uri}, from {given}): {problem}, and analysis never creates one. Pass "
+        f"the --tracking-uri the sweep logged to (a sweep's default is {DEFAULT_TRACKING_URI}, mlflow.db in the "
+        f"directory it ran from, or $MLFLOW_TRACKING_URI){here}")
 
 
 def _search_all(client: MlflowClient, experiment_ids: list[str], filter_string: str) -> list[Run]:
@@ -156,6 +199,12 @@ class SweepRuns:
     runs: pd.DataFrame
     skipped: dict[str, int]
     client: MlflowClient = field(repr=False)
+    trials: int | None = None  # how many the sweep was started with (its parent's ``trials`` tag), if recorded
+    status: str = "FINISHED"  # the parent run's: RUNNING while the sweep runs, KILLED once interrupted
+
+    def never_started(self) -> int | None:
+        """Trials of the sweep that have no MLflow run yet (None when the sweep's size was not recorded)."""
+        return None if self.trials is None else max(0, self.trials - len(self.runs) - sum(self.skipped.values()))
 
     def summary(self) -> str:
         n = len(self.runs)
@@ -163,6 +212,15 @@ class SweepRuns:
                f"{n} finished trial{'' if n == 1 else 's'}"
         if self.skipped:
             text += "; skipped " + ", ".join(f"{count} {status}" for status, count in sorted(self.skipped.items()))
+        waiting = self.never_started()
+        if waiting:
+            text += f"; {waiting} of {self.trials} trials never started"
+        if self.status != "FINISHED":
+            text += "; " + {"RUNNING": "the sweep is running (or its driver died: --resume continues it)",
+                            "KILLED": "the sweep was interrupted (--resume continues it)"}.get(
+                                self.status, f"the sweep ended {self.status}")
+            if waiting is None:
+                text += " (its size was not recorded, so trials that never started are not counted)"
         protocol = selection_protocol(self.runs)
         return f"{text}; {protocol}" if protocol else text
 
@@ -182,16 +240,23 @@ class SweepRuns:
 def selection_protocol(df: pd.DataFrame) -> str:
     """How the runs chose their selected (``best/*``) checkpoint, from their params, for a table's notes: where the
     selection points come from, how many, which epochs were evaluated and what was kept. Runs with different
-    protocols are each described; runs logged before these params existed give an empty string."""
+    protocols are each described; runs logged before these params existed give an empty string.
+
+    Standard training keeps its best clean accuracy, as does training at eps 0 (where PGD accuracy is clean accuracy):
+    the rule of ``trainables/baseline.py``, read here from the runs' ``training`` and ``eps`` params. Standard-trained
+    runs logged before that rule (issue #19) kept their best PGD accuracy instead."""
     keys = ["select_on", "eval_n", "eval_every", "eval_from", "keep_epoch", "attack_steps"]
     if df.empty or any(f"params.{k}" not in df for k in keys):
         return ""
+    protocols = df[[f"params.{k}" for k in keys]].assign(
+        clean=(column(df, "params.training") == "standard")
+        | (pd.to_numeric(column(df, "params.eps"), errors="coerce") == 0))
     described = []
-    for select_on, n, every, start, keep, steps in df[[f"params.{k}" for k in keys]].drop_duplicates().itertuples(
-            index=False):
+    for select_on, n, every, start, keep, steps, clean in protocols.drop_duplicates().itertuples(index=False):
         where = "the first {} test points" if select_on == "test" else "{} held-out training points"
         start = "the first LR decay" if start == "first_decay" else f"epoch {start}"
-        kept = f"epoch {keep} kept" if int(keep) else f"best PGD-{steps} kept"
+        best = "best clean accuracy kept (standard training)" if clean else f"best PGD-{steps} kept"
+        kept = f"epoch {keep} kept" if int(keep) else best
         described.append(f"PGD-{steps} on {where.format(n)}, every {every} epoch(s) from {start}, {kept}")
     return "checkpoint selection: " + " | ".join(described)
 
@@ -200,7 +265,7 @@ def load_sweep(sweep: str | None = None, *, parent_run: str | None = None, exper
                tracking_uri: str | None = None) -> SweepRuns:
     """Load a sweep's child runs. Only FINISHED ones go into ``.runs``: a FAILED trial or one a scheduler stopped
     early (KILLED) never reached the final protocol, and a partial score would bias means and maxima."""
-    client = MlflowClient(resolve_tracking_uri(tracking_uri))
+    client = open_store(tracking_uri)
     parent = find_parent(client, sweep, parent_run, experiment)
     exp_id = parent.info.experiment_id
     children = runs_frame(_search_all(client, [exp_id], f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'"))
@@ -212,6 +277,8 @@ def load_sweep(sweep: str | None = None, *, parent_run: str | None = None, exper
         runs=children[finished].reset_index(drop=True),
         skipped=children.loc[~finished, "status"].value_counts().to_dict(),
         client=client,
+        trials=int(trials) if (trials := parent.data.tags.get(TRIALS_TAG, "")).isdigit() else None,
+        status=parent.info.status,
     )
 
 

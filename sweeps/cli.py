@@ -12,6 +12,8 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from sweeps.overrides import parse_override
+
 
 def run_parser(description: str, presets: Sequence[str]) -> argparse.ArgumentParser:
     """A sweep script's command line: its docstring as help, and the run flags every sweep shares."""
@@ -49,6 +51,9 @@ def add_run_arguments(parser: argparse.ArgumentParser, presets: Sequence[str]) -
     parser.add_argument("--verbose", action="store_true",
                         help="Tune's own output: every trial's config and results, and a status table every 30 s "
                              "(default: one line per trial event)")
+    parser.add_argument("--set", dest="overrides", action="append", type=parse_override, metavar="KEY=VALUE",
+                        help="change a constant of the preset's search space, e.g. --set epochs=15 --set "
+                             "model=resnet18 (repeatable; JSON values, else strings; sweeps/overrides.py)")
 
 
 def add_search_arguments(parser: argparse.ArgumentParser) -> None:

@@ -321,6 +321,9 @@ def run_sweep(sweep: Sweep, args: argparse.Namespace, name: str, report: Callabl
     script and arguments, see :func:`sweeps.progress.closing_lines`). Failed trials make the command exit non-zero
     after that, so a script or CI notices. With ``--dry-run`` it prints the plan and returns None.
     """
+    from sweeps.overrides import with_overrides  # --set first: every check and the MLflow runs see its values
+
+    sweep = with_overrides(sweep, args)
     if check_sweeps({name: sweep}, args):
         return None
     if callable(sweep.search_alg):
@@ -404,7 +407,8 @@ def _fit(sweep: Sweep, args: argparse.Namespace, name: str, storage: str, tracki
     # MLflow's own tags for where a run came from (the UI's Source and Version columns), on the parent and every trial.
     source = {MLFLOW_GIT_COMMIT: commit, MLFLOW_SOURCE_NAME: Path(sys.argv[0]).name, MLFLOW_SOURCE_TYPE: "LOCAL"}
     parent_id = parent_run(client, exp_id, name, args.resume,
-                           {"git_commit": commit, "preset": args.preset, "storage": sweep_dir, **source, **sweep.tags})
+                           {"git_commit": commit, "preset": args.preset, "storage": sweep_dir,
+                            "trials": str(sweep.size()), **source, **sweep.tags})
     view = publish_view(client, exp_id, name, *view_columns(sweep.name_keys, sweep.param_space))
     settings = RunSettings(tracking_uri=tracking_uri, experiment=sweep.family, data_root=args.data_root,
                            parent_run_id=parent_id, name_keys=sweep.name_keys, git_commit=commit,

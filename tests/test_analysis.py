@@ -7,12 +7,24 @@ import io
 import statistics
 import time
 
+import pandas as pd
 import pytest
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from analysis import biamat_tables
-from analysis.runs import Cell, distinguishing_params, emit, load_sweep, resolve_metric, to_csv, to_latex, to_markdown
+from analysis.runs import (
+    Cell,
+    StoreNotFoundError,
+    distinguishing_params,
+    emit,
+    load_sweep,
+    resolve_metric,
+    selection_protocol,
+    to_csv,
+    to_latex,
+    to_markdown,
+)
 
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 NAME_KEYS = ("variant", "training", "labels", "aux_datasets", "alpha", "pi", "seed")
@@ -46,11 +58,12 @@ class Store:
         self.uri = uri
         self.client = MlflowClient(uri)
 
-    def sweep(self, experiment: str, name: str) -> tuple[str, str]:
+    def sweep(self, experiment: str, name: str, status: str = "FINISHED", **tags: str) -> tuple[str, str]:
         exp = self.client.get_experiment_by_name(experiment)
         exp_id = exp.experiment_id if exp else self.client.create_experiment(experiment, tags=EXPERIMENT_KIND)
-        parent = self.client.create_run(exp_id, run_name=name, tags={"sweep": name, "git_commit": "abc"})
-        self.client.set_terminated(parent.info.run_id, "FINISHED")
+        parent = self.client.create_run(exp_id, run_name=name, tags={"sweep": name, "git_commit": "abc", **tags})
+        if status != "RUNNING":
+            self.client.set_terminated(parent.info.run_id, status)
         return exp_id, parent.info.run_id
 
     def trial(self, sweep: tuple[str, str], method: str, params: dict, final: dict[str, float], *,
@@ -300,6 +313,60 @@ def test_missing_sweep_lists_the_sweeps_that_exist(store):
         biamat_tables.main(["table12", "--parent-run", "deadbeef", "--tracking-uri", store.uri])
     with pytest.raises(SystemExit, match="metric 'best/pgd7' is not logged"):
         biamat_tables.main(["table13", "--sweep", "pi-abl", "--tracking-uri", store.uri, "--metric", "best/pgd7"])
+
+
+def test_a_missing_store_is_reported_and_never_created(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    missing = tmp_path / "typo" / "mlflow.db"
+    for argv in (["table13", "--sweep", "pi-abl", "--tracking-uri", f"sqlite:///{missing}"], ["table13", "--sweep", "x"]):
+        with pytest.raises(SystemExit) as exc:
+            biamat_tables.main(argv)
+        message = str(exc.value)
+        assert message.startswith("error: no MLflow store at ") and "the file does not exist" in message, message
+        assert "never creates one" in message and "--tracking-uri" in message and "sqlite:///mlflow.db" in message
+    assert "from the default store" in message and "mlflow.db" in message
+    assert not (tmp_path / "typo").exists() and not (tmp_path / "mlflow.db").exists()
+
+    (tmp_path / "mlflow.db").write_bytes(b"")  # an empty file: SQLite would take it as a new database
+    with pytest.raises(StoreNotFoundError, match="holds no MLflow tables"):
+        load_sweep("x", tracking_uri="sqlite:///mlflow.db")
+    assert (tmp_path / "mlflow.db").stat().st_size == 0
+    with pytest.raises(StoreNotFoundError, match=r"mlflow.db exists here: leave --tracking-uri out"):
+        load_sweep("x", tracking_uri=f"sqlite:///{missing}")
+    (tmp_path / "notes.db").write_text("not a database, but long enough for SQLite to read its header" * 4)
+    with pytest.raises(StoreNotFoundError, match="not an SQLite database"):
+        load_sweep("x", tracking_uri="sqlite:///notes.db")
+
+
+def test_an_unfinished_sweep_says_how_many_trials_never_started(store):
+    running = store.sweep("biamat-pi-ablation", "unfinished", status="RUNNING", trials="6")
+    for seed, status in enumerate(["FINISHED", "FINISHED", "RUNNING"]):
+        store.trial(running, "biamat", biamat("at", 0.45, seed), final_metrics(0.5), status=status)
+    sweep = load_sweep("unfinished", tracking_uri=store.uri)
+    assert (sweep.trials, sweep.never_started()) == (6, 3)
+    assert "2 finished trials; skipped 1 RUNNING; 3 of 6 trials never started; the sweep is running" in sweep.summary()
+
+    old = store.sweep("biamat-pi-ablation", "interrupted-old", status="KILLED")  # before the trials tag existed
+    store.trial(old, "biamat", biamat("at", 0.45, 0), final_metrics(0.5), status="KILLED")
+    summary = load_sweep("interrupted-old", tracking_uri=store.uri).summary()
+    assert "skipped 1 KILLED; the sweep was interrupted (--resume continues it) (its size was not recorded" in summary
+
+    done = store.sweep("biamat-pi-ablation", "complete", trials="1")
+    store.trial(done, "biamat", biamat("at", 0.45, 0), final_metrics(0.5))
+    assert load_sweep("complete", tracking_uri=store.uri).summary().endswith("1 finished trial")
+
+
+def test_the_selection_note_says_standard_training_kept_its_best_clean_epoch():
+    protocol = {"params.select_on": "test", "params.eval_n": 64, "params.eval_every": 1, "params.eval_from": 1,
+                "params.keep_epoch": 0, "params.attack_steps": 3}
+    runs = pd.DataFrame([protocol | {"params.training": training, "params.eps": eps}
+                         for training, eps in [("standard", 16 / 255), ("pgd_at", 0.0), ("pgd_at", 8 / 255)]])
+    note = selection_protocol(runs)
+    assert note == ("checkpoint selection: PGD-3 on the first 64 test points, every 1 epoch(s) from epoch 1, best clean "
+                    "accuracy kept (standard training) | PGD-3 on the first 64 test points, every 1 epoch(s) from "
+                    "epoch 1, best PGD-3 kept")
+    assert selection_protocol(runs.drop(columns=["params.training", "params.eps"])).endswith("best PGD-3 kept")
 
 
 def test_distinguishing_params_skip_settings_that_follow_the_variant(store):

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -14,6 +17,7 @@ from trainables.datasets import (
     NONROBUST_AMPLITUDE,
     ROBUST_AMPLITUDE,
     ROBUST_P,
+    DatasetInvalidError,
     DatasetNotFoundError,
     ImageSet,
     check_dataset,
@@ -34,6 +38,10 @@ def cifar_rows(n: int, seed: int) -> np.ndarray:
         for channel, value in enumerate((10, 20, 30)):
             data[i, channel * 1024 + 1 * 32 + 2] = value + i  # plane, then row-major within the plane
     return data
+
+
+def noise_rows(n: int) -> np.ndarray:
+    return np.random.default_rng(n).integers(0, 256, (n, 3072), dtype=np.uint8)
 
 
 def assert_known_pixel(images: torch.Tensor) -> None:
@@ -173,14 +181,176 @@ def test_root_defaults_to_environment(tmp_path: Path, monkeypatch: pytest.Monkey
         load_dataset("cifar10", "test")
 
 
-def test_check_dataset_reads_nothing(tmp_path: Path) -> None:
+def write_cifar10(root: Path, n: int = 2, **replace: object) -> Path:
+    """A CIFAR-10 folder of ``n`` images per file; ``replace`` swaps entries of data_batch_1 (None removes one)."""
+    folder = root / "cifar-10-batches-py"
+    for i, name in enumerate([f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]):
+        batch = {"data": cifar_rows(n, i), "labels": [i % 10] * n, "batch_label": name}
+        if name == "data_batch_1":
+            batch = {k: v for k, v in (batch | replace).items() if v is not None}
+        write_pickle(folder / name, batch)
+    return folder
+
+
+def assert_refused(root: Path, name: str, split: str, file: Path, *fragments: str) -> None:
+    """check_dataset (before a sweep) and load_dataset (in a trial) give the same message, naming the file, what is
+    wrong and the fix."""
+    with pytest.raises(DatasetInvalidError) as checked:
+        check_dataset(name, root=root, splits=[split])
+    with pytest.raises(DatasetInvalidError) as loaded:
+        load_dataset(name, split, root=root)
+    message = str(checked.value)
+    assert message == str(loaded.value)
+    assert message.startswith(f"{name} ({split}): {file}") and "Replace the file" in message, message
+    assert all(fragment in message for fragment in fragments), message
+
+
+def test_empty_placeholder_files_are_refused_before_any_load(tmp_path: Path) -> None:
     folder = tmp_path / "cifar-10-batches-py"
     folder.mkdir()
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        (folder / name).write_bytes(b"")  # right names, no content: only a real load notices
+        (folder / name).write_bytes(b"")  # right names, no content
+    assert_refused(tmp_path, "cifar10", "test", folder / "test_batch", "not a readable pickle", "download=True")
+    assert isinstance(DatasetInvalidError("x"), ValueError)
+
+
+@pytest.mark.parametrize(
+    ("replace", "fragments"),
+    [
+        ({"labels": None}, ["no 'labels' key", "'batch_label', 'data'"]),
+        ({"data": np.zeros((2, 32, 32, 3), dtype=np.uint8)}, ["'data' is uint8 of shape (2, 32, 32, 3)", "(N, 3072)"]),
+        ({"data": np.zeros((2, 3072), dtype=np.float32)}, ["'data' is float32 of shape (2, 3072)", "expected uint8"]),
+        ({"labels": [0]}, ["'labels' is list of length 1, expected 2 labels"]),
+        ({"labels": [3, 10]}, ["labels from 3 to 10, expected 0 to 9"]),
+        ({"labels": np.array([0.5, 1.0])}, ["float64 values, expected integer"]),
+        ({"data": [[0] * 3072] * 2}, ["'data' is list, expected uint8"]),
+    ],
+    ids=["missing-key", "wrong-shape", "wrong-dtype", "label-count", "label-range", "float-labels", "list-data"],
+)
+def test_wrong_cifar_content_names_the_file_and_what_is_wrong(tmp_path: Path, replace: dict, fragments: list) -> None:
+    folder = write_cifar10(tmp_path, **replace)
+    assert_refused(tmp_path, "cifar10", "train", folder / "data_batch_1", *fragments)
+    check_dataset("cifar10", root=tmp_path, splits=["test"])  # the other split's files are fine
+
+
+def test_random_truncated_and_foreign_pickles_are_refused(tmp_path: Path) -> None:
+    folder = write_cifar10(tmp_path)
+    path = folder / "data_batch_1"
+    path.write_bytes(np.random.default_rng(0).bytes(4096))
+    assert_refused(tmp_path, "cifar10", "train", path, "not a readable pickle")
+    big = pickle.dumps({"data": noise_rows(1000), "labels": [1] * 1000}, protocol=4)  # a 3 MB payload, skipped
+    path.write_bytes(big[: len(big) // 2])
+    assert_refused(tmp_path, "cifar10", "train", path, "not a readable pickle", "truncated")
+    path.write_bytes(pickle.dumps({"data": Path("x"), "labels": [1]}))  # pickles can run code: only arrays pass
+    assert_refused(tmp_path, "cifar10", "train", path, "pathlib", "no dataset batch does")
+    path.write_bytes(pickle.dumps([1, 2]))
+    assert_refused(tmp_path, "cifar10", "train", path, "holds a list, not a dict")
+
+
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+def test_large_batches_in_every_pickle_protocol_and_bytes_keys_pass(tmp_path: Path, protocol: int) -> None:
+    """Large payloads are skipped by the check and read by the load; Python-3 batches re-pickled with bytes keys
+    (b'data', as ``pickle.load(f, encoding='bytes')`` gives them) are the same content."""
+    folder = write_cifar10(tmp_path)
+    data = noise_rows(700)  # 2.1 MB: over the size the check skips
+    labels = np.arange(700, dtype=np.int64) % 10  # an array of labels, small enough to be read and range-checked
+    (folder / "data_batch_1").write_bytes(pickle.dumps({b"data": data, b"labels": labels}, protocol=protocol))
     check_dataset("cifar10", root=tmp_path)
-    with pytest.raises(EOFError):
-        load_dataset("cifar10", "test", root=tmp_path)
+    train = load_dataset("cifar10", "train", root=tmp_path)
+    assert len(train) == 708 and train.images[:700].numpy().reshape(700, -1).tolist() == data.tolist()
+    (folder / "data_batch_1").write_bytes(pickle.dumps({b"data": data, b"labels": labels + 1}, protocol=protocol))
+    assert_refused(tmp_path, "cifar10", "train", folder / "data_batch_1", "labels from 1 to 10")
+
+
+class Python2Pickler(pickle._Pickler):
+    """Pickles as Python 2 did for the published CIFAR files: every str and bytes a BINSTRING, numpy under its old
+    module name."""
+
+    def save_binstring(self, obj: str | bytes) -> None:
+        data = obj.encode("latin1") if isinstance(obj, str) else obj
+        self.write(pickle.BINSTRING + len(data).to_bytes(4, "little") + data)
+        self.memoize(obj)
+
+    def save_global(self, obj: object, name: str | None = None) -> None:
+        module = getattr(obj, "__module__", "").replace("numpy._core", "numpy.core")
+        self.write(pickle.GLOBAL + f"{module}\n{name or obj.__name__}\n".encode())
+        self.memoize(obj)
+
+    dispatch: ClassVar[dict] = {**pickle._Pickler.dispatch, str: save_binstring, bytes: save_binstring}
+
+
+def test_python2_batches_as_published_are_checked_without_reading_the_pixels(tmp_path: Path) -> None:
+    folder = write_cifar10(tmp_path)
+    data = noise_rows(400)  # 1.2 MB: skipped by the check
+    with open(folder / "data_batch_1", "wb") as f:
+        Python2Pickler(f, protocol=2).dump({"batch_label": "training batch 1 of 5", "labels": [9] * 400,
+                                            "data": data, "filenames": ["a.png"] * 400})
+    assert b"numpy.core.multiarray\n_reconstruct" in (folder / "data_batch_1").read_bytes()
+    check_dataset("cifar10", root=tmp_path)
+    train = load_dataset("cifar10", "train", root=tmp_path)
+    assert train.images[:400].numpy().reshape(400, -1).tolist() == data.tolist() and train.labels[399] == 9
+
+
+SUPPORT = Path(__file__).with_name("tests_support.py")
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (np.random.default_rng(1).bytes(2048), "is not a readable pickle"),
+        (pickle.dumps({"data": np.zeros((2, 3072), dtype=np.uint8)}), "has no 'labels' key"),
+        (pickle.dumps({"data": np.zeros((2, 3, 32, 32), dtype=np.uint8), "labels": [0, 1]}), "(N, 3072)"),
+    ],
+    ids=["random-bytes", "missing-key", "wrong-shape"],
+)
+def test_a_sweep_refuses_wrong_data_before_ray_starts(tmp_path: Path, content: bytes, expected: str) -> None:
+    """The pi ablation's paper preset (CIFAR-10 with ImageNet32) as a user runs it, in its own process."""
+    folder = write_cifar10(tmp_path / "data")
+    (folder / "data_batch_1").write_bytes(content)
+    result = subprocess.run(
+        [sys.executable, str(SUPPORT), "--preset", "paper", "--data-root", str(tmp_path / "data"),
+         "--storage-path", str(tmp_path / "ray"), "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
+    )
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 1 and last.startswith(f"error: cifar10 (train): {folder / 'data_batch_1'}"), last
+    assert expected in last and "download=True" in last
+    assert not (tmp_path / "ray").exists() and not (tmp_path / "mlflow.db").exists()  # nothing started
+
+
+def test_imagenet32_labels_must_be_1_to_1000(tmp_path: Path) -> None:
+    folder = tmp_path / "imagenet32"
+    write_pickle(folder / "val_data", {"data": cifar_rows(2, 0), "labels": [0, 1000]})
+    assert_refused(tmp_path, "imagenet32", "val", folder / "val_data", "labels from 0 to 1000, expected 1 to 1000",
+                   "image-net.org")
+
+
+def test_wrong_svhn_files_are_refused(tmp_path: Path) -> None:
+    from scipy.io import savemat
+
+    (tmp_path / "svhn").mkdir()
+    path = tmp_path / "svhn" / "test_32x32.mat"
+    path.write_bytes(b"not a MATLAB file")
+    assert_refused(tmp_path, "svhn", "test", path, "not a readable MATLAB file", "SVHN(")
+    savemat(path, {"X": np.zeros((3, 32, 32, 2), dtype=np.uint8), "y": np.array([[1], [2]])})
+    assert_refused(tmp_path, "svhn", "test", path, "'X' is uint8 of shape (3, 32, 32, 2), expected uint8 of shape "
+                   "(32, 32, 3, N)")
+    savemat(path, {"X": np.zeros((32, 32, 3, 2), dtype=np.uint8), "y": np.array([[1], [11]])})
+    assert_refused(tmp_path, "svhn", "test", path, "labels from 1 to 11, expected 1 to 10")
+    savemat(path, {"X": np.zeros((32, 32, 3, 2), dtype=np.uint8)})
+    assert_refused(tmp_path, "svhn", "test", path, "no 'X' or 'y' variable")
+
+
+def test_wrong_places365_list_and_cache_are_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "places365"
+    (folder / "val_256").mkdir(parents=True)
+    (folder / "places365_val.txt").write_text("a.jpg 3\nb.jpg 365\n")
+    assert_refused(tmp_path, "places365_32", "val", folder / "places365_val.txt", "line 2", "label from 0 to 364")
+    cache = folder / "places365_32_val.npz"
+    np.savez(cache, images=np.zeros((2, 32, 32, 3), dtype=np.uint8), labels=np.array([0, 1]))
+    assert_refused(tmp_path, "places365_32", "val", cache, "(2, 32, 32, 3)", "the next load rebuilds it")
+    cache.write_bytes(b"PK\x03\x04 torn")
+    assert_refused(tmp_path, "places365_32", "val", cache, "not a readable .npz cache")
 
 
 def test_unknown_names_list_the_valid_ones() -> None:

@@ -3,6 +3,8 @@ first LR decay), and a fixed kept epoch instead of the best one."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
 import torch
 
@@ -67,3 +69,32 @@ def test_trial_keeps_the_weights_of_the_kept_epoch():
     for key, value in t.best_weights.items():
         torch.testing.assert_close(value, weights_after[1][key])
     assert not all(torch.equal(v, weights_after[2][k]) for k, v in t.best_weights.items())
+
+
+@pytest.mark.parametrize("training, eps, kept_by", [
+    ("standard", 16 / 255, "clean"),  # the case of issue #19: PGD accuracy near 0 at every epoch
+    ("pgd_at", 0.0, "clean"),  # eps 0 is standard training too
+    ("pgd_at", 8 / 255, "pgd1"),  # adversarial training keeps its best robust epoch, as before
+])
+def test_standard_training_keeps_its_best_clean_epoch_whatever_the_robust_scores(training, eps, kept_by):
+    """Over random score sequences (ties included), the kept epoch and weights are those of the first best
+    ``kept_by`` score, also where another epoch has the higher score by the other criterion."""
+    method = trial(training=training, eps=eps).method
+    first_param = next(iter(dict(method.model.named_parameters())))
+    rng = random.Random(0)
+    disagreements = 0
+    for _ in range(200):
+        scores = [{"clean": rng.choice([0.1, 0.4, 0.7, 0.9]), "pgd1": rng.choice([0.0, 0.02, 0.05, 0.3])}
+                  for _ in range(rng.randint(1, 6))]
+        t = Trial(method)
+        t.select_metrics = iter(scores).__next__
+        for epoch in range(len(scores)):
+            method.model.state_dict()[first_param].fill_(float(epoch))  # marks the weights of this epoch
+            t.end_epoch(epoch)
+        values = [s[kept_by] for s in scores]
+        other = [s["pgd1" if kept_by == "clean" else "clean"] for s in scores]
+        best = values.index(max(values))
+        assert t.tracker.best_epoch == best, scores
+        assert torch.all(t.best_weights[first_param] == best)
+        disagreements += other.index(max(other)) != best
+    assert disagreements > 50  # the criteria disagreed often enough for the property to say something

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
+import numpy as np
 import pytest
 from ray import tune
 
@@ -30,8 +32,8 @@ def test_paper_preset_with_missing_data_says_where_the_files_go(tmp_path):
 def test_missing_auxiliary_data_is_reported_too(tmp_path):
     cifar = tmp_path / "data" / "cifar-10-batches-py"
     cifar.mkdir(parents=True)
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]:
-        (cifar / name).write_bytes(b"")
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:  # CIFAR-10 in place, one image a file
+        (cifar / name).write_bytes(pickle.dumps({"data": np.zeros((1, 3072), dtype=np.uint8), "labels": [0]}))
     message = run_main(pi_ablation.main, tmp_path, "--preset", "paper", "--data-root", str(tmp_path / "data"))
     assert "imagenet32" in message.lower() and "image-net.org" in message
 

@@ -8,6 +8,8 @@
   eps 0.031) is set by the sweeps through ``attack_start``/``attack_step``/``eps``.
 
 AFS's extractors (eps = 0..9/255, eps 0 meaning standard training) and every table's baseline row use this trainable.
+Checkpoint selection keeps the best clean accuracy for standard training and the best PGD accuracy otherwise
+(:meth:`Baseline.selection_metric`).
 AFS Table 6's "Rand. pert." network is PGD-AT with ``train_eps_range``: a fresh eps per batch, uniform in the range.
 """
 
@@ -76,6 +78,14 @@ class Baseline(Method):
         if self._eps_draws is None:  # a loss computed outside the runtime's epoch loop
             self.on_epoch_start(0)
         return self._eps_draws.uniform(*self.cfg.train_eps_range)
+
+    def selection_metric(self) -> str:
+        """Standard training keeps its epoch of best clean accuracy. Its PGD accuracy is about 0 at every epoch, so
+        picking by it keeps whichever epoch is least broken: at 16/255 that was the untrained epoch 0, 10% clean. At
+        eps 0, PGD accuracy is clean accuracy anyway."""
+        if self.cfg.training == "standard" or self.cfg.eps == 0:
+            return "clean"
+        return super().selection_metric()
 
     def loss(self, batch: Batch, epoch: int) -> tuple[Tensor, dict[str, Tensor]]:
         cfg, model, x, y = self.cfg, self.model, batch.x, batch.y

@@ -124,6 +124,11 @@ class Method:
         """Method-specific metrics for the epoch just finished (e.g. BiaMAT's n_high/n_aux)."""
         return {}
 
+    def selection_metric(self) -> str:
+        """The ``select/*`` score whose best epoch checkpoint selection keeps: PGD accuracy at the training threat
+        model; a method overrides it where that says nothing (standard training: clean accuracy, baseline.py)."""
+        return f"pgd{self.cfg.attack_steps}"
+
     def final_eps(self) -> float:
         """The threat model of the final protocol: the training eps, unless a method fixes one for every trial (AFS's
         extractors are trained at 0..9/255 and all evaluated at 8/255)."""
@@ -163,7 +168,7 @@ class Trial:
         )
         self.optimizer = make_optimizer(method.parameters(), cfg)
         self.scheduler = make_scheduler(self.optimizer, cfg, len(self.loader))
-        self.tracker = BestTracker(f"pgd{cfg.attack_steps}", keep_epoch=cfg.keep_epoch - 1 if cfg.keep_epoch else None)
+        self.tracker = BestTracker(method.selection_metric(), keep_epoch=cfg.keep_epoch - 1 if cfg.keep_epoch else None)
         self.best_weights: dict[str, Tensor] | None = None
         self.next_epoch = 0
 

@@ -1,0 +1,100 @@
+"""``--set KEY=VALUE`` (repeatable): a sweep's preset run with some of its constants changed, e.g.
+``--set epochs=15 --set model=resnet18``.
+
+Each value is parsed as JSON where it can be (``15``, ``0.1``, ``true``, ``[0.5,0.75]``, ``'"15"'``), as a fraction
+where it is one (``8/255``, how ``--dry-run`` prints eps and steps), and kept as a string otherwise (``resnet18``).
+:func:`with_overrides`, the first step of ``run_sweep``, writes the values into the sweep's search space, so the usual
+validation checks them before Ray starts, ``--dry-run`` shows them, and every trial gets them; the tag ``overrides``
+(``epochs=15,model=resnet18``) records them on the sweep's parent run and on every trial run.
+
+Only constants can be set. A grid axis is what the trials compare and a searched domain is what the search chooses, so
+neither can be fixed to one value. A value that follows a grid axis (``per_value``: each BiaMAT variant's epochs and
+model) becomes that one value for every trial.
+
+Nothing here imports Ray at import time: ``sweeps/cli.py`` imports this module before anything heavy loads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from sweeps.launcher import Sweep
+
+OVERRIDES_TAG = "overrides"
+_FRACTION = re.compile(r"(\d+(?:\.\d*)?)/(\d+(?:\.\d*)?)")
+
+
+class Override(NamedTuple):
+    key: str
+    value: Any
+    text: str  # the value as typed, for the record
+
+
+def parse_override(text: str) -> Override:
+    """The argparse ``type`` of ``--set``: ``KEY=VALUE`` with the value parsed as the module docstring says."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. epochs=15 or model=resnet18), not {text!r}")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        fraction = _FRACTION.fullmatch(raw.strip())
+        value = float(fraction[1]) / float(fraction[2]) if fraction else raw
+    return Override(key, value, raw)
+
+
+def apply_overrides(param_space: Mapping[str, Any], overrides: Sequence[Override]) -> dict[str, Any]:
+    """A copy of ``param_space`` with each override's key set to its value. ValueError for a key that the space does
+    not have (the message lists the keys that can be set), a grid axis, a searched domain, or a key given twice."""
+    from ray.tune.search.sample import Domain, Function
+
+    def role(value: Any) -> str | None:
+        if isinstance(value, dict) and set(value) == {"grid_search"}:
+            return f"a grid axis of this sweep ({', '.join(map(str, value['grid_search']))}): the trials differ by it"
+        if isinstance(value, Domain) and not isinstance(value, Function):
+            return "searched by this sweep: the search chooses it per trial"
+        return None
+
+    settable = ", ".join(sorted(key for key, value in param_space.items() if role(value) is None))
+    space = dict(param_space)
+    seen: set[str] = set()
+    for key, value, _ in overrides:
+        if key in seen:
+            raise ValueError(f"--set {key} is given twice: keep one")
+        seen.add(key)
+        if key not in space:
+            raise ValueError(f"--set {key}: this sweep's search space has no {key!r}; the keys --set can change: "
+                             f"{settable}")
+        fixed = role(space[key])
+        if fixed is not None:
+            hint = " (--seeds sets how many seeds)" if key == "seed" else ""
+            raise ValueError(f"--set {key}: {key} is {fixed}, so it cannot be set to one value{hint}; the keys "
+                             f"--set can change: {settable}")
+        space[key] = value
+    return space
+
+
+def describe(overrides: Sequence[Override]) -> str:
+    """The record of the overrides as typed: ``epochs=15,model=resnet18``."""
+    return ",".join(f"{o.key}={o.text}" for o in overrides)
+
+
+def with_overrides(sweep: Sweep, args: argparse.Namespace) -> Sweep:
+    """The sweep with ``--set`` applied to its search space and recorded in its tags (parent and trial runs), or the
+    sweep itself when nothing is set; a bad override exits with the reason. Applying the same flags twice gives the
+    same sweep, so a script that checks its sweeps before ``run_sweep`` may apply them first too."""
+    overrides = getattr(args, "overrides", None)  # absent from a Namespace built by hand (tests)
+    if not overrides:
+        return sweep
+    try:
+        space = apply_overrides(sweep.param_space, overrides)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    return replace(sweep, param_space=space, tags={**sweep.tags, OVERRIDES_TAG: describe(overrides)})

@@ -1,0 +1,90 @@
+"""``--set KEY=VALUE``: a preset run with some constants changed, validated, shown by ``--dry-run`` and recorded."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from sweeps import baselines, biamat_search, pi_ablation
+from sweeps.cli import run_parser
+from sweeps.overrides import OVERRIDES_TAG, Override, apply_overrides, parse_override
+
+
+def test_values_are_json_where_they_parse_else_strings():
+    parsed = [parse_override(text) for text in
+              ("epochs=15", "lr=0.1", "nesterov=true", "lr_milestones=[0.5, 0.75]", "model=resnet18", 'name="15"',
+               "eps=8/255", "note=a=b")]
+    assert [o.value for o in parsed] == [15, 0.1, True, [0.5, 0.75], "resnet18", "15", 8 / 255, "a=b"]
+    assert parsed[0] == Override("epochs", 15, "15")
+    for bad in ("epochs", "=3"):
+        with pytest.raises(argparse.ArgumentTypeError, match="expected KEY=VALUE"):
+            parse_override(bad)
+    args = run_parser("x", ["smoke"]).parse_args(["--set", "epochs=3", "--set", "model=tiny-cnn-3"])
+    assert [o.key for o in args.overrides] == ["epochs", "model"]
+    assert run_parser("x", ["smoke"]).parse_args([]).overrides is None
+
+
+def test_only_constants_can_be_set():
+    space = pi_ablation.search_space("smoke", seeds=2)
+    changed = apply_overrides(space, [parse_override("epochs=7"), parse_override("train_n=64")])
+    assert (changed["epochs"], changed["train_n"], space["train_n"]) == (7, 64, 1024)  # a copy: the preset is kept
+    with pytest.raises(ValueError, match="pi is a grid axis of this sweep .0.45, 0.5"):
+        apply_overrides(space, [parse_override("pi=0.5")])
+    with pytest.raises(ValueError, match=r"seed is a grid axis .* \(--seeds sets how many seeds\)"):
+        apply_overrides(space, [parse_override("seed=3")])
+    with pytest.raises(ValueError, match="given twice"):
+        apply_overrides(space, [parse_override("epochs=7"), parse_override("epochs=8")])
+
+
+def dry_run(main, argv: list[str], capsys) -> str:
+    main(["--dry-run", *argv])
+    return capsys.readouterr().out
+
+
+def test_a_dry_run_shows_the_set_value(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert "epochs=4" in dry_run(pi_ablation.main, [], capsys)
+    out = dry_run(pi_ablation.main, ["--set", "epochs=5", "--set", "model=tiny-cnn-3"], capsys)
+    assert "epochs=5" in out and "model=tiny-cnn-3" in out and "epochs=4" not in out and "trials: 12" in out
+    assert list(tmp_path.iterdir()) == []  # a dry run writes nothing
+
+
+def test_bad_keys_and_values_are_refused_before_ray_starts(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+    def refused(main, *argv: str) -> str:
+        with pytest.raises(SystemExit) as info:
+            main(["--storage-path", str(tmp_path / "ray"), "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
+                  *argv])
+        assert list(tmp_path.iterdir()) == []  # no Tune folder, no MLflow store
+        return str(info.value)
+
+    message = refused(pi_ablation.main, "--set", "epoch=3")
+    assert message.startswith("error: --set epoch: this sweep's search space has no 'epoch'; the keys --set can "
+                              "change: alpha, attack_bn,") and "epochs, eval_n" in message
+    assert refused(pi_ablation.main, "--set", "epochs=-1") == "error: epochs=-1 must be at least 1"
+    assert "must be" in refused(baselines.main, "--set", "lr=-0.1")
+    assert "unknown model 'resnet-18'" in refused(baselines.main, "--set", "model=resnet-18")
+    searched = refused(biamat_search.main, "--set", "alpha=0.5")
+    assert "alpha is searched by this sweep" in searched and "epochs" in searched
+
+
+@pytest.mark.slow  # 17-23 s alone on 2 cores, 50 s when other jobs share them
+def test_a_sweep_records_its_overrides_on_the_parent_and_every_trial(ray_local, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    baselines.main(["--storage-path", str(tmp_path / "ray"), "--tracking-uri", uri, "--concurrency", "2",
+                    "--set", "epochs=1", "--set", "train_n=128", "--set", "eval_n=16", "--set", "final_n=16",
+                    "--set", "final_attacks=[\"clean\"]"])
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("baselines").experiment_id])
+    assert len(runs) == 4  # the parent and the three trainings
+    expected = 'epochs=1,train_n=128,eval_n=16,final_n=16,final_attacks=["clean"]'
+    assert {run.data.tags.get(OVERRIDES_TAG) for run in runs} == {expected}
+    trials = [run for run in runs if "trial_id" in run.data.tags]
+    assert {(run.data.params["epochs"], run.data.params["train_n"]) for run in trials} == {("1", "128")}
+    assert all(run.info.status == "FINISHED" and "best/clean" in run.data.metrics for run in trials)
+    assert not any(Path(tmp_path).glob("**/error.txt"))
