@@ -1,4 +1,4 @@
-"""UIAT tables and Fig. 3 from sweeps' MLflow runs (Dong et al., "The Enemy of My Enemy is My Friend", CVPR 2023).
+"""UIAT tables and figures from sweeps' MLflow runs (Dong et al., "The Enemy of My Enemy is My Friend", CVPR 2023).
 
     python analysis/uiat_tables.py table6 --sweep uiat-ablation-paper        # Table 6: UAG / FR / IAM ablation
     python analysis/uiat_tables.py lambda --sweep uiat-lambda-paper          # Fig. 3 as a table
@@ -7,6 +7,12 @@
         --baseline-sweep uiat-eps-paper-trades                               # Table 3: training eps 10/12/16 /255
     python analysis/uiat_tables.py table2 --sweep uiat-ablation-paper --sweep uiat-eps-paper \\
         --sweep uiat-eps-paper-trades --sweep baselines-uiat-paper              # Table 2: minutes per training epoch
+    python analysis/uiat_tables.py fig1 --sweep uiat-figures-paper-baselines --out fig1.png   # Fig. 1
+    python analysis/uiat_tables.py fig2 --sweep uiat-figures-paper \\
+        --sweep uiat-figures-paper-baselines --out fig2.png                  # Fig. 2; also fig4, fig5
+
+Figs. 1, 2, 4 and 5 need the runs of ``sweeps/uiat_figures.py`` and, for Figs. 1, 4 and 5, its re-evaluations
+(``sweeps/reevaluate.py``): ``analysis/uiat_figures.py`` says which, with the smoke commands.
 
 Every command takes ``--tracking-uri`` (default ``$MLFLOW_TRACKING_URI`` or ``sqlite:///mlflow.db``) and
 ``--experiment``; tables take ``--metric`` for the robust column (default: the strongest attack logged,
@@ -22,7 +28,6 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pandas as pd
-from matplotlib.figure import Figure
 
 from analysis.cli import add_source_arguments, add_table_commands
 from analysis.runs import (
@@ -47,6 +52,12 @@ BASELINE_NAMES = {"standard": "Natural Training", "pgd_at": "PGD-AT", "trades": 
 # Table 2's row order; other labels follow alphabetically.
 METHOD_ORDER = ["Natural Training", "PGD-AT", "TRADES", "IAT", "UIAT", "UIAT (One-off)"]
 NATURAL = "best/clean"
+FIGURES = {
+    "fig1": "Fig. 1: standard training and PGD-AT, accuracy at signed eps per half of the points by clean CE",
+    "fig2": "Fig. 2: PGD-AT and one-off UIAT, natural and PGD accuracy per epoch on training and test points",
+    "fig4": "Fig. 4: TRADES and UIAT, accuracy at signed eps per half by clean CE, the gap at 8/255 annotated",
+    "fig5": "Fig. 5: AutoAttack accuracy of one-off UIAT and TRADES across budgets, and their difference",
+}
 
 
 def in_method_order(names: Iterable[str]) -> list[str]:
@@ -139,24 +150,6 @@ def lambda_table(sweep: SweepRuns, metric: str | None = None) -> Table:
     return Table(title, ["lambda", *(metric_label(m) for m in metrics)], rows, [sweep.summary()])
 
 
-def fig3(sweep: SweepRuns, metric: str | None = None) -> Figure:
-    """Fig. 3: natural and robust accuracy (%) against lambda, mean over seeds with +-std error bars. A bare
-    ``Figure`` (Agg when saved), so no pyplot state is touched."""
-    df, metrics, cells = lambda_cells(sweep, metric)
-    figure = Figure(figsize=(5.0, 3.5), layout="constrained")
-    ax = figure.subplots()
-    for m, marker in zip(metrics, ("o", "s")):
-        points = sorted(cells[m].items())
-        lams = [key[0] for key, _ in points]
-        ax.errorbar(lams, [100 * c.mean for _, c in points], yerr=[100 * (c.std or 0.0) for _, c in points],
-                    marker=marker, capsize=3, label=metric_label(m))
-    ax.set_xlabel(r"$\lambda$")
-    ax.set_ylabel("accuracy (%)")
-    ax.set_title(f"Fig. 3: {datasets(df)}", fontsize=9)
-    ax.legend(fontsize=8)
-    return figure
-
-
 def eps_label(eps: float) -> str:
     # Params are logged to 6 significant digits: 10/255 reads back as 0.0392157, 1e-5 of a 255th off.
     return f"{round(eps * 255)}/255" if abs(round(eps * 255) - eps * 255) < 1e-4 else f"{eps:.4g}"
@@ -236,21 +229,40 @@ def build_parser() -> argparse.ArgumentParser:
     times = commands.add_parser("table2", help="Table 2: minutes per training epoch per method and model",
                                 description="Table 2: minutes per training epoch per method and model")
     add_source_arguments(times, several=True)
+    for name, text in FIGURES.items():
+        sub = commands.add_parser(name, help=f"{text} (PNG)", description=text)
+        add_source_arguments(sub, output=False, several=True)
+        sub.add_argument("--out", type=Path, default=Path(f"{name}.png"), help="PNG file to write")
+        if name != "fig2":  # Fig. 2 reads per-epoch metrics; the others re-evaluations (sweeps/reevaluate.py)
+            sub.add_argument("--attack", default="autoattack" if name == "fig5" else "pgd20",
+                             help="the re-evaluated attack to plot (default: %(default)s)")
+            sub.add_argument("--n", type=int, default=None,
+                             help="re-evaluated on the first N test points (default: the largest N all methods have)")
+            sub.add_argument("--checkpoint", choices=("best", "last"), default="best")
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    # The figures build on this module's labels, so their module imports this one: imported here, not at the top.
+    from analysis import uiat_figures
+
     try:
-        if args.command == "table2":
+        if args.command == "table2" or args.command in FIGURES:
             sweeps = [load_sweep(name, experiment=args.experiment, tracking_uri=args.tracking_uri)
                       for name in args.sweep]
-            emit(table2(sweeps), args.format, args.out)
+            if args.command == "table2":
+                emit(table2(sweeps), args.format, args.out)
+                return
+            options = {} if args.command == "fig2" else {"attack": args.attack, "n": args.n,
+                                                         "checkpoint": args.checkpoint}
+            figure = getattr(uiat_figures, args.command)(sweeps, **options)
+            figure.savefig(args.out, dpi=150)
+            print(f"wrote {args.out} ({'; '.join(s.summary() for s in sweeps)})")
             return
         sweep = load_from_args(args)
         if args.command == "fig3":
-            figure = fig3(sweep, args.metric)
-            figure.savefig(args.out, dpi=150)
+            uiat_figures.fig3(sweep, args.metric).savefig(args.out, dpi=150)
             print(f"wrote {args.out} ({sweep.summary()})")
             return
         if args.command == "table6":

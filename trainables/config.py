@@ -116,6 +116,10 @@ class TrainConfig:
     # of the last holdout_n training images, which the trial then does not train on (no test-set leakage).
     select_on: Literal["test", "holdout"] = "test"
     holdout_n: int = 1000
+    # Learning curves on training data (UIAT Fig. 2, robust overfitting): with train_eval_n > 0, every epoch that
+    # checkpoint selection evaluates also evaluates clean and PGD-<attack_steps> accuracy on the first train_eval_n
+    # training images (un-augmented), logged as train_eval/clean and train_eval/pgd<k>; 0: off.
+    train_eval_n: int = 0
     # Final protocol on the selected and the last checkpoint.
     final_attacks: tuple[str, ...] = ("clean", "pgd20")
     final_n: int = 10000
@@ -161,7 +165,7 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "eval_every", "eval_n", "final_n"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)} must be at least 1")
-        for name in ("train_n", "attack_steps", "autoattack_n", "holdout_n", "seed", "lr_base_batch"):
+        for name in ("train_n", "attack_steps", "autoattack_n", "holdout_n", "seed", "lr_base_batch", "train_eval_n"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}={getattr(self, name)} must not be negative")
         if self.lr <= 0 or self.weight_decay < 0:
