@@ -8,6 +8,13 @@ Data"): stage-1 extractor sweeps (sweeps/afs_extractors.py) and stage-2 merger s
     python analysis/afs_tables.py tradeoff --sweep afs-table2-paper              # Tables 4/5: mean of clean and AA
     python analysis/afs_tables.py scatter --sweep afs-table2-paper --out fig1.png   # Fig. 1 idea: clean vs robust
     python analysis/afs_tables.py table6 --sweep afs-table3-paper --ablation-sweep afs-ablation-paper   # Table 6
+    python analysis/afs_tables.py fig4 --sweep afs-extractors-paper --out fig4.png   # t-SNE of network-3, -8, both
+    python analysis/afs_tables.py fig5a --sweep afs-default-paper --out fig5a.png    # accuracy by attack budget
+    python analysis/afs_tables.py fig5b --sweep afs-table2-paper --out fig5b.png     # importance ratio by alpha
+    python analysis/afs_tables.py fig6 --sweep afs-default-paper --out fig6.png      # classifier weight histograms
+
+Figs. 4, 5(a), 5(b) and 6 are drawn by analysis/afs_figures.py (its docstring says what each reads; Fig. 5(a) needs
+``sweeps/reevaluate.py`` run first, and the figures from weights load the trials' logged models).
 
 Merger commands read the extractor sweep named by the mergers' ``extractor_sweep`` param (or ``--extractor-sweep``).
 Every command takes ``--tracking-uri``, ``--experiment``, ``--parent-run``; tables take ``--format``/``--out``. Only
@@ -28,6 +35,7 @@ from matplotlib.figure import Figure
 
 from analysis.afs_selection import CONVEX_TOLERANCE, concave_range
 from analysis.cli import add_source_arguments
+from analysis.figure_style import distinct_styles, legend_outside
 from analysis.runs import (
     Cell,
     SweepNotFoundError,
@@ -173,21 +181,30 @@ def tradeoff(merger: SweepRuns, extractors: SweepRuns) -> Table:
 
 
 def scatter(merger: SweepRuns, extractors: SweepRuns) -> Figure:
-    """Fig. 1's idea: clean against robust accuracy, single extractors (labelled by eps) and mergers."""
+    """Fig. 1's idea: clean against robust accuracy (means over seeds). The single extractors form one line in eps
+    order, each point drawn as its training eps (a digit marker, so no label can overlap another); every merger
+    setting is its own colour and hollow marker, named in a legend outside the axes; markers shrink down the list,
+    so that mergers at the same point stay visible one inside the other."""
     frame, robust = points(merger, extractors)
-    figure = Figure(figsize=(5, 4), layout="constrained")
+    frame = frame.assign(x=[100 * pd.Series(v).mean() for v in frame["robust"]],
+                         y=[100 * pd.Series(v).mean() for v in frame["clean"]])
+    figure = Figure(figsize=(7, 4.2), layout="constrained")
     ax = figure.subplots()
-    for kind, marker, color in (("single", "o", "tab:blue"), ("merger", "*", "tab:red")):
-        part = frame[frame["kind"] == kind]
-        x = [100 * pd.Series(v).mean() for v in part["robust"]]
-        y = [100 * pd.Series(v).mean() for v in part["clean"]]
-        ax.scatter(x, y, marker=marker, color=color, s=60 if kind == "merger" else 30, label=kind)
-        for xi, yi, label in zip(x, y, part["label"]):
-            ax.annotate(label.removeprefix("single ").removeprefix("AFS "), (xi, yi), fontsize=6,
-                        xytext=(3, 3), textcoords="offset points")
-    ax.set_xlabel(f"{metric_label(robust)} accuracy (%)")
+    singles, mergers = frame[frame["kind"] == "single"], frame[frame["kind"] == "merger"]
+    (single_colour, _), *styles = distinct_styles(len(mergers) + 1)
+    ax.plot(singles["x"], singles["y"], color=single_colour, linewidth=0.8, alpha=0.6, zorder=1,
+            label="single networks (digit = training eps, /255)")
+    for row in singles.itertuples():
+        eps = row.label.removeprefix("single eps=").removesuffix("/255")
+        ax.plot(row.x, row.y, linestyle="none", marker=f"${eps}$", markersize=9, color=single_colour, zorder=2)
+    for i, (row, (colour, marker)) in enumerate(zip(mergers.itertuples(), styles)):
+        ax.plot(row.x, row.y, linestyle="none", marker=marker, markersize=13 - 6 * i / max(len(mergers) - 1, 1),
+                color=colour, markerfacecolor="none", markeredgewidth=1.6, zorder=3 + i, label=row.label)
+    ax.set_xlabel(f"{metric_label(robust).split(' (')[0]} accuracy (%)")
     ax.set_ylabel("clean accuracy (%)")
-    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.set_title("Clean against robust accuracy (best checkpoint)", fontsize=9)
+    legend_outside(ax)
     return figure
 
 
@@ -248,8 +265,14 @@ COMMANDS = {
     "scatter": "clean vs robust accuracy of extractors and mergers (Fig. 1 idea), as a PNG",
     "table6": "Table 6: parameters, MACs and accuracy of the eps-8 baseline, the single-network ablations and the "
               "mergers",
+    "fig4": "Fig. 4: t-SNE of the features of two networks and of their concatenation (an extractor sweep), as a PNG",
+    "fig5a": "Fig. 5(a): accuracy of the mergers and their single networks by attack budget (a merger sweep, "
+             "re-evaluated with sweeps/reevaluate.py), as a PNG",
+    "fig5b": "Fig. 5(b): importance ratio of each stacked network by alpha (a merger sweep), as a PNG",
+    "fig6": "Fig. 6: histograms of the classifier weights of two networks and of a merger (a merger sweep), as a PNG",
 }
-FIGURES = {"delta-z": "fig3.png", "scatter": "fig1.png"}
+FIGURES = {"delta-z": "fig3.png", "scatter": "fig1.png", "fig4": "fig4.png", "fig5a": "fig5a.png",
+           "fig5b": "fig5b.png", "fig6": "fig6.png"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -260,14 +283,76 @@ def build_parser() -> argparse.ArgumentParser:
         add_source_arguments(sub, output=name not in FIGURES)
         if name in FIGURES:
             sub.add_argument("--out", type=Path, default=Path(FIGURES[name]), help="PNG file to write")
-        if name in ("tradeoff", "scatter", "table6"):
+        if name in ("tradeoff", "scatter", "table6", "fig5a", "fig6"):
             sub.add_argument("--extractor-sweep", default=None,
                              help="extractor sweep (default: the one the mergers were trained on)")
     commands.choices["table6"].add_argument("--ablation-sweep", default=None,
                                             help="the random-eps and large-model sweep (sweeps/afs_ablation.py)")
     commands.choices["table2"].add_argument("--mask", default=None, help="stack to show, if the sweep has several")
     commands.choices["table3"].add_argument("--alpha", type=float, default=None, help="alpha, if several")
+    add_figure_arguments(commands.choices)
     return parser
+
+
+def networks(text: str) -> list[int]:
+    """``--networks 3,8`` -> ``[3, 8]``: single networks by training eps in 1/255."""
+    try:
+        chosen = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected training eps in 1/255 separated by commas, e.g. 3,8") \
+            from None
+    if not chosen:
+        raise argparse.ArgumentTypeError("name at least one network, e.g. 3,8")
+    return chosen
+
+
+def add_figure_arguments(commands: dict[str, argparse.ArgumentParser]) -> None:
+    """The flags of the figures drawn from models and re-evaluations (analysis/afs_figures.py)."""
+    for name in ("fig4", "fig5a", "fig5b", "fig6"):
+        commands[name].add_argument("--checkpoint", choices=("best", "last"), default="best",
+                                    help="which logged model or re-evaluation (default: best, the selected one)")
+    for name in ("fig5a", "fig6"):
+        commands[name].add_argument("--alpha", type=float, default=None, help="the mergers' alpha, if several")
+    for name in ("fig5a", "fig5b", "fig6"):
+        commands[name].add_argument("--mask", default=None, help="the mergers' stack, if several")
+    commands["fig4"].add_argument("--networks", type=networks, default=[3, 8],
+                                  help="networks whose features to embed, then their concatenation (default: 3,8)")
+    commands["fig4"].add_argument("--n", type=int, default=1000, help="the first N test points (default: 1000)")
+    commands["fig4"].add_argument("--data-root", default=None, help="dataset folder (default $ADVSWEEP_DATA or ./data)")
+    commands["fig5a"].add_argument("--networks", type=networks, default=None,
+                                   help="single networks to compare (default: those the mergers stack)")
+    commands["fig5a"].add_argument("--attack", default=None,
+                                   help="re-evaluated attack, e.g. pgd20 (default: the strongest every series has)")
+    commands["fig5a"].add_argument("--n", type=int, default=None,
+                                   help="re-evaluated on the first N test points (default: the most every series has)")
+    commands["fig6"].add_argument("--networks", type=networks, default=[1, 8],
+                                  help="single networks beside the merger (default: 1,8)")
+
+
+def draw(args: argparse.Namespace, sweep: SweepRuns) -> Figure:
+    """The figure a figure command names, from ``sweep`` (and the extractor sweep of its mergers)."""
+    if args.command == "delta-z":
+        return fig_delta_z(sweep)
+    if args.command == "scatter":
+        return scatter(sweep, extractors_of(sweep, args.extractor_sweep, args.tracking_uri))
+    # Imported here: torch, scikit-learn and the logged models only for the figures that need them (and
+    # analysis/afs_figures.py builds on this module).
+    from analysis import afs_figures as figures
+
+    if args.command == "fig4":
+        dataset = only_value(extractor_runs(sweep), "params.dataset")[1]
+        return figures.fig4(figures.embeddings(sweep, args.networks, args.n, args.data_root, args.checkpoint),
+                            dataset)
+    if args.command == "fig5b":
+        return figures.fig5b(*figures.importance_ratios(sweep, args.mask, args.checkpoint), args.checkpoint)
+    extractors = extractors_of(sweep, args.extractor_sweep, args.tracking_uri)
+    if args.command == "fig5a":
+        curves, attack, n = figures.budget_curves(sweep, extractors, alpha=args.alpha, mask=args.mask,
+                                                  networks=args.networks, attack=args.attack, n=args.n,
+                                                  checkpoint=args.checkpoint)
+        return figures.fig5a(curves, attack, n, args.checkpoint)
+    return figures.fig6(figures.classifier_weights(sweep, extractors, args.networks, alpha=args.alpha,
+                                                   mask=args.mask, checkpoint=args.checkpoint), args.checkpoint)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -275,8 +360,7 @@ def main(argv: list[str] | None = None) -> None:
     sweep = load_from_args(args)
     try:
         if args.command in FIGURES:
-            figure = fig_delta_z(sweep) if args.command == "delta-z" else scatter(
-                sweep, extractors_of(sweep, args.extractor_sweep, args.tracking_uri))
+            figure = draw(args, sweep)
             figure.savefig(args.out, dpi=150)
             print(f"wrote {args.out} ({sweep.summary()})")
             if args.command == "delta-z":

@@ -2,14 +2,17 @@
 
     python sweeps/afs_merger.py table2                     # smoke, after `python sweeps/afs_extractors.py`
     python sweeps/afs_merger.py table3                     # smoke: the four Table 3 masks, 2 min on 2 CPUs
+    python sweeps/afs_merger.py default                    # smoke: the default AFS model (Fig. 5(a), Fig. 6)
     python sweeps/afs_merger.py search --num-samples 8     # Optuna over alpha, clean and robust accuracy
     python sweeps/afs_merger.py table2 --preset paper --address auto --extractor-sweep afs-extractors-paper
 
 ``table2``: alpha in {0, 0.2, ..., 1.0} on one stack. ``table3``: the masks 100000001, 100010001, 101010101 and
-111111111 at alpha 0.5. ``search``: a multi-objective Optuna study (seeded TPE) over alpha in [0, 1] maximising both
-``select/clean`` and ``select/pgd<k>`` on held-out training images (the last 1,000, 128 in smoke, which the merger
-does not train on; never the test set), at the last epoch, not the kept one: Tune requires a searcher's metrics in
-every result; it prints the Pareto front. The stack of table2 and search is ``--mask``: a
+111111111 at alpha 0.5. ``default``: the paper's default AFS model, alpha 0.5 on the stack of table2 (Fig. 5(a)
+re-evaluates it under budgets 0..16/255 with ``sweeps/reevaluate.py``; Fig. 6(c) is its weights). ``search``: a
+multi-objective Optuna study (seeded TPE) over alpha in [0, 1] maximising both ``select/clean`` and
+``select/pgd<k>`` on held-out training images (the last 1,000, 128 in smoke, which the merger does not train on;
+never the test set), at the last epoch, not the kept one: Tune requires a searcher's metrics in every result; it
+prints the Pareto front. The stack of table2, default and search is ``--mask``: a
 9/10-character mask, by default the paper's 000111111 (eps 3..8/255, Sec. 3.1-3.2) in the paper preset, or
 ``delta-z``, the range over which the extractors' Delta_z is concave (analysis/afs_selection.py, the rule and
 tolerance the analysis shows), the smoke preset's default so that a smoke run exercises that rule end to end.
@@ -33,6 +36,7 @@ FAMILY = "afs-merger"
 ALPHAS = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
 TABLE3_MASKS = ["100000001", "100010001", "101010101", "111111111"]
 TABLE3_ALPHA = 0.5  # the paper does not say; its recommended value (Sec. 3.2)
+DEFAULT_ALPHA = 0.5  # Sec. 3.2: "practically, the alpha can be set to 0.5"; Fig. 5(a) shows that model
 
 PRESETS = {
     "smoke": {
@@ -84,20 +88,24 @@ def search_space(table: str, preset: str, extractor_sweep: str, mask: str, seeds
     space["seed"] = tune.grid_search(list(range(seeds)))
     if table == "table2":
         return space | {"mask": mask, "alpha": tune.grid_search(ALPHAS)}
+    if table == "default":
+        return space | {"mask": mask, "alpha": DEFAULT_ALPHA}
     return space | {"mask": tune.grid_search(TABLE3_MASKS), "alpha": TABLE3_ALPHA}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = run_parser(__doc__, PRESETS)
-    parser.add_argument("table", choices=["table2", "table3", "search"], help="which experiment to run")
+    parser.add_argument("table", choices=["table2", "table3", "default", "search"],
+                        help="which experiment to run")
     parser.add_argument("--extractor-sweep", default=None, help="stage-1 sweep name (default afs-extractors-<preset>)")
-    parser.add_argument("--mask", default=None, help="stack of table2/search: a 9/10-character mask or delta-z "
-                        "(default: the paper's eps 3..8/255 in the paper preset, delta-z in smoke)")
+    parser.add_argument("--mask", default=None, help="stack of table2/default/search: a 9/10-character mask or "
+                        "delta-z (default: the paper's eps 3..8/255 in the paper preset, delta-z in smoke)")
     add_search_arguments(parser)
     args = parser.parse_args(argv)
     if args.table == "search" and args.seeds != 1:
         parser.error("--seeds: each trial of a search trains seed 0")
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (sweeps/cli.py).
+    from analysis.afs_figures import reevaluation
     from analysis.afs_tables import table2, table3, tradeoff
     from analysis.runs import emit, load_sweep
     from sweeps.launcher import Sweep, missing_sqlite_store, run_sweep
@@ -152,7 +160,7 @@ def main(argv: list[str] | None = None) -> None:
         runs = load_sweep(name, experiment=family, tracking_uri=args.tracking_uri)
         if args.table == "search":
             print(describe_study(family, args.optuna_storage, metrics))
-        else:
+        elif args.table != "default":  # one model: its trade-off row below is its table
             emit((table2 if args.table == "table2" else table3)(runs))
         emit(tradeoff(runs, load_sweep(extractor_sweep, experiment=EXTRACTOR_EXPERIMENT,
                                        tracking_uri=args.tracking_uri)))
@@ -161,7 +169,13 @@ def main(argv: list[str] | None = None) -> None:
           f"{', '.join(TABLE3_MASKS) if args.table == 'table3' else mask}")
     scatter = f"analysis/afs_tables.py scatter --sweep {name} --out fig1.png"
     table6 = f"analysis/afs_tables.py table6 --sweep {name} --ablation-sweep afs-ablation-{args.preset}"
-    next_steps = {"table2": [scatter], "table3": [scatter, table6], "search": []}
+    fig5b = f"analysis/afs_tables.py fig5b --sweep {name} --out fig5b.png"
+    # Fig. 5(a) needs the default model and the single networks under every budget: clean (budget 0) and PGD-20.
+    figures = [reevaluation(name, PRESETS[args.preset]["final_n"]),
+               reevaluation(extractor_sweep, PRESETS[args.preset]["final_n"]),
+               f"analysis/afs_tables.py fig5a --sweep {name} --out fig5a.png",
+               f"analysis/afs_tables.py fig6 --sweep {name} --out fig6.png"]
+    next_steps = {"table2": [scatter, fig5b], "table3": [scatter, table6], "default": figures, "search": []}
     run_sweep(sweep, args, name, report=report, next_steps=next_steps[args.table])
 
 
