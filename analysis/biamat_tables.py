@@ -1,22 +1,28 @@
 """BiaMAT tables and Fig. 3 from a sweep's MLflow runs (Lee et al., WACV 2023, and its appendix).
 
-    python analysis/biamat_tables.py table13 --sweep biamat-pi-paper              # Appendix Table 13: pi ablation
+    python analysis/biamat_tables.py table13 --sweep pi-ablation-paper            # Appendix Table 13: pi ablation
     python analysis/biamat_tables.py table1 --sweep biamat-labels-paper \\
         --baseline-sweep baselines-biamat-paper                                      # Table 1: y~ vs y^ER
-    python analysis/biamat_tables.py table12 --sweep biamat-search-paper           # Appendix Table 12: best alpha, pi
+    python analysis/biamat_tables.py table12 --sweep biamat-at-cifar10-imagenet32-paper  # Appendix Table 12
     python analysis/biamat_tables.py fig3 --sweep biamat-labels-paper --out fig3.png  # Fig. 3: n_high / n_aux
+    python analysis/biamat_tables.py table11 --sweep baselines-biamat-paper \\
+        --sweep biamat-labels-paper --sweep pi-ablation-paper                         # Appendix Table 11: hours
+    python analysis/biamat_tables.py table14 --sweep biamat-labels-paper --aux imagenet32 \\
+        --mapping imagenet32_to_cifar10.csv                                            # Appendix Table 14
 
 Every command takes ``--tracking-uri`` (default ``$MLFLOW_TRACKING_URI`` or ``sqlite:///mlflow.db``), ``--experiment``
-to look in one experiment only, ``--parent-run ID`` instead of ``--sweep``; tables take ``--metric`` (default: the
-strongest attack logged, ``best/autoattack`` in a paper run), ``--format md|csv|latex`` and ``--out FILE``. Only
-FINISHED trials count; the notes under each table say how many were skipped. Nothing here retrains: a table with
-gaps means the sweep has not run those trials.
+to look in one experiment only, ``--parent-run ID`` instead of ``--sweep`` (table11 reads several ``--sweep``);
+tables take ``--format md|csv|latex|latex-doc`` and ``--out FILE``, and those of accuracies ``--metric`` (default: the
+strongest attack logged, ``best/autoattack`` in a paper run). Table 14's mapping and the counts it reads:
+``analysis/biamat_selection.py``. Only FINISHED trials count; the notes under each table say how many were skipped.
+Nothing here retrains: a table with gaps means the sweep has not run those trials.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -24,13 +30,17 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from analysis.cli import add_source_arguments, add_table_commands
+from analysis.figure_style import distinct_styles, legend_outside
 from analysis.runs import (
     Cell,
+    Label,
     SweepNotFoundError,
     SweepRuns,
     Table,
     aggregate,
     column,
+    compose,
+    dataset_name,
     distinguishing_params,
     emit,
     load_from_args,
@@ -44,10 +54,15 @@ from analysis.runs import (
 VARIANT_NAMES = {"at": "AT+BiaMAT", "trades": "TRADES+BiaMAT"}
 # Table 1 compares each BiaMAT variant with the baseline trained the same way, minus the auxiliary data.
 BASELINE_TRAINING = {"at": "pgd_at", "trades": "trades"}
-LABEL_ROWS = {"aux": "y~ (auxiliary labels)", "uniform": "y^ER (uniform labels)"}
+TRAINING_NAMES = {"standard": "Standard", "pgd_at": "AT", "trades": "TRADES"}  # the baselines as the paper names them
+Y_TILDE = Label("ỹ", r"$\tilde{y}$")  # every auxiliary sample keeps its own label (labels=aux)
+Y_ER = Label("y^ER", r"$y^{ER}$")  # every auxiliary sample gets the uniform label (labels=uniform, OAT)
+LABEL_ROWS = {"aux": Y_TILDE, "uniform": Y_ER}
+# Table 1's columns in the paper's order; other auxiliary sets follow alphabetically.
+PAPER_AUX_ORDER = ("svhn", "cifar100", "places365_32", "imagenet32")
 MISSING = "-"
 HIGH_FRACTION = "train/high_fraction"  # n_high / n_aux, averaged over an epoch's steps (trainables/biamat.py)
-HIGH_HEADER = "n_high/n_aux (last epoch)"
+HIGH_HEADER = Label("n_high/n_aux (last epoch)", r"$n_{\mathrm{high}}/n_{\mathrm{aux}}$ (last epoch)")
 
 
 def biamat_runs(df: pd.DataFrame, labels: str | None = "gated") -> pd.DataFrame:
@@ -66,7 +81,7 @@ def number(value: float) -> str:
 
 def setting(df: pd.DataFrame) -> str:
     pairs = df[["params.dataset", "params.aux_datasets"]].drop_duplicates()
-    return "; ".join(f"primary {d}, auxiliary {a}" for d, a in pairs.itertuples(index=False))
+    return "; ".join(f"primary {dataset_name(d)}, auxiliary {dataset_name(a)}" for d, a in pairs.itertuples(index=False))
 
 
 def table13(sweep: SweepRuns, metric: str | None = None) -> Table:
@@ -79,11 +94,12 @@ def table13(sweep: SweepRuns, metric: str | None = None) -> Table:
     cells = aggregate(df, [*keys, "params.pi"], metric)
     columns = sorted({key[:3] for key in cells})
     several = len({c[1:] for c in columns}) > 1
-    names = [f"{VARIANT_NAMES.get(v, v)} ({d}, {a})" if several else VARIANT_NAMES.get(v, v) for v, d, a in columns]
+    names = [f"{VARIANT_NAMES.get(v, v)} ({dataset_name(d)}, {dataset_name(a)})" if several else VARIANT_NAMES.get(v, v)
+             for v, d, a in columns]
     # What pi did: the share of auxiliary samples the gate passed in the last epoch, beside each accuracy. Shown when
     # the sweep logged it (every gated trial of this runtime does); a store without it keeps the paper's columns.
     high = aggregate(df, [*keys, "params.pi"], HIGH_FRACTION)
-    header = [part for name in names for part in ([name, f"{name} {HIGH_HEADER}"] if high else [name])]
+    header = [part for name in names for part in ([name, compose(name, " ", HIGH_HEADER)] if high else [name])]
 
     def cells_of(col: tuple, pi: float) -> list[str | Cell]:
         accuracy = cells.get((*col, pi), MISSING)
@@ -96,12 +112,12 @@ def table13(sweep: SweepRuns, metric: str | None = None) -> Table:
         [number(pi), *(part for col in columns for part in cells_of(col, pi))]
         for pi in sorted({key[3] for key in cells})
     ]
-    title = f"Table 13. Ablation on pi ({setting(df)}): {metric_label(metric)} accuracy (%)"
+    title = f"Table 13. Ablation on π ({setting(df)}): {metric_label(metric)} accuracy (%)"
     notes = [sweep.summary()]
     if high:
         notes.append(f"{HIGH_HEADER}: share of auxiliary samples with primary confidence >= omega over the last "
                      "epoch (train/high_fraction), mean over seeds")
-    return Table(title, ["pi", *header], rows, notes)
+    return Table(title, ["π", *header], rows, notes, label="biamat-table13")
 
 
 def table1(sweep: SweepRuns, baseline: SweepRuns | None = None, metric: str | None = None,
@@ -128,7 +144,7 @@ def table1(sweep: SweepRuns, baseline: SweepRuns | None = None, metric: str | No
                          "`python sweeps/baselines.py --preset biamat-paper` for the paper preset")
     metric = resolve_metric(metric, df, base)
     cells = aggregate(df, ["params.labels", "params.aux_datasets"], metric)
-    auxes = sorted({aux for _, aux in cells})
+    auxes = sorted({aux for _, aux in cells}, key=paper_order)
     for aux in auxes:
         pair = [cells.get((labels, aux)) for labels in LABEL_ROWS]
         if all(pair):
@@ -142,16 +158,23 @@ def table1(sweep: SweepRuns, baseline: SweepRuns | None = None, metric: str | No
         [name, *(cells.get((labels, aux), MISSING) for aux in auxes), base_cell if i == 0 else ""]
         for i, (labels, name) in enumerate(LABEL_ROWS.items())
     ]
-    notes = [f"the better of y~ and y^ER per auxiliary dataset in bold; {sweep.summary()}"]
+    notes = ["ỹ: every auxiliary sample keeps its own label; y^ER: the uniform label",
+             f"the better of the two per auxiliary dataset in bold; {sweep.summary()}"]
     if baseline is not None:
         notes.append(f"baseline from {baseline.summary()}")
     if isinstance(base_cell, str):
         notes.append(f"no finished {BASELINE_TRAINING[variant]} baseline on {dataset} with {metric} in "
                      f"sweep {source.name!r}")
-    title = (f"Table 1. {VARIANT_NAMES[variant]} on {dataset} with y~ or y^ER for the auxiliary data: "
-             f"{metric_label(metric)} accuracy (%)")
-    header = ["labels", *auxes, f"Baseline ({BASELINE_TRAINING[variant]})"]
-    return Table(title, header, rows, notes)
+    title = compose(f"Table 1. {VARIANT_NAMES[variant]} on {dataset_name(dataset)} with ", Y_TILDE, " or ", Y_ER,
+                    f" for the auxiliary data: {metric_label(metric)} accuracy (%)")
+    header = [compose(Y_TILDE, " / ", Y_ER), *map(dataset_name, auxes),
+              f"Baseline ({TRAINING_NAMES[BASELINE_TRAINING[variant]]})"]
+    return Table(title, header, rows, notes, label="biamat-table1")
+
+
+def paper_order(aux: str) -> tuple[int, str]:
+    """Table 1's column order: the paper's auxiliary sets first, in its order, then any other alphabetically."""
+    return (PAPER_AUX_ORDER.index(aux), "") if aux in PAPER_AUX_ORDER else (len(PAPER_AUX_ORDER), aux)
 
 
 def selection_metric(df: pd.DataFrame) -> str:
@@ -178,46 +201,175 @@ def table12(sweep: SweepRuns, metric: str | None = None, by: str | None = None) 
     best = df.loc[df.groupby(keys)[by_col].idxmax()]
     trials = df.groupby(keys).size()
     rows: list[list[str | Cell]] = [
-        [r["params.dataset"], VARIANT_NAMES.get(r["params.variant"], r["params.variant"]), r["params.aux_datasets"],
+        [dataset_name(r["params.dataset"]), VARIANT_NAMES.get(r["params.variant"], r["params.variant"]),
+         dataset_name(r["params.aux_datasets"]),
          number(r["params.alpha"]), number(r["params.pi"]), f"{100 * r[by_col]:.2f}", f"{100 * r[col]:.2f}",
          str(trials[tuple(r[k] for k in keys)]), r["run_name"]]
         for _, r in best.iterrows()
     ]
-    header = ["Primary dataset", "Method", "Auxiliary dataset", "alpha", "pi", f"selected by {by} (%)",
+    header = ["Primary dataset", "Method", "Auxiliary dataset", "α", "π", f"selected by {by} (%)",
               f"{metric_label(metric)} (%)", "trials", "best run"]
-    title = f"Table 12. alpha and pi of the best trial per setting, chosen by {by}"
-    return Table(title, header, rows, [sweep.summary()])
+    title = f"Table 12. α and π of the best trial per setting, chosen by {by}"
+    return Table(title, header, rows, [sweep.summary()], label="biamat-table12")
 
 
-def fig3(sweep: SweepRuns, key: str = "train/high_fraction") -> Figure:
+EPOCH_TIME = "epoch_time_s"  # one epoch's training pass in seconds, evaluation excluded (trainables/runtime.py)
+DEVICE_TAG = "tags.device"  # the accelerator a trial ran on, where the runtime records it
+PRIMARY_ORDER = ("cifar10", "cifar100")
+UNITS = (("h", 3600), ("min", 60), ("s", 1))
+
+
+def method_of(row: pd.Series) -> tuple[int, str] | None:
+    """A run's method as appendix Table 11 names it, with its place in the table (the AT family before TRADES; in
+    each the baseline, naive, then gated BiaMAT), or None for a method BiaMAT's tables do not show. Naive: without the
+    confidence-based selection (every auxiliary sample routed one way, ``labels=aux`` or ``uniform``)."""
+    method = row.get("tags.method")
+    if method == "baseline":
+        training = str(row.get("params.training"))
+        return 10 * (training == "trades") + (training != "standard"), TRAINING_NAMES.get(training, training)
+    if method != "biamat":
+        return None
+    variant, labels = str(row["params.variant"]), str(row.get("params.labels", "gated"))
+    name, family = VARIANT_NAMES.get(variant, variant), 10 * (variant == "trades")
+    if labels in LABEL_ROWS:
+        return family + 2 + list(LABEL_ROWS).index(labels), compose(name, " (naive, ", LABEL_ROWS[labels], ")")
+    return family + 4, name
+
+
+def table11(sweeps: Sequence[SweepRuns]) -> Table:
+    """Appendix Table 11: training time per primary dataset and method, from every run's own ``epoch_time_s``
+    summed over its epochs (the training passes; selection, the final protocol and checkpoints are not timed),
+    mean +- std over the runs of a method. Runs of one method with another model or epoch count get a row each."""
+    records, other = [], 0
+    labels: dict[str, str] = {}  # plain method name -> its Label, for LaTeX (pandas keeps only the plain text)
+    for sweep in sweeps:
+        if sweep.runs.empty:
+            continue
+        seconds = sweep.history(EPOCH_TIME, sweep.runs["run_id"]).groupby("run_id")["value"].sum()
+        for _, row in sweep.runs.iterrows():
+            method = method_of(row)
+            if method is None:
+                other += 1
+            elif row["run_id"] in seconds:
+                model, epochs = row.get("params.model"), row.get("params.epochs")
+                records.append({"dataset": row["params.dataset"], "order": method[0], "method": str(method[1]),
+                                "model": "-" if pd.isna(model) else str(model),
+                                "epochs": "-" if pd.isna(epochs) else f"{float(epochs):g}",
+                                "seconds": seconds[row["run_id"]], "device": row.get(DEVICE_TAG)})
+                labels[str(method[1])] = method[1]
+    if not records:
+        raise ValueError(f"no baseline or BiaMAT run logged {EPOCH_TIME!r}: " + "; ".join(s.summary() for s in sweeps))
+    times = pd.DataFrame(records)
+    keys = ["dataset", "order", "method", "model", "epochs"]
+    groups = times.groupby(keys, sort=False)["seconds"]
+    # Hours as the paper, unless a smoke run would print 0.00667 h: then minutes or seconds.
+    unit, scale = next((u, 1 / s) for u, s in UNITS if times["seconds"].max() >= s or u == "s")
+    recipes = times.drop_duplicates(keys).groupby(["dataset", "method"]).size()
+    ordered = sorted(groups.groups, key=lambda k: (PRIMARY_ORDER.index(k[0]) if k[0] in PRIMARY_ORDER
+                                                   else len(PRIMARY_ORDER), str(k[0]), k[1], str(k[3]), k[4]))
+    rows: list[list[str | Cell]] = []
+    for i, key in enumerate(ordered):
+        dataset, _, method, model, epochs = key
+        name = labels[method]
+        if recipes[(dataset, method)] > 1:
+            name = compose(name, f" ({model}, {epochs} epochs)")
+        first = i == 0 or ordered[i - 1][0] != dataset
+        cell = Cell.of(groups.get_group(key), scale=scale, spec=".3g")
+        rows.append([dataset_name(dataset) if first else "", name, cell])
+    recipe = "; ".join(f"{labels[m]}: {model}, {epochs} epochs" for _, _, m, model, epochs in ordered)
+    timed = (f"training time: each run's {EPOCH_TIME} summed over its epochs, the training passes only (selection "
+             "evaluations, the final protocol and checkpoints are not timed)")
+    pooled = "a cell: mean ± std over a method's runs, its seeds and settings that leave an epoch's work alike (pi)"
+    notes = [timed, pooled, f"models: {recipe}", device_note(times["device"]), *(s.summary() for s in sweeps)]
+    if other:
+        notes.append(f"{other} run(s) of other methods left out")
+    return Table("Table 11. The training times of the models", ["Primary dataset", "Method", f"Training time ({unit})"],
+                 rows, notes, label="biamat-table11")
+
+
+def device_note(devices: pd.Series) -> str:
+    """Which accelerators the times come from (the runs' device tag), beside the paper's."""
+    paper = "the paper's times: one Tesla V100 (CUDA 10.2, cuDNN 7.6.5)"
+    counts = devices.dropna().value_counts()
+    if counts.empty:
+        return f"device: not recorded (the runs have no 'device' tag); {paper}"
+    seen = ", ".join(f"{name} ({n} run{'s' if n > 1 else ''})" for name, n in counts.items())
+    missing = devices.isna().sum()
+    return f"device: {seen}" + (f", {missing} runs without a device tag" if missing else "") + f"; {paper}"
+
+
+# How Fig. 3 names what tells its lines apart: in words, the papers' symbols, datasets by name.
+SERIES_NAMES = {"params.aux_datasets": "auxiliary dataset", "params.dataset": "primary dataset",
+                "params.variant": "method", "params.alpha": "α", "params.pi": "π"}
+
+
+def series_label(col: str, value: object) -> str:
+    if col in ("params.aux_datasets", "params.dataset"):
+        return dataset_name(value)
+    if col == "params.variant":
+        return VARIANT_NAMES.get(str(value), str(value))
+    name = SERIES_NAMES.get(col, col.removeprefix("params."))
+    return f"{name} = {number(value) if isinstance(value, float) else value}"
+
+
+def fig3(sweep: SweepRuns, key: str = HIGH_FRACTION) -> Figure:
     """Fig. 3: ``key`` per epoch, one line per auxiliary dataset (or per whatever else differs between the gated
-    runs), averaged over seeds with a +-std band. Built on a bare ``Figure`` (Agg when saved to PNG), not pyplot,
-    so no global backend or figure registry is touched."""
+    runs), averaged over seeds with a +-std band. Runs of both variants get one panel each (the pi ablation's twelve
+    lines would not read on one axis); every line has its own colour and marker, the same in every panel, and one
+    legend stands to the right of the panels. Built on a bare ``Figure`` (Agg when saved to PNG), not pyplot, so no
+    global backend or figure registry is touched."""
     df = biamat_runs(sweep.runs)
     history = sweep.history(key, df["run_id"])
     if history.empty:
         raise ValueError(f"no {key!r} history in the finished gated BiaMAT trials: {sweep.summary()}")
     label_cols = distinguishing_params(df, prefer=("aux_datasets", "dataset", "variant", "alpha", "pi"))
     label_cols = label_cols or ["params.aux_datasets"]
+    panel_col = "params.variant" if "params.variant" in label_cols and len(label_cols) > 1 else None
+    series_cols = [c for c in label_cols if c != panel_col]
     history = history.merge(df[["run_id", *label_cols]], on="run_id")
 
-    figure = Figure(figsize=(5.5, 3.5), layout="constrained")
-    ax = figure.subplots()
-    for values, runs in history.groupby(label_cols, sort=True):
-        curve = runs.groupby("step")["value"].agg(["mean", "std", "count"])
-        label = ", ".join(f"{c.removeprefix('params.')}={v}" for c, v in zip(label_cols, values)) \
-            if len(label_cols) > 1 else str(values[0])
-        (line,) = ax.plot(curve.index, curve["mean"], marker="o", markersize=3, label=label)
-        if curve["count"].max() > 1:
-            ax.fill_between(curve.index, curve["mean"] - curve["std"], curve["mean"] + curve["std"],
-                            color=line.get_color(), alpha=0.2, linewidth=0)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(r"$n_\mathrm{high} / n_\mathrm{aux}$")
-    ax.set_ylim(0, 1)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are epochs
-    primary = ", ".join(sorted(map(str, df["params.dataset"].unique())))
-    ax.set_title(f"Fig. 3: {key}, primary {primary}", fontsize=9)
-    ax.legend(title=label_cols[0].removeprefix("params.") if len(label_cols) == 1 else None, fontsize=8)
+    series = sorted(history[series_cols].drop_duplicates().itertuples(index=False, name=None))
+    # An ordered hyperparameter (pi, alpha) reads best along a sequential colour map, datasets on distinct hues.
+    ordered = len(series_cols) == 1 and pd.api.types.is_numeric_dtype(history[series_cols[0]])
+    styles = dict(zip(series, distinct_styles(len(series), "viridis" if ordered else None)))
+    panels = sorted(history[panel_col].unique()) if panel_col else [None]
+    epochs = sorted(history["step"].unique())
+    figure = Figure(figsize=(1.6 + 3.6 * len(panels), 3.4), layout="constrained")
+    axes = figure.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    for ax, panel in zip(axes, panels):
+        runs_of_panel = history if panel is None else history[history[panel_col] == panel]
+        for values, runs in runs_of_panel.groupby(series_cols, sort=True):
+            curve = runs.groupby("step")["value"].agg(["mean", "std", "count"])
+            colour, marker = styles[values]
+            label = ", ".join(series_label(c, v) for c, v in zip(series_cols, values))
+            ax.plot(curve.index, curve["mean"], color=colour, marker=marker, markersize=4, label=label)
+            if curve["count"].max() > 1:
+                ax.fill_between(curve.index, curve["mean"] - curve["std"], curve["mean"] + curve["std"],
+                                color=colour, alpha=0.15, linewidth=0)
+        if panel is not None:
+            ax.set_title(VARIANT_NAMES.get(panel, panel), fontsize=10)
+        ax.set_xlabel("epoch")
+        if len(epochs) <= 12:  # a tick per epoch (a one-epoch smoke run would get fractional ticks otherwise)
+            ax.set_xticks(epochs)
+            ax.set_xlim(epochs[0] - 0.5, epochs[-1] + 0.5)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are epochs
+        ax.grid(alpha=0.3)
+    if key == HIGH_FRACTION:
+        axes[0].set_ylabel(r"$n_\mathrm{high} / n_\mathrm{aux}$ (share above $\omega$)")
+        axes[0].set_ylim(0, 1.02)
+        what = r"Share of auxiliary samples above the threshold, $n_\mathrm{high} / n_\mathrm{aux}$"
+    else:
+        axes[0].set_ylabel(key)
+        what = f"{key} per epoch"
+    constant = [series_label(c, df[c].iloc[0]) for c in ("params.variant", "params.pi")
+                if c in df and c not in label_cols and df[c].nunique() == 1]
+    primary = ", ".join(dataset_name(d) for d in sorted(map(str, df["params.dataset"].unique())))
+    seeds = history.groupby(label_cols)["run_id"].nunique().max()
+    spread = f"mean over {seeds} seeds, band ±1 std" if seeds > 1 else "one seed"
+    figure.suptitle(f"Fig. 3. {what}\n(primary {', '.join([primary, *constant])}; {spread})", fontsize=9)
+    title = SERIES_NAMES.get(series_cols[0]) if len(series_cols) == 1 and not ordered else None
+    legend_outside(figure if panel_col else axes[0], title=title)
     return figure
 
 
@@ -241,19 +393,42 @@ def build_parser() -> argparse.ArgumentParser:
     add_source_arguments(fig, output=False)
     fig.add_argument("--metric", default="train/high_fraction", help="per-epoch metric to plot")
     fig.add_argument("--out", type=Path, default=Path("fig3.png"), help="PNG file to write")
+    times = commands.add_parser("table11", help="appendix Table 11: training time per method, from the runs' epoch "
+                                "times (repeat --sweep: baselines and BiaMAT sweeps)")
+    add_source_arguments(times, several=True)
+    gate = commands.add_parser("table14", help="appendix Table 14: share of auxiliary images the gate passes, per "
+                               "primary class (the gated runs' per-class counts)")
+    add_source_arguments(gate)
+    gate.add_argument("--mapping", type=Path, default=None,
+                      help="CSV of aux_class,primary_class (default: the synthetic sets' own related classes)")
+    gate.add_argument("--aux", default=None, help="auxiliary dataset param, if the sweep has several (e.g. imagenet32)")
+    gate.add_argument("--variant", choices=sorted(VARIANT_NAMES), default=None, help="if the sweep has both")
+    gate.add_argument("--pi", type=float, default=None, help="if the sweep has several")
+    gate.add_argument("--epoch", type=int, default=None, help="0-based epoch of the counts (default: the last)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    sweep = load_from_args(args)
     try:
+        if args.command == "table11":
+            sweeps = [load_sweep(name, experiment=args.experiment, tracking_uri=args.tracking_uri)
+                      for name in args.sweep]
+            emit(table11(sweeps), args.format, args.out)
+            return
+        sweep = load_from_args(args)
         if args.command == "fig3":
             figure = fig3(sweep, args.metric)
             figure.savefig(args.out, dpi=150)
-            print(f"wrote {args.out} ({len(figure.axes[0].get_lines())} lines; {sweep.summary()})")
+            lines = sum(len(ax.get_lines()) for ax in figure.axes)
+            print(f"wrote {args.out} ({lines} lines in {len(figure.axes)} panel(s); {sweep.summary()})")
             return
-        if args.command == "table13":
+        if args.command == "table14":
+            # Imported here: that module builds on this one's names.
+            from analysis.biamat_selection import table14
+
+            table = table14(sweep, args.mapping, aux=args.aux, variant=args.variant, pi=args.pi, epoch=args.epoch)
+        elif args.command == "table13":
             table = table13(sweep, args.metric)
         elif args.command == "table12":
             table = table12(sweep, args.metric, args.by)

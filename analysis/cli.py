@@ -7,7 +7,8 @@ import argparse
 from pathlib import Path
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-FORMATS = ("md", "csv", "latex")
+# latex: a table environment for a paper (its first line names the packages); latex-doc: a whole document for pdflatex.
+FORMATS = ("md", "csv", "latex", "latex-doc")
 
 
 def add_source_arguments(parser: argparse.ArgumentParser, *, output: bool = True, several: bool = False) -> None:
@@ -25,7 +26,9 @@ def add_source_arguments(parser: argparse.ArgumentParser, *, output: bool = True
     parser.add_argument("--tracking-uri", default=None,
                         help=f"MLflow tracking URI (default: $MLFLOW_TRACKING_URI or {DEFAULT_TRACKING_URI})")
     if output:
-        parser.add_argument("--format", choices=FORMATS, default="md", help="table format (default: Markdown)")
+        parser.add_argument("--format", choices=FORMATS, default="md",
+                            help="md (default), csv, latex (a table environment) or latex-doc (a document that "
+                                 "pdflatex compiles as it is)")
         parser.add_argument("--out", type=Path, default=None, help="write to this file instead of the terminal")
 
 

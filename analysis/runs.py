@@ -26,6 +26,11 @@ An analysis script for another paper (AFS, UIAT) reuses this module rather than 
 
 Per-epoch curves come from :meth:`SweepRuns.history`; :func:`distinguishing_params` names lines or rows by what
 differs between runs; :func:`only_value` narrows a frame to one value of a column (or says which values exist).
+
+Labels follow the papers: :func:`dataset_name` ("ImageNet", not ``imagenet32``), Greek letters and check marks as
+Unicode (LaTeX gets them in math mode, :func:`latex_escape`), and a :class:`Label` where LaTeX needs its own markup
+(``Label("y^ER", "$y^{ER}$")``). ``--format latex`` drops the paper's number from the caption and adds a ``\\label``;
+``latex-doc`` wraps the table in a document that pdflatex compiles as it is.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pandas as pd
 from mlflow.entities import Run, ViewType
@@ -315,19 +320,37 @@ def resolve_metric(metric: str | None, *frames: pd.DataFrame, checkpoint: str = 
     return ranked[-1][1]
 
 
-def metric_label(metric: str) -> str:
-    """``best/autoattack`` -> ``AutoAttack (best checkpoint)``; ``last/pgd20`` -> ``PGD-20 (last checkpoint)``."""
-    checkpoint, _, name = metric.partition("/")
+def metric_label(metric: str, *, checkpoint: bool = True, clean: str = "Clean") -> str:
+    """``best/autoattack`` -> ``AutoAttack (best checkpoint)``; ``last/pgd20`` -> ``PGD-20 (last checkpoint)``.
+
+    A paper's column header says neither checkpoint nor "Clean" where the paper does not: ``checkpoint=False`` leaves
+    the checkpoint out (the table's title or notes then say it), ``clean="Natural"`` names clean accuracy as UIAT does.
+    """
+    tag, _, name = metric.partition("/")
     match = _ATTACK.fullmatch(name)
     if name == "autoattack":
         pretty = "AutoAttack"
     elif name == "clean":
-        pretty = "Clean"
+        pretty = clean
     elif match is not None:
         pretty = f"{match.group(1).upper()}-{match.group(2)}"
     else:
         return metric
-    return f"{pretty} ({checkpoint} checkpoint)" if checkpoint in ("best", "last") else metric
+    if tag not in ("best", "last"):
+        return metric
+    return f"{pretty} ({tag} checkpoint)" if checkpoint else pretty
+
+
+# The papers' names of the datasets this project reads (ImageNet32x32 is "ImageNet" in BiaMAT's tables); other ids
+# (the synthetic sets) are shown as they are.
+DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "svhn": "SVHN", "imagenet32": "ImageNet",
+                 "places365_32": "Places365"}
+
+
+def dataset_name(ids: Any) -> str:
+    """A dataset param as the papers name it: ``imagenet32`` -> ``ImageNet``, ``svhn,cifar100`` -> ``SVHN + CIFAR-100``
+    (several auxiliary sets, logged comma-joined)."""
+    return " + ".join(DATASET_NAMES.get(name, name) for name in str(ids).split(","))
 
 
 def column(df: pd.DataFrame, name: str) -> pd.Series:
@@ -398,24 +421,28 @@ def recipe_differences(runs: pd.DataFrame, baseline: pd.DataFrame, keys: Sequenc
 
 @dataclass(frozen=True)
 class Cell:
-    """Mean and sample standard deviation of a metric over seeds, as fractions; shown in percent like the papers."""
+    """Mean and sample standard deviation of a metric over seeds. Accuracies are fractions, shown in percent like the
+    papers (the default ``scale`` and ``spec``); another quantity sets its own (hours: ``scale=1, spec=".3g"``)."""
 
     mean: float
     std: float | None  # None with a single seed
     n: int
     bold: bool = False
+    scale: float = 100.0
+    spec: str = ".2f"
 
     @classmethod
-    def of(cls, values: Iterable[float]) -> Cell:
+    def of(cls, values: Iterable[float], *, scale: float = 100.0, spec: str = ".2f") -> Cell:
         series = pd.Series(list(values), dtype=float).dropna()
         if series.empty:
             raise ValueError("a cell needs at least one value")
-        return cls(float(series.mean()), float(series.std(ddof=1)) if len(series) > 1 else None, len(series))
+        return cls(float(series.mean()), float(series.std(ddof=1)) if len(series) > 1 else None, len(series),
+                   scale=scale, spec=spec)
 
     def text(self, show_n: bool = False, pm: str = "±") -> str:
-        out = f"{100 * self.mean:.2f}"
+        out = f"{self.scale * self.mean:{self.spec}}"
         if self.std is not None:
-            out += f" {pm} {100 * self.std:.2f}"
+            out += f" {pm} {self.scale * self.std:{self.spec}}"
         return out + (f" (n={self.n})" if show_n else "")
 
 
@@ -427,14 +454,36 @@ def aggregate(df: pd.DataFrame, by: Sequence[str], metric: str) -> dict[tuple, C
             for key, group in logged.groupby(list(by), sort=True)}
 
 
+class Label(str):
+    """Text that LaTeX sets another way, usually in math mode: plain text in Markdown, CSV and comparisons (it is a
+    ``str``), :attr:`latex` in :func:`to_latex`. ``Label("y^ER", "$y^{ER}$")`` is a header, row label or title like
+    any other string; :func:`compose` joins labels and text (``+`` and f-strings give a plain ``str``)."""
+
+    latex: str
+
+    def __new__(cls, text: str, latex: str) -> Self:
+        label = super().__new__(cls, text)
+        label.latex = latex
+        return label
+
+
+def compose(*parts: str) -> str:
+    """Parts joined into one :class:`Label` whose LaTeX escapes the plain parts, or a plain ``str`` if none is a Label."""
+    text = "".join(parts)
+    return Label(text, "".join(map(to_tex, parts))) if any(isinstance(p, Label) for p in parts) else text
+
+
 @dataclass
 class Table:
-    """A table to render in any format: ``rows`` hold strings and :class:`Cell` s, ``notes`` go under it."""
+    """A table to render in any format: ``rows`` hold strings and :class:`Cell` s, ``notes`` go under it. The title
+    starts with the paper's number ("Table 13. ..."), which Markdown shows and LaTeX moves into ``label``
+    (``tab:<label>``, by default from the title's words): LaTeX numbers its own captions."""
 
     title: str
     header: list[str]
     rows: list[list[str | Cell]]
     notes: list[str] = field(default_factory=list)
+    label: str | None = None
 
     def cells(self) -> list[Cell]:
         return [c for row in self.rows for c in row if isinstance(c, Cell)]
@@ -498,36 +547,72 @@ def to_csv(table: Table) -> str:
 
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                  # What the tables print as Unicode in Markdown: pdflatex stops at most of it (U+2713, Greek), so
+                  # LaTeX gets the math-mode symbol. \checkmark is amssymb's (:func:`latex_packages`).
+                  "π": r"$\pi$", "α": r"$\alpha$", "β": r"$\beta$", "λ": r"$\lambda$", "ε": r"$\epsilon$",
+                  "ω": r"$\omega$", "Δ": r"$\Delta$", "ỹ": r"$\tilde{y}$", "±": r"$\pm$", "×": r"$\times$",
+                  "≥": r"$\geq$", "≤": r"$\leq$", "→": r"$\rightarrow$", "−": "-", "✓": r"$\checkmark$"}
+# A caption's leading paper number ("Table 13. ", "Fig. 3. "), which LaTeX would print after its own "Table N:".
+_PAPER_NUMBER = re.compile(r"(?:Table|Fig\.|Figure)\s+[0-9]+[a-z]?[.:]\s*")
 
 
 def latex_escape(text: str) -> str:
     return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
 
 
+def to_tex(text: str) -> str:
+    """Text as LaTeX: a :class:`Label`'s own LaTeX, anything else escaped."""
+    return text.latex if isinstance(text, Label) else latex_escape(text)
+
+
+def latex_label(table: Table) -> str:
+    """The table's ``\\label``: ``tab:`` and its :attr:`Table.label`, else the first words of its title
+    (``Table 6. Ablation of UIAT's components`` -> ``tab:table-6-ablation-of-uiat-s-components``)."""
+    words = re.sub(r"[^a-z0-9]+", " ", (table.label or table.title).lower()).split()
+    return "tab:" + "-".join(words if table.label else words[:7])
+
+
+def latex_packages(tex: str) -> list[str]:
+    """The packages LaTeX from :func:`to_latex` needs: booktabs' rules, amssymb where a check mark is set."""
+    return ["booktabs", *(["amssymb"] if "\\checkmark" in tex else [])]
+
+
 def to_latex(table: Table) -> str:
-    """A ``table`` environment with booktabs rules (``\\usepackage{booktabs}``); notes follow as comments."""
+    """A ``table`` environment with booktabs rules, its caption without the paper's number and a ``\\label``; the
+    packages it needs in a first comment line, the notes as comments after it."""
 
     def tex(value: str | Cell) -> str:
         if isinstance(value, Cell):
             text = _cell_text(value, table, pm="$\\pm$")
             return f"\\textbf{{{text}}}" if value.bold else text
-        return latex_escape(value)
+        return to_tex(value)
 
     spec = "".join("r" if numeric else "l" for numeric in _numeric_columns(table))
-    lines = [
-        "\\begin{table}[t]", "\\centering", f"\\caption{{{latex_escape(table.title)}}}",
+    title = to_tex(table.title)
+    number = _PAPER_NUMBER.match(title)
+    caption = title[number.end():] if number else title
+    body = [
+        "\\begin{table}[t]", "\\centering", f"\\caption{{{caption}}}", f"\\label{{{latex_label(table)}}}",
         f"\\begin{{tabular}}{{{spec}}}", "\\toprule",
-        " & ".join(latex_escape(h) for h in table.header) + " \\\\", "\\midrule",
+        " & ".join(map(to_tex, table.header)) + " \\\\", "\\midrule",
         *(" & ".join(tex(v) for v in row) + " \\\\" for row in table.rows),
         "\\bottomrule", "\\end{tabular}", "\\end{table}",
-        *(f"% {note}" for note in table.all_notes()),
     ]
+    packages = ", ".join(f"\\usepackage{{{name}}}" for name in latex_packages("\n".join(body)))
+    lines = [f"% needs {packages}", *body, *(f"% {' '.join(note.splitlines())}" for note in table.all_notes())]
     return "\n".join(lines) + "\n"
 
 
+def latex_document(tables: Iterable[Table]) -> str:
+    """A whole LaTeX document of the tables, which pdflatex compiles as it is."""
+    body = "".join(map(to_latex, tables))
+    preamble = [f"\\usepackage{{{name}}}" for name in latex_packages(body)]
+    return "\n".join(["\\documentclass{article}", *preamble, "\\begin{document}", body + "\\end{document}"]) + "\n"
+
+
 def render(table: Table, fmt: str = "md") -> str:
-    renderers = {"md": to_markdown, "csv": to_csv, "latex": to_latex}
+    renderers = {"md": to_markdown, "csv": to_csv, "latex": to_latex, "latex-doc": lambda t: latex_document([t])}
     if fmt not in renderers:
         raise ValueError(f"unknown format {fmt!r}; formats: {', '.join(renderers)}")
     return renderers[fmt](table)

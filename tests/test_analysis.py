@@ -179,7 +179,7 @@ def test_load_sweep_keeps_finished_trials_with_numeric_params(store):
 
 def test_table13_mean_and_std_over_seeds(store):
     table = biamat_tables.table13(load_sweep("pi-abl", tracking_uri=store.uri))
-    assert table.header == ["pi", "AT+BiaMAT", "TRADES+BiaMAT"]
+    assert table.header == ["π", "AT+BiaMAT", "TRADES+BiaMAT"]
     assert [row[0] for row in table.rows] == ["0.45", "0.55"]
     for i, pi in enumerate((0.45, 0.55)):
         for j, variant in enumerate(("at", "trades")):
@@ -188,14 +188,14 @@ def test_table13_mean_and_std_over_seeds(store):
             assert cell.mean == pytest.approx(statistics.mean(PI_AA[variant, pi]))
             assert cell.std == pytest.approx(statistics.stdev(PI_AA[variant, pi]))
     assert cell_texts(table)[1] == ["0.45", "50.00 ± 0.21", "56.21 ± 0.30"]
-    assert "AutoAttack (best checkpoint)" in table.title and "imagenet32" in table.title
+    assert "AutoAttack (best checkpoint)" in table.title and "primary CIFAR-10, auxiliary ImageNet" in table.title
     assert "mean ± sample std over 2 seeds per cell" in to_markdown(table)
 
 
 def test_table13_shows_the_last_epochs_high_fraction_beside_each_variant(store):
     table = biamat_tables.table13(load_sweep("pi-gate", tracking_uri=store.uri))
     high = "n_high/n_aux (last epoch)"
-    assert table.header == ["pi", "AT+BiaMAT", f"AT+BiaMAT {high}", "TRADES+BiaMAT", f"TRADES+BiaMAT {high}"]
+    assert table.header == ["π", "AT+BiaMAT", f"AT+BiaMAT {high}", "TRADES+BiaMAT", f"TRADES+BiaMAT {high}"]
     # Means over seeds of the last logged epoch (not of the 0.99 epoch before it); a cell that logged none is '-'.
     assert cell_texts(table)[1:] == [["0.45", "50.00 ± 0.21", "0.92", "56.21 ± 0.30", "0.70"],
                                      ["0.55", "50.89 ± 0.16", "0.42", "56.11 ± 0.14", "-"]]
@@ -210,11 +210,12 @@ def test_table13_omits_the_high_fraction_when_no_trial_logged_it(store):
 
 def test_table1_baseline_column_and_bold(store):
     table = biamat_tables.table1(load_sweep("labels", tracking_uri=store.uri))
-    assert table.header == ["labels", "imagenet32", "svhn", "Baseline (pgd_at)"]
+    # The paper's column order (SVHN, CIFAR-100, Places365, ImageNet, Baseline) and names, not sorted dataset ids.
+    assert table.header == ["ỹ / y^ER", "SVHN", "ImageNet", "Baseline (AT)"]
     markdown = to_markdown(table)
     # y^ER wins on SVHN, y~ on ImageNet (as in the paper); only the winner of each column is bold.
-    assert "| y~ (auxiliary labels) | **50.33** | 47.44 | 48.53 ± 0.75 (n=2) |" in markdown
-    assert "| y^ER (uniform labels) | 49.81 | **48.53** |  |" in markdown
+    assert "| ỹ | 47.44 | **50.33** | 48.53 ± 0.75 (n=2) |" in markdown
+    assert "| y^ER | **48.53** | 49.81 |  |" in markdown
     # The standard and TRADES baselines, and the gated runs of the same sweep, stay out.
     assert table.rows[0][-1].mean == pytest.approx(statistics.mean(BASELINE_AA))
 
@@ -242,9 +243,9 @@ def test_table12_picks_the_winner_by_the_selection_split_not_the_test_set(store)
     # The KILLED trial scored 90% but never finished; the winners are the best FINISHED ones by select/pgd10, although
     # the test set's PGD-20 would have picked alpha 0.5 / pi 0.60 (AT) and alpha 0.5 / pi 0.50 (TRADES).
     assert rows[1:] == [
-        ["cifar10", "AT+BiaMAT", "imagenet32", "1.00", "0.55", "40.00", "31.00", "3",
+        ["CIFAR-10", "AT+BiaMAT", "ImageNet", "1.00", "0.55", "40.00", "31.00", "3",
          "biamat variant=at labels=gated aux_datasets=imagenet32 alpha=1.0 pi=0.55 seed=0"],
-        ["cifar10", "TRADES+BiaMAT", "imagenet32", "1.00", "0.70", "42.00", "39.00", "2",
+        ["CIFAR-10", "TRADES+BiaMAT", "ImageNet", "1.00", "0.70", "42.00", "39.00", "2",
          "biamat variant=trades labels=gated aux_datasets=imagenet32 alpha=1.0 pi=0.7 seed=0"],
     ]
     assert "|---|---|---|---:|---:|---:|---:|---:|---|" in to_markdown(table)
@@ -259,7 +260,8 @@ def test_fig3_one_line_per_auxiliary_dataset(store):
     assert len(resumed) == 6 and resumed["value"].max() < 0.9  # the re-logged epoch keeps its later value
     figure = biamat_tables.fig3(sweep)
     lines = figure.axes[0].get_lines()
-    assert sorted(line.get_label() for line in lines) == sorted(FIG3_AUX)
+    assert sorted(line.get_label() for line in lines) == ["CIFAR-100", "ImageNet", "SVHN"]
+    assert len({line.get_color() for line in lines}) == 3
     assert all(list(line.get_xdata()) == [2, 3, 4, 5] for line in lines)
 
 
@@ -273,7 +275,7 @@ def test_fig3_cli_writes_png(store, tmp_path, capsys):
 def test_csv_and_latex_contain_the_values(store, tmp_path):
     table = biamat_tables.table13(load_sweep("pi-abl", tracking_uri=store.uri))
     rows = cell_texts(table)
-    assert rows[0] == ["pi", "AT+BiaMAT", "TRADES+BiaMAT"] and len(rows) == 3
+    assert rows[0] == ["π", "AT+BiaMAT", "TRADES+BiaMAT"] and len(rows) == 3
     latex = to_latex(table)
     assert "0.55 & 50.89 $\\pm$ 0.16 & 56.11 $\\pm$ 0.14 \\\\" in latex
     assert latex.count("\\begin{tabular}{rrr}") == 1 and "\\bottomrule" in latex
@@ -282,14 +284,15 @@ def test_csv_and_latex_contain_the_values(store, tmp_path):
     biamat_tables.main(["table1", "--sweep", "labels", "--tracking-uri", store.uri, "--format", "latex",
                         "--out", str(out)])
     text = out.read_text()
-    assert "\\textbf{48.53}" in text and "y\\textasciicircum{}ER" in text
+    assert "\\textbf{48.53}" in text and "$\\tilde{y}$ & $y^{ER}$" not in text and "\\midrule\n$\\tilde{y}$ & " in text
+    assert "$y^{ER}$ & \\textbf{48.53}" in text and "\\label{tab:biamat-table1}" in text
 
 
 def test_cli_prints_markdown_and_reads_uri_from_environment(store, capsys, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store.uri)
     biamat_tables.main(["table13", "--sweep", "pi-abl", "--experiment", "biamat-pi-ablation"])
     out = capsys.readouterr().out
-    assert "| pi | AT+BiaMAT | TRADES+BiaMAT |" in out
+    assert "| π | AT+BiaMAT | TRADES+BiaMAT |" in out
     assert "| 0.45 | 50.00 ± 0.21 | 56.21 ± 0.30 |" in out
     assert "skipped 1 FAILED, 1 KILLED" in out
 

@@ -28,16 +28,22 @@ One shared body, a primary head ``main`` (K classes) and an auxiliary head ``aux
 
 Departures from the reference code: the gate works when all or none of a batch is low (the reference crashes), and any
 registered auxiliary dataset (or several, concatenated with disjoint labels, Table 4) can be used.
+
+Besides n_high/n_aux per epoch (Fig. 3), a gated trial counts per auxiliary class how many samples the gate passed
+(:class:`GateCounts`, appendix Table 14) and writes them into its MLflow run as one CSV per epoch.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
+from mlflow.tracking import MlflowClient
 from torch import Tensor
 
 from trainables import attacks
@@ -48,6 +54,9 @@ from trainables.loader import Batch, EndlessStream
 from trainables.losses import kl_divergence, soft_cross_entropy
 from trainables.models import Classifier, create_model
 from trainables.runtime import Method, TrialData, run_trial
+from trainables.tracking import experiment_id, find_trial_run
+
+GATE_COUNTS_DIR = "gate_counts"  # a run's artifact folder: epoch_<NNNN>.csv per routed epoch (NNNN: the MLflow step)
 
 
 @dataclass(frozen=True)
@@ -100,6 +109,53 @@ def auxiliary_set(names: tuple[str, ...], root: str | None) -> ImageSet:
     )
 
 
+class GateCounts:
+    """Per auxiliary class, how many samples the stream drew in the current epoch (``seen``) and how many of them the
+    gate passed to their own label (``high``), summed on the device with ``index_add_`` into fixed-size tensors, so
+    the step loop reads nothing on the host (``bincount`` would read the largest label every step).
+
+    They go to MLflow as a CSV artifact per epoch, not as metrics: ImageNet has 1000 classes, and 2000 metric keys per
+    run would add 2000 columns to every run listing (``search_runs`` returns each run's latest metrics), 200,000
+    points per 100-epoch run to the metrics table and 2000 charts to the run's page in the UI, for numbers that only
+    appendix Table 14 reads, one epoch at a time. A CSV is one 12 KB file per epoch that the UI previews and that
+    nothing else loads."""
+
+    def __init__(self, num_classes: int, device: torch.device) -> None:
+        self.seen = torch.zeros(num_classes, dtype=torch.int64, device=device)
+        self.high = torch.zeros_like(self.seen)
+        self.counted = False
+
+    def reset(self) -> None:
+        self.seen.zero_()
+        self.high.zero_()
+        self.counted = False
+
+    def add(self, labels: Tensor, low: Tensor) -> None:
+        self.seen.index_add_(0, labels, torch.ones_like(labels))
+        self.high.index_add_(0, labels, (~low).long())
+        self.counted = True
+
+    def csv(self) -> str:
+        """``aux_class,seen,high``, one line per class: the epoch's one host read."""
+        rows = torch.stack([self.seen, self.high], dim=1).tolist()
+        return "aux_class,seen,high\n" + "".join(f"{c},{seen},{high}\n" for c, (seen, high) in enumerate(rows))
+
+
+def own_run(settings: RunSettings) -> tuple[MlflowClient, str] | None:
+    """The MLflow run the runtime opened for the Tune trial this process runs, found as ``TrialRun.open`` finds it
+    (its trial id under the sweep's parent run), or None outside a Tune trial (a test driving ``Trial`` itself)."""
+    from ray import tune
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # outside a trial Ray warns that there is no trial id: that is the answer
+        trial_id = tune.get_context().get_trial_id()
+    if trial_id is None:
+        return None
+    client = MlflowClient(settings.tracking_uri)
+    run_id = find_trial_run(client, experiment_id(client, settings.experiment), trial_id, settings.parent_run_id)
+    return None if run_id is None else (client, run_id)
+
+
 def primary_confidence(model: Classifier, x: Tensor) -> Tensor:
     """``max softmax f_pri(x)`` on clean inputs, eval mode (running BN statistics), no gradient."""
     with attacks.bn_mode(model, "eval"), torch.no_grad():
@@ -118,12 +174,24 @@ class BiaMAT(Method):
         k = data.train.num_classes
         self.uniform = torch.full((k,), 1.0 / k, device=device)
         self.omega: float | None = None
+        self.settings = settings
+        self.gate_counts = GateCounts(self.aux.num_classes, device)
+        self.epoch = 0
 
     def build_model(self) -> Classifier:
         return create_model(self.cfg.model, self.data.train.num_classes, extra_heads={"aux": self.aux.num_classes})
 
     def datasets(self) -> list[tuple[str, str]]:
         return [*super().datasets(), *((name, "auxiliary") for name in self.cfg.aux_datasets)]
+
+    @cached_property
+    def run(self) -> tuple[MlflowClient, str] | None:
+        """Where the per-class gate counts go: this trial's MLflow run, looked up once (:func:`own_run`)."""
+        return own_run(self.settings)
+
+    def on_epoch_start(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.gate_counts.reset()
 
     # --- the gate -------------------------------------------------------------------------------------------------
     def maybe_set_omega(self, x_primary: Tensor, epoch: int) -> None:
@@ -158,6 +226,8 @@ class BiaMAT(Method):
         logs = {"primary_loss": primary.detach(), "aux_loss": aux_term.detach()}
         if self.omega is not None or self.cfg.labels != "gated":
             logs["high_fraction"] = 1.0 - low.float().mean()
+        if self.omega is not None:  # only the gate routes by class; labels=aux/uniform route every sample one way
+            self.gate_counts.add(aux.y, low)
         return total, logs
 
     def at_losses(self, x: Tensor, y: Tensor, y_aux: Tensor, low: Tensor, with_aux_head: bool) -> tuple[Tensor, Tensor]:
@@ -232,6 +302,11 @@ class BiaMAT(Method):
 
     # --- state ----------------------------------------------------------------------------------------------------
     def epoch_metrics(self) -> dict[str, float]:
+        """omega, once set. At this end of an epoch the gate's per-class counts also go to the trial's run (an epoch
+        trained again after a resume writes the same file again)."""
+        if self.gate_counts.counted and self.run is not None:
+            client, run_id = self.run
+            client.log_text(run_id, self.gate_counts.csv(), f"{GATE_COUNTS_DIR}/epoch_{self.epoch:04d}.csv")
         return {} if self.omega is None else {"omega": self.omega}
 
     def state_dict(self) -> dict[str, Any]:
