@@ -2,6 +2,8 @@
 
     python sweeps/reevaluate.py --sweep pi-ablation-paper --attacks autoattack,pgd50 --eps 8/255,4/255
     python sweeps/reevaluate.py --sweep baselines-smoke --attacks clean,pgd20 --n 1000 --checkpoints best,last
+    python sweeps/reevaluate.py --sweep uiat-figures-paper-baselines --attacks clean,pgd20 --ce-halves \
+        --eps=-8/255,-4/255,4/255,8/255 --n 10000           # UIAT Fig. 1: inverse attacks, halves by clean CE
 
 Every FINISHED trial of the sweep logged its selected and last weights as the MLflow models ``best`` and ``last``
 (``trainables/runtime.py``). One Ray task per run and checkpoint loads that model, evaluates it with
@@ -10,6 +12,11 @@ set is smaller; AutoAttack on all N too), seeded with the run's seed, PGD/CW wit
 accuracies into the same run as ``reeval/<checkpoint>/<attack>/eps<k>_255/n<N>`` (``reeval/best/clean/n<N>`` for
 clean accuracy, which no eps changes; an eps that is no k/255 is written as a decimal: ``eps0.03``). Those names
 cannot collide with the training metrics, and ``analysis/`` reads them like any other metric.
+
+A negative eps is the inverse attack (PGD-k *descending* the loss within |eps|, ``trainables/signed_eval.py``),
+``eps-8_255`` in the key; ``--ce-halves`` adds the accuracy on each half of the points ranked by clean cross-entropy,
+``.../low_ce`` and ``.../high_ce`` after the key (``reeval/best/clean/n10000/low_ce``): UIAT Fig. 1 and Fig. 4.
+Both take clean and pgd<k> attacks only; argparse needs ``--eps=-8/255,...`` (with ``=``) for a leading minus.
 
 A second call with the same settings evaluates nothing again: a run checkpoint that already has every requested
 metric is skipped, and one that misses some is evaluated for those only. Runs trained before trials logged their
@@ -40,14 +47,15 @@ PREFIX = "reeval"
 
 
 def parse_eps(text: str) -> float:
-    """``"8/255"`` or ``"0.031"`` -> the eps in [0, 1] pixel units; anything else, or outside (0, 1], is an error."""
+    """``"8/255"`` or ``"0.031"`` -> the eps in [0, 1] pixel units, ``"-8/255"`` the inverse attack's; anything else,
+    or outside (0, 1] and [-1, 0), is an error."""
     try:
         value = float(Fraction(text.strip()))
     except (ValueError, ZeroDivisionError):
         raise ValueError(f"eps {text!r} is neither k/255 nor a number") from None
-    if not 0 < value <= 1:
-        hint = f" (did you mean {text}/255?)" if 1 < value <= 255 else ""
-        raise ValueError(f"eps {text} is outside (0, 1]{hint}")
+    if not 0 < abs(value) <= 1:
+        hint = f" (did you mean {text}/255?)" if 1 < abs(value) <= 255 else ""
+        raise ValueError(f"eps {text} is outside (0, 1]{hint}; a negative eps in [-1, 0) is the inverse attack")
     return value
 
 
@@ -58,10 +66,12 @@ def eps_label(eps: float) -> str:
     return f"{k}_255" if abs(eps * 255 - k) < 1e-6 else f"{eps:g}"
 
 
-def metric_key(checkpoint: str, attack: str, eps: float, n: int) -> str:
-    """``reeval/best/autoattack/eps8_255/n10000``; clean accuracy has no eps: ``reeval/best/clean/n10000``."""
+def metric_key(checkpoint: str, attack: str, eps: float, n: int, half: str = "") -> str:
+    """``reeval/best/autoattack/eps8_255/n10000``; clean accuracy has no eps: ``reeval/best/clean/n10000``; the
+    inverse attack's eps is negative, ``reeval/best/pgd20/eps-8_255/n10000``; a half by clean CE (``half``) ends
+    it: ``reeval/best/pgd20/eps8_255/n10000/low_ce``."""
     threat = "" if attack == "clean" else f"/eps{eps_label(eps)}"
-    return f"{PREFIX}/{checkpoint}/{attack}{threat}/n{n}"
+    return f"{PREFIX}/{checkpoint}/{attack}{threat}/n{n}" + (f"/{half}" if half else "")
 
 
 @dataclass(frozen=True)
@@ -75,6 +85,7 @@ class Job:
     seed: int
     n: int
     groups: tuple[tuple[float, tuple[str, ...]], ...]
+    halves: bool = False  # also per half by clean cross-entropy (--ce-halves)
 
 
 @dataclass
@@ -85,18 +96,22 @@ class Plan:
 
 
 def missing_groups(logged: set[str], checkpoint: str, attacks: Sequence[str], eps_values: Sequence[float],
-                   n: int) -> tuple[tuple[float, tuple[str, ...]], ...]:
+                   n: int, halves: bool = False) -> tuple[tuple[float, tuple[str, ...]], ...]:
     """The (eps, attacks) to evaluate for metrics not in ``logged``; clean accuracy goes with the first eps."""
+    from trainables.signed_eval import HALVES
+
+    parts = ("", *HALVES) if halves else ("",)
     groups = []
     for i, eps in enumerate(eps_values):
-        todo = tuple(a for a in attacks if (i == 0 or a != "clean") and metric_key(checkpoint, a, eps, n) not in logged)
+        todo = tuple(a for a in attacks if (i == 0 or a != "clean")
+                     and any(metric_key(checkpoint, a, eps, n, part) not in logged for part in parts))
         if todo:
             groups.append((eps, todo))
     return tuple(groups)
 
 
 def plan(sweep: SweepRuns, checkpoints: Sequence[str], attacks: Sequence[str], eps_values: Sequence[float],
-         n: int) -> Plan:
+         n: int, halves: bool = False) -> Plan:
     import pandas as pd
 
     from trainables.tracking import has_model
@@ -106,7 +121,7 @@ def plan(sweep: SweepRuns, checkpoints: Sequence[str], attacks: Sequence[str], e
         logged = {c.removeprefix("metrics.") for c in sweep.runs.columns
                   if c.startswith("metrics.") and pd.notna(run[c])}
         for checkpoint in checkpoints:
-            groups = missing_groups(logged, checkpoint, attacks, eps_values, n)
+            groups = missing_groups(logged, checkpoint, attacks, eps_values, n, halves)
             if not groups:
                 done += 1
             elif not has_model(sweep.client, run["run_id"], checkpoint):
@@ -114,7 +129,7 @@ def plan(sweep: SweepRuns, checkpoints: Sequence[str], attacks: Sequence[str], e
             else:
                 seed = run.get("params.seed")
                 jobs.append(Job(run["run_id"], run["run_name"], checkpoint, str(run["params.dataset"]),
-                                0 if pd.isna(seed) else int(seed), n, groups))
+                                0 if pd.isna(seed) else int(seed), n, groups, halves))
     return Plan(jobs, done, without_model)
 
 
@@ -125,6 +140,7 @@ def evaluate_job(job: Job, tracking_uri: str, data_root: str | None, batch_size:
 
     from trainables.datasets import load_dataset
     from trainables.evaluation import evaluate
+    from trainables.signed_eval import signed_accuracies
     from trainables.tracking import load_model
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -133,9 +149,15 @@ def evaluate_job(job: Job, tracking_uri: str, data_root: str | None, batch_size:
     test = test.subset(torch.arange(min(job.n, len(test))))
     metrics: dict[str, float] = {}
     for eps, attacks in job.groups:
-        result = evaluate(model, test.images, test.labels, eps=eps, attacks=attacks, batch_size=batch_size,
-                          device=device, seed=job.seed)
-        metrics |= {metric_key(job.checkpoint, attack, eps, job.n): value for attack, value in result.items()}
+        if eps < 0 or job.halves:
+            result = signed_accuracies(model, test.images, test.labels, eps=eps, attacks=attacks, halves=job.halves,
+                                       batch_size=batch_size, device=device, seed=job.seed)
+        else:
+            result = evaluate(model, test.images, test.labels, eps=eps, attacks=attacks, batch_size=batch_size,
+                              device=device, seed=job.seed)
+        for name, value in result.items():
+            attack, _, half = name.partition("/")  # signed_accuracies names a half's accuracy "pgd20/low_ce"
+            metrics[metric_key(job.checkpoint, attack, eps, job.n, half)] = value
     return metrics
 
 
@@ -144,9 +166,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add_source_arguments(parser, output=False)
     parser.add_argument("--attacks", required=True,
                         help="comma-separated: clean, pgd<k>, cw<k>, autoattack (e.g. autoattack,pgd50)")
-    parser.add_argument("--eps", default="8/255", help="comma-separated threat models, k/255 or a number in (0, 1]")
+    parser.add_argument("--eps", default="8/255",
+                        help="comma-separated threat models, k/255 or a number in (0, 1]; negative: the inverse attack "
+                             "(write --eps=-8/255,... with '=')")
     parser.add_argument("--n", type=int, default=10000, help="the first N test points (default: 10000)")
     parser.add_argument("--checkpoints", default="best", help="best, last or best,last (default: best)")
+    parser.add_argument("--ce-halves", action="store_true",
+                        help="also the accuracy on each half of the points by clean cross-entropy (UIAT Fig. 1/4)")
     parser.add_argument("--batch-size", type=int, default=256)
     # The run flags of the sweeps (sweeps/launcher.py), with the same environment defaults.
     parser.add_argument("--address", default=os.environ.get("RAY_ADDRESS"),
@@ -170,6 +196,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.exit(2, f"error: need at least one attack and one eps, and checkpoints among {', '.join(CHECKPOINTS)}\n")
     if args.n < 1 or args.batch_size < 1:
         parser.exit(2, f"error: --n {args.n} and --batch-size {args.batch_size} must be at least 1\n")
+    other = [a for a in args.attacks if parse_attack(a)[0] not in ("clean", "pgd")]
+    if other and (args.ce_halves or min(args.eps) < 0):
+        parser.exit(2, f"error: a negative eps (the inverse attack) and --ce-halves take clean and pgd<k> attacks "
+                       f"only, not {', '.join(other)}: evaluate those in a separate call\n")
     return args
 
 
@@ -183,7 +213,7 @@ def main(argv: list[str] | None = None) -> Plan:
     if missing_sqlite_store(args.tracking_uri):
         raise SystemExit(f"error: no MLflow store at {args.tracking_uri}: pass --tracking-uri")
     sweep = load_from_args(args)  # no such sweep: exits listing the sweeps there are
-    work = plan(sweep, args.checkpoints, args.attacks, args.eps, args.n)
+    work = plan(sweep, args.checkpoints, args.attacks, args.eps, args.n, args.ce_halves)
     print(f"{sweep.summary()}\n{len(work.jobs)} run checkpoint(s) to evaluate; skipped {work.done} that already have "
           f"these metrics and {work.without_model} of runs that logged no model (trained before models were logged)")
     if work.jobs:
@@ -203,7 +233,9 @@ def run_jobs(jobs: Sequence[Job], args: argparse.Namespace, client: MlflowClient
     # A caller that already runs Ray (a notebook, the tests) keeps its session, as with the sweeps.
     owns_ray = not ray.is_initialized()
     if owns_ray:
-        ray.init(address=args.address, include_dashboard=False, log_to_driver=False)
+        # No --address: a local Ray of its own, as the sweeps start (sweeps/launcher.py), not whatever cluster this
+        # machine last started (another user's, whose token this process lacks).
+        ray.init(address=args.address or "local", include_dashboard=False, log_to_driver=False)
     failed = 0
     try:
         check_cluster_reachable(args.tracking_uri)

@@ -27,7 +27,8 @@ def _start_local_ray() -> None:
     import ray
 
     _ship_test_helpers()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    # address="local": a new Ray of the tests' own, never a cluster this machine happens to run.
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
 
 
 @pytest.fixture(scope="session")

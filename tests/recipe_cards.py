@@ -47,6 +47,7 @@ RUNTIME: Card = {
     "compile": (False, NOT_SET),
     "lr_base_batch": (0, "batch 128 as in the papers: no LR scaling"),
     "holdout_n": (1000, "unused when selecting on the test set"),
+    "train_eval_n": (0, "not a recipe value: UIAT Fig. 2's training curves (sweeps/uiat_figures.py)"),
     "final_n": (10000, "papers: the whole CIFAR-10 test set"),
     "autoattack_n": (10000, "papers: AutoAttack on the whole test set"),
 }
@@ -213,6 +214,15 @@ UIAT_BASELINE: Card = {
 }
 UIAT_EPS_TRADES: Card = {**UIAT_BASELINE, "training": ("trades", f"{UIAT} Table 3: the TRADES rows"),
                          "eps": TABLE3_EPS, "attack_step": EPS_STEP}
+FIG2_TRAIN_EVAL = (1000, f"{UIAT} Fig. 2: training-set curves; not stated how many: the first 1,000 images")
+UIAT_FIGURES: Card = {**UIAT_FULL, "train_eval_n": FIG2_TRAIN_EVAL,
+                      "oneoff": (Axis((False, True)), f"{UIAT} Fig. 4 (UIAT) and Figs. 2, 5 (one-off UIAT)"),
+                      "components": (Rule(lambda c: "uag+fr" if c.oneoff else "uag+fr+iam", "no momentum when one-off"),
+                                     f"{UIAT}: one-off UIAT stores its targets once")}
+UIAT_FIGURES_BASELINES: Card = {
+    **UIAT_BASELINE, "train_eval_n": FIG2_TRAIN_EVAL,
+    "training": (Axis(("standard", "pgd_at", "trades")), f"{UIAT} Fig. 1 (standard, PGD-AT), Figs. 2, 4, 5"),
+}
 
 # --- AFS -------------------------------------------------------------------------------------------------------------
 
@@ -272,6 +282,7 @@ MERGER_TABLE3: Card = {
     "mask": (Axis(("100000001", "100010001", "101010101", "111111111")), f"{AFS} Table 3: the four stacks"),
     "alpha": (0.5, f"{AFS} Sec. 3.2: 'alpha can be set to 0.5'"),
 }
+MERGER_DEFAULT: Card = {**MERGER, "alpha": (0.5, f"{AFS} Sec. 3.2 and Fig. 5(a): 'alpha can be set to 0.5'")}
 MERGER_SEARCH: Card = {**MERGER, **SEARCH_SELECTION, "alpha": (Axis((0.0, 1.0)), "search domain ends: [0, 1]")}
 UIAT_SEARCH_ONEOFF: Card = {**UIAT_SEARCH, "oneoff": (True, f"{UIAT} Sec. 3.3: one-off UIAT"),
                             "components": ("uag+fr", "one-off UIAT stores its targets once: no momentum")}

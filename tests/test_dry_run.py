@@ -55,7 +55,7 @@ CASES: list[tuple[ModuleType, list[str], Callable[[str], list[int]]]] = [
     (uiat_search, ["--asha"], lambda p: [uiat_search.SEARCH[p]["num_samples"]]),
     *[(afs_merger, [table, "--seeds", str(SEEDS)],
        lambda p, table=table: [grid_size(afs_merger.search_space(table, p, "x", "000111111", SEEDS))])
-      for table in ("table2", "table3")],
+      for table in ("table2", "table3", "default")],
     (afs_merger, ["search"], lambda p: [afs_merger.SEARCH_SAMPLES[p]]),
 ]
 PARAMS = [pytest.param(module, argv, preset, trials, id=f"{module.__name__.split('.')[-1]}-{' '.join(argv)}-{preset}")

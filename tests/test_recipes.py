@@ -23,6 +23,7 @@ from sweeps import (
     pi_ablation,
     uiat_ablation,
     uiat_eps,
+    uiat_figures,
     uiat_lambda,
     uiat_search,
 )
@@ -66,6 +67,10 @@ CASES = {
     "uiat_eps paper": Case(lambda: uiat_eps.uiat_space("paper", 1), UIATConfig, lambda cfg: cards.UIAT_EPS),
     "uiat_eps paper (TRADES)": Case(lambda: uiat_eps.trades_space("paper", 1), BaselineConfig,
                                     lambda cfg: cards.UIAT_EPS_TRADES),
+    "uiat_figures paper": Case(lambda: uiat_figures.uiat_space("paper", 1), UIATConfig,
+                               lambda cfg: cards.UIAT_FIGURES),
+    "uiat_figures paper (baselines)": Case(lambda: uiat_figures.baseline_space("paper", 1), BaselineConfig,
+                                           lambda cfg: cards.UIAT_FIGURES_BASELINES),
     "uiat_search paper": Case(lambda: uiat_search.search_space("paper", "uiat"), UIATConfig,
                               lambda cfg: cards.UIAT_SEARCH),
     "uiat_search paper --variant oneoff": Case(lambda: uiat_search.search_space("paper", "oneoff"), UIATConfig,
@@ -78,7 +83,8 @@ CASES = {
         lambda table=table: afs_merger.search_space(table, "paper", "afs-extractors-paper",
                                                     afs_merger.default_stack("paper"), 1),
         MergerConfig, lambda cfg, card=card: card)
-       for table, card in (("table2", cards.MERGER), ("table3", cards.MERGER_TABLE3), ("search", cards.MERGER_SEARCH))},
+       for table, card in (("table2", cards.MERGER), ("table3", cards.MERGER_TABLE3), ("search", cards.MERGER_SEARCH),
+                           ("default", cards.MERGER_DEFAULT))},
 }
 
 

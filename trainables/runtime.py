@@ -197,8 +197,20 @@ class Trial:
 
     def select_metrics(self) -> dict[str, float]:
         """Clean and PGD accuracy on the fixed selection subset, at the training threat model."""
+        return self.accuracies(self.method.data.select)
+
+    def train_eval_metrics(self) -> dict[str, float]:
+        """The same on the first ``train_eval_n`` training images, un-augmented (none when it is 0): the training-set
+        learning curves of UIAT Fig. 2, whose gap to the selection curves shows robust overfitting."""
+        train = self.method.data.train
+        n = min(self.cfg.train_eval_n, len(train))
+        if n == 0:
+            return {}
+        return {f"train_eval/{k}": v for k, v in self.accuracies(train.subset(torch.arange(n))).items()}
+
+    def accuracies(self, subset: ImageSet) -> dict[str, float]:
+        """Clean and PGD-<attack_steps> accuracy on ``subset`` at the training threat model, seeded, eval mode."""
         cfg = self.cfg
-        subset = self.method.data.select
         return evaluate(
             self.method.model, subset.images, subset.labels, eps=cfg.eps, attacks=("clean", f"pgd{cfg.attack_steps}"),
             device=self.method.device, seed=cfg.seed,
@@ -222,7 +234,7 @@ class Trial:
         if self.tracker.update(epoch, metrics):
             self.best_weights = {k: v.detach().to("cpu", copy=True) for k, v in self.method.model.state_dict().items()}
         selected = {} if self.tracker.best_epoch is None else {"best_epoch": float(self.tracker.best_epoch)}
-        return {f"select/{k}": v for k, v in metrics.items()} | selected
+        return {f"select/{k}": v for k, v in metrics.items()} | selected | self.train_eval_metrics()
 
     def final_metrics(self) -> dict[str, float]:
         """The paper protocol on the best and the last weights (fp32, eval mode)."""
@@ -347,6 +359,9 @@ def run_trial(config: Mapping[str, Any], method_cls: type[Method], settings: Run
     )
     # The node that runs this attempt: after a lost node, the UI shows where the retried trial went on.
     run.set_tag(NODE_TAG, ray.get_runtime_context().get_node_id())
+    # What trained it: the device analysis names beside the epoch times (BiaMAT Table 11).
+    run.set_tag("device", torch.cuda.get_device_name(device) if device.type == "cuda"
+                else f"cpu ({torch.get_num_threads()} threads)")
     if recovered:
         run.set_tag(RECOVERED_TAG, recovered[:5000])  # MLflow tag values hold at most 8000 characters
     try:
