@@ -20,6 +20,7 @@ from trainables import datasets
 from trainables.biamat import BiaMAT, BiaMATConfig
 from trainables.config import RunSettings
 from trainables.runtime import Trial, TrialData
+from trainables.tracking import TrialRun
 
 AT_BASE = {"training": "pgd_at", "dataset": "cifar10", "model": "wrn-28-10", "epochs": 100}
 # Table 14's seeded counts, (seen, high) per auxiliary class 0..5 for seeds 0 and 1, at epochs 1 and 2. Class 4 is
@@ -191,9 +192,12 @@ def test_the_gate_counts_each_auxiliary_class_and_table14_reads_them(store):
     sweep_ids = store.sweep("biamat-labels", "gate-trial")
     params = biamat("at", 1.0, 0, aux="synthetic_aux") | {"dataset": "synthetic"}
     run_id = store.trial(sweep_ids, "biamat", params, final_metrics(0.5))
-    method.run = (store.client, run_id)  # the run the runtime opens for a Tune trial (the slow test finds it itself)
     trial = Trial(method)
-    logged = [trial.train_epoch(epoch) for epoch in range(2)]
+    logged = []
+    for epoch in range(2):  # what run_trial does with each epoch's artifacts (the slow test runs it under Tune)
+        logged.append(trial.train_epoch(epoch))
+        for path, text in method.epoch_artifacts(epoch).items():
+            TrialRun(store.client, run_id).log_text(text, path)
 
     # Warm-up routes nothing, so only epoch 1 has counts: every auxiliary sample of its 4 steps, by class, and the
     # passed ones add up to the epoch's n_high / n_aux.

@@ -35,15 +35,12 @@ Besides n_high/n_aux per epoch (Fig. 3), a gated trial counts per auxiliary clas
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from mlflow.tracking import MlflowClient
 from torch import Tensor
 
 from trainables import attacks
@@ -54,7 +51,6 @@ from trainables.loader import Batch, EndlessStream
 from trainables.losses import kl_divergence, soft_cross_entropy
 from trainables.models import Classifier, create_model
 from trainables.runtime import Method, TrialData, run_trial
-from trainables.tracking import experiment_id, find_trial_run
 
 GATE_COUNTS_DIR = "gate_counts"  # a run's artifact folder: epoch_<NNNN>.csv per routed epoch (NNNN: the MLflow step)
 
@@ -141,21 +137,6 @@ class GateCounts:
         return "aux_class,seen,high\n" + "".join(f"{c},{seen},{high}\n" for c, (seen, high) in enumerate(rows))
 
 
-def own_run(settings: RunSettings) -> tuple[MlflowClient, str] | None:
-    """The MLflow run the runtime opened for the Tune trial this process runs, found as ``TrialRun.open`` finds it
-    (its trial id under the sweep's parent run), or None outside a Tune trial (a test driving ``Trial`` itself)."""
-    from ray import tune
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # outside a trial Ray warns that there is no trial id: that is the answer
-        trial_id = tune.get_context().get_trial_id()
-    if trial_id is None:
-        return None
-    client = MlflowClient(settings.tracking_uri)
-    run_id = find_trial_run(client, experiment_id(client, settings.experiment), trial_id, settings.parent_run_id)
-    return None if run_id is None else (client, run_id)
-
-
 def primary_confidence(model: Classifier, x: Tensor) -> Tensor:
     """``max softmax f_pri(x)`` on clean inputs, eval mode (running BN statistics), no gradient."""
     with attacks.bn_mode(model, "eval"), torch.no_grad():
@@ -174,9 +155,7 @@ class BiaMAT(Method):
         k = data.train.num_classes
         self.uniform = torch.full((k,), 1.0 / k, device=device)
         self.omega: float | None = None
-        self.settings = settings
         self.gate_counts = GateCounts(self.aux.num_classes, device)
-        self.epoch = 0
 
     def build_model(self) -> Classifier:
         return create_model(self.cfg.model, self.data.train.num_classes, extra_heads={"aux": self.aux.num_classes})
@@ -184,13 +163,7 @@ class BiaMAT(Method):
     def datasets(self) -> list[tuple[str, str]]:
         return [*super().datasets(), *((name, "auxiliary") for name in self.cfg.aux_datasets)]
 
-    @cached_property
-    def run(self) -> tuple[MlflowClient, str] | None:
-        """Where the per-class gate counts go: this trial's MLflow run, looked up once (:func:`own_run`)."""
-        return own_run(self.settings)
-
     def on_epoch_start(self, epoch: int) -> None:
-        self.epoch = epoch
         self.gate_counts.reset()
 
     # --- the gate -------------------------------------------------------------------------------------------------
@@ -302,12 +275,15 @@ class BiaMAT(Method):
 
     # --- state ----------------------------------------------------------------------------------------------------
     def epoch_metrics(self) -> dict[str, float]:
-        """omega, once set. At this end of an epoch the gate's per-class counts also go to the trial's run (an epoch
-        trained again after a resume writes the same file again)."""
-        if self.gate_counts.counted and self.run is not None:
-            client, run_id = self.run
-            client.log_text(run_id, self.gate_counts.csv(), f"{GATE_COUNTS_DIR}/epoch_{self.epoch:04d}.csv")
+        """omega, once set."""
         return {} if self.omega is None else {"omega": self.omega}
+
+    def epoch_artifacts(self, epoch: int) -> dict[str, str]:
+        """The gate's per-class counts of an epoch that routed by class (an epoch trained again after a resume writes
+        the same file again)."""
+        if not self.gate_counts.counted:
+            return {}
+        return {f"{GATE_COUNTS_DIR}/epoch_{epoch:04d}.csv": self.gate_counts.csv()}
 
     def state_dict(self) -> dict[str, Any]:
         return {"omega": self.omega, "stream": self.stream.state_dict()}

@@ -124,6 +124,11 @@ class Method:
         """Method-specific metrics for the epoch just finished (e.g. BiaMAT's n_high/n_aux)."""
         return {}
 
+    def epoch_artifacts(self, epoch: int) -> dict[str, str]:
+        """Text files for the run's artifacts after 0-based ``epoch``, by path: per-epoch records too large to be
+        metrics (BiaMAT's per-class gate counts)."""
+        return {}
+
     def selection_metric(self) -> str:
         """The ``select/*`` score whose best epoch checkpoint selection keeps: PGD accuracy at the training threat
         model; a method overrides it where that says nothing (standard training: clean accuracy, baseline.py)."""
@@ -378,6 +383,8 @@ def run_trial(config: Mapping[str, Any], method_cls: type[Method], settings: Run
                 log_models(run, trial)
             metrics[EPOCH_METRIC] = epoch
             run.log_metrics(metrics, step=epoch)
+            for path, text in trial.method.epoch_artifacts(epoch).items():
+                run.log_text(text, path)
             with tempfile.TemporaryDirectory() as directory:
                 torch.save(trial.state_dict() | {"mlflow_run_id": run.run_id}, Path(directory) / STATE_FILE)
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))

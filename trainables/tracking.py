@@ -176,6 +176,10 @@ class TrialRun:
                                       pip_requirements=mlflow.pytorch.get_default_pip_requirements())
             self.client.log_artifacts(self.run_id, str(path), artifact_path=name)
 
+    def log_text(self, text: str, path: str) -> None:
+        """``text`` as the run's artifact file ``path`` (a folder in it may be named: ``gate_counts/epoch_0001.csv``)."""
+        self.client.log_text(self.run_id, text, path)
+
     def set_tag(self, key: str, value: str) -> None:
         self.client.set_tag(self.run_id, key, value)
 
