@@ -257,7 +257,7 @@ def check_resumable(family: str, name: str, storage: str, tracking_uri: str) -> 
         experiment = client.get_experiment_by_name(family)
         if experiment is not None:
             parents = client.search_runs([experiment.experiment_id], max_results=1000,
-                                         filter_string=f"tags.{SWEEP_TAG} LIKE '%' AND tags.{TRIAL_TAG} IS NULL")
+                                         filter_string=sweep_parent_filter())
             in_mlflow = {run.data.tags[SWEEP_TAG] for run in parents}
     if name in in_mlflow:
         return

@@ -62,9 +62,11 @@ def dataset_input(name: str, context: str) -> DatasetInput:
                         tags=[InputTag(key=MLFLOW_DATASET_CONTEXT, value=context)])
 
 
-def sweep_parent_filter(sweep: str) -> str:
-    """The MLflow search filter that finds a sweep's parent run (its trials carry the same ``sweep`` tag)."""
-    return f"tags.{SWEEP_TAG} = '{sweep}' AND tags.{TRIAL_TAG} IS NULL"
+def sweep_parent_filter(sweep: str | None = None) -> str:
+    """The MLflow search filter that finds a sweep's parent run (its trials carry the same ``sweep`` tag), or with no
+    ``sweep`` the parent runs of every sweep."""
+    name = "LIKE '%'" if sweep is None else f"= '{sweep}'"
+    return f"tags.{SWEEP_TAG} {name} AND tags.{TRIAL_TAG} IS NULL"
 
 
 def failure_reason(error: BaseException | None) -> str:
