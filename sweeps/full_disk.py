@@ -18,6 +18,8 @@ from trainables.tracking import FULL_DISK_ERRORS
 
 # Below this, a checkpoint of a WRN-34-10 (about 0.5 GB with its optimiser) cannot be written.
 MIN_FREE_BYTES = 1 << 30
+
+
 def low_space(folders: Iterable[str | Path]) -> str | None:
     """The first of ``folders`` (or the nearest existing folder above it) on a nearly full disk, said in words."""
     for folder in map(Path, folders):
