@@ -40,7 +40,7 @@ def parse_attack(name: str) -> tuple[str, int]:
     return match.group(1), int(match.group(2))
 
 
-def _to_images(x: Tensor, device: torch.device) -> Tensor:
+def to_images(x: Tensor, device: torch.device) -> Tensor:
     # Datasets keep uint8 images (4x less memory than float32); convert each batch on the device.
     x = x.to(device, non_blocking=True)
     if x.dtype == torch.uint8:
@@ -68,7 +68,7 @@ def accuracy(model: nn.Module, x: Tensor, y: Tensor, *, batch_size: int = 256, h
     correct = 0
     with bn_mode(model, "eval"), torch.no_grad():
         for start in range(0, len(x), batch_size):
-            xb = _to_images(x[start : start + batch_size], device)
+            xb = to_images(x[start : start + batch_size], device)
             yb = y[start : start + batch_size].to(device)
             logits = model(xb) if head == "main" else model(xb, head=head)
             correct += int((logits.argmax(dim=1) == yb).sum())
@@ -137,7 +137,7 @@ def _count_correct(
     generators = {name: torch.Generator(device=device).manual_seed(seed) for name in step_attacks}
     correct = dict.fromkeys(["clean", *step_attacks], 0)
     for start in range(0, len(x), batch_size):
-        xb = _to_images(x[start : start + batch_size], device)
+        xb = to_images(x[start : start + batch_size], device)
         yb = y[start : start + batch_size].to(device)
         with torch.no_grad():
             clean_ok = model(xb).argmax(dim=1) == yb
@@ -168,7 +168,7 @@ def logit_change(
     total = 0.0
     with bn_mode(model, "eval"):
         for start in range(0, len(x), batch_size):
-            xb = _to_images(x[start : start + batch_size], device)
+            xb = to_images(x[start : start + batch_size], device)
             with torch.no_grad():
                 clean = model(xb).float()
 
@@ -190,7 +190,7 @@ def _autoattack_accuracy(
     # pyautoattack's default device is "cpu" whatever the model's, so it is passed explicitly; a fixed seed keeps
     # the evaluation reproducible (its default seeds from the clock).
     adversary = AutoAttack(model, norm="Linf", eps=eps, version="standard", device=device, seed=seed)
-    images = torch.cat([_to_images(x[i : i + batch_size], device) for i in range(0, len(x), batch_size)])
+    images = torch.cat([to_images(x[i : i + batch_size], device) for i in range(0, len(x), batch_size)])
     labels = y.to(device)
     # Each attack re-seeds the global CPU and CUDA generators; restore them so that a training run's random stream
     # (data order, augmentation) is the same with or without an AutoAttack evaluation.

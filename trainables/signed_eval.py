@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from trainables.attacks import bn_mode, ce, inverse_pgd, pgd
-from trainables.evaluation import _to_images, parse_attack
+from trainables.evaluation import parse_attack, to_images
 
 HALVES = ("low_ce", "high_ce")
 
@@ -35,7 +35,7 @@ def clean_losses(model: nn.Module, x: Tensor, y: Tensor, *, batch_size: int, dev
     losses = []
     with bn_mode(model, "eval"), torch.no_grad():
         for start in range(0, len(x), batch_size):
-            logits = model(_to_images(x[start : start + batch_size], device)).float()
+            logits = model(to_images(x[start : start + batch_size], device)).float()
             losses.append(F.cross_entropy(logits, y[start : start + batch_size].to(device), reduction="none").cpu())
     return torch.cat(losses)
 
@@ -56,7 +56,7 @@ def correct_under(model: nn.Module, x: Tensor, y: Tensor, *, eps: float, steps: 
     correct = []
     with bn_mode(model, "eval"):
         for start in range(0, len(x), batch_size):
-            xb = _to_images(x[start : start + batch_size], device)
+            xb = to_images(x[start : start + batch_size], device)
             yb = y[start : start + batch_size].to(device)
             with torch.no_grad():
                 ok = model(xb).argmax(dim=1) == yb
