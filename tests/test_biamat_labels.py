@@ -34,9 +34,9 @@ def test_labels_sweep_gives_table1_with_its_baseline_and_fig3_per_auxiliary_set(
         [sys.executable, "analysis/biamat_tables.py", "table1", "--sweep", "biamat-labels-smoke", "--baseline-sweep",
          "baselines-biamat-smoke", "--tracking-uri", uri], cwd=ROOT, capture_output=True, text=True, check=False)
     assert table.returncode == 0, table.stderr
-    assert "| y~ (auxiliary labels) |" in table.stdout and "Baseline (pgd_at)" in table.stdout
+    assert "| ỹ |" in table.stdout and "| y^ER |" in table.stdout and "Baseline (AT)" in table.stdout
     assert "checkpoint selection: PGD-3 on the first 64 test points, every 1 epoch(s) from epoch 1" in table.stdout
-    rows = [line for line in table.stdout.splitlines() if line.startswith("| y~")]
+    rows = [line for line in table.stdout.splitlines() if line.startswith("| ỹ |")]
     assert rows and rows[0].rstrip(" |").split("|")[-1].strip()  # the baseline cell is filled
 
     out = tmp_path / "fig3.png"
