@@ -45,7 +45,7 @@ from analysis.runs import (
 )
 
 MISSING = "-"
-# Table 6's rows in the paper's order (the `components` param of trainables/uiat.py).
+# Table 6's rows in the paper's order (the `components` param of trainables/methods/uiat.py).
 TABLE6_ROWS = ["none", "uag", "uag+fr", "uag+iam", "uag+fr+iam"]
 SWITCHES = ("uag", "fr", "iam")
 BASELINE_NAMES = {"standard": "Natural Training", "pgd_at": "PGD-AT", "trades": "TRADES"}
@@ -106,6 +106,15 @@ def accuracy_columns(df: pd.DataFrame, metric: str | None, *frames: pd.DataFrame
     return [*columns, robust]
 
 
+def paper_headers(metrics: list[str]) -> tuple[list[str], list[str]]:
+    """The columns as UIAT names them (Natural, PGD-20, AutoAttack) and a note naming their checkpoint; columns from
+    different checkpoints (a ``--metric last/...``) keep the checkpoint in their own header instead."""
+    tags = {m.partition("/")[0] for m in metrics}
+    one = len(tags) == 1 and tags <= {"best", "last"}
+    headers = [metric_label(m, checkpoint=not one, clean="Natural") for m in metrics]
+    return headers, [f"accuracy of the {tags.pop()} checkpoint"] if one else []
+
+
 def table6(sweep: SweepRuns, metric: str | None = None) -> Table:
     """Table 6: one row per component set (the paper's five first), check marks for UAG / FR / IAM, natural,
     PGD-20 and robust accuracy (best per column in bold)."""
@@ -121,9 +130,11 @@ def table6(sweep: SweepRuns, metric: str | None = None) -> Table:
          *(cells[m].get((components,), MISSING) for m in metrics)]
         for components in order
     ]
-    header = ["UAG", "FR", "IAM", *(metric_label(m) for m in metrics)]
+    headers, checkpoint = paper_headers(metrics)
+    header = ["UAG", "FR", "IAM", *headers]
     notes = [("UAG: universal (class-wise) inverse adversaries, otherwise instance-wise IAT; FR: feature term of "
-              "Eq. 4; IAM: inverse-adversary momentum (Eq. 8); best mean per column in bold"), sweep.summary()]
+              "Eq. 4; IAM: inverse-adversary momentum (Eq. 8); best mean per column in bold"), *checkpoint,
+             sweep.summary()]
     return Table(f"Table 6. Ablation of UIAT's components ({datasets(df)}): accuracy (%)", header, rows, notes)
 
 
@@ -147,7 +158,8 @@ def lambda_table(sweep: SweepRuns, metric: str | None = None) -> Table:
     rows: list[list[str | Cell]] = [[f"{lam:g}", *(cells[m].get((lam,), MISSING) for m in metrics)] for lam in lams]
     variant = ", ".join(sorted({method_label(r) for _, r in df.iterrows()}))
     title = f"Fig. 3. Sensitivity of {variant} to lambda ({datasets(df)}): accuracy (%)"
-    return Table(title, ["lambda", *(metric_label(m) for m in metrics)], rows, [sweep.summary()])
+    headers, checkpoint = paper_headers(metrics)
+    return Table(title, ["lambda", *headers], rows, [*checkpoint, sweep.summary()])
 
 
 def eps_label(eps: float) -> str:
@@ -172,11 +184,12 @@ def table3(sweep: SweepRuns, baseline: SweepRuns | None = None, metric: str | No
     for eps in sorted(set(frame["params.eps"])):
         rows += [[eps_label(eps) if i == 0 else "", name, *(cells[m].get((eps, name), MISSING) for m in metrics)]
                  for i, name in enumerate(methods)]
-    notes = [sweep.summary()] + ([f"TRADES from {baseline.summary()}"] if baseline is not None else [])
+    headers, checkpoint = paper_headers(metrics)
+    notes = [*checkpoint, sweep.summary()] + ([f"TRADES from {baseline.summary()}"] if baseline is not None else [])
     if base.empty:
         notes.append("no finished TRADES trials found")
     title = f"Table 3. Training and evaluation at larger eps ({datasets(df)}): accuracy (%)"
-    return Table(title, ["eps", "Method", *(metric_label(m) for m in metrics)], rows, notes)
+    return Table(title, ["eps", "Method", *headers], rows, notes)
 
 
 def table2(sweeps: Sequence[SweepRuns], key: str = "epoch_time_s") -> Table:

@@ -32,7 +32,8 @@ def test_table6_rows_in_paper_order_with_check_marks_and_bold_best():
             enumerate(["uag+fr+iam", "uag+iam", "uag+fr", "uag", "none"])]
     rows.append(uiat("uag+fr", oneoff=True, clean=0.99, pgd20=0.99))  # not a Table 6 row
     table = table6(sweep_of(rows))
-    assert table.header == ["UAG", "FR", "IAM", "Clean (best checkpoint)", "PGD-20 (best checkpoint)"]
+    assert table.header == ["UAG", "FR", "IAM", "Natural", "PGD-20"]  # the paper's names
+    assert "accuracy of the best checkpoint" in table.notes
     assert [row[:3] for row in table.rows] == [["", "", ""], ["✓", "", ""], ["✓", "✓", ""], ["✓", "", "✓"],
                                                ["✓", "✓", "✓"]]
     natural = [row[3] for row in table.rows]
@@ -54,3 +55,11 @@ def test_table3_and_lambda_table():
                 for lam, c, r in ((1.0, 0.85, 0.4), (3.5, 0.8, 0.45), (3.5, 0.82, 0.47))]
     table = lambda_table(sweep_of(lam_rows))
     assert [row[0] for row in table.rows] == ["1", "3.5"] and table.rows[1][1].n == 2
+    assert table.header == ["lambda", "Natural", "PGD-20"]
+
+
+def test_columns_from_two_checkpoints_name_their_own():
+    rows = [uiat(c, clean=0.8, pgd20=0.5) | {"metrics.last/pgd20": 0.4} for c in ("uag+fr+iam", "uag")]
+    table = table6(sweep_of(rows), metric="last/pgd20")
+    assert table.header[3:] == ["Natural (best checkpoint)", "PGD-20 (best checkpoint)", "PGD-20 (last checkpoint)"]
+    assert not any(note.startswith("accuracy of the") for note in table.notes)
