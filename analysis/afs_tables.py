@@ -51,7 +51,7 @@ from analysis.runs import (
     resolve_metric,
 )
 
-EXTRACTOR_EXPERIMENT = "afs-extractors"  # as trainables/afs.py names it (analysis does not import trainables)
+EXTRACTOR_EXPERIMENT = "afs-extractors"  # as trainables/methods/afs.py names it (analysis does not import trainables)
 ACCURACY_ROWS = ("clean", "pgd10", "pgd20")
 MISSING = "-"
 

@@ -30,7 +30,7 @@ import pandas as pd
 from analysis.biamat_tables import VARIANT_NAMES, biamat_runs, number
 from analysis.runs import Cell, SweepRuns, Table, dataset_name
 
-GATE_COUNTS = "gate_counts"  # the artifact folder of trainables/biamat.py
+GATE_COUNTS = "gate_counts"  # the artifact folder of trainables/methods/biamat.py
 PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 # The smoke sets' related classes, as trainables/datasets.py builds them (synthetic_aux_related): auxiliary class
 # a < 5 of synthetic_aux carries primary class a's robust pattern, no class of synthetic_aux_unrelated does. Repeated
@@ -78,7 +78,7 @@ def gate_counts(sweep: SweepRuns, run_id: str, epoch: int | None = None) -> tupl
              for f in sweep.client.list_artifacts(run_id, GATE_COUNTS) if f.path.endswith(".csv")}
     if not files:
         raise ValueError(f"run {run_id} logged no per-class gate counts ({GATE_COUNTS}/): it ran before the BiaMAT "
-                         "trial logged them (trainables/biamat.py); run its sweep again")
+                         "trial logged them (trainables/methods/biamat.py); run its sweep again")
     chosen = max(files) if epoch is None else epoch
     if chosen not in files:
         raise ValueError(f"run {run_id} has no gate counts for epoch {epoch}; --epoch takes one of {sorted(files)}")

@@ -61,7 +61,7 @@ LABEL_ROWS = {"aux": Y_TILDE, "uniform": Y_ER}
 # Table 1's columns in the paper's order; other auxiliary sets follow alphabetically.
 PAPER_AUX_ORDER = ("svhn", "cifar100", "places365_32", "imagenet32")
 MISSING = "-"
-HIGH_FRACTION = "train/high_fraction"  # n_high / n_aux, averaged over an epoch's steps (trainables/biamat.py)
+HIGH_FRACTION = "train/high_fraction"  # n_high / n_aux, averaged over an epoch's steps (trainables/methods/biamat.py)
 HIGH_HEADER = Label("n_high/n_aux (last epoch)", r"$n_{\mathrm{high}}/n_{\mathrm{aux}}$ (last epoch)")
 
 

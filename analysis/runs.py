@@ -248,7 +248,7 @@ def selection_protocol(df: pd.DataFrame) -> str:
     protocols are each described; runs logged before these params existed give an empty string.
 
     Standard training keeps its best clean accuracy, as does training at eps 0 (where PGD accuracy is clean accuracy):
-    the rule of ``trainables/baseline.py``, read here from the runs' ``training`` and ``eps`` params. Standard-trained
+    the rule of ``trainables/methods/baseline.py``, read here from the runs' ``training`` and ``eps`` params. Standard-trained
     runs logged before that rule (issue #19) kept their best PGD accuracy instead."""
     keys = ["select_on", "eval_n", "eval_every", "eval_from", "keep_epoch", "attack_steps"]
     if df.empty or any(f"params.{k}" not in df for k in keys):

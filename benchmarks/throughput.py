@@ -47,14 +47,14 @@ from runtime_overhead import device_name, timed  # the sibling script (benchmark
 from torch.utils.flop_counter import FlopCounterMode
 
 from sweeps.cost import PAPER_SPEEDS
-from trainables.afs import DEFAULT_MASK, Merger, mask_indices
-from trainables.baseline import Baseline
-from trainables.biamat import BiaMAT
 from trainables.config import RunSettings
+from trainables.methods.afs import DEFAULT_MASK, Merger, mask_indices
+from trainables.methods.baseline import Baseline
+from trainables.methods.biamat import BiaMAT
+from trainables.methods.uiat import UIAT
 from trainables.models import Classifier, create_model
 from trainables.runtime import Method, Trial, TrialData
 from trainables.training import seed_everything
-from trainables.uiat import UIAT
 
 CIFAR10_TRAIN = 50_000
 

@@ -33,7 +33,7 @@ def search_space(preset: str, seeds: int) -> dict:
     from ray import tune
 
     from sweeps.launcher import per_value
-    from trainables.afs import EVAL_EPS
+    from trainables.methods.afs import EVAL_EPS
 
     base, large = PRESETS[preset]["model"], LARGE_MODEL[preset]
     return {
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     from analysis.afs_tables import table6
     from analysis.runs import SweepNotFoundError, emit, load_sweep
     from sweeps.launcher import Sweep, run_sweep
-    from trainables.afs import EXTRACTOR_EXPERIMENT, ExtractorConfig, extractor_trainable
+    from trainables.methods.afs import EXTRACTOR_EXPERIMENT, ExtractorConfig, extractor_trainable
 
     space = search_space(args.preset, args.seeds)
     # The ablation networks are single PGD-AT models like the extractors: same MLflow experiment, own parent run.

@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     from analysis.afs_tables import delta_z_summary, table1
     from analysis.runs import emit, load_sweep
     from sweeps.launcher import Sweep, run_sweep
-    from trainables.afs import EXTRACTOR_EXPERIMENT, ExtractorConfig, extractor_trainable
+    from trainables.methods.afs import EXTRACTOR_EXPERIMENT, ExtractorConfig, extractor_trainable
 
     space = search_space(args.preset, args.seeds)
     sweep = Sweep(family=EXTRACTOR_EXPERIMENT, trainable=extractor_trainable, param_space=space,

@@ -61,7 +61,7 @@ SEARCH_SELECTION = {"smoke": {"select_on": "holdout", "holdout_n": 128, "eval_n"
 
 def default_stack(preset: str) -> str:
     """The stack of table2 and search when --mask is not given: the paper's, or in the smoke preset ``delta-z``."""
-    from trainables.afs import DEFAULT_MASK
+    from trainables.methods.afs import DEFAULT_MASK
 
     return "delta-z" if preset == "smoke" else DEFAULT_MASK
 
@@ -72,7 +72,7 @@ def stack_mask(mask: str, extractor_sweep: str, tracking_uri: str) -> str:
         return mask
     from analysis.afs_tables import selected_extractors
     from analysis.runs import load_sweep
-    from trainables.afs import EXTRACTOR_EXPERIMENT, MASK_LENGTHS, mask_of
+    from trainables.methods.afs import EXTRACTOR_EXPERIMENT, MASK_LENGTHS, mask_of
 
     chosen = selected_extractors(load_sweep(extractor_sweep, experiment=EXTRACTOR_EXPERIMENT,
                                             tracking_uri=tracking_uri))
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     from sweeps.launcher import Sweep, missing_sqlite_store, run_sweep
     from sweeps.optuna_search import build_search, describe_study
     from sweeps.preflight import check_tracking_uri
-    from trainables.afs import (
+    from trainables.methods.afs import (
         DEFAULT_MASK,
         EXTRACTOR_EXPERIMENT,
         MergerConfig,

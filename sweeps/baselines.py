@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, PRESETS).parse_args(argv)
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (sweeps/cli.py).
     from sweeps.launcher import Sweep, run_sweep
-    from trainables.baseline import BaselineConfig, trainable
+    from trainables.methods.baseline import BaselineConfig, trainable
 
     space = search_space(args.preset, args.seeds)
     sweep = Sweep(family="baselines", trainable=trainable, param_space=space, name_keys=("training", "seed"),

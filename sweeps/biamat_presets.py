@@ -18,7 +18,7 @@ Paper recipe, per variant (appendix E "Table 2"; CIFAR-10 primary, ImageNet32x32
 - alpha and pi: appendix Table 12 (:data:`TABLE12`). Table 1's runs (y~ or y^ER for every auxiliary sample) have no
   warm-up: the reference's y^ER switch sets it to 0.
 
-A baseline (``trainables/baseline.py``) compared with a BiaMAT row takes the same recipe minus the auxiliary data:
+A baseline (``trainables/methods/baseline.py``) compared with a BiaMAT row takes the same recipe minus the auxiliary data:
 :func:`baseline_recipe`. ``analysis/biamat_tables.py table1`` refuses a baseline whose recipe differs.
 """
 

@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (sweeps/cli.py).
     from sweeps.launcher import run_sweep, trial_configs
     from sweeps.optuna_search import describe_study, search_sweep
-    from trainables.biamat import BiaMATConfig, trainable
+    from trainables.methods.biamat import BiaMATConfig, trainable
 
     space = search_space(args.preset, args.variant, args.dataset, args.aux_datasets)
     cfg = trial_configs(BiaMATConfig, space)[0]

@@ -14,12 +14,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from trainables.afs import MergerConfig
-from trainables.baseline import BaselineConfig
-from trainables.biamat import BiaMATConfig
 from trainables.config import TrainConfig
 from trainables.datasets import is_builtin
-from trainables.uiat import UIATConfig
+from trainables.methods.afs import MergerConfig
+from trainables.methods.baseline import BaselineConfig
+from trainables.methods.biamat import BiaMATConfig
+from trainables.methods.uiat import UIATConfig
 
 RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
 CIFAR = ("cifar10", "cifar100")  # the papers time CIFAR runs; CIFAR-100 has the same images per epoch

@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     from analysis.biamat_tables import table13
     from analysis.runs import emit, load_sweep
     from sweeps.launcher import Sweep, run_sweep
-    from trainables.biamat import BiaMATConfig, trainable
+    from trainables.methods.biamat import BiaMATConfig, trainable
 
     space = search_space(args.preset, args.seeds)
     sweep = Sweep(family="biamat-pi-ablation", trainable=trainable, param_space=space,

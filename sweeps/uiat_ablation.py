@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     from analysis.runs import emit, load_sweep
     from analysis.uiat_tables import table6
     from sweeps.launcher import Sweep, run_sweep
-    from trainables.uiat import UIATConfig, trainable
+    from trainables.methods.uiat import UIATConfig, trainable
 
     space = search_space(args.preset, args.seeds)
     sweep = Sweep(family="uiat-ablation", trainable=trainable, param_space=space, name_keys=("components", "seed"),

@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     from analysis.uiat_tables import table3
     from sweeps.launcher import Sweep, check_sweeps, run_sweep
     from sweeps.overrides import with_overrides
-    from trainables import baseline, uiat
+    from trainables.methods import baseline, uiat
 
     spaces = uiat_space(args.preset, args.seeds), trades_space(args.preset, args.seeds)
     name = args.name or f"uiat-eps-{args.preset}"

@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, PRESETS).parse_args(argv)
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (sweeps/cli.py).
     from sweeps.launcher import Sweep, check_sweeps, run_sweep
-    from trainables import baseline, uiat
+    from trainables.methods import baseline, uiat
 
     name = args.name or f"uiat-figures-{args.preset}"
     sweeps = {

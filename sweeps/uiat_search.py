@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (sweeps/cli.py).
     from sweeps.launcher import run_sweep, trial_configs
     from sweeps.optuna_search import describe_study, search_sweep
-    from trainables.uiat import UIATConfig, trainable
+    from trainables.methods.uiat import UIATConfig, trainable
 
     space = search_space(args.preset, args.variant)
     cfg = trial_configs(UIATConfig, space)[0]

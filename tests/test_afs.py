@@ -21,8 +21,12 @@ import tests_support
 from analysis.afs_selection import CONVEX_TOLERANCE, concave_range
 from analysis.runs import _numeric
 from tests_support import fit_test_model, merger_over, train_without_ray
-from trainables import afs, attacks
-from trainables.afs import (
+from trainables import attacks
+from trainables.config import ConfigError, RunSettings
+from trainables.datasets import load_dataset
+from trainables.evaluation import accuracy, evaluate, logit_change
+from trainables.methods import afs
+from trainables.methods.afs import (
     EXTRACTOR_EXPERIMENT,
     Extractor,
     ExtractorConfig,
@@ -35,9 +39,6 @@ from trainables.afs import (
     mask_indices,
     mask_of,
 )
-from trainables.config import ConfigError, RunSettings
-from trainables.datasets import load_dataset
-from trainables.evaluation import accuracy, evaluate, logit_change
 from trainables.models import Classifier, count_macs, create_model
 from trainables.runtime import Trial, TrialData
 from trainables.tracking import TrialRun
@@ -476,7 +477,7 @@ class RecordingPgd:
 
 
 def test_random_eps_training_draws_a_radius_per_batch_in_the_range(data, monkeypatch):
-    from trainables import baseline
+    from trainables.methods import baseline
 
     recorder = RecordingPgd()
     monkeypatch.setattr(baseline.attacks, "pgd", recorder)

@@ -18,8 +18,8 @@ from analysis.reevaluations import reevaluations
 from analysis.runs import load_sweep
 from sweeps import afs_merger
 from sweeps.reevaluate import metric_key
-from trainables.afs import StackedFeatures
 from trainables.datasets import load_dataset
+from trainables.methods.afs import StackedFeatures
 from trainables.models import Classifier, create_model
 from trainables.tracking import TrialRun
 

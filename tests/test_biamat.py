@@ -6,11 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from trainables.biamat import BiaMAT, BiaMATConfig, primary_confidence
 from trainables.config import ConfigError, RunSettings
 from trainables.datasets import load_dataset
 from trainables.loader import DeviceLoader
 from trainables.losses import soft_cross_entropy
+from trainables.methods.biamat import BiaMAT, BiaMATConfig, primary_confidence
 from trainables.runtime import Trial, TrialData
 
 SMALL = {"epochs": 3, "warmup_epochs": 1, "batch_size": 32, "aux_batch_size": 32, "attack_steps": 2,

@@ -17,8 +17,8 @@ from analysis import biamat_tables
 from analysis.biamat_selection import builtin_mapping, gate_counts, table14
 from analysis.runs import load_sweep, to_csv, to_latex
 from trainables import datasets
-from trainables.biamat import BiaMAT, BiaMATConfig
 from trainables.config import RunSettings
+from trainables.methods.biamat import BiaMAT, BiaMATConfig
 from trainables.runtime import Trial, TrialData
 from trainables.tracking import TrialRun
 
@@ -245,7 +245,7 @@ def test_a_biamat_trial_under_tune_writes_its_gate_counts_into_its_own_run(ray_l
     from ray import tune
 
     from tests_support import TINY_TRIAL, settings_for
-    from trainables.biamat import trainable
+    from trainables.methods.biamat import trainable
 
     settings = settings_for(tmp_path)
     config = {**TINY_TRIAL, "epochs": 2, "warmup_epochs": 1, "aux_batch_size": 32, "pi": 0.3}

@@ -20,7 +20,7 @@ from packaging.requirements import Requirement
 from sweeps.cli import run_parser
 from sweeps.launcher import Sweep, run_sweep
 from tests_support import TINY_TRIAL, epochs_by_process, stalling
-from trainables import baseline
+from trainables.methods import baseline
 
 ROOT = Path(__file__).resolve().parents[1]
 SUPPORT = Path(__file__).with_name("tests_support.py")

@@ -2,8 +2,8 @@
 
 import pytest
 
-from trainables.baseline import BaselineConfig
 from trainables.config import ConfigError, TrainConfig
+from trainables.methods.baseline import BaselineConfig
 from trainables.training import decay_steps, first_decay_epoch, lr_factor
 
 

@@ -28,7 +28,7 @@ from sweeps import (
 )
 from sweeps.cost import cost_lines, reference_speeds
 from sweeps.launcher import trial_configs
-from trainables.biamat import BiaMATConfig
+from trainables.methods.biamat import BiaMATConfig
 
 SEEDS = 2
 GRID_SCRIPTS = [pi_ablation, biamat_labels, baselines, afs_extractors, afs_ablation, uiat_ablation, uiat_lambda]

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tests_support import SCIENCE, merger_over, robustness, train_without_ray
-from trainables.baseline import Baseline, BaselineConfig
+from trainables.methods.baseline import Baseline, BaselineConfig
 from trainables.training import make_optimizer
 
 # One epoch of PGD-AT on 256 images: every pass a fast path touches (attack, update, BatchNorm modes) runs.
@@ -94,9 +94,9 @@ STEP_LOOPS = {
 
 
 def method_class(kind: str):
-    from trainables.biamat import BiaMAT
+    from trainables.methods.biamat import BiaMAT
+    from trainables.methods.uiat import UIAT
     from trainables.models import create_model
-    from trainables.uiat import UIAT
 
     if kind == "afs":
         return merger_over({i: create_model("tiny-cnn", 10) for i in (0, 8)})

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from sweeps.pi_ablation import PIS, SHARED, VARIANTS
-from trainables.biamat import BiaMAT, BiaMATConfig
 from trainables.config import RunSettings
+from trainables.methods.biamat import BiaMAT, BiaMATConfig
 from trainables.runtime import Trial, TrialData
 from trainables.training import seed_everything
 

@@ -29,12 +29,12 @@ from sweeps import (
 )
 from sweeps.biamat_presets import TABLE12
 from sweeps.launcher import trial_configs
-from trainables.afs import ExtractorConfig, MergerConfig
-from trainables.baseline import BaselineConfig
-from trainables.biamat import BiaMATConfig
 from trainables.config import TrainConfig
+from trainables.methods.afs import ExtractorConfig, MergerConfig
+from trainables.methods.baseline import BaselineConfig
+from trainables.methods.biamat import BiaMATConfig
+from trainables.methods.uiat import UIATConfig
 from trainables.training import lr_factor
-from trainables.uiat import UIATConfig
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 from ray import tune
 
 from tests_support import TINY_TRIAL, crash_once, epochs_by_process, settings_for, stalling
-from trainables import baseline
+from trainables.methods import baseline
 from trainables.runtime import STATE_FILE
 
 

@@ -11,9 +11,9 @@ import time
 import torch
 
 from tests_support import SCIENCE, robustness, train_without_ray
-from trainables.baseline import Baseline
-from trainables.biamat import BiaMAT, primary_confidence
 from trainables.datasets import load_dataset, synthetic_aux_related
+from trainables.methods.baseline import Baseline
+from trainables.methods.biamat import BiaMAT, primary_confidence
 
 
 def test_pgd_at_buys_robustness_with_clean_accuracy():

@@ -20,7 +20,7 @@ from ray.tune.schedulers import ASHAScheduler
 from sweeps import biamat_search
 from sweeps.optuna_search import TUNE_TRIAL_ATTR, build_search
 from tests_support import TINY_TRIAL, settings_for
-from trainables import baseline
+from trainables.methods import baseline
 from trainables.tracking import PARENT_TAG, experiment_id
 
 METRIC = "select/pgd3"  # the per-epoch selection score at the training attack (TINY_TRIAL: PGD-3)

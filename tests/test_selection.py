@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from tests_support import TINY_TRIAL
-from trainables.baseline import Baseline, BaselineConfig
 from trainables.config import ConfigError, RunSettings
 from trainables.evaluation import BestTracker
+from trainables.methods.baseline import Baseline, BaselineConfig
 from trainables.runtime import Trial, TrialData
 
 SETTINGS = RunSettings(tracking_uri="sqlite:///unused.db", experiment="x")

@@ -11,7 +11,7 @@ from ray import tune
 
 from sweeps import baselines, pi_ablation
 from sweeps.launcher import grid_points, per_value, validate
-from trainables.biamat import BiaMATConfig
+from trainables.methods.biamat import BiaMATConfig
 
 
 def run_main(main, tmp_path: Path, *args: str) -> str:

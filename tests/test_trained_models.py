@@ -11,11 +11,11 @@ from ray import tune
 
 from sweeps import baselines, reevaluate
 from tests_support import TINY_TRIAL, merger_over, settings_for
-from trainables import baseline
-from trainables.afs import MergerConfig, StackedFeatures, mask_of
-from trainables.baseline import BaselineConfig
 from trainables.config import RunSettings
 from trainables.evaluation import evaluate
+from trainables.methods import baseline
+from trainables.methods.afs import MergerConfig, StackedFeatures, mask_of
+from trainables.methods.baseline import BaselineConfig
 from trainables.models import Classifier, create_model
 from trainables.runtime import TrialData
 from trainables.tracking import TrialRun, load_model

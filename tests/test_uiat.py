@@ -12,14 +12,14 @@ import torch.nn.functional as F
 
 from tests_support import fit_test_model
 from trainables import attacks
-from trainables.baseline import craft
 from trainables.config import ConfigError, RunSettings
 from trainables.datasets import load_dataset
 from trainables.loader import Batch, DeviceLoader
+from trainables.methods.baseline import craft
+from trainables.methods.uiat import UIAT, UIATConfig, inverse_objective
 from trainables.models import create_model
 from trainables.runtime import Trial, TrialData
 from trainables.training import set_rng_state
-from trainables.uiat import UIAT, UIATConfig, inverse_objective
 
 SMALL = {"epochs": 3, "batch_size": 32, "attack_steps": 2, "attack_step": 4 / 255, "train_n": 128, "eval_n": 32,
          "final_n": 32, "momentum_start": 1, "oneoff_epoch": 1, "iat_steps": 2}

@@ -26,9 +26,9 @@ from analysis.runs import SweepRuns, load_sweep, render
 from sweeps import reevaluate, uiat_presets
 from sweeps import uiat_figures as figure_sweep
 from tests_support import TINY_TRIAL
-from trainables.baseline import Baseline
 from trainables.config import ConfigError, RunSettings
 from trainables.evaluation import evaluate
+from trainables.methods.baseline import Baseline
 from trainables.runtime import Trial, TrialData
 from trainables.signed_eval import ce_halves, clean_losses, signed_accuracies
 

@@ -21,9 +21,9 @@ import pytest
 
 from tests_support import train_without_ray
 from trainables import attacks
-from trainables.baseline import Baseline
 from trainables.evaluation import accuracy, evaluate
-from trainables.uiat import UIAT
+from trainables.methods.baseline import Baseline
+from trainables.methods.uiat import UIAT
 
 BUDGET = {"dataset": "synthetic", "train_n": 2000, "model": "tiny-cnn", "epochs": 4, "batch_size": 64, "lr": 0.1,
           "schedule": "cyclic", "nesterov": True, "eval_n": 500, "final_n": 500, "attack_steps": 5,

@@ -26,7 +26,7 @@ SCIENCE = {"dataset": "synthetic", "train_n": 2000, "model": "tiny-cnn", "epochs
 
 def merger_over(extractors: dict) -> type:
     """AFS's Merger over extractors built in the test (``{eps index: Classifier}``) instead of fetched from MLflow."""
-    from trainables.afs import Merger
+    from trainables.methods.afs import Merger
 
     class InTestMerger(Merger):
         def load_extractors(self) -> dict:

@@ -131,7 +131,7 @@ class Method:
 
     def selection_metric(self) -> str:
         """The ``select/*`` score whose best epoch checkpoint selection keeps: PGD accuracy at the training threat
-        model; a method overrides it where that says nothing (standard training: clean accuracy, baseline.py)."""
+        model; a method overrides it where that says nothing (standard training: clean accuracy, methods/baseline.py)."""
         return f"pgd{self.cfg.attack_steps}"
 
     def final_eps(self) -> float:

@@ -30,10 +30,10 @@ from mlflow.tracking import MlflowClient
 from torch import Tensor, nn
 
 from trainables import attacks
-from trainables.baseline import Baseline, BaselineConfig, craft
 from trainables.config import ConfigError, RunSettings, TrainConfig
 from trainables.evaluation import logit_change
 from trainables.loader import Batch
+from trainables.methods.baseline import Baseline, BaselineConfig, craft
 from trainables.models import Classifier, count_macs, create_model
 from trainables.runtime import Method, TrialData, run_trial
 from trainables.tracking import PARENT_TAG, download_weights, sweep_parent_filter

@@ -44,11 +44,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from trainables import attacks
-from trainables.baseline import craft
 from trainables.config import ConfigError, RunSettings, TrainConfig
 from trainables.datasets import ImageSet, load_dataset
 from trainables.loader import Batch, EndlessStream
 from trainables.losses import kl_divergence, soft_cross_entropy
+from trainables.methods.baseline import craft
 from trainables.models import Classifier, create_model
 from trainables.runtime import Method, TrialData, run_trial
 

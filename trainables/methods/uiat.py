@@ -42,11 +42,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from trainables import attacks
-from trainables.baseline import craft
 from trainables.config import ConfigError, RunSettings, TrainConfig
 from trainables.datasets import derive_seed
 from trainables.loader import Batch
 from trainables.losses import kl_divergence
+from trainables.methods.baseline import craft
 from trainables.models import Classifier
 from trainables.runtime import Method, TrialData, run_trial
 

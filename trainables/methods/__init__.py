@@ -1,0 +1,1 @@
+"""The training methods, each a config dataclass and a per-batch loss on the shared runtime (trainables/runtime.py)."""
