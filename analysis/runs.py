@@ -574,8 +574,9 @@ def latex_label(table: Table) -> str:
 
 
 def latex_packages(tex: str) -> list[str]:
-    """The packages LaTeX from :func:`to_latex` needs: booktabs' rules, amssymb where a check mark is set."""
-    return ["booktabs", *(["amssymb"] if "\\checkmark" in tex else [])]
+    """The packages LaTeX from :func:`to_latex` needs: booktabs' rules, graphicx's shrink to the line width, amssymb
+    where a check mark is set."""
+    return ["booktabs", "graphicx", *(["amssymb"] if "\\checkmark" in tex else [])]
 
 
 def to_latex(table: Table) -> str:
@@ -594,10 +595,12 @@ def to_latex(table: Table) -> str:
     caption = title[number.end():] if number else title
     body = [
         "\\begin{table}[t]", "\\centering", f"\\caption{{{caption}}}", f"\\label{{{latex_label(table)}}}",
+        # Shrunk to the line width only when wider (AFS Table 6, BiaMAT Table 11): \width is the natural width.
+        "\\resizebox{\\ifdim\\width>\\linewidth\\linewidth\\else\\width\\fi}{!}{%",
         f"\\begin{{tabular}}{{{spec}}}", "\\toprule",
         " & ".join(map(to_tex, table.header)) + " \\\\", "\\midrule",
         *(" & ".join(tex(v) for v in row) + " \\\\" for row in table.rows),
-        "\\bottomrule", "\\end{tabular}", "\\end{table}",
+        "\\bottomrule", "\\end{tabular}}", "\\end{table}",
     ]
     packages = ", ".join(f"\\usepackage{{{name}}}" for name in latex_packages("\n".join(body)))
     lines = [f"% needs {packages}", *body, *(f"% {' '.join(note.splitlines())}" for note in table.all_notes())]

@@ -119,7 +119,8 @@ def test_every_tables_latex_is_free_of_the_known_faults(tables):
             assert row.count(" & ") == columns - 1, row
             assert row.count("$") % 2 == 0 and row.count("{") == row.count("}"), row
         if "\\checkmark" in body:
-            assert tex.startswith("% needs \\usepackage{booktabs}, \\usepackage{amssymb}"), table.title
+            assert tex.startswith("% needs \\usepackage{booktabs}, \\usepackage{graphicx}, \\usepackage{amssymb}"), \
+                table.title
     by_label = {latex_label(t): to_latex(t) for t in tables}
     assert "\\midrule\n$\\tilde{y}$ & " in by_label["tab:biamat-table1"]
     assert "$y^{ER}$ & " in by_label["tab:biamat-table1"]
@@ -142,6 +143,7 @@ def test_every_tables_latex_compiles_with_pdflatex(tables, tmp_path):
     log = (tmp_path / "tables.log").read_text(errors="replace")
     assert result.returncode == 0, log[-3000:]
     assert "multiply defined" not in log and "Missing character" not in log
+    assert "Overfull \\hbox" not in log, "a table is wider than the page"
     # Each table got a number of LaTeX's own under its label: \newlabel{tab:...}{{N}{page}...}.
     numbered = re.findall(r"\\newlabel\{(tab:[^}]*)\}\{\{([0-9]+)\}", (tmp_path / "tables.aux").read_text())
     assert [label for label, _ in numbered] == [latex_label(t) for t in tables]
