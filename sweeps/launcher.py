@@ -30,7 +30,7 @@ from sweeps.cli import absolute_tracking_uri
 from sweeps.full_disk import FullDiskStop, low_space
 from sweeps.stop_signals import INTERRUPTED_EXIT, StopSignals
 from trainables.config import ConfigError, RunSettings, TrainConfig, git_commit
-from trainables.datasets import DatasetNotFoundError, check_dataset
+from trainables.datasets import DatasetNotFoundError, absolute_dataset_name, check_dataset
 from trainables.tracking import (
     DISK_FULL,
     END_REASON_TAG,
@@ -110,14 +110,16 @@ def validate(config_cls: type[TrainConfig], space: Mapping[str, Any], data_root:
     the configs of :func:`trial_configs`. With ``notes``, a missing dataset is added there instead: a dry run plans a
     sweep before its data is downloaded."""
     configs = trial_configs(config_cls, space)
-    checked: set[str] = set()
+    checked: set[tuple[str, bool]] = set()
     for cfg in configs:
         for name in (cfg.dataset, *extra_datasets(cfg)):
-            if name in checked:
+            primary = name == cfg.dataset
+            if (name, primary) in checked:
                 continue
-            checked.add(name)
+            checked.add((name, primary))
             try:
-                check_dataset(name, root=data_root)
+                # The primary set's test split too: a user's single .npz holds a train split only.
+                check_dataset(name, root=data_root, splits=("train", "test") if primary else None)
             except DatasetNotFoundError as exc:
                 if notes is None:
                     raise SystemExit(f"error: {exc}") from None
@@ -125,6 +127,25 @@ def validate(config_cls: type[TrainConfig], space: Mapping[str, Any], data_root:
             except ValueError as exc:  # DatasetInvalidError: files present but wrong, which a dry run must say too
                 raise SystemExit(f"error: {exc}") from None
     return configs
+
+
+DATASET_KEYS = ("dataset", "aux_datasets")
+
+
+def with_absolute_datasets(space: Mapping[str, Any]) -> dict[str, Any]:
+    """The search space with every ``npz:``/``folder:`` path made absolute: Ray runs each trial in another directory,
+    where a path relative to the one the sweep started from would name nothing."""
+
+    def absolute(value: Any) -> Any:
+        if isinstance(value, str):
+            return absolute_dataset_name(value)
+        if isinstance(value, list | tuple):
+            return type(value)(absolute(v) for v in value)
+        if isinstance(value, dict) and set(value) == {"grid_search"}:  # tune.grid_search
+            return {"grid_search": [absolute(v) for v in value["grid_search"]]}
+        return value
+
+    return {key: absolute(value) if key in DATASET_KEYS else value for key, value in space.items()}
 
 
 @dataclass
@@ -324,6 +345,7 @@ def run_sweep(sweep: Sweep, args: argparse.Namespace, name: str, report: Callabl
     from sweeps.overrides import with_overrides  # --set first: every check and the MLflow runs see its values
 
     sweep = with_overrides(sweep, args)
+    sweep = replace(sweep, param_space=with_absolute_datasets(sweep.param_space))
     if check_sweeps({name: sweep}, args):
         return None
     if callable(sweep.search_alg):

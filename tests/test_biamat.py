@@ -174,7 +174,7 @@ def test_at_attack_pushes_low_confidence_auxiliary_samples_away_from_uniform(dat
         ({"alpha": 1.5}, "alpha=1.5 is outside [0, 1]"),
         ({"alpha": -0.1}, "is outside [0, 1]"),
         ({"aux_datasets": ["synthetic"]}, "equals the primary dataset"),
-        ({"aux_datasets": ["tinyimages"]}, "unknown auxiliary dataset(s) ['tinyimages']"),
+        ({"aux_datasets": ["tinyimages"]}, "auxiliary dataset: unknown dataset 'tinyimages'"),
         ({"variant": "trades"}, "attack_bn='eval'"),
         ({"warmup_epochs": 5, "epochs": 5}, "leaves no BiaMAT epoch"),
     ],

@@ -27,7 +27,7 @@ from trainables.datasets import (
     synthetic_patterns,
 )
 
-FILE_DATASETS = ["cifar10", "cifar100", "svhn", "imagenet32", "places365_32"]
+FILE_DATASETS = ["cifar10", "cifar100", "svhn", "imagenet32", "imagenet64", "imgnet100", "imgnet900", "places365_32"]
 BUILT_IN = ["synthetic", "synthetic_absent", "synthetic_aux", "synthetic_aux_unrelated"]
 
 

@@ -145,12 +145,14 @@ class TrainConfig:
         return cls(**{name: _coerce(name, value, hints[name]) for name, value in values.items()})
 
     def __post_init__(self) -> None:
-        from trainables.datasets import dataset_names
+        from trainables.datasets import validate_dataset_name
         from trainables.evaluation import parse_attack
         from trainables.models import model_builder
 
-        if self.dataset not in dataset_names():
-            raise ConfigError(f"unknown dataset {self.dataset!r}; registered: {dataset_names()}")
+        try:
+            validate_dataset_name(self.dataset)  # a registered name, npz:PATH or folder:PATH
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         try:
             model_builder(self.model)
             for attack in self.final_attacks:

@@ -12,8 +12,18 @@ Layout under the data root (``root`` argument, else ``$ADVSWEEP_DATA``, else ``.
     cifar-100-python/train, test                                     cifar100    (torchvision download)
     svhn/train_32x32.mat, test_32x32.mat, extra_32x32.mat            svhn        (torchvision download)
     imagenet32/train_data_batch_1 .. train_data_batch_10, val_data   imagenet32  (manual download, image-net.org)
+    imagenet64/train_data_batch_1 .. train_data_batch_10, val_data   imagenet64, imgnet100, imgnet900 (the same)
     places365/places365_train_standard.txt, data_256_standard/       places365_32 (torchvision download, then
     places365/places365_val.txt, val_256/                            downscaled once into places365_32_<split>.npz)
+
+``imgnet100`` is BiaMAT's ImgNet100: the 100 classes of :func:`imgnet100_classes` (a fixed draw), labelled 0..99;
+``imgnet900`` the other 900 (labels 0..899), its auxiliary data. Their splits are ``train`` and ``val``, and
+``imgnet100``'s ``test`` is ``val`` (ImageNet's test labels are not public; the paper evaluates on val).
+
+The user's own data is named by its path, ``npz:PATH`` (a ``.npz`` file, the train split only, or a folder of
+``train.npz`` and ``test.npz``) or ``folder:PATH`` (torchvision's ImageFolder layout, resized once and cached);
+``root`` does not apply, and a relative PATH resolves against the current directory (see ``trainables/user_data.py``
+and :func:`absolute_dataset_name`).
 
 ``synthetic``, ``synthetic_absent`` and ``synthetic_aux`` are built-in data generated from a seed in a second or two
 (``root`` is ignored; options ``seed``, ``n``, ``size``, ``robust_p``, ``nonrobust_p``; see :func:`synthetic_patterns`).
@@ -51,8 +61,8 @@ import inspect
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from functools import partial
+from dataclasses import dataclass, replace
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +71,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from trainables import user_data
 from trainables.file_checks import DatasetInvalidError, check_labels, describe, load_batch, npy_spec
 
 log = logging.getLogger(__name__)
@@ -109,6 +120,16 @@ def derive_seed(*keys: int | str) -> int:
     """
     digest = hashlib.blake2b(repr(keys).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") >> 1
+
+
+def seeded_subset(images: ImageSet, n: int, seed: int) -> ImageSet:
+    """``n`` of the images, drawn without replacement and kept in their order in the set (e.g. BiaMAT Table 9's
+    ImageNet-100k). The same ``n`` and ``seed`` draw the same images on every machine (a CPU ``torch.Generator``
+    seeded by :func:`derive_seed`), and a smaller ``n`` draws a subset of what a larger one draws."""
+    if not 1 <= n <= len(images):
+        raise ValueError(f"seeded_subset: n={n} must be from 1 to the {len(images)} images of {images.name}")
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(derive_seed(seed, "seeded-subset")))
+    return images.subset(order[:n].sort().values)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -288,18 +309,20 @@ def _read_synthetic_aux(
 
 @dataclass(frozen=True)
 class _RowBatches:
-    """Pickled dicts of 32x32 RGB images as rows of 3072 bytes (the R, G and B planes, each row-major) under ``data``
-    and their labels under ``label_key``: the CIFAR python layout, which ImageNet32 shares."""
+    """Pickled dicts of size x size RGB images as rows of 3 * size**2 bytes (the R, G and B planes, each row-major)
+    under ``data`` and their labels under ``label_key``: the CIFAR python layout, which ImageNet32 and 64 share."""
 
     files: dict[str, tuple[str, ...]]
     label_key: str
     num_classes: int
     name: str
-    first_label: int = 0  # ImageNet32 numbers its classes 1..1000
+    first_label: int = 0  # ImageNet32 and 64 number their classes 1..1000
+    size: int = 32
 
-    def batches(self, folder: Path, split: str, layout_only: bool = False) -> list[tuple[Any, Any]]:
-        """``(data, labels)`` of every file of ``split``, each checked; DatasetInvalidError names the first bad one."""
-        out = []
+    def batches(self, folder: Path, split: str, layout_only: bool = False) -> Iterator[tuple[Any, Any]]:
+        """``(data, labels)`` of each file of ``split`` in turn, checked; DatasetInvalidError names the first bad one.
+        One file at a time: a reader that keeps some classes holds one 1.5 GB ImageNet64 batch, not all ten."""
+        row = 3 * self.size**2
         for path in (folder / f for f in self.files[split]):
             batch = load_batch(path, layout_only)
             missing = [key for key in ("data", self.label_key) if key not in batch]
@@ -308,23 +331,33 @@ class _RowBatches:
                                           f"{sorted(map(str, batch))})")
             data = batch["data"]
             shape = getattr(data, "shape", ())
-            if getattr(data, "dtype", None) != np.uint8 or len(shape) != 2 or shape[1] != 3072:
-                raise DatasetInvalidError(f"{path}: 'data' is {describe(data)}, expected uint8 of shape (N, 3072), "
-                                          "one 32x32 RGB image per row")
+            if getattr(data, "dtype", None) != np.uint8 or len(shape) != 2 or shape[1] != row:
+                raise DatasetInvalidError(f"{path}: 'data' is {describe(data)}, expected uint8 of shape (N, {row}), "
+                                          f"one {self.size}x{self.size} RGB image per row")
             last = self.first_label + self.num_classes - 1
             check_labels(path, self.label_key, batch[self.label_key], shape[0], self.first_label, last)
-            out.append((data, batch[self.label_key]))
-        return out
+            yield data, batch[self.label_key]
 
-    def read(self, folder: Path, split: str) -> ImageSet:
-        batches = self.batches(folder, split)
-        data = np.concatenate([data for data, _ in batches])
-        labels = np.concatenate([np.asarray(y, dtype=np.int64) for _, y in batches]) - self.first_label
-        images = torch.from_numpy(np.ascontiguousarray(data, dtype=np.uint8)).view(-1, 3, 32, 32)
-        return ImageSet(images, torch.from_numpy(labels), self.num_classes, self.name)
+    def read(self, folder: Path, split: str, classes: Sequence[int] | None = None, name: str | None = None) -> ImageSet:
+        """The images of ``split``; with ``classes`` (0-based ids) only theirs, labelled by their position there."""
+        keep = None if classes is None else np.full(self.num_classes, -1, dtype=np.int64)
+        if keep is not None:
+            keep[list(classes)] = np.arange(len(classes))
+        parts, labels = [], []
+        for data, y in self.batches(folder, split):
+            y = np.asarray(y, dtype=np.int64) - self.first_label
+            if keep is not None:
+                y = keep[y]
+                data, y = data[y >= 0], y[y >= 0]
+            parts.append(data)
+            labels.append(y)
+        images = torch.from_numpy(np.ascontiguousarray(np.concatenate(parts), dtype=np.uint8))
+        return ImageSet(images.view(-1, 3, self.size, self.size), torch.from_numpy(np.concatenate(labels)),
+                        self.num_classes if classes is None else len(classes), name or self.name)
 
     def check(self, folder: Path, split: str) -> None:
-        self.batches(folder, split, layout_only=True)
+        for _ in self.batches(folder, split, layout_only=True):
+            pass
 
 
 _CIFAR10_FILES = {"train": tuple(f"data_batch_{i}" for i in range(1, 6)), "test": ("test_batch",)}
@@ -341,6 +374,28 @@ _PLACES365_SPLITS = {"train": "train-standard", "val": "val"}  # our split name 
 _CIFAR10 = _RowBatches(_CIFAR10_FILES, "labels", 10, "cifar10")
 _CIFAR100 = _RowBatches(_CIFAR100_FILES, "fine_labels", 100, "cifar100")
 _IMAGENET32 = _RowBatches(_IMAGENET32_FILES, "labels", 1000, "imagenet32", first_label=1)  # Python 3 pickles
+_IMAGENET64 = replace(_IMAGENET32, name="imagenet64", size=64)  # the same file names, in <root>/imagenet64
+# imgnet100 and imgnet900: imagenet64's files, with ImageNet's validation images as their test split (ImageNet's own
+# test labels are not public, and the BiaMAT paper evaluates ImgNet100 on the validation images).
+_IMGNET_SPLITS = replace(_IMAGENET64, files={**_IMAGENET32_FILES, "test": _IMAGENET32_FILES["val"]})
+# Names the one draw of imgnet100's classes: changing it changes the task.
+IMGNET100_DRAW = "imgnet100-classes"
+
+
+@cache
+def imgnet100_classes() -> tuple[int, ...]:
+    """The 100 ImageNet classes of ``imgnet100``, sorted, as ``imagenet64`` numbers them (0..999: the files' label
+    minus 1); ``imgnet100`` labels them 0..99 in this order, and ``imgnet900`` holds the other 900, labelled 0..899 in
+    their sorted order. Each class is ranked by a hash of (``IMGNET100_DRAW``, class), so the draw is the same on every
+    machine and with every library version; every trial that reads either set records it as its run's tag
+    ``imgnet100_classes`` (trainables/runtime.py)."""
+    return tuple(sorted(sorted(range(1000), key=lambda c: derive_seed(IMGNET100_DRAW, c))[:100]))
+
+
+def _read_imgnet(folder: Path, split: str, primary: bool) -> ImageSet:
+    chosen = imgnet100_classes()
+    classes = chosen if primary else tuple(sorted(set(range(1000)) - set(chosen)))
+    return _IMGNET_SPLITS.read(folder, split, classes, "imgnet100" if primary else "imgnet900")
 
 
 def _svhn_arrays(folder: Path, split: str, layout_only: bool = False) -> tuple[np.ndarray | None, np.ndarray]:
@@ -447,11 +502,7 @@ def _build_places365_cache(folder: Path, split: str, cache: Path) -> None:
             # Pillow's bilinear filter widens with the scale factor when shrinking, so this is antialiased.
             images[i] = np.asarray(img.convert("RGB").resize((32, 32), Image.Resampling.BILINEAR))
     labels = np.array([label for _, label in entries], dtype=np.int64)
-    # Written under a temporary name and renamed: a killed build or a concurrent trial never sees half a cache.
-    tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, images=images.transpose(0, 3, 1, 2), labels=labels)
-    os.replace(tmp, cache)
+    user_data.save_npz_atomic(cache, images=images.transpose(0, 3, 1, 2), labels=labels)
 
 
 def _places365_missing(folder: Path, split: str) -> list[Path]:
@@ -491,10 +542,22 @@ class _Reader:
     # check(folder, split): the files' layout, keys, shapes, dtypes and labels, by the checks ``read`` applies to what
     # it loads, without reading the pixels; DatasetInvalidError names the first bad file.
     check: Callable[[Path, str], None] | None = None
+    # The user's own data (npz:, folder:): how to fix a refused file (else: replace it with the published one), and
+    # what to do instead of asking for a split it lacks.
+    fix: str | None = None
+    split_hint: str = ""
 
 
 def _torchvision_hint(call: str) -> str:
     return f'download it with: python -c "import torchvision; torchvision.datasets.{call}" (or pass download=True)'
+
+
+def _imagenet_hint(size: int, zips: str) -> str:
+    return (f"download it by hand (it needs an image-net.org login): from https://image-net.org/download-images take "
+            f"'Downsampled ImageNet {size}x{size}' ({zips}) and unzip the batch files into {{folder}}")
+
+
+_IMAGENET64_HINT = _imagenet_hint(64, "Imagenet64_train_part1.zip, Imagenet64_train_part2.zip, Imagenet64_val.zip")
 
 
 _READERS: dict[str, _Reader] = {
@@ -516,9 +579,19 @@ _READERS: dict[str, _Reader] = {
     "imagenet32": _Reader(
         _IMAGENET32.read, splits=("train", "val"), check_splits=("train",), folder="imagenet32",
         files=_IMAGENET32_FILES, check=_IMAGENET32.check,
-        how_to_get="download it by hand (it needs an image-net.org login): from https://image-net.org/download-images "
-        "take 'Downsampled ImageNet 32x32' (Imagenet32_train.zip, Imagenet32_val.zip) and unzip the batch files into "
-        "{folder}",
+        how_to_get=_imagenet_hint(32, "Imagenet32_train.zip, Imagenet32_val.zip"),
+    ),
+    "imagenet64": _Reader(
+        _IMAGENET64.read, splits=("train", "val"), check_splits=("train",), folder="imagenet64",
+        files=_IMAGENET32_FILES, check=_IMAGENET64.check, how_to_get=_IMAGENET64_HINT,
+    ),
+    "imgnet100": _Reader(
+        partial(_read_imgnet, primary=True), splits=("train", "val", "test"), check_splits=("train", "test"),
+        folder="imagenet64", files=_IMGNET_SPLITS.files, check=_IMGNET_SPLITS.check, how_to_get=_IMAGENET64_HINT,
+    ),
+    "imgnet900": _Reader(
+        partial(_read_imgnet, primary=False), splits=("train", "val"), check_splits=("train",), folder="imagenet64",
+        files=_IMGNET_SPLITS.files, check=_IMGNET_SPLITS.check, how_to_get=_IMAGENET64_HINT,
     ),
     "places365_32": _Reader(
         _read_places365_32, splits=("train", "val"), check_splits=("train",), folder="places365",
@@ -539,9 +612,68 @@ _READERS: dict[str, _Reader] = {
 }
 
 
+# The user's own data, named "KIND:PATH" (trainables/user_data.py); not in dataset_names(), which lists fixed names.
+USER_DATA_KINDS = ("npz", "folder")
+
+
+def _image_set(arrays: user_data.Arrays, name: str) -> ImageSet:
+    return ImageSet(torch.from_numpy(arrays.images), torch.from_numpy(arrays.labels), arrays.num_classes, name)
+
+
+def _npz_arrays(folder: Path, split: str, files: dict[str, tuple[str, ...]], layout_only: bool = False
+                ) -> user_data.Arrays:
+    # A split's own file is its last one (test lists train's first: its labels give the number of classes).
+    classes = None if split == "train" else user_data.npz_num_classes(folder / files["train"][-1])
+    return user_data.npz_arrays(folder / files[split][-1], classes, layout_only)
+
+
+def _read_npz(folder: Path, split: str, *, files: dict[str, tuple[str, ...]], name: str) -> ImageSet:
+    return _image_set(_npz_arrays(folder, split, files), name)
+
+
+def _read_folder(folder: Path, split: str, size: int = 32, *, name: str) -> ImageSet:
+    return _image_set(user_data.folder_arrays(folder, split, size), name)
+
+
+def _user_reader(name: str) -> _Reader | None:
+    """The reader of ``npz:PATH`` or ``folder:PATH`` (a relative PATH against the current directory), else None."""
+    kind, colon, text = name.partition(":")
+    if not colon or kind not in USER_DATA_KINDS or not text:
+        return None
+    path = Path(text).absolute()
+    relative = "" if Path(text).is_absolute() else " (a relative PATH resolves against the current directory)"
+    if kind == "folder":
+        return _Reader(partial(_read_folder, name=name), splits=("train", "test"), check_splits=("train", "test"),
+                       folder=str(path), files={"train": ("train",), "test": ("train", "test")},
+                       check=user_data.check_folder, how_to_get=user_data.FOLDER_HOW + relative,
+                       fix=f"To fix it, {user_data.FOLDER_HOW}")
+    if path.is_file() or (not path.is_dir() and path.suffix == ".npz"):  # one file: the train split only
+        folder, files = path.parent, {"train": (path.name,)}
+        hint = "; a .npz file is the train split only: for a test split too, pass npz:FOLDER of train.npz and test.npz"
+    else:
+        folder, files, hint = path, {"train": ("train.npz",), "test": ("train.npz", "test.npz")}, ""
+    return _Reader(partial(_read_npz, files=files, name=name), splits=tuple(files), check_splits=tuple(files),
+                   folder=str(folder), files=files, check=partial(_npz_arrays, files=files, layout_only=True),
+                   how_to_get=user_data.NPZ_HOW + relative, fix=f"To fix it, {user_data.NPZ_HOW}", split_hint=hint)
+
+
 def dataset_names() -> list[str]:
-    """The registered dataset names, sorted."""
+    """The registered dataset names, sorted (besides them, ``npz:PATH`` and ``folder:PATH`` name the user's data)."""
     return sorted(_READERS)
+
+
+def validate_dataset_name(name: str) -> None:
+    """ValueError, listing the valid names, unless ``name`` is registered or is ``npz:PATH`` or ``folder:PATH`` (the
+    form only: :func:`check_dataset` looks at the files)."""
+    _reader(name)
+
+
+def absolute_dataset_name(name: str) -> str:
+    """``name`` with a user-data PATH made absolute against the current directory (``npz:gen/1m.npz`` ->
+    ``npz:/home/me/gen/1m.npz``); other names unchanged. For where a sweep builds its trials' configs: Ray runs a trial
+    in another directory, where a relative PATH would name nothing."""
+    kind, colon, text = name.partition(":")
+    return f"{kind}:{os.path.abspath(text)}" if colon and kind in USER_DATA_KINDS and text else name
 
 
 def is_builtin(name: str) -> bool:
@@ -550,14 +682,16 @@ def is_builtin(name: str) -> bool:
 
 
 def _reader(name: str) -> _Reader:
-    if name not in _READERS:
-        raise ValueError(f"unknown dataset {name!r}; registered: {dataset_names()}")
-    return _READERS[name]
+    reader = _READERS.get(name) or _user_reader(name)
+    if reader is None:
+        raise ValueError(f"unknown dataset {name!r}; registered: {dataset_names()}, or npz:PATH or folder:PATH for "
+                         "your own data")
+    return reader
 
 
 def _check_split(name: str, reader: _Reader, split: str) -> None:
     if split not in reader.splits:
-        raise ValueError(f"dataset {name!r} has no split {split!r}; splits: {list(reader.splits)}")
+        raise ValueError(f"dataset {name!r} has no split {split!r}; splits: {list(reader.splits)}{reader.split_hint}")
 
 
 def _resolve_root(root: str | os.PathLike | None) -> Path:
@@ -576,8 +710,9 @@ def _require_files(name: str, reader: _Reader, root: Path, split: str) -> Path:
         expected = ", ".join(reader.files[split])
         raise DatasetNotFoundError(
             f"{name} ({split}) not found: expected {expected} in {folder}; missing {shown}. "
-            f"To get it, {reader.how_to_get.format(root=root, folder=folder, split=split)}. "
-            "The data root is the root argument, else $ADVSWEEP_DATA, else ./data."
+            f"To get it, {reader.how_to_get.format(root=root, folder=folder, split=split)}."
+            + ("" if Path(reader.folder).is_absolute() else " The data root is the root argument, else $ADVSWEEP_DATA, "
+               "else ./data.")  # the user's own data is named by its path
         )
     return folder
 
@@ -590,7 +725,8 @@ def _naming_the_fix(name: str, reader: _Reader, root: Path, split: str) -> Itera
         yield
     except DatasetInvalidError as exc:
         how = reader.how_to_get.format(root=root, folder=root / reader.folder, split=split)
-        raise DatasetInvalidError(f"{name} ({split}): {exc}. Replace the file with the published one: {how}") from None
+        fix = reader.fix or f"Replace the file with the published one: {how}"
+        raise DatasetInvalidError(f"{name} ({split}): {exc}. {fix}") from None
 
 
 def load_dataset(name: str, split: str, root: str | os.PathLike | None = None, **options: object) -> ImageSet:

@@ -148,10 +148,15 @@ def check_labels(path: Path, key: str, labels: object, n: int, low: int, high: i
                                   f"expected {low} to {high}")
 
 
+def read_npy_header(f: BinaryIO) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """``(shape, fortran_order, dtype)`` of the ``.npy`` array at ``f``'s position, leaving ``f`` at its data."""
+    version = np.lib.format.read_magic(f)
+    header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    return header(f)
+
+
 def npy_spec(archive: zipfile.ZipFile, member: str) -> ArraySpec:
     """An array's shape and dtype from its ``.npy`` header in an ``.npz`` archive, without reading the array."""
     with archive.open(member) as f:
-        version = np.lib.format.read_magic(f)
-        header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        shape, _, dtype = header(f)
+        shape, _, dtype = read_npy_header(f)
     return ArraySpec(shape, dtype)

@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from trainables.attacks import bn_mode
 from trainables.config import RunSettings, TrainConfig
-from trainables.datasets import ImageSet, load_dataset
+from trainables.datasets import ImageSet, imgnet100_classes, load_dataset
 from trainables.evaluation import BestTracker, evaluate
 from trainables.loader import Batch, DeviceLoader
 from trainables.models import Classifier, create_model
@@ -49,6 +49,7 @@ from trainables.training import (
 STATE_FILE = "state.pt"
 # On a trial that resumed from an older checkpoint because a newer one was unreadable: which, and why.
 RECOVERED_TAG = "resumed_from_older_checkpoint"
+IMGNET100_CLASSES_TAG = "imgnet100_classes"
 
 
 @dataclass(frozen=True)
@@ -367,6 +368,9 @@ def run_trial(config: Mapping[str, Any], method_cls: type[Method], settings: Run
     # What trained it: the device analysis names beside the epoch times (BiaMAT Table 11).
     run.set_tag("device", torch.cuda.get_device_name(device) if device.type == "cuda"
                 else f"cpu ({torch.get_num_threads()} threads)")
+    # ImgNet100 / ImgNet900 are a seeded draw of ImageNet's classes: the run records which 100 (0..999).
+    if {"imgnet100", "imgnet900"} & {name for name, _ in method.datasets()}:
+        run.set_tag(IMGNET100_CLASSES_TAG, ",".join(map(str, imgnet100_classes())))
     if recovered:
         run.set_tag(RECOVERED_TAG, recovered[:5000])  # MLflow tag values hold at most 8000 characters
     try:

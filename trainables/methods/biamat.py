@@ -86,11 +86,13 @@ class BiaMATConfig(TrainConfig):
             raise ConfigError("the TRADES variant attacks in eval mode: set attack_bn='eval'")
         if self.variant == "at" and self.trades_aux_high != "kl":
             raise ConfigError("trades_aux_high applies to variant='trades' only")
-        from trainables.datasets import dataset_names
+        from trainables.datasets import validate_dataset_name
 
-        unknown = [name for name in self.aux_datasets if name not in dataset_names()]
-        if unknown:
-            raise ConfigError(f"unknown auxiliary dataset(s) {unknown}; registered: {dataset_names()}")
+        for name in self.aux_datasets:
+            try:
+                validate_dataset_name(name)
+            except ValueError as exc:
+                raise ConfigError(f"auxiliary dataset: {exc}") from None
 
 
 def auxiliary_set(names: tuple[str, ...], root: str | None) -> ImageSet:
