@@ -19,6 +19,9 @@ from trainables.datasets import is_builtin
 from trainables.methods.afs import MergerConfig
 from trainables.methods.baseline import BaselineConfig
 from trainables.methods.biamat import BiaMATConfig
+from trainables.methods.gradalign import GradAlignConfig
+from trainables.methods.mart import MARTConfig
+from trainables.methods.single_step import SingleStepConfig
 from trainables.methods.uiat import UIATConfig
 
 RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
@@ -84,6 +87,12 @@ def method_of(cfg: TrainConfig) -> str:
         return "standard" if cfg.eps == 0 else cfg.training
     if isinstance(cfg, MergerConfig):
         return "afs_merger"
+    if isinstance(cfg, SingleStepConfig):
+        return cfg.variant
+    if isinstance(cfg, MARTConfig):
+        return "mart"
+    if isinstance(cfg, GradAlignConfig):
+        return "gradalign" if cfg.lam > 0 else "fgsm"
     raise TypeError(f"no method name for {type(cfg).__name__}")
 
 

@@ -90,17 +90,25 @@ STEP_LOOPS = {
     "uiat": ("uiat", {"momentum_start": 1}),
     "uiat one-off": ("uiat", {"oneoff": True, "oneoff_epoch": 0, "components": "uag+fr"}),  # stored, then reused
     "afs merger": ("afs", {"extractor_sweep": "in-test", "mask": "100000001"}),
+    "mart": ("mart", {}),
+    "rs_fgsm": ("single_step", {"variant": "rs_fgsm"}),
+    "n_fgsm": ("single_step", {"variant": "n_fgsm"}),
+    "gradalign": ("gradalign", {}),
 }
 
 
 def method_class(kind: str):
     from trainables.methods.biamat import BiaMAT
+    from trainables.methods.gradalign import GradAlign
+    from trainables.methods.mart import MART
+    from trainables.methods.single_step import SingleStep
     from trainables.methods.uiat import UIAT
     from trainables.models import create_model
 
     if kind == "afs":
         return merger_over({i: create_model("tiny-cnn", 10) for i in (0, 8)})
-    return {"baseline": Baseline, "biamat": BiaMAT, "uiat": UIAT}[kind]
+    return {"baseline": Baseline, "biamat": BiaMAT, "uiat": UIAT, "mart": MART, "single_step": SingleStep,
+            "gradalign": GradAlign}[kind]
 
 
 def host_reads_in_two_epochs(method_cls, config: dict, steps: int, monkeypatch) -> list[str]:

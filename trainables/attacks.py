@@ -1,12 +1,15 @@
 """One Linf PGD with a pluggable objective, the objectives the methods need, and BatchNorm mode control for attacks.
 
 An objective maps ``x_adv`` to a per-sample loss of shape ``(N,)`` that the attack maximises; :func:`pgd` sums it, so
-each sample's gradient is its own loss's gradient. Every method crafts its examples through :func:`pgd`:
+each sample's gradient is its own loss's gradient. Every method crafts its examples through :func:`pgd`, the
+single-step ones aside:
 
 * PGD-AT / BiaMAT-AT / AFS / UIAT: ``pgd(ce(model, y), x, eps=8/255, step_size=2/255, steps=10)``;
 * TRADES: ``pgd(kl_to(model, p_nat), x, eps=0.031, step_size=0.007, steps=10, random_start="normal")``;
 * BiaMAT's uniform target y^ER: ``soft_ce(model, uniform)``; CW-100 evaluation: ``cw_margin(model, y)``;
 * inverse adversaries (UIAT's instance-wise IAT): :func:`inverse_pgd`, the descent twin;
+* single-step training (RS-FGSM, N-FGSM): :func:`fgsm`; GradAlign takes the gradient at x with
+  :func:`input_gradient` (its regulariser reuses it) and steps with :func:`signed_step`;
 * several terms on one batch (BiaMAT's mixed batch): any callable, e.g. a closure that concatenates per-sample losses.
 
 Images are floats in [0, 1] and ``eps`` is in the same pixel units (normalisation lives inside the model).
@@ -83,6 +86,49 @@ def pgd(
 def inverse_pgd(objective: Objective, x: Tensor, **kwargs: Any) -> Tensor:
     """PGD that minimises ``objective`` (inverse adversarial examples); takes the keyword arguments of :func:`pgd`."""
     return pgd(objective, x, descend=True, **kwargs)
+
+
+def input_gradient(objective: Objective, x: Tensor, *, create_graph: bool = False) -> Tensor:
+    """Gradient of the summed ``objective`` with respect to the input, at ``x``. With ``create_graph`` the result
+    stays differentiable with respect to the model's parameters (double backprop: GradAlign's regulariser)."""
+    x = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        loss = objective(x).sum()
+    (grad,) = torch.autograd.grad(loss, x, create_graph=create_graph)
+    return grad
+
+
+def signed_step(x: Tensor, start: Tensor, gradient: Tensor, *, step_size: float, eps: float | None) -> Tensor:
+    """``start + step_size * sign(gradient)`` projected onto the eps-ball around ``x`` (no ball when ``eps`` is None)
+    and onto [0, 1]; detached."""
+    x_adv = start.detach() + step_size * gradient.detach().sign()
+    if eps is not None:
+        x_adv = torch.minimum(torch.maximum(x_adv, x - eps), x + eps)
+    return x_adv.clamp(0.0, 1.0).detach()
+
+
+def fgsm(
+    objective: Objective,
+    x: Tensor,
+    *,
+    step_size: float,
+    eps: float | None,
+    noise: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """One signed-gradient ascent step on ``objective`` from ``x + U(-noise, noise)`` (clipped to [0, 1]), then
+    :func:`signed_step`'s projections. The single-step training attacks are settings of it:
+
+    * FGSM (GradAlign's): ``step_size=eps, eps=eps``, no noise;
+    * RS-FGSM (Wong et al. 2020): ``noise=eps, step_size=1.25 * eps, eps=eps``;
+    * N-FGSM (de Jorge et al. 2022): ``noise=2 * eps, step_size=eps, eps=None``: no projection onto the eps-ball, so
+      the result lies up to 3 eps from ``x``.
+    """
+    if step_size < 0 or noise < 0 or (eps is not None and eps < 0):
+        raise ValueError(f"step_size, noise and eps must be non-negative, got {step_size}, {noise}, {eps}")
+    x = x.detach()
+    start = (x + (2 * _rand(torch.rand, x, generator) - 1) * noise).clamp(0.0, 1.0) if noise else x
+    return signed_step(x, start, input_gradient(objective, start), step_size=step_size, eps=eps)
 
 
 def _rand(sampler: Callable[..., Tensor], x: Tensor, generator: torch.Generator | None) -> Tensor:
