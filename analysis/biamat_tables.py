@@ -120,18 +120,10 @@ def table13(sweep: SweepRuns, metric: str | None = None) -> Table:
     return Table(title, ["π", *header], rows, notes, label="biamat-table13")
 
 
-def table1(sweep: SweepRuns, baseline: SweepRuns | None = None, metric: str | None = None,
-           variant: str | None = None) -> Table:
-    """Table 1: rows y~ / y^ER, one column per auxiliary dataset, the better row bolded per dataset, and the
-    variant-matched baseline from ``baseline`` (another sweep) or from the baseline trials of ``sweep`` itself."""
-    df = biamat_runs(sweep.runs, labels=None)
-    df = df[column(df, "params.labels").isin(list(LABEL_ROWS))]
-    if df.empty:
-        raise ValueError(f"no finished BiaMAT trials with labels 'aux' or 'uniform': {sweep.summary()}")
-    df, variant = only_value(df, "params.variant", variant)
-    df, dataset = only_value(df, "params.dataset")
-
-    source = baseline or sweep
+def matched_baseline(df: pd.DataFrame, source: SweepRuns, variant: str, dataset: str) -> pd.DataFrame:
+    """The baseline trials of ``source`` that a table compares BiaMAT ``df`` with: trained as the variant's baseline
+    on the same primary set, with the same recipe (or none found: an empty frame). ValueError names the differences
+    of a baseline trained another way."""
     base = source.runs
     base = base[(column(base, "tags.method") == "baseline") & (column(base, "params.dataset") == dataset)
                 & (column(base, "params.training") == BASELINE_TRAINING[variant])]
@@ -142,6 +134,21 @@ def table1(sweep: SweepRuns, baseline: SweepRuns | None = None, metric: str | No
         raise ValueError(f"the {BASELINE_TRAINING[variant]} baseline of sweep {source.name!r} was not trained with the "
                          f"recipe of the BiaMAT rows: {'; '.join(differences)}. Train it with that recipe, e.g. "
                          "`python sweeps/baselines.py --preset biamat-paper` for the paper preset")
+    return base
+
+
+def table1(sweep: SweepRuns, baseline: SweepRuns | None = None, metric: str | None = None,
+           variant: str | None = None) -> Table:
+    """Table 1: rows y~ / y^ER, one column per auxiliary dataset, the better row bolded per dataset, and the
+    variant-matched baseline from ``baseline`` (another sweep) or from the baseline trials of ``sweep`` itself."""
+    df = biamat_runs(sweep.runs, labels=None)
+    df = df[column(df, "params.labels").isin(list(LABEL_ROWS))]
+    if df.empty:
+        raise ValueError(f"no finished BiaMAT trials with labels 'aux' or 'uniform': {sweep.summary()}")
+    df, variant = only_value(df, "params.variant", variant)
+    df, dataset = only_value(df, "params.dataset")
+    source = baseline or sweep
+    base = matched_baseline(df, source, variant, dataset)
     metric = resolve_metric(metric, df, base)
     cells = aggregate(df, ["params.labels", "params.aux_datasets"], metric)
     auxes = sorted({aux for _, aux in cells}, key=paper_order)
@@ -170,6 +177,60 @@ def table1(sweep: SweepRuns, baseline: SweepRuns | None = None, metric: str | No
     header = [compose(Y_TILDE, " / ", Y_ER), *map(dataset_name, auxes),
               f"Baseline ({TRAINING_NAMES[BASELINE_TRAINING[variant]]})"]
     return Table(title, header, rows, notes, label="biamat-table1")
+
+
+# Table 4's columns: the final protocol's accuracies the runs logged, in the paper's order (it shows Clean, PGD-100,
+# CW-100 and AA; the smoke preset evaluates clean and PGD-20).
+TABLE4_ATTACKS = ("clean", "pgd20", "pgd100", "cw100", "autoattack")
+AUX_MIX_NAMES = {"concatenated": "", "equal": " (equal shares)"}
+
+
+def combination_order(aux: str) -> tuple[int, int, str]:
+    """Table 4's row order: each combination right after the last of its sets in the paper's order (SVHN, CIFAR-100,
+    SVHN + CIFAR-100, Places365, ImageNet, Places365 + ImageNet)."""
+    parts = str(aux).split(",")
+    return max(paper_order(p)[0] for p in parts), len(parts), str(aux)
+
+
+def table4(sweep: SweepRuns, baseline: SweepRuns | None = None, variant: str | None = None,
+           checkpoint: str = "best") -> Table:
+    """Appendix Table 4: the variant's baseline ("-") and one BiaMAT row per auxiliary set or combination of sets
+    (gated trials), with every final accuracy logged; the best per column in bold, the baseline included."""
+    df = biamat_runs(sweep.runs)
+    if df.empty:
+        raise ValueError(f"no finished gated BiaMAT trials: {sweep.summary()}")
+    df, variant = only_value(df, "params.variant", variant)
+    df, dataset = only_value(df, "params.dataset")
+    df = df.assign(mix=column(df, "params.aux_mix").fillna("concatenated"))  # runs from before aux_mix existed
+    source = baseline or sweep
+    base = matched_baseline(df, source, variant, dataset)
+    metrics = [f"{checkpoint}/{a}" for a in TABLE4_ATTACKS if f"metrics.{checkpoint}/{a}" in df]
+    if not metrics:
+        raise ValueError(f"no {checkpoint}/* accuracy logged by the BiaMAT trials of {sweep.summary()}")
+    cells = {m: aggregate(df, ["params.aux_datasets", "mix"], m) for m in metrics}
+    keys = sorted({key for c in cells.values() for key in c}, key=lambda k: (combination_order(k[0]), k[1]))
+    base_cells = {m: Cell.of(column(base, f"metrics.{m}").dropna()) for m in metrics
+                  if column(base, f"metrics.{m}").notna().any()}
+    for m in metrics:  # bold: the best mean of the column, baseline included
+        best = max(c.mean for c in [*cells[m].values(), *([base_cells[m]] if m in base_cells else [])])
+        cells[m] = {k: dataclasses.replace(c, bold=c.mean == best) for k, c in cells[m].items()}
+        if m in base_cells:
+            base_cells[m] = dataclasses.replace(base_cells[m], bold=base_cells[m].mean == best)
+    base_name = TRAINING_NAMES[BASELINE_TRAINING[variant]]
+    rows: list[list[str | Cell]] = [[base_name, "-", *(base_cells.get(m, MISSING) for m in metrics)]]
+    rows += [[VARIANT_NAMES[variant] if i == 0 else "", dataset_name(aux).replace(" + ", ", ") + AUX_MIX_NAMES[mix],
+              *(cells[m].get((aux, mix), MISSING) for m in metrics)] for i, (aux, mix) in enumerate(keys)]
+    notes = [f"best mean per column in bold; {sweep.summary()}",
+             ("several auxiliary sets: one auxiliary head over their classes; drawn from their concatenation (each in "
+              "proportion to its size) unless marked (equal shares): aux_mix")]
+    if baseline is not None:
+        notes.append(f"baseline from {baseline.summary()}")
+    if not base_cells:
+        notes.append(f"no finished {BASELINE_TRAINING[variant]} baseline on {dataset} in sweep {source.name!r}")
+    title = (f"Table 4. {VARIANT_NAMES[variant]} on {dataset_name(dataset)} with one or several auxiliary datasets: "
+             f"accuracy (%) of the {checkpoint} checkpoint")
+    header = ["Method", "Auxiliary dataset", *(metric_label(m, checkpoint=False) for m in metrics)]
+    return Table(title, header, rows, notes, label="biamat-table4")
 
 
 def paper_order(aux: str) -> tuple[int, str]:
@@ -389,6 +450,14 @@ def build_parser() -> argparse.ArgumentParser:
                                help="sweep with the baseline runs (default: baseline trials of --sweep itself)")
     table1_parser.add_argument("--variant", choices=sorted(VARIANT_NAMES), default=None,
                                help="BiaMAT variant, if the sweep has both")
+    text = "appendix Table 4: one or several auxiliary datasets at once, with the baseline (every final accuracy)"
+    table4_parser = commands.add_parser("table4", help=text, description=text)
+    add_source_arguments(table4_parser)
+    table4_parser.add_argument("--baseline-sweep", default=None,
+                               help="sweep with the baseline runs (default: baseline trials of --sweep itself)")
+    table4_parser.add_argument("--variant", choices=sorted(VARIANT_NAMES), default=None,
+                               help="BiaMAT variant, if the sweep has both")
+    table4_parser.add_argument("--checkpoint", choices=("best", "last"), default="best")
     fig = commands.add_parser("fig3", help="Fig. 3: n_high / n_aux per epoch as a PNG line plot")
     add_source_arguments(fig, output=False)
     fig.add_argument("--metric", default="train/high_fraction", help="per-epoch metric to plot")
@@ -436,7 +505,10 @@ def main(argv: list[str] | None = None) -> None:
             baseline = None
             if args.baseline_sweep:
                 baseline = load_sweep(args.baseline_sweep, tracking_uri=args.tracking_uri)
-            table = table1(sweep, baseline, args.metric, args.variant)
+            if args.command == "table4":
+                table = table4(sweep, baseline, args.variant, args.checkpoint)
+            else:
+                table = table1(sweep, baseline, args.metric, args.variant)
     except (SweepNotFoundError, ValueError) as exc:
         raise SystemExit(f"error: {exc}") from None
     emit(table, args.format, args.out)

@@ -103,6 +103,7 @@ BIAMAT_ONLY: Card = {
     "warmup_aux_loss": ("times_zero", f"{BIAMAT_REF}: the auxiliary loss multiplied by 0 (weight decay still applies)"),
     "beta": (6.0, "TRADES beta = 6 (unused by AT)"),
     "trades_aux_high": ("kl", f"{BIAMAT} App. E: CIFAR-10 uses the same adversarial loss for both tasks"),
+    "aux_mix": ("concatenated", f"{BIAMAT} App. Table 4: how two sets are drawn is not stated; the concatenation"),
 }
 PIS = Axis((0.45, 0.50, 0.55, 0.60, 0.65, 0.70))
 BIAMAT_AT: Card = {
@@ -125,6 +126,12 @@ TABLE1: Card = {
     "labels": (Axis(("aux", "uniform", "gated")), f"{BIAMAT} Table 1 rows y~ and y^ER; gated at pi 0.55 for Fig. 3"),
     "warmup_epochs": (Rule(lambda c: 5 if c.labels == "gated" else 0, "0 for y~ / y^ER, 5 for gated"),
                       f"{BIAMAT_REF}: the y^ER switch sets the warm-up to 0; App. E: 5 for BiaMAT"),
+}
+TABLE4: Card = {
+    **BIAMAT_AT,
+    "aux_datasets": (Axis((("svhn",), ("cifar100",), ("svhn", "cifar100"), ("places365_32",), ("imagenet32",),
+                           ("places365_32", "imagenet32"))),
+                     f"{BIAMAT} App. Table 4: SVHN, CIFAR-100, both; Places365, ImageNet, both"),
 }
 # A search selects on held-out training images (no test-set leakage) every epoch, for ASHA's rungs.
 SEARCH_SELECTION: Card = {

@@ -45,6 +45,9 @@ LABELS_AA = {("aux", "svhn"): 0.4744, ("uniform", "svhn"): 0.4853,
 BASELINE_AA = [0.4800, 0.4906]  # pgd_at seeds in the Table 1 sweep itself
 OTHER_BASELINE_AA = 0.4500  # pgd_at in a separate baselines sweep
 FIG3_AUX = ("cifar100", "imagenet32", "svhn")
+# Table 4 sweep: (aux_datasets as logged, aux_mix) -> AA; None: a run from before aux_mix was logged.
+AUX_SETS_AA = {("imagenet32", None): 0.5078, ("svhn,cifar100", "equal"): 0.4950, ("cifar100", "concatenated"): 0.5008,
+               ("svhn,cifar100", "concatenated"): 0.4988, ("svhn", "concatenated"): 0.4861}
 # Table 12 search (smoke: only clean and PGD-20): (variant, alpha, pi) -> (select/pgd10 on the held-out split,
 # best/pgd20 on the test set). The test set would pick other winners than the selection split does.
 SEARCH_PGD20 = {("at", 1.0, 0.55): (0.40, 0.31), ("at", 0.5, 0.60): (0.35, 0.36), ("at", 0.5, 0.45): (0.30, 0.33),
@@ -151,6 +154,11 @@ def store(tmp_path_factory) -> Store:
     s.trial(mismatched, "baseline", {"training": "pgd_at", "dataset": "cifar10", "seed": 0, **AT_RECIPE,
                                      "lr_milestones": "0.5,0.75", "weight_decay": 5e-4}, final_metrics(0.47))
 
+    aux_sets = s.sweep("biamat-aux-sets", "aux-sets")
+    for (aux, mix), aa in AUX_SETS_AA.items():
+        s.trial(aux_sets, "biamat", biamat("at", 0.55, 0, aux=aux) | ({"aux_mix": mix} if mix else {}),
+                final_metrics(aa))
+
     search = s.sweep("biamat-search", "search")
     for (variant, alpha, pi), (selection, score) in SEARCH_PGD20.items():
         s.trial(search, "biamat", biamat(variant, pi, 0, alpha=alpha),
@@ -223,6 +231,21 @@ def test_table1_baseline_column_and_bold(store):
                                  baseline=load_sweep("baselines-smoke", tracking_uri=store.uri))
     assert cell_texts(other)[1][-1] == "45.00"
     assert "1 seed per cell" in to_markdown(other) and "baseline from sweep 'baselines-smoke'" in to_markdown(other)
+
+
+def test_table4_rows_in_the_papers_order_with_the_baseline_and_the_equal_share_rows_marked(store):
+    table = biamat_tables.table4(load_sweep("aux-sets", tracking_uri=store.uri),
+                                 baseline=load_sweep("baselines-smoke", tracking_uri=store.uri))
+    assert table.header == ["Method", "Auxiliary dataset", "Clean", "PGD-20", "PGD-100", "CW-100", "AutoAttack"]
+    texts = cell_texts(table)[1:]
+    assert [row[:2] for row in texts] == [["AT", "-"], ["AT+BiaMAT", "SVHN"], ["", "CIFAR-100"],
+                                          ["", "SVHN, CIFAR-100"], ["", "SVHN, CIFAR-100 (equal shares)"],
+                                          ["", "ImageNet"]]
+    assert [row[-1] for row in texts] == ["45.00", "48.61", "50.08", "49.88", "49.50", "50.78"]  # the paper's AA
+    assert [c.bold for c in (row[-1] for row in table.rows)] == [False] * 5 + [True]
+    with pytest.raises(ValueError, match="not trained with the recipe"):
+        biamat_tables.table4(load_sweep("aux-sets", tracking_uri=store.uri),
+                             baseline=load_sweep("baselines-other-recipe", tracking_uri=store.uri))
 
 
 def test_table1_refuses_a_baseline_trained_with_another_recipe(store):

@@ -177,9 +177,50 @@ def test_at_attack_pushes_low_confidence_auxiliary_samples_away_from_uniform(dat
         ({"aux_datasets": ["tinyimages"]}, "auxiliary dataset: unknown dataset 'tinyimages'"),
         ({"variant": "trades"}, "attack_bn='eval'"),
         ({"warmup_epochs": 5, "epochs": 5}, "leaves no BiaMAT epoch"),
+        ({"aux_mix": "equal", "aux_batch_size": 1, "aux_datasets": ["synthetic_aux", "synthetic_aux_unrelated"]},
+         "aux_mix='equal' needs aux_batch_size >= 2"),
     ],
 )
 def test_bad_biamat_input_is_rejected(values, message):
     with pytest.raises(ConfigError) as info:
         BiaMATConfig.from_dict(values)
     assert message in str(info.value)
+
+
+TWO_AUX = ["synthetic_aux", "synthetic_aux_unrelated"]
+
+
+def aux_set_of(method: BiaMAT, labels: torch.Tensor) -> torch.Tensor:
+    """Which auxiliary set each label came from: the second set's labels follow the first's 10 classes."""
+    return (labels >= 10).long()
+
+
+def test_two_auxiliary_sets_share_one_head_over_both_sets_classes(data):
+    method = make(data, aux_datasets=TWO_AUX, aux_batch_size=30)
+    assert method.model.heads["aux"].out_features == 20 and method.gate_counts.seen.numel() == 20
+
+
+def test_equal_shares_give_each_auxiliary_set_half_of_every_batch_and_resume_exactly(data):
+    method = make(data, aux_datasets=TWO_AUX, aux_batch_size=31, aux_mix="equal")
+    for _ in range(5):
+        batch = method.stream.next()
+        assert aux_set_of(method, batch.y).tolist() == [0] * 16 + [1] * 15  # the extra image to the first set
+        # idx points into the sets as if concatenated: the second set's indices start after the first's images.
+        assert ((batch.idx >= 10_000) == (batch.y >= 10)).all()
+    state = method.stream.state_dict()
+    expected = method.stream.next()
+    resumed = make(data, aux_datasets=TWO_AUX, aux_batch_size=31, aux_mix="equal")
+    resumed.stream.load_state_dict(state)
+    again = resumed.stream.next()
+    assert torch.equal(again.x, expected.x) and torch.equal(again.y, expected.y)
+    with pytest.raises(ValueError, match="equal-share"):
+        make(data, aux_datasets=TWO_AUX, aux_mix="equal").stream.load_state_dict(
+            make(data, aux_datasets=TWO_AUX).stream.state_dict())
+
+
+def test_a_concatenated_stream_draws_each_set_in_proportion_to_its_size(data):
+    method = make(data, aux_datasets=TWO_AUX, aux_batch_size=100)
+    shares = torch.cat([aux_set_of(method, method.stream.next().y) for _ in range(20)]).float().mean()
+    assert 0.4 < shares < 0.6  # two sets of 10,000 images: about half each, not exactly half per batch
+    per_batch = [aux_set_of(method, method.stream.next().y).sum().item() for _ in range(20)]
+    assert len(set(per_batch)) > 1

@@ -1,5 +1,6 @@
-"""End to end (slow): the BiaMAT Table 1 / Fig. 3 sweep on the smoke preset, its same-recipe baseline, and the
-documented analysis commands on them: Table 1 with the baseline column, and Fig. 3 with one line per auxiliary set."""
+"""End to end (slow): the BiaMAT Table 1 / Fig. 3 sweep and the Table 4 sweep (two auxiliary sets at once) on the
+smoke preset, their same-recipe baseline, and the documented analysis commands on them: Table 1 with the baseline
+column, Fig. 3 with one line per auxiliary set, and Table 4 with the baseline row and the pair of sets."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 
 from analysis.biamat_tables import main as biamat_tables
 from analysis.runs import load_sweep
-from sweeps import baselines, biamat_labels
+from sweeps import baselines, biamat_aux_sets, biamat_labels
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,3 +44,17 @@ def test_labels_sweep_gives_table1_with_its_baseline_and_fig3_per_auxiliary_set(
     biamat_tables(["fig3", "--sweep", "biamat-labels-smoke", "--tracking-uri", uri, "--out", str(out)])
     printed = capsys.readouterr().out
     assert "(2 lines;" in printed and out.stat().st_size > 10_000
+
+    # Table 4 on the same baseline: each auxiliary set alone, then both at once in one run.
+    biamat_aux_sets.main(run)
+    printed = capsys.readouterr().out
+    assert "Table 4. AT+BiaMAT on synthetic" in printed
+    table4 = subprocess.run(
+        [sys.executable, "analysis/biamat_tables.py", "table4", "--sweep", "biamat-aux-sets-smoke", "--baseline-sweep",
+         "baselines-biamat-smoke", "--tracking-uri", uri], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert table4.returncode == 0, table4.stderr
+    print(table4.stdout)
+    rows = [line for line in table4.stdout.splitlines() if line.startswith("| ")][2:]  # below the header and rule
+    assert [row.split("|")[2].strip() for row in rows] == [
+        "-", "synthetic_aux", "synthetic_aux_unrelated", "synthetic_aux, synthetic_aux_unrelated"]
+    assert all(row.split("|")[3].strip() not in ("", "-") for row in rows)  # every row has its clean accuracy

@@ -35,7 +35,7 @@ def gated(variant: str, aux: str, **extra) -> dict:
 
 
 def biamat_frame_tables() -> list[Table]:
-    """Tables 1, 12 and 13, from frames shaped like MLflow's (they read no history)."""
+    """Tables 1, 4, 12 and 13, from frames shaped like MLflow's (they read no history)."""
     labels = [gated("at", aux, **{"params.labels": labels, **AT_RECIPE, **scores(0.47 + i / 100 + j / 200)})
               for i, aux in enumerate(biamat_tables.PAPER_AUX_ORDER) for j, labels in enumerate(("aux", "uniform"))]
     baseline = {"tags.method": "baseline", "params.training": "pgd_at", "params.dataset": "cifar10", **AT_RECIPE,
@@ -44,8 +44,10 @@ def biamat_frame_tables() -> list[Table]:
            for v in ("at", "trades") for pi in (0.45, 0.5)]
     search = [gated("at", "imagenet32", run_name=f"biamat pi={pi}", **{"params.pi": pi, "metrics.select/pgd10": pi,
                                                                       **scores(0.5)}) for pi in (0.5, 0.55)]
+    aux_sets = [gated("at", aux, **{"params.aux_mix": mix, **AT_RECIPE, **scores(0.49)})
+                for aux, mix in (("svhn", "concatenated"), ("svhn,cifar100", "equal"))]
     return [biamat_tables.table1(frame([*labels, baseline])), biamat_tables.table13(frame(pis)),
-            biamat_tables.table12(frame(search))]
+            biamat_tables.table12(frame(search)), biamat_tables.table4(frame([*aux_sets, baseline]))]
 
 
 def uiat_frame_tables() -> list[Table]:

@@ -29,6 +29,11 @@ One shared body, a primary head ``main`` (K classes) and an auxiliary head ``aux
 Departures from the reference code: the gate works when all or none of a batch is low (the reference crashes), and any
 registered auxiliary dataset (or several, concatenated with disjoint labels, Table 4) can be used.
 
+Several auxiliary sets (appendix Table 4): the paper does not say how it draws from two. ``aux_mix="concatenated"``
+(the default) streams their concatenation, so each set fills the batch in proportion to its size (ImageNet32's 1.28M
+images would leave Places365 about a third); ``aux_mix="equal"`` streams each set on its own and gives every set an
+equal share of every batch (the first sets one image more where 128 does not divide).
+
 Besides n_high/n_aux per epoch (Fig. 3), a gated trial counts per auxiliary class how many samples the gate passed
 (:class:`GateCounts`, appendix Table 14) and writes them into its MLflow run as one CSV per epoch.
 """
@@ -45,7 +50,7 @@ from torch import Tensor
 
 from trainables import attacks
 from trainables.config import ConfigError, RunSettings, TrainConfig
-from trainables.datasets import ImageSet, load_dataset
+from trainables.datasets import ImageSet, derive_seed, load_dataset
 from trainables.loader import Batch, EndlessStream
 from trainables.losses import kl_divergence, soft_cross_entropy
 from trainables.methods.baseline import craft
@@ -69,6 +74,7 @@ class BiaMATConfig(TrainConfig):
     beta: float = 6.0
     trades_aux_high: Literal["kl", "adv_ce"] = "kl"
     attack_bn: Literal["eval", "batch"] = "batch"  # the reference crafts AT examples on mixed-batch statistics
+    aux_mix: Literal["concatenated", "equal"] = "concatenated"  # how several auxiliary sets share a batch
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -84,6 +90,9 @@ class BiaMATConfig(TrainConfig):
             raise ConfigError(f"warmup_epochs={self.warmup_epochs} leaves no BiaMAT epoch of epochs={self.epochs}")
         if self.variant == "trades" and self.attack_bn != "eval":
             raise ConfigError("the TRADES variant attacks in eval mode: set attack_bn='eval'")
+        if self.aux_mix == "equal" and self.aux_batch_size < len(self.aux_datasets):
+            raise ConfigError(f"aux_mix='equal' needs aux_batch_size >= {len(self.aux_datasets)} (one image per "
+                              "auxiliary set)")
         if self.variant == "at" and self.trades_aux_high != "kl":
             raise ConfigError("trades_aux_high applies to variant='trades' only")
         from trainables.datasets import validate_dataset_name
@@ -95,16 +104,54 @@ class BiaMATConfig(TrainConfig):
                 raise ConfigError(f"auxiliary dataset: {exc}") from None
 
 
-def auxiliary_set(names: tuple[str, ...], root: str | None) -> ImageSet:
-    """One auxiliary set; several datasets are concatenated with disjoint label ranges (one auxiliary head)."""
-    parts = [load_dataset(name, "train", root=root) for name in names]
-    offsets = torch.tensor([0] + [p.num_classes for p in parts]).cumsum(0)
-    return ImageSet(
-        images=torch.cat([p.images for p in parts]),
-        labels=torch.cat([p.labels + offsets[i] for i, p in enumerate(parts)]),
-        num_classes=int(offsets[-1]),
-        name="+".join(names),
-    )
+def auxiliary_parts(names: tuple[str, ...], root: str | None) -> list[ImageSet]:
+    """The auxiliary sets with disjoint label ranges (one auxiliary head over all): each set's labels shifted past the
+    classes of the sets before it; the last one's ``num_classes`` is the head's size."""
+    parts, offset = [], 0
+    for name in names:
+        part = load_dataset(name, "train", root=root)
+        parts.append(ImageSet(part.images, part.labels + offset, offset + part.num_classes, part.name))
+        offset += part.num_classes
+    return parts
+
+
+def concatenated(parts: list[ImageSet]) -> ImageSet:
+    """One set of all the parts' images, for a stream that draws from each in proportion to its size."""
+    if len(parts) == 1:
+        return parts[0]
+    return ImageSet(torch.cat([p.images for p in parts]), torch.cat([p.labels for p in parts]), parts[-1].num_classes,
+                    "+".join(p.name for p in parts))
+
+
+def equal_shares(total: int, parts: int) -> list[int]:
+    """``total`` split into ``parts`` shares differing by at most one, the larger ones first."""
+    return [total // parts + (i < total % parts) for i in range(parts)]
+
+
+class EqualShareStream:
+    """Every batch takes an equal share from each of several auxiliary sets (``aux_mix="equal"``), each set streamed
+    on its own (:class:`EndlessStream`, seeded per set); ``idx`` indexes the sets as if concatenated."""
+
+    def __init__(self, parts: list[ImageSet], batch_size: int, *, device: torch.device, seed: int) -> None:
+        self.starts = [0, *torch.tensor([len(p.labels) for p in parts]).cumsum(0).tolist()[:-1]]
+        self.streams = [
+            EndlessStream(part, share, device=device, augment=True, seed=derive_seed(seed, "aux-set", i))
+            for i, (part, share) in enumerate(zip(parts, equal_shares(batch_size, len(parts))))
+        ]
+
+    def next(self) -> Batch:
+        parts = [stream.next() for stream in self.streams]
+        return Batch(torch.cat([p.x for p in parts]), torch.cat([p.y for p in parts]),
+                     torch.cat([p.idx + start for p, start in zip(parts, self.starts)]))
+
+    def state_dict(self) -> dict:
+        return {"sets": [stream.state_dict() for stream in self.streams]}
+
+    def load_state_dict(self, state: dict) -> None:
+        if len(state.get("sets", ())) != len(self.streams):
+            raise ValueError(f"stream state is not for {len(self.streams)} equal-share auxiliary sets")
+        for stream, part in zip(self.streams, state["sets"]):
+            stream.load_state_dict(part)
 
 
 class GateCounts:
@@ -151,16 +198,21 @@ class BiaMAT(Method):
     cfg: BiaMATConfig
 
     def __init__(self, cfg: BiaMATConfig, data: TrialData, device: torch.device, settings: RunSettings) -> None:
-        self.aux = auxiliary_set(cfg.aux_datasets, settings.data_root)
+        parts = auxiliary_parts(cfg.aux_datasets, settings.data_root)
+        self.aux_classes = parts[-1].num_classes
         super().__init__(cfg, data, device, settings)
-        self.stream = EndlessStream(self.aux, cfg.aux_batch_size, device=device, augment=True, seed=cfg.seed + 1)
+        if cfg.aux_mix == "equal" and len(parts) > 1:
+            self.stream = EqualShareStream(parts, cfg.aux_batch_size, device=device, seed=cfg.seed + 1)
+        else:
+            self.stream = EndlessStream(concatenated(parts), cfg.aux_batch_size, device=device, augment=True,
+                                        seed=cfg.seed + 1)
         k = data.train.num_classes
         self.uniform = torch.full((k,), 1.0 / k, device=device)
         self.omega: float | None = None
-        self.gate_counts = GateCounts(self.aux.num_classes, device)
+        self.gate_counts = GateCounts(self.aux_classes, device)
 
     def build_model(self) -> Classifier:
-        return create_model(self.cfg.model, self.data.train.num_classes, extra_heads={"aux": self.aux.num_classes})
+        return create_model(self.cfg.model, self.data.train.num_classes, extra_heads={"aux": self.aux_classes})
 
     def datasets(self) -> list[tuple[str, str]]:
         return [*super().datasets(), *((name, "auxiliary") for name in self.cfg.aux_datasets)]
