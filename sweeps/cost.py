@@ -20,6 +20,7 @@ from trainables.methods.afs import MergerConfig
 from trainables.methods.baseline import BaselineConfig
 from trainables.methods.biamat import BiaMATConfig
 from trainables.methods.gradalign import GradAlignConfig
+from trainables.methods.hat import HATConfig
 from trainables.methods.mart import MARTConfig
 from trainables.methods.single_step import SingleStepConfig
 from trainables.methods.uiat import UIATConfig
@@ -35,7 +36,7 @@ class Speed:
     source: str
 
 
-# UIAT Table 2: minutes per CIFAR-10 epoch on one A100, batch 128 (HAT is left out: not implemented here).
+# UIAT Table 2: minutes per CIFAR-10 epoch on one A100, batch 128 (its HAT row is not transcribed here).
 _UIAT_SOURCE = "UIAT Table 2, one A100"
 _UIAT_MINUTES = {  # ResNet-18, WRN-28-10, WRN-34-10
     "standard": (0.35, 0.93, 1.22), "trades": (2.57, 14.13, 16.60), "iat": (2.83, 15.37, 17.82),
@@ -82,7 +83,12 @@ def method_of(cfg: TrainConfig) -> str:
     if isinstance(cfg, BiaMATConfig):
         return f"{cfg.variant}_biamat"
     if isinstance(cfg, UIATConfig):
-        return "iat" if not cfg.universal else "uiat_oneoff" if cfg.oneoff else "uiat"
+        uiat = "iat" if not cfg.universal else "uiat_oneoff" if cfg.oneoff else "uiat"
+        if cfg.training_attack == "pgd":
+            return uiat
+        # On a single-step attack (UIAT Table 5), named like that method's own trials: "n_fgsm_uiat_oneoff".
+        attack = "fgsm" if cfg.training_attack == "gradalign" and cfg.align_lam == 0 else cfg.training_attack
+        return f"{attack}_{uiat}"
     if isinstance(cfg, BaselineConfig):  # also the AFS extractors; eps 0 trains on clean images only
         return "standard" if cfg.eps == 0 else cfg.training
     if isinstance(cfg, MergerConfig):
@@ -93,6 +99,8 @@ def method_of(cfg: TrainConfig) -> str:
         return "mart"
     if isinstance(cfg, GradAlignConfig):
         return "gradalign" if cfg.lam > 0 else "fgsm"
+    if isinstance(cfg, HATConfig):
+        return "hat"
     raise TypeError(f"no method name for {type(cfg).__name__}")
 
 

@@ -94,6 +94,9 @@ STEP_LOOPS = {
     "rs_fgsm": ("single_step", {"variant": "rs_fgsm"}),
     "n_fgsm": ("single_step", {"variant": "n_fgsm"}),
     "gradalign": ("gradalign", {}),
+    "hat": ("hat", {"helper_sweep": "in-test"}),
+    "n_fgsm uiat one-off": ("uiat", {"training_attack": "n_fgsm", "oneoff": True, "oneoff_epoch": 0,
+                                     "components": "uag"}),
 }
 
 
@@ -107,6 +110,16 @@ def method_class(kind: str):
 
     if kind == "afs":
         return merger_over({i: create_model("tiny-cnn", 10) for i in (0, 8)})
+    if kind == "hat":
+        from trainables.methods.hat import HAT
+
+        helper = create_model("tiny-cnn", 10)
+
+        class InTestHAT(HAT):  # a helper built here instead of fetched from MLflow
+            def load_helper(self):
+                return helper
+
+        return InTestHAT
     return {"baseline": Baseline, "biamat": BiaMAT, "uiat": UIAT, "mart": MART, "single_step": SingleStep,
             "gradalign": GradAlign}[kind]
 

@@ -36,7 +36,8 @@ from trainables.loader import Batch
 from trainables.methods.baseline import Baseline, BaselineConfig, craft
 from trainables.models import Classifier, count_macs, create_model
 from trainables.runtime import Method, TrialData, run_trial
-from trainables.tracking import PARENT_TAG, download_weights, sweep_parent_filter
+from trainables.stage_runs import finished_trials
+from trainables.tracking import download_weights
 
 EXTRACTOR_EXPERIMENT = "afs-extractors"  # the MLflow experiment (sweep family) of every extractor sweep
 MASK_LENGTHS = (9, 10)  # Table 3 masks cover extractors 0..8; 10 characters include eps 9/255
@@ -149,28 +150,19 @@ class ExtractorRuns:
 def find_extractors(tracking_uri: str, sweep: str) -> ExtractorRuns:
     """The finished extractors of ``sweep``; a sweep that does not exist is a :class:`MissingExtractorError` that
     says how to run it."""
-    client = MlflowClient(tracking_uri)
-    experiment = client.get_experiment_by_name(EXTRACTOR_EXPERIMENT)
-    parents = [] if experiment is None else client.search_runs(
-        [experiment.experiment_id], filter_string=sweep_parent_filter(sweep), max_results=1
-    )
-    if not parents:
+    found = finished_trials(tracking_uri, EXTRACTOR_EXPERIMENT, sweep)
+    if found is None:
         raise MissingExtractorError(
             f"no extractor sweep {sweep!r} in experiment {EXTRACTOR_EXPERIMENT!r} of {tracking_uri}: run "
             f"`python sweeps/afs_extractors.py --preset <preset> --name {sweep} --tracking-uri {tracking_uri}` first"
         )
-    children = client.search_runs(
-        [experiment.experiment_id],
-        filter_string=f"tags.`{PARENT_TAG}` = '{parents[0].info.run_id}' AND attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time DESC"],
-    )
     runs: dict[int, str] = {}
     params: dict[int, dict[str, str]] = {}
-    for run in children:  # with several seeds per eps, the latest run
+    for run in found.runs:  # with several seeds per eps, the latest run
         index = eps_index(float(run.data.params["eps"]))
         if index not in runs:
             runs[index], params[index] = run.info.run_id, dict(run.data.params)
-    return ExtractorRuns(sweep, tracking_uri, parents[0].data.tags.get("preset", "<preset>"), runs, params)
+    return ExtractorRuns(sweep, tracking_uri, found.preset, runs, params)
 
 
 def load_extractors(cfg: MergerConfig, tracking_uri: str, num_classes: int,

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from trainables import attacks
 from trainables.config import ConfigError, RunSettings, TrainConfig
@@ -98,18 +98,27 @@ class Baseline(Method):
                 x_adv = craft(cfg, attacks.ce(model, y), x, eps)
             logits = model(x_adv)
             return F.cross_entropy(logits, y), {"adv_acc": (logits.argmax(1) == y).float().mean()}
-        with attacks.bn_mode(model, cfg.attack_bn):
-            p_clean = F.softmax(model(x), dim=1).detach()
-            x_adv = craft(cfg, attacks.kl_to(model, p_clean), x, eps)
-        logits_clean, logits_adv = model(x), model(x_adv)
-        natural = F.cross_entropy(logits_clean, y)
-        robust = kl_divergence(F.softmax(logits_clean, dim=1), logits_adv).mean()
-        return natural + cfg.beta * robust, {
-            "natural_loss": natural.detach(),
-            "robust_loss": robust.detach(),
-            "acc": (logits_clean.argmax(1) == y).float().mean(),
-            "adv_acc": (logits_adv.argmax(1) == y).float().mean(),
-        }
+        loss, logs, _ = trades(cfg, model, x, y, cfg.beta, eps)
+        return loss, logs
+
+
+def trades(cfg: TrainConfig, model: nn.Module, x: Tensor, y: Tensor, beta: float,
+           eps: float | None = None) -> tuple[Tensor, dict[str, Tensor], Tensor]:
+    """TRADES on one batch: ``CE(f(x), y) + beta * KL(p(x) || p(x_adv))``, its logs, and ``x_adv`` (HAT builds on
+    all three, trainables/methods/hat.py). The attack maximises the KL to the clean prediction in ``cfg.attack_bn``
+    mode, at ``eps`` or the config's."""
+    with attacks.bn_mode(model, cfg.attack_bn):
+        p_clean = F.softmax(model(x), dim=1).detach()
+        x_adv = craft(cfg, attacks.kl_to(model, p_clean), x, eps)
+    logits_clean, logits_adv = model(x), model(x_adv)
+    natural = F.cross_entropy(logits_clean, y)
+    robust = kl_divergence(F.softmax(logits_clean, dim=1), logits_adv).mean()
+    return natural + beta * robust, {
+        "natural_loss": natural.detach(),
+        "robust_loss": robust.detach(),
+        "acc": (logits_clean.argmax(1) == y).float().mean(),
+        "adv_acc": (logits_adv.argmax(1) == y).float().mean(),
+    }, x_adv
 
 
 def trainable(config: dict[str, Any], settings: RunSettings) -> None:

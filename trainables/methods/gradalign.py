@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 from torch.func import functional_call
 
 from trainables import attacks
@@ -60,34 +60,44 @@ def alignment(grad_x: Tensor, grad_eta: Tensor) -> tuple[Tensor, Tensor]:
     return ((1 - cos) * valid).sum() / count, (cos * valid).sum() / count
 
 
+def gradient_model(model: nn.Module, attack_bn: str, keeps_graph: bool) -> Callable[[Tensor], Tensor]:
+    """The model through which the input gradients are taken. In eval mode, BatchNorm's backward reads the running
+    statistics when it runs, after the training pass has updated them in place: the double-backprop graph would
+    differentiate through statistics it did not use (seen on tiny-cnn: a tenth of the regulariser's gradient), so
+    the regulariser's passes read a copy of them."""
+    if not keeps_graph or attack_bn != "eval":
+        return model  # no graph kept, or no running statistics read (the train-mode passes update them)
+    frozen = {name: buffer.clone() for name, buffer in model.named_buffers()}
+    return lambda x: functional_call(model, frozen, (x,))
+
+
+def aligned_fgsm(model: nn.Module, x: Tensor, y: Tensor, *, eps: float, lam: float,
+                 attack_bn: str) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    """GradAlign's training points (FGSM from the gradient at ``x``) and, for ``lam > 0``, its regulariser (the batch's
+    mean ``1 - cos``, differentiable with respect to the weights) and mean cosine; ``None`` for both at ``lam = 0``.
+    Shared with UIAT's GradAlign training attack (methods/uiat.py)."""
+    objective = attacks.ce(gradient_model(model, attack_bn, keeps_graph=lam > 0), y)
+    misalignment = cos = None
+    with attacks.bn_mode(model, attack_bn):
+        grad_x = attacks.input_gradient(objective, x, create_graph=lam > 0)
+        if lam > 0:
+            eta = (2 * torch.rand_like(x) - 1) * eps
+            misalignment, cos = alignment(grad_x, attacks.input_gradient(objective, x + eta, create_graph=True))
+    return attacks.signed_step(x, x, grad_x, step_size=eps, eps=eps), misalignment, cos
+
+
 class GradAlign(Method):
     name = "gradalign"
     Config = GradAlignConfig
     cfg: GradAlignConfig
 
-    def gradient_model(self) -> Callable[[Tensor], Tensor]:
-        """The model through which the input gradients are taken. In eval mode, BatchNorm's backward reads the running
-        statistics when it runs, after the training pass has updated them in place: the double-backprop graph would
-        differentiate through statistics it did not use (seen on tiny-cnn: a tenth of the regulariser's gradient), so
-        the regulariser's passes read a copy of them."""
-        if self.cfg.lam == 0 or self.cfg.attack_bn != "eval":
-            return self.model  # no graph kept, or no running statistics read (the train-mode passes update them)
-        frozen = {name: buffer.clone() for name, buffer in self.model.named_buffers()}
-        return lambda x: functional_call(self.model, frozen, (x,))
-
     def loss(self, batch: Batch, epoch: int) -> tuple[Tensor, dict[str, Tensor]]:
-        cfg, model, x, y = self.cfg, self.model, batch.x, batch.y
-        objective = attacks.ce(self.gradient_model(), y)
-        with attacks.bn_mode(model, cfg.attack_bn):
-            grad_x = attacks.input_gradient(objective, x, create_graph=cfg.lam > 0)
-            if cfg.lam > 0:
-                eta = (2 * torch.rand_like(x) - 1) * cfg.eps
-                misalignment, cos = alignment(grad_x, attacks.input_gradient(objective, x + eta, create_graph=True))
-        x_adv = attacks.signed_step(x, x, grad_x, step_size=cfg.eps, eps=cfg.eps)
+        cfg, model, y = self.cfg, self.model, batch.y
+        x_adv, misalignment, cos = aligned_fgsm(model, batch.x, y, eps=cfg.eps, lam=cfg.lam, attack_bn=cfg.attack_bn)
         logits = model(x_adv).float()
         adv_ce = F.cross_entropy(logits, y)
         logs = {"adv_ce": adv_ce.detach(), "adv_acc": (logits.argmax(1) == y).float().mean()}
-        if cfg.lam == 0:  # plain FGSM training: no second gradient, no double backprop
+        if misalignment is None:  # plain FGSM training: no second gradient, no double backprop
             return adv_ce, logs
         return adv_ce + cfg.lam * misalignment, logs | {"grad_cos": cos.detach()}
 

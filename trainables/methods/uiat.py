@@ -3,7 +3,8 @@
 Paper: Dong et al., "The Enemy of My Enemy is My Friend: Exploring Inverse Adversaries for Improving Adversarial
 Training" (CVPR 2023): Eq. 4 (inverse loss), Eq. 6 and Algorithm 1 lines 7-11 (class-wise universal inverse
 perturbations), Eq. 7 (training loss), Eq. 8 (inverse-adversary momentum), Sec. 3.3 (one-off variant), Table 6
-(ablation of UAG / FR / IAM). Where the paper leaves a choice open, the choice made is stated below.
+(ablation of UAG / FR / IAM), Sec. 4.3 / Table 5 (one-off UIAT on single-step training). Where the paper leaves a
+choice open, the choice made is stated below.
 
 Each step: ``x_adv`` from the shared training attack (PGD on CE); inverse examples ``x_inv``; the target ``p``
 (no gradient); loss ``CE(f(x_adv), y) + lam * KL(p || f(x_adv))`` averaged over the batch.
@@ -20,6 +21,12 @@ Each step: ``x_adv`` from the shared training attack (PGD on CE); inverse exampl
 - One-off: ``p = f(x)`` (clean prediction, a constant) before ``oneoff_epoch`` (T'); in epoch T' the inverse examples
   are generated and every sample's ``p`` is stored; afterwards the stored ``p`` is reused with no inverse generation.
 - FR is the feature term of Eq. 4 (weight ``beta``); without it the inverse loss is plain CE (paper Table 5).
+- ``training_attack`` (Table 5): ``pgd`` is the shared PGD above; ``rs_fgsm`` / ``n_fgsm`` replace it by the single-step
+  attack of methods/single_step.py (its :data:`SPECS`, through :func:`attacks.fgsm`; N-FGSM's points lie up to 3 eps
+  from ``x``); ``gradalign`` by GradAlign's FGSM and adds its regulariser with weight ``align_lam``
+  (:func:`methods.gradalign.aligned_fgsm`). Table 5's rows are one-off UIAT without FR (``oneoff=true``,
+  ``components=uag``) on each; with ``lam = 0`` the loss is the single-step method's own. On a single-step attack
+  ``attack_step``/``attack_start`` do not apply and ``attack_steps`` sets the PGD of checkpoint selection only.
 
 Predictions that become targets, ``z`` updates and inverse PGD use the BatchNorm mode of the training attack
 (``attack_bn``, running statistics by default) and never update running statistics.
@@ -47,6 +54,8 @@ from trainables.datasets import derive_seed
 from trainables.loader import Batch
 from trainables.losses import kl_divergence
 from trainables.methods.baseline import craft
+from trainables.methods.gradalign import aligned_fgsm
+from trainables.methods.single_step import SPECS
 from trainables.models import Classifier
 from trainables.runtime import Method, TrialData, run_trial
 
@@ -78,11 +87,22 @@ class UIATConfig(TrainConfig):
     # not available. Table 2 puts IAT 0.6 min/epoch above UIAT on ResNet-18 (2.83 vs 2.20), a few extra passes, and
     # 5 steps of alpha' = 1/255 reach the eps' = 4/255 boundary from x.
     iat_steps: int = 5
+    # The attack that makes x_adv (Table 5): PGD, or a single-step attack. align_lam weighs GradAlign's regulariser
+    # when training_attack is "gradalign" (0.2: GradAlign's CIFAR-10 value at 8/255; 0 is plain FGSM).
+    training_attack: Literal["pgd", "rs_fgsm", "n_fgsm", "gradalign"] = "pgd"
+    align_lam: float = 0.2
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.eps <= 0 or self.attack_steps < 1:
+        if self.training_attack == "pgd" and (self.eps <= 0 or self.attack_steps < 1):
             raise ConfigError("UIAT trains on PGD adversarial examples: set eps > 0 and attack_steps >= 1")
+        if self.eps <= 0:
+            raise ConfigError(f"UIAT on {self.training_attack} trains on adversarial examples: set eps > 0")
+        if self.align_lam < 0:
+            raise ConfigError(f"align_lam={self.align_lam} must not be negative (GradAlign uses 0.2 at eps 8/255)")
+        if self.training_attack == "gradalign" and self.align_lam > 0 and self.compile:
+            raise ConfigError("compile=true cannot train GradAlign's regulariser: torch.compile has no double "
+                              "backward; set compile=false")
         if self.lam < 0 or self.beta < 0:
             raise ConfigError(f"lam={self.lam} and beta={self.beta} must not be negative")
         for name in ("inv_eps", "inv_step", "gamma"):
@@ -216,10 +236,23 @@ class UIAT(Method):
         return torch.where(missing[:, None], self.predict(batch.x), stored)
 
     # --- loss -----------------------------------------------------------------------------------------------------
+    def adversarial(self, batch: Batch) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """``x_adv`` from the configured training attack, and GradAlign's regulariser and mean cosine when that is the
+        attack (else ``None``). Call it in the attack's BatchNorm mode."""
+        cfg, model, x, y = self.cfg, self.model, batch.x, batch.y
+        if cfg.training_attack == "pgd":
+            return craft(cfg, attacks.ce(model, y), x), None, None
+        if cfg.training_attack == "gradalign":
+            return aligned_fgsm(model, x, y, eps=cfg.eps, lam=cfg.align_lam, attack_bn=cfg.attack_bn)
+        spec = SPECS[cfg.training_attack]
+        x_adv = attacks.fgsm(attacks.ce(model, y), x, noise=spec.noise * cfg.eps, step_size=spec.step * cfg.eps,
+                             eps=cfg.eps if spec.project else None)
+        return x_adv, None, None
+
     def loss(self, batch: Batch, epoch: int) -> tuple[Tensor, dict[str, Tensor]]:
         cfg, model, y = self.cfg, self.model, batch.y
         with attacks.bn_mode(model, cfg.attack_bn):
-            x_adv = craft(cfg, attacks.ce(model, y), batch.x)
+            x_adv, misalignment, cos = self.adversarial(batch)
             target, inverse = self.target(batch, x_adv, epoch)
         logits = model(x_adv).float()
         adv_ce = F.cross_entropy(logits, y)
@@ -227,7 +260,10 @@ class UIAT(Method):
         logs = {"adv_ce": adv_ce.detach(), "kl": kl.detach(), "adv_acc": (logits.argmax(1) == y).float().mean()}
         if inverse is not None:
             logs["inverse_acc"] = (inverse.argmax(1) == y).float().mean()
-        return adv_ce + cfg.lam * kl, logs
+        loss = adv_ce + cfg.lam * kl
+        if misalignment is None:
+            return loss, logs
+        return loss + cfg.align_lam * misalignment, logs | {"grad_cos": cos.detach()}
 
     # --- state ----------------------------------------------------------------------------------------------------
     def epoch_metrics(self) -> dict[str, float]:
