@@ -100,6 +100,11 @@ class ImageSet:
     def __len__(self) -> int:
         return len(self.labels)
 
+    @property
+    def image_size(self) -> int:
+        """The images' width (models built for one input size, such as ViTs, take it)."""
+        return self.images.shape[-1]
+
     def subset(self, idx: Tensor | Sequence[int]) -> ImageSet:
         """The images at ``idx`` (indices, in that order, or a boolean mask); ``torch.arange(n)`` gives the first n
         in file order, the RobustBench protocol."""

@@ -1,6 +1,8 @@
 """Image classifiers for adversarial training, created by name: ``create_model("wrn-28-10", num_classes=10)``.
 
 Every model is a :class:`Classifier`: normalisation -> body -> pooled penultimate feature -> named linear heads.
+Besides the built-in names below, ``timm:NAME`` and ``torchvision:NAME`` take a body from those libraries (no
+pretrained weights; see ``trainables/library_models.py``).
 Keeping the pieces apart lets BiaMAT add an auxiliary head, AFS stack frozen features and UIAT put a loss on the
 features without any model surgery. Inputs are float images in [0, 1], NCHW; mean/std normalisation lives inside the
 model (as buffers) so every attack works in one epsilon unit.
@@ -31,6 +33,8 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from trainables.library_models import library_builder, split_library_name
 
 IN_CHANNELS = 3
 
@@ -243,8 +247,12 @@ def model_names() -> list[str]:
     return sorted(_MODELS)
 
 
-def model_builder(name: str) -> Callable[[], tuple[nn.Module, int]]:
-    """The body builder for ``name``, without building it: configs check model names before any data loads."""
+def model_builder(name: str, image_size: int = 32) -> Callable[[], tuple[nn.Module, int]]:
+    """The body builder for ``name``, without building it: configs check model names before any data loads.
+    ``image_size`` matters only to library models built for one input size (ViTs); the built-in ones pool adaptively.
+    """
+    if library_name := split_library_name(name):
+        return library_builder(*library_name, image_size)
     if name in _MODELS:
         return _MODELS[name]
     if match := _WRN_PATTERN.fullmatch(name):
@@ -253,8 +261,8 @@ def model_builder(name: str) -> Callable[[], tuple[nn.Module, int]]:
         return functools.partial(wide_resnet_body, depth, width)
     if match := _TINY_PATTERN.fullmatch(name):
         return functools.partial(tiny_cnn_body, int(match[1]))
-    raise ValueError(f"unknown model {name!r}; registered: {', '.join(model_names())} (or any wrn-<depth>-<width> or "
-                     "tiny-cnn-<width>)")
+    raise ValueError(f"unknown model {name!r}; registered: {', '.join(model_names())} (or any wrn-<depth>-<width>, "
+                     "tiny-cnn-<width>, timm:NAME or torchvision:NAME)")
 
 
 def _init_weights(module: nn.Module) -> None:
@@ -273,11 +281,14 @@ def create_model(
     extra_heads: Mapping[str, int] | None = None,
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
+    image_size: int = 32,
 ) -> Classifier:
-    """Build a registered model (or any ``wrn-<depth>-<width>``) with a ``"main"`` head of ``num_classes`` outputs,
-    one extra head per ``extra_heads`` entry, and normalisation by ``mean``/``std`` (none when both are None)."""
-    body, feature_dim = model_builder(name)()
-    body.apply(_init_weights)
+    """Build a registered model (or any ``wrn-<depth>-<width>``, ``timm:NAME``, ``torchvision:NAME``) for
+    ``image_size`` x ``image_size`` images, with a ``"main"`` head of ``num_classes`` outputs, one extra head per
+    ``extra_heads`` entry, and normalisation by ``mean``/``std`` (none when both are None)."""
+    body, feature_dim = model_builder(name, image_size)()
+    if split_library_name(name) is None:  # a library model keeps its library's own initialisation
+        body.apply(_init_weights)
     model = Classifier(body, feature_dim, num_classes, mean=mean, std=std)
     for head_name, head_classes in (extra_heads or {}).items():
         model.add_head(head_name, head_classes)

@@ -101,7 +101,7 @@ class Method:
             self.model.body.compile()
 
     def build_model(self) -> Classifier:
-        return create_model(self.cfg.model, self.data.train.num_classes)
+        return create_model(self.cfg.model, self.data.train.num_classes, image_size=self.data.train.image_size)
 
     def parameters(self) -> Iterable[nn.Parameter]:
         """What the optimiser updates (AFS's merger overrides this to exclude frozen extractors)."""

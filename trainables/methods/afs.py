@@ -165,8 +165,8 @@ def find_extractors(tracking_uri: str, sweep: str) -> ExtractorRuns:
     return ExtractorRuns(sweep, tracking_uri, found.preset, runs, params)
 
 
-def load_extractors(cfg: MergerConfig, tracking_uri: str, num_classes: int,
-                    device: torch.device) -> dict[int, Classifier]:
+def load_extractors(cfg: MergerConfig, tracking_uri: str, num_classes: int, device: torch.device, *,
+                    image_size: int) -> dict[int, Classifier]:
     """The extractors ``cfg.mask`` selects, with their registered weights, on ``device``."""
     found = find_extractors(tracking_uri, cfg.extractor_sweep)
     found.require([cfg.mask])
@@ -177,7 +177,7 @@ def load_extractors(cfg: MergerConfig, tracking_uri: str, num_classes: int,
         if (params["model"], params["dataset"]) != (cfg.model, cfg.dataset):
             raise ConfigError(f"extractor eps {index}/255 of sweep {cfg.extractor_sweep!r} is a {params['model']} on "
                               f"{params['dataset']}; this merger expects model={cfg.model!r} on {cfg.dataset!r}")
-        model = create_model(params["model"], num_classes)
+        model = create_model(params["model"], num_classes, image_size=image_size)
         model.load_state_dict(download_weights(client, found.runs[index]))
         extractors[index] = model.to(device)
     return extractors
@@ -275,7 +275,8 @@ class Merger(Method):
         super().__init__(cfg, data, device, settings)
 
     def load_extractors(self) -> dict[int, Classifier]:
-        return load_extractors(self.cfg, self.tracking_uri, self.data.train.num_classes, self.device)
+        return load_extractors(self.cfg, self.tracking_uri, self.data.train.num_classes, self.device,
+                               image_size=self.data.train.image_size)
 
     def build_model(self) -> Classifier:
         extractors = self.load_extractors()

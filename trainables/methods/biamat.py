@@ -212,7 +212,8 @@ class BiaMAT(Method):
         self.gate_counts = GateCounts(self.aux_classes, device)
 
     def build_model(self) -> Classifier:
-        return create_model(self.cfg.model, self.data.train.num_classes, extra_heads={"aux": self.aux_classes})
+        return create_model(self.cfg.model, self.data.train.num_classes, extra_heads={"aux": self.aux_classes},
+                            image_size=self.data.train.image_size)
 
     def datasets(self) -> list[tuple[str, str]]:
         return [*super().datasets(), *((name, "auxiliary") for name in self.cfg.aux_datasets)]

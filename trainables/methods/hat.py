@@ -110,7 +110,7 @@ def find_helpers(tracking_uri: str, sweep: str) -> HelperRuns:
     return HelperRuns(sweep, tracking_uri, found.preset, runs)
 
 
-def load_helper(cfg: HATConfig, tracking_uri: str, num_classes: int) -> Classifier:
+def load_helper(cfg: HATConfig, tracking_uri: str, num_classes: int, image_size: int) -> Classifier:
     """The helper of a HAT trial (the match rule of the module docstring) with its logged ``best`` weights, on the
     CPU. Built under a forked RNG: loading it draws nothing from the trial's random stream."""
     run_id = find_helpers(tracking_uri, cfg.helper_sweep).run_id(cfg.dataset, cfg.model, cfg.seed)
@@ -120,7 +120,7 @@ def load_helper(cfg: HATConfig, tracking_uri: str, num_classes: int) -> Classifi
                                  f"{HELPER_MODEL!r} (trained before trials logged their models): train the helper "
                                  "again with `python sweeps/baselines.py` under a new --name and set helper_sweep to it")
     with torch.random.fork_rng(devices=[]):
-        helper = create_model(cfg.model, num_classes)
+        helper = create_model(cfg.model, num_classes, image_size=image_size)
     helper.load_state_dict(load_model(client, run_id, HELPER_MODEL).state_dict())
     return helper
 
@@ -166,7 +166,7 @@ class HAT(Method):
         self.helper = helper
 
     def load_helper(self) -> Classifier:
-        return load_helper(self.cfg, self.tracking_uri, self.data.train.num_classes)
+        return load_helper(self.cfg, self.tracking_uri, self.data.train.num_classes, self.data.train.image_size)
 
     def loss(self, batch: Batch, epoch: int) -> tuple[Tensor, dict[str, Tensor]]:
         cfg, model, x, y = self.cfg, self.model, batch.x, batch.y
