@@ -37,6 +37,7 @@ from analysis.runs import (
     Table,
     aggregate,
     column,
+    dataset_name,
     emit,
     load_from_args,
     load_sweep,
@@ -49,8 +50,11 @@ MISSING = "-"
 TABLE6_ROWS = ["none", "uag", "uag+fr", "uag+iam", "uag+fr+iam"]
 SWITCHES = ("uag", "fr", "iam")
 BASELINE_NAMES = {"standard": "Natural Training", "pgd_at": "PGD-AT", "trades": "TRADES"}
-# Table 2's row order; other labels follow alphabetically.
-METHOD_ORDER = ["Natural Training", "PGD-AT", "TRADES", "IAT", "UIAT", "UIAT (One-off)"]
+OTHER_METHOD_NAMES = {"mart": "MART", "hat": "HAT"}
+SINGLE_STEP_NAMES = {"n_fgsm": "N-FGSM", "rs_fgsm": "RS-FGSM", "gradalign": "GradAlign"}
+# The paper's row order (Tables 1, 2 and 5); other labels follow alphabetically.
+METHOD_ORDER = ["Natural Training", "PGD-AT", "TRADES", "MART", "HAT", "IAT", "UIAT", "UIAT (One-off)",
+                *(f"{name}{plus}" for name in SINGLE_STEP_NAMES.values() for plus in ("", " + UIAT"))]
 NATURAL = "best/clean"
 FIGURES = {
     "fig1": "Fig. 1: standard training and PGD-AT, accuracy at signed eps per half of the points by clean CE",
@@ -70,15 +74,32 @@ def is_oneoff(value: object) -> bool:
     return str(value) == "True"  # MLflow stores the bool param as a string
 
 
+def single_step_name(row: pd.Series, attack: str) -> str:
+    """``N-FGSM``, ``RS-FGSM``, ``GradAlign``, or ``FGSM`` for GradAlign without its regulariser."""
+    lam = row.get("params.align_lam" if row.get("tags.method") == "uiat" else "params.lam")
+    return "FGSM" if attack == "gradalign" and lam is not None and float(lam) == 0 else SINGLE_STEP_NAMES[attack]
+
+
 def method_label(row: pd.Series) -> str:
-    """The paper's name of a run's method: ``TRADES``, ``IAT``, ``UIAT``, ``UIAT (One-off)``; UIAT runs with other
-    components name them, e.g. ``UIAT [uag+iam]``."""
+    """The paper's name of a run's method: ``TRADES``, ``MART``, ``HAT``, ``IAT``, ``UIAT``, ``UIAT (One-off)``,
+    ``N-FGSM``, ``N-FGSM + UIAT`` (Table 5: one-off UIAT without the feature term on a single-step attack); UIAT runs
+    with other components name them, e.g. ``UIAT [uag+iam]``."""
     method = row.get("tags.method")
     if method == "baseline":
         return BASELINE_NAMES.get(row["params.training"], str(row["params.training"]))
+    if method in OTHER_METHOD_NAMES:
+        return OTHER_METHOD_NAMES[method]
+    if method == "single_step":
+        return SINGLE_STEP_NAMES[row["params.variant"]]
+    if method == "gradalign":
+        return single_step_name(row, "gradalign")
     if method != "uiat":
         return str(method)
     components, oneoff = row["params.components"], is_oneoff(row.get("params.oneoff"))
+    attack = row.get("params.training_attack")
+    if isinstance(attack, str) and attack != "pgd":  # runs from before the field have none: PGD
+        usual = oneoff and components == "uag"  # Table 5's setting: one-off, beta = 0
+        return f"{single_step_name(row, attack)} + UIAT" + ("" if usual else f" [{components}{', one-off' * oneoff}]")
     usual = "uag+fr" if oneoff else "uag+fr+iam"
     name = "IAT" if components == "none" and not oneoff else "UIAT" if components == usual else f"UIAT [{components}]"
     return f"{name} (One-off)" if oneoff else name
@@ -192,22 +213,107 @@ def table3(sweep: SweepRuns, baseline: SweepRuns | None = None, metric: str | No
     return Table(title, ["eps", "Method", *headers], rows, notes)
 
 
-def table2(sweeps: Sequence[SweepRuns], key: str = "epoch_time_s") -> Table:
-    """Table 2: minutes per training epoch per method (rows) and model (columns): each run's mean of ``key`` over
-    its epochs, then the mean over runs. ``epoch_time_s`` times the training pass only (no evaluation)."""
-    frames = [s.runs.assign(_sweep=s) for s in sweeps if len(s.runs)]
+# Table 1's columns: its datasets in its order, then others; per dataset the final protocol's accuracies logged.
+TABLE1_DATASETS = ("cifar10", "cifar100", "svhn")
+TABLE1_ATTACKS = ("clean", "pgd20", "cw20", "autoattack")
+
+
+EPOCH_TIME = "epoch_time_s"  # seconds of a training pass (no evaluation), logged per epoch by the runtime
+
+
+def all_runs(sweeps: Sequence[SweepRuns], epoch_times: bool = False) -> pd.DataFrame:
+    """The finished trials of every sweep, each labelled with its method's name in the paper (``method``) and, with
+    ``epoch_times``, its mean seconds per training epoch (``epoch_seconds``; missing where it logged none)."""
+    frames = []
+    for s in sweeps:
+        if not len(s.runs):
+            continue
+        if epoch_times:
+            means = s.history(EPOCH_TIME, s.runs["run_id"]).groupby("run_id")["value"].mean()
+            frames.append(s.runs.assign(epoch_seconds=s.runs["run_id"].map(means)))
+        else:
+            frames.append(s.runs)
     if not frames:
         raise ValueError("no finished trials in " + "; ".join(s.summary() for s in sweeps))
-    per_run = []
-    for frame in frames:
-        history = frame["_sweep"].iloc[0].history(key, frame["run_id"])
-        means = history.groupby("run_id")["value"].mean()
-        for _, row in frame.iterrows():
-            if row["run_id"] in means:
-                per_run.append((method_label(row), row["params.model"], means[row["run_id"]] / 60))
-    if not per_run:
-        raise ValueError(f"no run logged {key!r}")
-    times = pd.DataFrame(per_run, columns=["method", "model", "minutes"])
+    df = pd.concat(frames, ignore_index=True)
+    return df.assign(method=[method_label(row) for _, row in df.iterrows()])
+
+
+def table1(sweeps: Sequence[SweepRuns], checkpoint: str = "best") -> Table:
+    """Table 1: one row per method (the paper's order), per dataset its natural, PGD-20, CW and AutoAttack accuracy
+    of the ``checkpoint``, from the runs of every sweep given (the methods train in several sweeps); the best mean
+    per column in bold."""
+    df = all_runs(sweeps)
+    present = set(column(df, "params.dataset").dropna())
+    order = [d for d in TABLE1_DATASETS if d in present] + sorted(present - set(TABLE1_DATASETS))
+    columns = []  # (dataset, metric) with at least one value
+    cells: dict[tuple[str, str], dict[tuple, Cell]] = {}
+    for dataset in order:
+        rows = df[df["params.dataset"] == dataset]
+        for attack in TABLE1_ATTACKS:
+            metric = f"{checkpoint}/{attack}"
+            found = aggregate(rows, ["method"], metric)
+            if found:
+                columns.append((dataset, metric))
+                cells[(dataset, metric)] = bold_best(found)
+    if not columns:
+        raise ValueError(f"no {checkpoint}/* accuracy logged in " + "; ".join(s.summary() for s in sweeps))
+    methods = in_method_order(df["method"])
+    rows_out: list[list[str | Cell]] = [[name, *(cells[c].get((name,), MISSING) for c in columns)]
+                                         for name in methods]
+    header = ["Method", *(f"{dataset_name(d)} {metric_label(m, checkpoint=False, clean='Natural')}"
+                          for d, m in columns)]
+    models = ", ".join(sorted(set(column(df, "params.model").dropna())))
+    notes = [f"accuracy of the {checkpoint} checkpoint; best mean per column in bold; PGD-AT is the paper's SAT",
+             *(s.summary() for s in sweeps)]
+    return Table(f"Table 1. Adversarial training methods ({models}): accuracy (%)", header, rows_out, notes,
+                 label="uiat-table1")
+
+
+def is_single_step(row: pd.Series) -> bool:
+    """A Table 5 run: a single-step method alone, or one-off UIAT on a single-step attack."""
+    method = row.get("tags.method")
+    attack = row.get("params.training_attack")
+    return method in ("single_step", "gradalign") or (method == "uiat" and isinstance(attack, str) and attack != "pgd")
+
+
+def table5(sweeps: Sequence[SweepRuns], metric: str | None = None) -> Table:
+    """Table 5: single-step methods alone and with one-off UIAT, per training eps their natural and robust accuracy
+    (``metric``, default the strongest attack logged: AutoAttack in a paper run), and seconds per training epoch
+    (mean over each run's epochs, then over the method's runs at every eps); the best mean per column in bold."""
+    df = all_runs(sweeps, epoch_times=True)
+    df = df[[is_single_step(row) for _, row in df.iterrows()]]
+    if df.empty:
+        raise ValueError("no finished single-step trials (N-FGSM, RS-FGSM, GradAlign, or UIAT on one) in "
+                         + "; ".join(s.summary() for s in sweeps))
+    metrics = [NATURAL, resolve_metric(metric, df)]
+    epsilons = sorted(set(df["params.eps"]))
+    cells = {(eps, m): bold_best(aggregate(df[df["params.eps"] == eps], ["method"], m))
+             for eps in epsilons for m in metrics}
+    times = {(name,): Cell.of(group, scale=1.0, spec=".1f")
+             for name, group in df.dropna(subset=["epoch_seconds"]).groupby("method")["epoch_seconds"]}
+    rows: list[list[str | Cell]] = [
+        [name, *(cells[(eps, m)].get((name,), MISSING) for eps in epsilons for m in metrics),
+         times.get((name,), MISSING)]
+        for name in in_method_order(df["method"])
+    ]
+    robust = metric_label(metrics[1], checkpoint=False)
+    header = ["Method", *(f"eps {eps_label(eps)} {name}" for eps in epsilons for name in ("Natural", robust)),
+              "Time (s/epoch)"]
+    notes = [(f"accuracy of the best checkpoint (Robust: {robust}); best mean per column in bold; + UIAT: one-off "
+              "UIAT without the feature term (beta = 0); times from whatever device ran each trial"),
+             *(s.summary() for s in sweeps)]
+    return Table(f"Table 5. Single-step adversarial training with one-off UIAT ({datasets(df)}): accuracy (%)",
+                 header, rows, notes, label="uiat-table5")
+
+
+def table2(sweeps: Sequence[SweepRuns]) -> Table:
+    """Table 2: minutes per training epoch per method (rows) and model (columns): each run's mean of
+    ``epoch_time_s`` (the training pass only, no evaluation) over its epochs, then the mean over runs."""
+    df = all_runs(sweeps, epoch_times=True).dropna(subset=["epoch_seconds"])
+    if df.empty:
+        raise ValueError(f"no run logged {EPOCH_TIME!r}")
+    times = pd.DataFrame({"method": df["method"], "model": df["params.model"], "minutes": df["epoch_seconds"] / 60})
     stats = times.groupby(["method", "model"])["minutes"].agg(["mean", "std", "count"])
     models = sorted(set(times["model"]))
     methods = in_method_order(times["method"])
@@ -222,6 +328,9 @@ def table2(sweeps: Sequence[SweepRuns], key: str = "epoch_time_s") -> Table:
     notes = [("mean over each run's epochs, then over runs; times come from whatever device ran each trial, so "
              "compare sweeps run on the same hardware"), *(s.summary() for s in sweeps)]
     return Table("Table 2. Training time (min/epoch)", ["Method", *models], rows, notes)
+
+
+MULTI_SWEEP_TABLES = ("table1", "table2", "table5")  # their methods train in several sweeps: --sweep repeats
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -242,6 +351,14 @@ def build_parser() -> argparse.ArgumentParser:
     times = commands.add_parser("table2", help="Table 2: minutes per training epoch per method and model",
                                 description="Table 2: minutes per training epoch per method and model")
     add_source_arguments(times, several=True)
+    text = "Table 5: single-step methods alone and with one-off UIAT per eps, and seconds per epoch (repeat --sweep)"
+    single = commands.add_parser("table5", help=text, description=text)
+    add_source_arguments(single, several=True)
+    single.add_argument("--metric", default=None, help="robust metric (default: the strongest attack logged)")
+    text = "Table 1: every method's natural, PGD-20, CW and AutoAttack accuracy per dataset (repeat --sweep)"
+    methods = commands.add_parser("table1", help=text, description=text)
+    add_source_arguments(methods, several=True)
+    methods.add_argument("--checkpoint", choices=("best", "last"), default="best")
     for name, text in FIGURES.items():
         sub = commands.add_parser(name, help=f"{text} (PNG)", description=text)
         add_source_arguments(sub, output=False, several=True)
@@ -261,11 +378,13 @@ def main(argv: list[str] | None = None) -> None:
     from analysis import uiat_figures
 
     try:
-        if args.command == "table2" or args.command in FIGURES:
+        if args.command in MULTI_SWEEP_TABLES or args.command in FIGURES:
             sweeps = [load_sweep(name, experiment=args.experiment, tracking_uri=args.tracking_uri)
                       for name in args.sweep]
-            if args.command == "table2":
-                emit(table2(sweeps), args.format, args.out)
+            if args.command in MULTI_SWEEP_TABLES:
+                tables = {"table1": lambda: table1(sweeps, args.checkpoint), "table2": lambda: table2(sweeps),
+                          "table5": lambda: table5(sweeps, args.metric)}
+                emit(tables[args.command](), args.format, args.out)
                 return
             options = {} if args.command == "fig2" else {"attack": args.attack, "n": args.n,
                                                          "checkpoint": args.checkpoint}

@@ -327,7 +327,7 @@ def check_sweeps(sweeps: Mapping[str, Sweep], args: argparse.Namespace) -> bool:
     configs = {name: validate(sweep.config_cls, sweep.param_space, args.data_root, sweep.extra_datasets, notes)
                if sweep.config_cls else [] for name, sweep in sweeps.items()}
     if args.dry_run:
-        print_plans(sweeps, configs, notes)
+        print_plans(sweeps, configs, list(dict.fromkeys(notes)))  # sweeps on the same data note it once
     else:  # a dry run starts nothing and writes nothing
         check_run_settings(args, optuna_study=any(sweep.search_alg is not None for sweep in sweeps.values()))
     return args.dry_run

@@ -195,6 +195,8 @@ UIAT_ONLY: Card = {
     "oneoff": (False, f"{UIAT}: the full method"),
     "oneoff_epoch": (50, "T' is not in the main text: 50 (0-based)"),
     "iat_steps": (5, "instance-wise IAT's steps are not in the main text: 5 steps of alpha' reach eps'"),
+    "training_attack": ("pgd", f"{UIAT} Sec. 4.1: PGD-10 adversaries"),
+    "align_lam": (0.2, "GradAlign's weight, used only with training_attack=gradalign (Table 5)"),
 }
 UIAT_FULL: Card = {**UIAT_TRAINING, **UIAT_ONLY}
 UIAT_TABLE6: Card = {**UIAT_FULL, "components": (Axis(("none", "uag", "uag+fr", "uag+iam", "uag+fr+iam")),
@@ -229,6 +231,59 @@ UIAT_FIGURES: Card = {**UIAT_FULL, "train_eval_n": FIG2_TRAIN_EVAL,
 UIAT_FIGURES_BASELINES: Card = {
     **UIAT_BASELINE, "train_eval_n": FIG2_TRAIN_EVAL,
     "training": (Axis(("standard", "pgd_at", "trades")), f"{UIAT} Fig. 1 (standard, PGD-AT), Figs. 2, 4, 5"),
+}
+
+# UIAT Table 1 (sweeps/uiat_comparison.py): every method on UIAT's recipe, per dataset as Sec. 4.1 says.
+MART_PAPER = "MART (Wang et al., ICLR 2020)"
+HAT_PAPER = "HAT (Rade & Moosavi-Dezfooli, ICLR 2022) and its reference code"
+
+
+def on_svhn(svhn: Any, other: Any) -> Callable[[Any], Any]:
+    return lambda c: svhn if c.dataset == "svhn" else other
+
+
+TABLE1_DATA: Card = {
+    "dataset": (Axis(("cifar10", "cifar100", "svhn")), f"{UIAT} Table 1: CIFAR-10, CIFAR-100 and SVHN"),
+    "epochs": (Rule(on_svhn(30, 100), "30 on SVHN, else 100"), f"{UIAT} Sec. 4.1: 100 epochs on CIFAR, 30 on SVHN"),
+    "attack_step": (Rule(on_svhn(1 / 255, 2 / 255), "1/255 on SVHN, else 2/255"),
+                    f"{UIAT} Sec. 4.1: step 2/255 on CIFAR, 1/255 on SVHN"),
+}
+UIAT_TABLE1: Card = {
+    **UIAT_FULL, **TABLE1_DATA,
+    "lam": (Rule(on_svhn(3.0, 3.5), "3.0 on SVHN, else 3.5"), f"{UIAT} Sec. 4.1: lambda 3.5 on CIFAR, 3.0 on SVHN"),
+    "momentum_start": (Rule(on_svhn(3, 10), "3 on SVHN, else 10"), "T not stated: 10 of 100 epochs, that share of 30"),
+    "oneoff_epoch": (Rule(on_svhn(15, 50), "15 on SVHN, else 50"), "T' not stated: 50 of 100 epochs, that share of 30"),
+    "oneoff": (Axis((False, True)), f"{UIAT} Table 1: UIAT and UIAT (One-off)"),
+    "components": (Rule(lambda c: "uag+fr" if c.oneoff else "uag+fr+iam", "no momentum when one-off"),
+                   f"{UIAT}: one-off UIAT stores its targets once"),
+}
+UIAT_TABLE1_BASELINES: Card = {
+    **UIAT_BASELINE, **TABLE1_DATA,
+    "training": (Axis(("standard", "pgd_at", "trades")), f"{UIAT} Table 1: SAT, TRADES; standard: HAT's helpers"),
+}
+UIAT_TABLE1_MART: Card = {**UIAT_TRAINING, **TABLE1_DATA, "beta": (6.0, f"{MART_PAPER}: beta 6 on CIFAR-10")}
+UIAT_TABLE1_HAT: Card = {
+    **UIAT_TRAINING, **TABLE1_DATA,
+    "helper_sweep": ("uiat-comparison-paper-baselines", "the standard-training trials of the same script"),
+    "beta": (2.5, f"{HAT_PAPER}: beta 2.5 for CIFAR-10 ResNet-18 (none given for SVHN)"),
+    "gamma": (0.5, f"{HAT_PAPER}: gamma 0.5"),
+    "h": (2.0, f"{HAT_PAPER}: helper x + 2 (x_adv - x)"),
+    "attack_start": ("normal", f"{HAT_PAPER}: the TRADES attack, x + 0.001 N(0, 1)"),
+}
+# UIAT Table 5 (sweeps/uiat_single_step.py): single-step methods at three eps, alone and with one-off UIAT.
+TABLE5_SHARED: Card = {
+    "eps": (Axis((6 / 255, 8 / 255, 10 / 255)), f"{UIAT} Table 5: eps 6, 8 and 10 /255"),
+    "attack_bn": ("train", "the single-step reference codes attack in train mode"),
+}
+SINGLE_STEP_TABLE5: Card = {**UIAT_TRAINING, **TABLE5_SHARED,
+                            "variant": (Axis(("n_fgsm", "rs_fgsm")), f"{UIAT} Table 5: the N-FGSM and RS-FGSM rows")}
+GRADALIGN_TABLE5: Card = {**UIAT_TRAINING, **TABLE5_SHARED,
+                          "lam": (0.2, "GradAlign (Andriushchenko & Flammarion): lambda 0.2 at 8/255")}
+UIAT_TABLE5: Card = {
+    **UIAT_FULL, **TABLE5_SHARED,
+    "oneoff": (True, f"{UIAT} Sec. 4.3: one-off UIAT on the single-step methods"),
+    "components": ("uag", f"{UIAT} Sec. 4.3: beta = 0 in Eq. 4, no feature-level term"),
+    "training_attack": (Axis(("n_fgsm", "rs_fgsm", "gradalign")), f"{UIAT} Table 5: each single-step method + UIAT"),
 }
 
 # --- AFS -------------------------------------------------------------------------------------------------------------

@@ -23,10 +23,12 @@ from sweeps import (
     biamat_search,
     pi_ablation,
     uiat_ablation,
+    uiat_comparison,
     uiat_eps,
     uiat_figures,
     uiat_lambda,
     uiat_search,
+    uiat_single_step,
 )
 from sweeps.biamat_presets import TABLE12
 from sweeps.launcher import trial_configs
@@ -34,6 +36,10 @@ from trainables.config import TrainConfig
 from trainables.methods.afs import ExtractorConfig, MergerConfig
 from trainables.methods.baseline import BaselineConfig
 from trainables.methods.biamat import BiaMATConfig
+from trainables.methods.gradalign import GradAlignConfig
+from trainables.methods.hat import HATConfig
+from trainables.methods.mart import MARTConfig
+from trainables.methods.single_step import SingleStepConfig
 from trainables.methods.uiat import UIATConfig
 from trainables.training import lr_factor
 
@@ -78,6 +84,21 @@ CASES = {
                               lambda cfg: cards.UIAT_SEARCH),
     "uiat_search paper --variant oneoff": Case(lambda: uiat_search.search_space("paper", "oneoff"), UIATConfig,
                                                lambda cfg: cards.UIAT_SEARCH_ONEOFF),
+    "uiat_comparison paper": Case(lambda: uiat_comparison.uiat_space("paper", 1), UIATConfig,
+                                  lambda cfg: cards.UIAT_TABLE1),
+    "uiat_comparison paper (baselines)": Case(lambda: uiat_comparison.baseline_space("paper", 1), BaselineConfig,
+                                              lambda cfg: cards.UIAT_TABLE1_BASELINES),
+    "uiat_comparison paper (MART)": Case(lambda: uiat_comparison.mart_space("paper", 1), MARTConfig,
+                                         lambda cfg: cards.UIAT_TABLE1_MART),
+    "uiat_comparison paper (HAT)": Case(
+        lambda: uiat_comparison.hat_space("paper", 1, "uiat-comparison-paper-baselines"), HATConfig,
+        lambda cfg: cards.UIAT_TABLE1_HAT),
+    "uiat_single_step paper": Case(lambda: uiat_single_step.single_step_space("paper", 1), SingleStepConfig,
+                                   lambda cfg: cards.SINGLE_STEP_TABLE5),
+    "uiat_single_step paper (GradAlign)": Case(lambda: uiat_single_step.gradalign_space("paper", 1), GradAlignConfig,
+                                               lambda cfg: cards.GRADALIGN_TABLE5),
+    "uiat_single_step paper (UIAT)": Case(lambda: uiat_single_step.uiat_space("paper", 1), UIATConfig,
+                                          lambda cfg: cards.UIAT_TABLE5),
     "afs_extractors paper": Case(lambda: afs_extractors.search_space("paper", 1), ExtractorConfig,
                                  lambda cfg: cards.EXTRACTOR),
     "afs_ablation paper": Case(lambda: afs_ablation.search_space("paper", 1), ExtractorConfig,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from analysis import uiat_tables
-from sweeps import uiat_ablation, uiat_eps, uiat_lambda, uiat_presets, uiat_search
+from sweeps import uiat_ablation, uiat_comparison, uiat_eps, uiat_lambda, uiat_presets, uiat_search, uiat_single_step
 
 
 @pytest.fixture
@@ -63,3 +63,35 @@ def test_search_sweep_prints_the_study(ray_local, reduced, tmp_path, capsys):
     out = capsys.readouterr().out
     print(out[out.find("Optuna study"):])
     assert "Optuna study 'uiat-uiat-smoke'" in out and "best trial" in out
+
+
+@pytest.mark.slow
+def test_comparison_and_single_step_sweeps_print_tables_1_2_and_5(ray_local, reduced, tmp_path, capsys):
+    """Table 1's seven trainings in four sweeps (HAT finding its helpers among the standard-training trials of the
+    first), Table 5's six in three, and the documented analysis commands on them."""
+    uiat_comparison.main(run_args(tmp_path))
+    uiat_single_step.main(run_args(tmp_path))
+    capsys.readouterr()
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    comparison = [f"uiat-comparison-smoke{suffix}" for suffix in ("-baselines", "-mart", "-hat", "")]
+    single_step = [f"uiat-single-step-smoke{suffix}" for suffix in ("", "-gradalign", "-uiat")]
+    printed = {}
+    for table, names in (("table1", comparison), ("table2", comparison), ("table5", single_step)):
+        uiat_tables.main([table, *(arg for name in names for arg in ("--sweep", name)), "--tracking-uri", uri])
+        printed[table] = capsys.readouterr().out
+    print(*printed.values(), sep="\n")
+
+    def rows(text: str) -> list[list[str]]:  # the Markdown table's cells, below its header
+        return [[cell.strip() for cell in line.split("|")[1:-1]] for line in text.splitlines()
+                if line.startswith("| ")][1:]
+
+    def first_cells(text: str) -> list[str]:
+        return [row[0] for row in rows(text)]
+
+    methods = ["Natural Training", "PGD-AT", "TRADES", "MART", "HAT", "UIAT", "UIAT (One-off)"]
+    assert first_cells(printed["table1"]) == methods and first_cells(printed["table2"]) == methods
+    assert "| Method | synthetic Natural | synthetic PGD-20 |" in printed["table1"]
+    assert first_cells(printed["table5"]) == ["N-FGSM", "N-FGSM + UIAT", "RS-FGSM", "RS-FGSM + UIAT", "GradAlign",
+                                              "GradAlign + UIAT"]
+    assert "| Method | eps 8/255 Natural | eps 8/255 PGD-20 | Time (s/epoch) |" in printed["table5"]
+    assert all(cell != "-" for row in rows(printed["table5"]) for cell in row)  # every method trained at every eps

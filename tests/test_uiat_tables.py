@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from analysis.runs import Cell, SweepRuns, render
-from analysis.uiat_tables import lambda_table, method_label, table3, table6
+from analysis.uiat_tables import lambda_table, method_label, table1, table3, table5, table6
 
 
 def sweep_of(rows: list[dict]) -> SweepRuns:
@@ -63,3 +63,66 @@ def test_columns_from_two_checkpoints_name_their_own():
     table = table6(sweep_of(rows), metric="last/pgd20")
     assert table.header[3:] == ["Natural (best checkpoint)", "PGD-20 (best checkpoint)", "PGD-20 (last checkpoint)"]
     assert not any(note.startswith("accuracy of the") for note in table.notes)
+
+
+def test_the_comparison_methods_have_the_papers_names():
+    rows = [{"tags.method": "mart"}, {"tags.method": "hat"},
+            {"tags.method": "single_step", "params.variant": "n_fgsm"},
+            {"tags.method": "single_step", "params.variant": "rs_fgsm"},
+            {"tags.method": "gradalign", "params.lam": "0.2"}, {"tags.method": "gradalign", "params.lam": "0.0"},
+            uiat("uag", oneoff=True) | {"params.training_attack": "n_fgsm"},
+            uiat("uag", oneoff=True) | {"params.training_attack": "gradalign", "params.align_lam": "0.2"},
+            uiat("uag+fr", oneoff=True) | {"params.training_attack": "rs_fgsm"},
+            uiat("uag+fr", oneoff=True) | {"params.training_attack": "pgd"}]
+    assert [method_label(pd.Series(row)) for row in rows] == [
+        "MART", "HAT", "N-FGSM", "RS-FGSM", "GradAlign", "FGSM", "N-FGSM + UIAT", "GradAlign + UIAT",
+        "RS-FGSM + UIAT [uag+fr, one-off]", "UIAT (One-off)"]
+
+
+def test_table1_one_row_per_method_across_sweeps_and_datasets_in_the_papers_order():
+    def run(method: dict, dataset: str, clean: float, aa: float) -> dict:
+        return method | {"params.dataset": dataset, "metrics.best/clean": clean, "metrics.best/autoattack": aa}
+
+    trades = {"tags.method": "baseline", "params.training": "trades"}
+    sat = {"tags.method": "baseline", "params.training": "pgd_at"}
+    sweeps = [sweep_of([run(uiat("uag+fr+iam"), "svhn", 0.93, 0.52), run(uiat("uag+fr+iam"), "cifar10", 0.85, 0.49)]),
+              sweep_of([run(trades, "cifar10", 0.82, 0.489), run(sat, "cifar10", 0.84, 0.477),
+                        run({"tags.method": "mart"}, "cifar10", 0.82, 0.48)])]
+    table = table1(sweeps)
+    assert table.header == ["Method", "CIFAR-10 Natural", "CIFAR-10 AutoAttack", "SVHN Natural", "SVHN AutoAttack"]
+    assert [row[0] for row in table.rows] == ["PGD-AT", "TRADES", "MART", "UIAT"]
+    assert [row[1].bold for row in table.rows] == [False, False, False, True]
+    assert table.rows[0][3] == "-" and table.rows[3][4].mean == 0.52  # SVHN: only UIAT trained there
+
+
+class EpochTimes:
+    """A client answering get_metric_history with fixed seconds per epoch for each run."""
+
+    def __init__(self, seconds: dict[str, list[float]]) -> None:
+        self.seconds = seconds
+
+    def get_metric_history(self, run_id: str, key: str) -> list:
+        from mlflow.entities import Metric
+
+        return [Metric(key, s, i, i) for i, s in enumerate(self.seconds.get(run_id, []))]
+
+
+def test_table5_per_eps_natural_and_robust_and_seconds_per_epoch():
+    def run(i: int, method: dict, eps: int, clean: float, aa: float) -> dict:
+        return method | {"run_id": f"r{i}", "params.eps": eps / 255, "metrics.best/clean": clean,
+                         "metrics.best/autoattack": aa}
+
+    nfgsm = {"tags.method": "single_step", "params.variant": "n_fgsm"}
+    plus = uiat("uag", oneoff=True) | {"params.training_attack": "n_fgsm"}
+    rows = [run(0, nfgsm, 6, 0.8466, 0.5636), run(1, nfgsm, 8, 0.8029, 0.4824), run(2, plus, 6, 0.8553, 0.5821),
+            run(3, plus, 8, 0.8185, 0.4984), run(4, uiat("uag+fr", oneoff=True), 8, 0.9, 0.9)]  # PGD: not Table 5
+    base = {"params.dataset": "cifar10", "params.model": "resnet18"}
+    sweep = SweepRuns("s", "parent", "exp", pd.DataFrame([base | r for r in rows]), {},
+                      client=EpochTimes({"r0": [48.0, 48.8], "r1": [48.4], "r2": [57.0, 57.6], "r3": [57.3]}))
+    table = table5([sweep])
+    assert table.header == ["Method", "eps 6/255 Natural", "eps 6/255 AutoAttack", "eps 8/255 Natural",
+                            "eps 8/255 AutoAttack", "Time (s/epoch)"]
+    assert [row[0] for row in table.rows] == ["N-FGSM", "N-FGSM + UIAT"]
+    assert [round(100 * c.mean, 2) for c in table.rows[1][1:5]] == [85.53, 58.21, 81.85, 49.84]  # the paper's row
+    assert all(c.bold for c in table.rows[1][1:5]) and not any(c.bold for c in table.rows[0][1:5])
+    assert table.rows[0][5].text() == "48.4 ± 0.0" and table.rows[1][5].text() == "57.3 ± 0.0"

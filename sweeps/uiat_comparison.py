@@ -1,0 +1,137 @@
+"""UIAT Table 1: PGD-AT (SAT), TRADES, MART, HAT, UIAT and one-off UIAT, one recipe and one evaluation for all.
+
+    python sweeps/uiat_comparison.py                            # smoke: synthetic data, tiny CNN, seven trials
+    python sweeps/uiat_comparison.py --preset paper --seeds 3   # CIFAR-10, CIFAR-100 and SVHN, ResNet-18
+    python analysis/uiat_tables.py table1 --sweep uiat-comparison-paper --sweep uiat-comparison-paper-baselines \\
+        --sweep uiat-comparison-paper-mart --sweep uiat-comparison-paper-hat
+
+Four sweeps, run in this order because HAT needs a standard-trained helper: ``NAME-baselines`` (standard training,
+the helpers; PGD-AT; TRADES; MLflow experiment ``baselines``, where HAT looks for its helpers), ``NAME-mart``,
+``NAME-hat`` (its helpers checked before it starts) and ``NAME`` (UIAT and one-off UIAT).
+
+A fair comparison trains every method the same way: UIAT's recipe (``sweeps/uiat_presets.py``: ResNet-18, 100
+epochs, cyclic LR peaking at 0.1 with Nesterov momentum, weight decay 5e-4, PGD-10 of 2/255 at 8/255) and one final
+protocol (clean, PGD-20, CW-20, AutoAttack), not each method's own paper recipe. Per dataset (UIAT Sec. 4.1): SVHN
+trains 30 epochs with PGD steps of 1/255 and UIAT's lambda 3.0; CIFAR-10 and CIFAR-100 keep lambda 3.5. Each
+method's own constants: TRADES beta 6 and the x + 0.001 N(0, 1) start (as HAT's attack), MART beta 6 (its CIFAR-10
+value), HAT beta 2.5, gamma 0.5, h 2 (its CIFAR-10 ResNet-18 values; its paper gives none for SVHN, so SVHN keeps
+them). ``analysis/uiat_tables.py table2`` on the same sweeps gives Table 2's minutes per epoch, HAT included.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from sweeps.cli import run_parser
+from sweeps.uiat_presets import PRESETS, baseline_preset
+
+DATASETS = {"smoke": ["synthetic"], "paper": ["cifar10", "cifar100", "svhn"]}
+# UIAT Sec. 4.1: "30 [epochs] for SVHN", "the step size alpha is set as ... 1/255 for SVHN", "lambda = 3.0 for SVHN".
+PER_DATASET = {"svhn": {"epochs": 30, "attack_step": 1 / 255}}
+# UIAT on SVHN: lambda 3.0 (Sec. 4.1); T = 10 and T' = 50 of 100 epochs are not given for 30, so they keep their
+# share of training: momentum from epoch 3, the one-off targets stored in epoch 15. Other datasets: UIAT's defaults.
+UIAT_PER_DATASET = {"svhn": {"lam": 3.0, "momentum_start": 3, "oneoff_epoch": 15}}
+BASELINES = ["standard", "pgd_at", "trades"]  # standard: HAT's helpers
+ATTACK_START = {"standard": "uniform", "pgd_at": "uniform", "trades": "normal"}
+VARIANTS = {False: {"components": "uag+fr+iam"}, True: {"components": "uag+fr"}}  # UIAT and one-off UIAT
+
+
+def shared(preset: str, seeds: int, recipe: dict, **per_dataset: dict[str, object]) -> dict:
+    """``recipe`` on each dataset of the preset with Sec. 4.1's per-dataset changes (and ``per_dataset``: a key's
+    value for each dataset), and the seeds."""
+    from ray import tune
+
+    from sweeps.launcher import per_value
+
+    datasets = DATASETS[preset]
+    values = {d: {**{k: PER_DATASET.get(d, {}).get(k, recipe[k]) for k in ("epochs", "attack_step")},
+                  **{key: by_dataset[d] for key, by_dataset in per_dataset.items()}} for d in datasets}
+    return {**recipe, "dataset": tune.grid_search(datasets), "seed": tune.grid_search(list(range(seeds))),
+            **per_value("dataset", values)}
+
+
+def baseline_space(preset: str, seeds: int) -> dict:
+    from ray import tune
+
+    from sweeps.launcher import per_value
+
+    return {
+        **shared(preset, seeds, baseline_preset(preset)),
+        "beta": 6.0,
+        "training": tune.grid_search(BASELINES),
+        **per_value("training", {t: {"attack_start": ATTACK_START[t]} for t in BASELINES}),
+    }
+
+
+def mart_space(preset: str, seeds: int) -> dict:
+    return {**shared(preset, seeds, baseline_preset(preset)), "beta": 6.0}
+
+
+def hat_space(preset: str, seeds: int, helper_sweep: str) -> dict:
+    return {**shared(preset, seeds, baseline_preset(preset)), "helper_sweep": helper_sweep, "beta": 2.5, "gamma": 0.5,
+            "h": 2.0, "attack_start": "normal"}
+
+
+def uiat_space(preset: str, seeds: int) -> dict:
+    from ray import tune
+
+    from sweeps.launcher import per_value
+    from trainables.methods.uiat import UIATConfig
+
+    recipe = PRESETS[preset]
+    defaults = {f.name: recipe.get(f.name, f.default) for f in dataclasses.fields(UIATConfig)}
+    keys = {key for values in UIAT_PER_DATASET.values() for key in values}
+    per_dataset = {key: {d: UIAT_PER_DATASET.get(d, {}).get(key, defaults[key]) for d in DATASETS[preset]}
+                   for key in keys}
+    return {**shared(preset, seeds, recipe, **per_dataset), "oneoff": tune.grid_search([False, True]),
+            **per_value("oneoff", VARIANTS)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = run_parser(__doc__, PRESETS).parse_args(argv)
+    # Imported once the arguments are parsed, so that --help and a bad flag answer at once (sweeps/cli.py).
+    from analysis.runs import emit, load_sweep
+    from analysis.uiat_tables import table1
+    from sweeps.cli import absolute_tracking_uri
+    from sweeps.launcher import Sweep, check_sweeps, missing_sqlite_store, run_sweep
+    from trainables.methods import baseline, hat, mart, uiat
+
+    name = args.name or f"uiat-comparison-{args.preset}"
+    names = [f"{name}-baselines", f"{name}-mart", f"{name}-hat", name]
+    sweeps = {
+        names[0]: Sweep(family="baselines", trainable=baseline.trainable, param_space=baseline_space(args.preset,
+                        args.seeds), name_keys=("dataset", "training", "seed"), tags={"method": "baseline"},
+                        config_cls=baseline.BaselineConfig),
+        names[1]: Sweep(family="uiat-comparison", trainable=mart.trainable, param_space=mart_space(args.preset,
+                        args.seeds), name_keys=("dataset", "seed"), tags={"method": "mart"},
+                        config_cls=mart.MARTConfig),
+        names[2]: Sweep(family="uiat-comparison", trainable=hat.trainable,
+                        param_space=hat_space(args.preset, args.seeds, names[0]), name_keys=("dataset", "seed"),
+                        tags={"method": "hat"}, config_cls=hat.HATConfig),
+        names[3]: Sweep(family="uiat-comparison", trainable=uiat.trainable, param_space=uiat_space(args.preset,
+                        args.seeds), name_keys=("dataset", "oneoff", "seed"), tags={"method": "uiat"},
+                        config_cls=uiat.UIATConfig),
+    }
+    if check_sweeps(sweeps, args):  # every sweep is checked before the first one starts
+        return
+    run_sweep(sweeps[names[0]], args, names[0])
+    run_sweep(sweeps[names[1]], args, names[1])
+    # HAT's helpers are the standard-training trials just run: each HAT trial's (dataset, model, seed) must be there.
+    tracking_uri = absolute_tracking_uri(args.tracking_uri)
+    helpers = hat.find_helpers(tracking_uri, names[0]) if not missing_sqlite_store(tracking_uri) else None
+    try:
+        for dataset in DATASETS[args.preset]:
+            if helpers is None:
+                raise hat.MissingHelperError(f"no store at {tracking_uri}")
+            helpers.require(dataset, PRESETS[args.preset]["model"], range(args.seeds))
+    except hat.MissingHelperError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    run_sweep(sweeps[names[2]], args, names[2])
+    table = f"analysis/uiat_tables.py table1 {' '.join(f'--sweep {n}' for n in names)}"
+    run_sweep(sweeps[names[3]], args, names[3],
+              report=lambda: emit(table1([load_sweep(n, tracking_uri=args.tracking_uri) for n in names])),
+              next_steps=[table, table.replace("table1", "table2", 1)])
+
+
+if __name__ == "__main__":
+    main()
