@@ -57,7 +57,7 @@ TABLE12: dict[tuple[str, str, str], tuple[float, float]] = {
 
 # Keys only BiaMAT has: a baseline trained "the same way" takes every other key of the recipe.
 BIAMAT_ONLY = ("variant", "aux_datasets", "aux_batch_size", "warmup_epochs", "alpha", "pi", "labels",
-               "alpha_in_warmup", "warmup_aux_loss", "trades_aux_high", "aux_mix")
+               "alpha_in_warmup", "warmup_aux_loss", "trades_aux_high", "aux_mix", "aux_n")
 BASELINE_TRAINING = {"at": "pgd_at", "trades": "trades"}
 
 # BiaMAT Table 1's recipe on the synthetic data, small enough for 2 CPU cores (biamat_labels.py's smoke preset and

@@ -104,6 +104,7 @@ BIAMAT_ONLY: Card = {
     "beta": (6.0, "TRADES beta = 6 (unused by AT)"),
     "trades_aux_high": ("kl", f"{BIAMAT} App. E: CIFAR-10 uses the same adversarial loss for both tasks"),
     "aux_mix": ("concatenated", f"{BIAMAT} App. Table 4: how two sets are drawn is not stated; the concatenation"),
+    "aux_n": (0, f"{BIAMAT}: every auxiliary image (App. Table 9 alone takes ImageNet-100k)"),
 }
 PIS = Axis((0.45, 0.50, 0.55, 0.60, 0.65, 0.70))
 BIAMAT_AT: Card = {

@@ -224,3 +224,14 @@ def test_a_concatenated_stream_draws_each_set_in_proportion_to_its_size(data):
     assert 0.4 < shares < 0.6  # two sets of 10,000 images: about half each, not exactly half per batch
     per_batch = [aux_set_of(method, method.stream.next().y).sum().item() for _ in range(20)]
     assert len(set(per_batch)) > 1
+
+
+def test_a_fixed_subset_of_the_auxiliary_set_is_the_same_for_every_trial_seed(data):
+    first, other_seed = make(data, aux_n=300), make(data, aux_n=300, seed=7)
+    assert first.aux_classes == 10 and len(first.stream.labels) == 300
+    # The same 300 images whichever the trial's seed (Table 9's ImageNet-100k is one subset), in file order.
+    assert torch.equal(first.stream.images, other_seed.stream.images)
+    full = make(data).stream.images
+    assert not torch.equal(first.stream.images, full[:300])  # a random draw, not the first 300
+    with pytest.raises(ValueError, match="n=20000 must be from 1 to the 10000 images"):
+        make(data, aux_n=20_000)

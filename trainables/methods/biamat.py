@@ -50,7 +50,7 @@ from torch import Tensor
 
 from trainables import attacks
 from trainables.config import ConfigError, RunSettings, TrainConfig
-from trainables.datasets import ImageSet, derive_seed, load_dataset
+from trainables.datasets import ImageSet, derive_seed, load_dataset, seeded_subset
 from trainables.loader import Batch, EndlessStream
 from trainables.losses import kl_divergence, soft_cross_entropy
 from trainables.methods.baseline import craft
@@ -75,6 +75,9 @@ class BiaMATConfig(TrainConfig):
     trades_aux_high: Literal["kl", "adv_ce"] = "kl"
     attack_bn: Literal["eval", "batch"] = "batch"  # the reference crafts AT examples on mixed-batch statistics
     aux_mix: Literal["concatenated", "equal"] = "concatenated"  # how several auxiliary sets share a batch
+    # A fixed random subset of this many images of each auxiliary set, the same for every trial and seed (appendix
+    # Table 9's ImageNet-100k: aux_n=100000); 0 takes every image.
+    aux_n: int = 0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -90,6 +93,8 @@ class BiaMATConfig(TrainConfig):
             raise ConfigError(f"warmup_epochs={self.warmup_epochs} leaves no BiaMAT epoch of epochs={self.epochs}")
         if self.variant == "trades" and self.attack_bn != "eval":
             raise ConfigError("the TRADES variant attacks in eval mode: set attack_bn='eval'")
+        if self.aux_n < 0:
+            raise ConfigError(f"aux_n={self.aux_n} must be 0 (every auxiliary image) or a subset size, e.g. 100000")
         if self.aux_mix == "equal" and self.aux_batch_size < len(self.aux_datasets):
             raise ConfigError(f"aux_mix='equal' needs aux_batch_size >= {len(self.aux_datasets)} (one image per "
                               "auxiliary set)")
@@ -104,12 +109,15 @@ class BiaMATConfig(TrainConfig):
                 raise ConfigError(f"auxiliary dataset: {exc}") from None
 
 
-def auxiliary_parts(names: tuple[str, ...], root: str | None) -> list[ImageSet]:
+def auxiliary_parts(names: tuple[str, ...], root: str | None, n: int = 0) -> list[ImageSet]:
     """The auxiliary sets with disjoint label ranges (one auxiliary head over all): each set's labels shifted past the
-    classes of the sets before it; the last one's ``num_classes`` is the head's size."""
+    classes of the sets before it; the last one's ``num_classes`` is the head's size. With ``n``, a fixed random
+    ``n`` images of each set, drawn by the set's name alone so every trial trains on the same ones."""
     parts, offset = [], 0
     for name in names:
         part = load_dataset(name, "train", root=root)
+        if n:
+            part = seeded_subset(part, n, derive_seed("auxiliary-subset", name))
         parts.append(ImageSet(part.images, part.labels + offset, offset + part.num_classes, part.name))
         offset += part.num_classes
     return parts
@@ -198,7 +206,7 @@ class BiaMAT(Method):
     cfg: BiaMATConfig
 
     def __init__(self, cfg: BiaMATConfig, data: TrialData, device: torch.device, settings: RunSettings) -> None:
-        parts = auxiliary_parts(cfg.aux_datasets, settings.data_root)
+        parts = auxiliary_parts(cfg.aux_datasets, settings.data_root, cfg.aux_n)
         self.aux_classes = parts[-1].num_classes
         super().__init__(cfg, data, device, settings)
         if cfg.aux_mix == "equal" and len(parts) > 1:
