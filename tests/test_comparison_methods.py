@@ -11,10 +11,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from small_methods import SMALL, UNUSED_STORE, make_method, small_data
 from tests_support import train_without_ray
 from trainables import attacks
-from trainables.config import ConfigError, RunSettings
-from trainables.datasets import load_dataset
+from trainables.config import ConfigError
 from trainables.loader import Batch, DeviceLoader
 from trainables.losses import kl_divergence
 from trainables.methods import gradalign, mart, single_step
@@ -24,22 +24,13 @@ from trainables.methods.single_step import SingleStep, SingleStepConfig
 from trainables.runtime import Method, TrialData
 
 EPS = 8 / 255
-SMALL = {"epochs": 1, "batch_size": 32, "train_n": 64, "attack_steps": 2, "attack_step": 4 / 255, "eval_n": 32,
-         "final_n": 32}
-SETTINGS = RunSettings(tracking_uri="sqlite:///unused.db", experiment="x")
+SETTINGS = UNUSED_STORE
+make = make_method
 
 
 @pytest.fixture(scope="module")
 def data() -> TrialData:
-    train = load_dataset("synthetic", "train", n=64)
-    test = load_dataset("synthetic", "test", n=32)
-    return TrialData(train=train, select=test, test=test)
-
-
-def make(method_cls: type[Method], data: TrialData, **overrides) -> Method:
-    torch.manual_seed(0)
-    cfg = method_cls.Config.from_dict({**SMALL, **overrides})
-    return method_cls(cfg, data, torch.device("cpu"), SETTINGS)
+    return small_data()
 
 
 def first_batch(method: Method) -> Batch:

@@ -13,9 +13,9 @@ import torch.nn.functional as F
 from mlflow.tracking import MlflowClient
 from torch import nn
 
+from small_methods import SMALL, UNUSED_STORE, make_method, small_data
 from trainables import attacks
 from trainables.config import ConfigError, RunSettings
-from trainables.datasets import load_dataset
 from trainables.loader import Batch, DeviceLoader
 from trainables.methods import hat
 from trainables.methods.baseline import Baseline, craft
@@ -27,16 +27,13 @@ from trainables.training import seed_everything
 
 CPU = torch.device("cpu")
 EPS = 8 / 255
-SMALL = {"epochs": 1, "batch_size": 32, "train_n": 64, "attack_steps": 2, "attack_step": 4 / 255, "eval_n": 32,
-         "final_n": 32}
-SETTINGS = RunSettings(tracking_uri="sqlite:///unused.db", experiment="x")
+SETTINGS = UNUSED_STORE
+make = make_method
 
 
 @pytest.fixture(scope="module")
 def data() -> TrialData:
-    train = load_dataset("synthetic", "train", n=64)
-    test = load_dataset("synthetic", "test", n=32)
-    return TrialData(train=train, select=test, test=test)
+    return small_data()
 
 
 def tiny(seed: int) -> Classifier:
@@ -54,10 +51,6 @@ def with_helper(helper: nn.Module) -> type[HAT]:
     return InTestHAT
 
 
-def make(method_cls: type[Method], data: TrialData, **overrides) -> Method:
-    torch.manual_seed(0)  # the same initial weights for every method made here
-    cfg = method_cls.Config.from_dict({**SMALL, **overrides})
-    return method_cls(cfg, data, CPU, SETTINGS)
 
 
 def first_batch(method: Method) -> Batch:

@@ -9,10 +9,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from small_methods import SMALL as SMALL_METHOD
+from small_methods import UNUSED_STORE, make_method, small_data
 from tests_support import train_without_ray
 from trainables import attacks
-from trainables.config import ConfigError, RunSettings
-from trainables.datasets import load_dataset
+from trainables.config import ConfigError
 from trainables.loader import Batch, DeviceLoader
 from trainables.losses import kl_divergence
 from trainables.methods import uiat
@@ -23,23 +24,19 @@ from trainables.methods.uiat import UIAT, UIATConfig
 from trainables.runtime import Method, TrialData
 
 EPS = 8 / 255
-SMALL = {"epochs": 3, "batch_size": 32, "train_n": 64, "attack_steps": 2, "attack_step": 4 / 255, "eval_n": 32,
-         "final_n": 32}
+SMALL = {**SMALL_METHOD, "epochs": 3}
 # Table 5's variant: one-off UIAT without the feature term; epoch 0 is before T', so p is the clean prediction.
 ONE_OFF = {"oneoff": True, "oneoff_epoch": 1, "components": "uag"}
-SETTINGS = RunSettings(tracking_uri="sqlite:///unused.db", experiment="x")
+SETTINGS = UNUSED_STORE
 
 
 @pytest.fixture(scope="module")
 def data() -> TrialData:
-    train = load_dataset("synthetic", "train", n=64)
-    test = load_dataset("synthetic", "test", n=32)
-    return TrialData(train=train, select=test, test=test)
+    return small_data()
 
 
 def make(method_cls: type[Method], data: TrialData, **overrides) -> Method:
-    torch.manual_seed(0)  # the same initial weights for every method made here
-    return method_cls(method_cls.Config.from_dict({**SMALL, **overrides}), data, torch.device("cpu"), SETTINGS)
+    return make_method(method_cls, data, **{"epochs": 3, **overrides})
 
 
 def first_batch(method: Method) -> Batch:
