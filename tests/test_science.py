@@ -1,19 +1,24 @@
 """Science on the synthetic data: the phenomena the papers study must show up, with the numbers printed.
 
 The synthetic set (trainables/datasets.py) gives every class a large robust pattern that predicts the label 75% of
-the time and a texture below 8/255 that predicts it always. Each test trains for well under two minutes on 2 cores.
+the time and a texture below 8/255 that predicts it always. Each test trains for well under two minutes on 2 cores
+(the BiaMAT one for about two and a half, in the slow pass).
 """
 
 from __future__ import annotations
 
 import time
 
+import pytest
 import torch
 
 from tests_support import SCIENCE, robustness, train_without_ray
 from trainables.datasets import load_dataset, synthetic_aux_related
+from trainables.evaluation import evaluate
 from trainables.methods.baseline import Baseline
 from trainables.methods.biamat import BiaMAT, primary_confidence
+from trainables.methods.gradalign import GradAlign
+from trainables.methods.single_step import SingleStep
 
 
 def test_pgd_at_buys_robustness_with_clean_accuracy():
@@ -32,6 +37,7 @@ def test_pgd_at_buys_robustness_with_clean_accuracy():
     assert adversarial["clean"] < standard["clean"], "and pay for it in clean accuracy"
 
 
+@pytest.mark.slow  # about 140 s on 2 cores: the default pass stays under 10 minutes
 def test_biamat_gate_passes_related_auxiliary_classes_more_often():
     """BiaMAT Table 14: auxiliary classes that share robust patterns with primary classes get through the gate (high
     confidence, own label) far more often than unrelated ones.
@@ -57,3 +63,24 @@ def test_biamat_gate_passes_related_auxiliary_classes_more_often():
     # Group level, as Table 14 compares superclasses with "Others": single classes vary (seed 0 left one related
     # class at 0.13 while the others passed 0.47-0.83).
     assert related_ratio >= unrelated_ratio + 0.25 and related_ratio >= 2 * unrelated_ratio
+
+
+@pytest.mark.slow  # five trainings, about 4 minutes on 2 cores
+def test_single_step_methods_come_near_pgd_at_and_rs_fgsm_is_reported_at_16():
+    """UIAT Table 5's single-step methods at 8/255 reach PGD-AT's PGD-20 accuracy within 5 points on the synthetic
+    data (2026-12-01: PGD-AT 0.516, N-FGSM 0.502, RS-FGSM 0.492, GradAlign 0.496, clean 0.69 for all). RS-FGSM at
+    16/255, where its successors report catastrophic overfitting on CIFAR-10, is printed, not asserted: here it did
+    not collapse (PGD-20 at 16/255 0.194, clean 0.626), the synthetic task being easier than CIFAR-10."""
+    runs = {"PGD-AT": (Baseline, {"training": "pgd_at"}), "N-FGSM": (SingleStep, {"variant": "n_fgsm"}),
+            "RS-FGSM": (SingleStep, {"variant": "rs_fgsm"}), "GradAlign": (GradAlign, {"lam": 0.2})}
+    results = {name: robustness(train_without_ray(cls, {**SCIENCE, **extra})) for name, (cls, extra) in runs.items()}
+    wide = train_without_ray(SingleStep, {**SCIENCE, "variant": "rs_fgsm", "eps": 16 / 255, "attack_step": 6 / 255})
+    test = wide.method.data.test
+    at16 = evaluate(wide.method.model, test.images, test.labels, eps=16 / 255, attacks=("clean", "pgd20"),
+                    device="cpu")
+    print("\n" + "\n".join(f"{name:9s} clean {r['clean']:.3f} PGD-20 {r['pgd20']:.3f} (8/255)"
+                           for name, r in results.items())
+          + f"\nRS-FGSM trained at 16/255: clean {at16['clean']:.3f} PGD-20 at 16/255 {at16['pgd20']:.3f}, at 8/255 "
+          f"{robustness(wide)['pgd20']:.3f}")
+    for name in ("N-FGSM", "RS-FGSM", "GradAlign"):
+        assert results[name]["pgd20"] >= results["PGD-AT"]["pgd20"] - 0.05, name
