@@ -123,10 +123,17 @@ def test_channels_last_and_bf16_step_matches_fp32(name):
         assert p.grad is not None and torch.isfinite(p.grad).all(), key
 
 
+# Compiling a MobileNet on 2 CPU cores takes about 3 minutes; these two compile in under one and go through the
+# same body wrapper (timm's own test-size ResNet, and torchvision's ResNet-18). Standard training: PGD's sign steps
+# turn the compiled kernels' last-digit differences into other adversarial examples (1.6% apart after two steps for
+# torchvision's ResNet-18), which says nothing about the model; tests/test_fast_paths.py compiles PGD-AT.
+COMPILED = ["timm:test_resnet", "torchvision:resnet18"]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", LIBRARY_MODELS)
+@pytest.mark.parametrize("name", COMPILED)
 def test_compiled_library_model_trains_like_the_eager_one(name):
-    config = {**EPOCH, "model": name, "training": "pgd_at"}
+    config = {**EPOCH, "model": name, "training": "standard"}
     eager, compiled = [], []
     train_without_ray(Baseline, config, eager)
     train_without_ray(Baseline, {**config, "compile": True}, compiled)
