@@ -43,7 +43,7 @@ def test_labels_sweep_gives_table1_with_its_baseline_and_fig3_per_auxiliary_set(
     out = tmp_path / "fig3.png"
     biamat_tables(["fig3", "--sweep", "biamat-labels-smoke", "--tracking-uri", uri, "--out", str(out)])
     printed = capsys.readouterr().out
-    assert "(2 lines;" in printed and out.stat().st_size > 10_000
+    assert "(2 lines in 1 panel(s);" in printed and out.stat().st_size > 10_000
 
     # Table 4 on the same baseline: each auxiliary set alone, then both at once in one run.
     biamat_aux_sets.main(run)
@@ -54,7 +54,7 @@ def test_labels_sweep_gives_table1_with_its_baseline_and_fig3_per_auxiliary_set(
          "baselines-biamat-smoke", "--tracking-uri", uri], cwd=ROOT, capture_output=True, text=True, check=False)
     assert table4.returncode == 0, table4.stderr
     print(table4.stdout)
-    rows = [line for line in table4.stdout.splitlines() if line.startswith("| ")][2:]  # below the header and rule
+    rows = [line for line in table4.stdout.splitlines() if line.startswith("| ")][1:]  # below the header
     assert [row.split("|")[2].strip() for row in rows] == [
         "-", "synthetic_aux", "synthetic_aux_unrelated", "synthetic_aux, synthetic_aux_unrelated"]
     assert all(row.split("|")[3].strip() not in ("", "-") for row in rows)  # every row has its clean accuracy
