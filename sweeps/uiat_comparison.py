@@ -93,7 +93,8 @@ def main(argv: list[str] | None = None) -> None:
     from analysis.runs import emit, load_sweep
     from analysis.uiat_tables import table1
     from sweeps.cli import absolute_tracking_uri
-    from sweeps.launcher import Sweep, check_sweeps, missing_sqlite_store, run_sweep
+    from sweeps.launcher import Sweep, check_sweeps, run_sweep, trial_configs
+    from sweeps.overrides import with_overrides
     from trainables.methods import baseline, hat, mart, uiat
 
     name = args.name or f"uiat-comparison-{args.preset}"
@@ -116,14 +117,12 @@ def main(argv: list[str] | None = None) -> None:
         return
     run_sweep(sweeps[names[0]], args, names[0])
     run_sweep(sweeps[names[1]], args, names[1])
-    # HAT's helpers are the standard-training trials just run: each HAT trial's (dataset, model, seed) must be there.
-    tracking_uri = absolute_tracking_uri(args.tracking_uri)
-    helpers = hat.find_helpers(tracking_uri, names[0]) if not missing_sqlite_store(tracking_uri) else None
+    # HAT's helpers are the standard-training trials just run: each HAT trial's (dataset, model, seed), as --set
+    # leaves them, must be there.
     try:
-        for dataset in DATASETS[args.preset]:
-            if helpers is None:
-                raise hat.MissingHelperError(f"no store at {tracking_uri}")
-            helpers.require(dataset, PRESETS[args.preset]["model"], range(args.seeds))
+        helpers = hat.find_helpers(absolute_tracking_uri(args.tracking_uri), names[0])
+        for cfg in trial_configs(hat.HATConfig, with_overrides(sweeps[names[2]], args).param_space):
+            helpers.require(cfg.dataset, cfg.model, [cfg.seed])
     except hat.MissingHelperError as exc:
         raise SystemExit(f"error: {exc}") from None
     run_sweep(sweeps[names[2]], args, names[2])
