@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -33,6 +34,17 @@ def merger_over(extractors: dict) -> type:
             return extractors
 
     return InTestMerger
+
+
+@functools.cache
+def science_pgd_at() -> tuple[Any, list[dict[str, float]]]:
+    """PGD-AT on :data:`SCIENCE` and its per-epoch training metrics, trained once per pytest process: the reference
+    that the science, single-step, UIAT and fast-path tests all compare against (each test only evaluates it)."""
+    from trainables.methods.baseline import Baseline
+
+    logs: list[dict[str, float]] = []
+    trial = train_without_ray(Baseline, {**SCIENCE, "training": "pgd_at"}, logs)
+    return trial, logs
 
 
 def robustness(trial) -> dict[str, float]:
