@@ -7,6 +7,8 @@
         --baseline-sweep uiat-eps-paper-trades                               # Table 3: training eps 10/12/16 /255
     python analysis/uiat_tables.py table2 --sweep uiat-ablation-paper --sweep uiat-eps-paper \\
         --sweep uiat-eps-paper-trades --sweep baselines-uiat-paper              # Table 2: minutes per training epoch
+    python analysis/uiat_tables.py table4 --sweep uiat-extra-data-paper-baselines \\
+        --sweep uiat-extra-data-paper-hat --sweep uiat-extra-data-paper         # Table 4: with extra generated data
     python analysis/uiat_tables.py fig1 --sweep uiat-figures-paper-baselines --out fig1.png   # Fig. 1
     python analysis/uiat_tables.py fig2 --sweep uiat-figures-paper \\
         --sweep uiat-figures-paper-baselines --out fig2.png                  # Fig. 2; also fig4, fig5
@@ -270,6 +272,59 @@ def table1(sweeps: Sequence[SweepRuns], checkpoint: str = "best") -> Table:
                  label="uiat-table1")
 
 
+# Table 4's rows in its order, as the paper names them (its "Rebuffi et al." row is their loss, TRADES, trained with the
+# extra data: sweeps/uiat_extra_data.py); HAT's standard-trained helpers are not a row.
+TABLE4_METHODS = {"TRADES": "Rebuffi et al. (TRADES)", "HAT": "HAT", "UIAT": "UIAT", "UIAT (One-off)": "UIAT (One-off)"}
+ARCHITECTURES = {"preact-resnet18": "PRN-18", "wrn-28-10": "WRN-28-10"}  # Table 4's names of its networks
+
+
+def extra_data_note(df: pd.DataFrame) -> str:
+    """Which extra data the runs trained with and the training set's share of each batch."""
+    names = sorted({Path(str(name).removeprefix("npz:")).name for name in df["params.extra_data"]})
+    shares = sorted({f"{float(share):g}" for share in column(df, "params.original_fraction").dropna()})
+    return f"trained with extra data {', '.join(names)}; training-set share of each batch {', '.join(shares)}"
+
+
+def table4(sweeps: Sequence[SweepRuns], metric: str | None = None) -> Table:
+    """Table 4: per dataset and network, Rebuffi et al. (TRADES), HAT, UIAT and one-off UIAT trained with extra data
+    (runs whose ``extra_data`` is set), their natural and robust accuracy: AutoAttack where the runs measured it, else
+    the strongest attack they logged, which a note names (or ``metric``); the best mean per column in bold within each
+    dataset and network."""
+    df = all_runs(sweeps)
+    with_extra = column(df, "params.extra_data").fillna("").astype(str) != ""
+    shown = df[with_extra & df["method"].isin(TABLE4_METHODS)]
+    if shown.empty:
+        raise ValueError("no finished TRADES, HAT or UIAT trials with extra_data in "
+                         + "; ".join(s.summary() for s in sweeps))
+    shown = shown.assign(method=shown["method"].map(TABLE4_METHODS))
+    robust = resolve_metric(metric, shown)
+    metrics = [NATURAL, robust]
+    datasets_in = set(shown["params.dataset"])
+    dataset_order = [d for d in TABLE1_DATASETS if d in datasets_in] + sorted(datasets_in - set(TABLE1_DATASETS))
+    rows: list[list[str | Cell]] = []
+    for dataset in dataset_order:
+        part = shown[shown["params.dataset"] == dataset]
+        present = set(part["params.model"])
+        models = [m for m in ARCHITECTURES if m in present] + sorted(present - set(ARCHITECTURES))
+        for j, model in enumerate(models):
+            runs = part[part["params.model"] == model]
+            cells = {m: bold_best(aggregate(runs, ["method"], m)) for m in metrics}
+            names = [name for name in TABLE4_METHODS.values() if name in set(runs["method"])]
+            # Like the paper, a dataset and a network are named on their first row only.
+            rows += [[dataset_name(dataset) if i == j == 0 else "", ARCHITECTURES.get(model, model) if i == 0 else "",
+                      name, *(cells[m].get((name,), MISSING) for m in metrics)] for i, name in enumerate(names)]
+    notes = [f"Natural: {metric_label(NATURAL, clean='Natural')}; Robust: {metric_label(robust)}"
+             + ("" if robust.endswith("/autoattack") or metric else "; AutoAttack was not measured by these runs"),
+             "best mean per column in bold within each dataset and network", extra_data_note(shown),
+             ("Rebuffi et al.: their loss (TRADES) on the same recipe, without their weight averaging and other "
+              "details (sweeps/uiat_extra_data.py)")]
+    if len(shown) < with_extra.sum():
+        notes.append("not shown: HAT's standard-trained helpers and methods Table 4 does not have")
+    notes += [s.summary() for s in sweeps]
+    return Table("Table 4. Adversarial training with extra generated data: accuracy (%)",
+                 ["Dataset", "Architecture", "Method", "Natural", "Robust"], rows, notes, label="uiat-table4")
+
+
 def is_single_step(row: pd.Series) -> bool:
     """A Table 5 run: a single-step method alone, or one-off UIAT on a single-step attack."""
     method = row.get("tags.method")
@@ -330,7 +385,7 @@ def table2(sweeps: Sequence[SweepRuns]) -> Table:
     return Table("Table 2. Training time (min/epoch)", ["Method", *models], rows, notes)
 
 
-MULTI_SWEEP_TABLES = ("table1", "table2", "table5")  # their methods train in several sweeps: --sweep repeats
+MULTI_SWEEP_TABLES = ("table1", "table2", "table4", "table5")  # their methods train in several sweeps: --sweep repeats
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -355,6 +410,10 @@ def build_parser() -> argparse.ArgumentParser:
     single = commands.add_parser("table5", help=text, description=text)
     add_source_arguments(single, several=True)
     single.add_argument("--metric", default=None, help="robust metric (default: the strongest attack logged)")
+    text = "Table 4: natural and robust accuracy with extra generated data per dataset and network (repeat --sweep)"
+    extra = commands.add_parser("table4", help=text, description=text)
+    add_source_arguments(extra, several=True)
+    extra.add_argument("--metric", default=None, help="robust metric (default: AutoAttack, else the strongest logged)")
     text = "Table 1: every method's natural, PGD-20, CW and AutoAttack accuracy per dataset (repeat --sweep)"
     methods = commands.add_parser("table1", help=text, description=text)
     add_source_arguments(methods, several=True)
@@ -383,7 +442,7 @@ def main(argv: list[str] | None = None) -> None:
                       for name in args.sweep]
             if args.command in MULTI_SWEEP_TABLES:
                 tables = {"table1": lambda: table1(sweeps, args.checkpoint), "table2": lambda: table2(sweeps),
-                          "table5": lambda: table5(sweeps, args.metric)}
+                          "table4": lambda: table4(sweeps, args.metric), "table5": lambda: table5(sweeps, args.metric)}
                 emit(tables[args.command](), args.format, args.out)
                 return
             options = {} if args.command == "fig2" else {"attack": args.attack, "n": args.n,

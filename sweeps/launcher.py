@@ -112,7 +112,8 @@ def validate(config_cls: type[TrainConfig], space: Mapping[str, Any], data_root:
     configs = trial_configs(config_cls, space)
     checked: set[tuple[str, bool]] = set()
     for cfg in configs:
-        for name in (cfg.dataset, *extra_datasets(cfg)):
+        # extra_data (generated images mixed into the batches) is a dataset of every method's config.
+        for name in (cfg.dataset, *extra_datasets(cfg), *([cfg.extra_data] if cfg.extra_data else [])):
             primary = name == cfg.dataset
             if (name, primary) in checked:
                 continue
@@ -129,7 +130,7 @@ def validate(config_cls: type[TrainConfig], space: Mapping[str, Any], data_root:
     return configs
 
 
-DATASET_KEYS = ("dataset", "aux_datasets")
+DATASET_KEYS = ("dataset", "aux_datasets", "extra_data")
 
 
 def with_absolute_datasets(space: Mapping[str, Any]) -> dict[str, Any]:

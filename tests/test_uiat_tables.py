@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from analysis.runs import Cell, SweepRuns, render
-from analysis.uiat_tables import lambda_table, method_label, table1, table3, table5, table6
+from analysis.uiat_tables import lambda_table, method_label, table1, table3, table4, table5, table6
 
 
 def sweep_of(rows: list[dict]) -> SweepRuns:
@@ -126,3 +126,50 @@ def test_table5_per_eps_natural_and_robust_and_seconds_per_epoch():
     assert [round(100 * c.mean, 2) for c in table.rows[1][1:5]] == [85.53, 58.21, 81.85, 49.84]  # the paper's row
     assert all(c.bold for c in table.rows[1][1:5]) and not any(c.bold for c in table.rows[0][1:5])
     assert table.rows[0][5].text() == "48.4 ± 0.0" and table.rows[1][5].text() == "57.3 ± 0.0"
+
+
+def with_extra(method: dict, dataset: str, model: str, clean: float, aa: float) -> dict:
+    return method | {"params.dataset": dataset, "params.model": model, "params.original_fraction": 0.3,
+                     "params.extra_data": f"npz:/data/{dataset}_ddpm.npz", "metrics.best/clean": clean,
+                     "metrics.best/pgd20": aa + 0.05, "metrics.best/autoattack": aa}
+
+
+def table4_sweeps() -> list[SweepRuns]:
+    """Table 4's three sweeps as frames: the paper's numbers where it has them, a helper and a run without extra
+    data that the table leaves out."""
+    trades, standard = ({"tags.method": "baseline", "params.training": t} for t in ("trades", "standard"))
+    no_extra = uiat("uag+fr+iam", clean=0.99, pgd20=0.99, autoattack=0.99) | {"params.dataset": "cifar10",
+                                                                               "params.model": "preact-resnet18"}
+    return [sweep_of([with_extra(trades, "cifar10", "preact-resnet18", 0.8353, 0.5666),
+                      with_extra(standard, "cifar10", "preact-resnet18", 0.95, 0.0),
+                      with_extra(trades, "cifar100", "wrn-28-10", 0.5918, 0.3081)]),
+            sweep_of([with_extra({"tags.method": "hat"}, "cifar10", "preact-resnet18", 0.8686, 0.5709)]),
+            sweep_of([with_extra(uiat("uag+fr+iam"), "cifar10", "wrn-28-10", 0.8893, 0.6132),
+                      with_extra(uiat("uag+fr", oneoff=True), "cifar10", "preact-resnet18", 0.8710, 0.5815),
+                      with_extra(uiat("uag+fr+iam"), "cifar10", "preact-resnet18", 0.8734, 0.5846),
+                      with_extra(uiat("uag+fr+iam"), "cifar100", "wrn-28-10", 0.6326, 0.3118), no_extra])]
+
+
+def test_table4_groups_rows_by_dataset_and_network_in_the_papers_order():
+    table = table4(table4_sweeps())
+    assert table.header == ["Dataset", "Architecture", "Method", "Natural", "Robust"]
+    assert [row[:3] for row in table.rows] == [
+        ["CIFAR-10", "PRN-18", "Rebuffi et al. (TRADES)"], ["", "", "HAT"], ["", "", "UIAT"], ["", "", "UIAT (One-off)"],
+        ["", "WRN-28-10", "UIAT"], ["CIFAR-100", "WRN-28-10", "Rebuffi et al. (TRADES)"], ["", "", "UIAT"]]
+    assert [round(100 * row[4].mean, 2) for row in table.rows[:4]] == [56.66, 57.09, 58.46, 58.15]  # AutoAttack
+    assert [(row[3].bold, row[4].bold) for row in table.rows] == [(False, False), (False, False), (True, True),
+                                                                  (False, False), (True, True), (False, False),
+                                                                  (True, True)]  # best within each group
+    assert "Natural: Natural (best checkpoint); Robust: AutoAttack (best checkpoint)" in table.notes
+    assert "trained with extra data cifar100_ddpm.npz, cifar10_ddpm.npz; training-set share of each batch 0.3" \
+        in table.notes
+    assert "not shown: HAT's standard-trained helpers and methods Table 4 does not have" in table.notes
+
+
+def test_table4_without_autoattack_shows_the_strongest_attack_and_says_so():
+    sweeps = [SweepRuns("s", "p", "e", s.runs.drop(columns="metrics.best/autoattack"), {}, client=None)
+              for s in table4_sweeps()]
+    table = table4(sweeps)
+    assert round(100 * table.rows[0][4].mean, 2) == 61.66  # PGD-20
+    assert table.notes[0] == ("Natural: Natural (best checkpoint); Robust: PGD-20 (best checkpoint); AutoAttack was "
+                              "not measured by these runs")

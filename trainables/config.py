@@ -81,6 +81,13 @@ class TrainConfig:
 
     dataset: str = "synthetic"
     train_n: int = 0  # train on the first N training images only (0: all), for quick runs on a real dataset
+    # Extra training data in every batch (UIAT Table 4 and its references add 1M DDPM-generated images): any dataset
+    # name, in practice npz:PATH, its train split read; "" for none. A batch then holds original_per_batch images of
+    # the training set and the rest from extra_data, each stream reshuffled per pass (trainables/loader.py
+    # MixedLoader, which also says what an epoch is). extra_data equal to dataset adds the training images that
+    # train_n leaves out (fresh draws of the same distribution, what the smoke presets use for generated data).
+    extra_data: str = ""
+    original_fraction: float = 1.0  # the share of each batch from the training set; below 1 only with extra_data
     model: str = "tiny-cnn"
     epochs: int = 10
     batch_size: int = 128
@@ -187,6 +194,36 @@ class TrainConfig:
         if not 0 <= self.keep_epoch <= self.epochs:
             raise ConfigError(f"keep_epoch={self.keep_epoch} must be 0 (keep the best) or a 1-based epoch in "
                               f"1..epochs={self.epochs}")
+        self._check_extra_data()
+
+    def _check_extra_data(self) -> None:
+        from trainables.datasets import validate_dataset_name
+
+        fraction = self.original_fraction
+        if not 0 < fraction <= 1:
+            raise ConfigError(f"original_fraction={fraction} must be in (0, 1]: the share of each batch drawn from "
+                              "the training set (0.3 with 1M generated images, Gowal et al. 2021)")
+        if not self.extra_data:
+            if fraction != 1:
+                raise ConfigError(f"original_fraction={fraction} needs extra_data to fill the rest of each batch: "
+                                  "set extra_data (e.g. npz:data/cifar10_ddpm.npz), or original_fraction=1")
+            return
+        try:
+            validate_dataset_name(self.extra_data)
+        except ValueError as exc:
+            raise ConfigError(f"extra_data: {exc}") from None
+        if self.extra_data == self.dataset and self.train_n == 0:
+            raise ConfigError(f"extra_data={self.extra_data!r} is the training set itself, which adds only the images "
+                              "train_n leaves out: set train_n, or name other data (e.g. npz:data/cifar10_ddpm.npz)")
+        if not 1 <= self.original_per_batch < self.batch_size:
+            raise ConfigError(f"original_fraction={fraction} of batch_size={self.batch_size} gives "
+                              f"{self.original_per_batch} training images per batch: each batch needs at least one "
+                              "from each set, so choose original_fraction or batch_size to leave both")
+
+    @property
+    def original_per_batch(self) -> int:
+        """Training-set images in each batch: ``round(original_fraction * batch_size)``, the rest from extra_data."""
+        return round(self.original_fraction * self.batch_size)
 
     @property
     def scaled_lr(self) -> float:

@@ -140,3 +140,49 @@ class EndlessStream(_OnDevice):
             raise ValueError(f"stream state is for {state['num_samples']} samples and seed {state['seed']}, this "
                              f"stream has {len(self.labels)} and seed {self.seed}")
         self.pass_, self.position = state["pass"], state["position"]
+
+
+class MixedLoader:
+    """Epochs whose batches mix the training set with extra data (UIAT Table 4: 1M DDPM-generated images): each batch
+    holds ``n_original`` training images and ``batch_size - n_original`` extra ones, each part drawn by an
+    :class:`EndlessStream` of its own (own seed, reshuffled per pass over its set, augmented like the training set).
+    In ``idx`` the extra images follow the training set: extra image j is ``len(original) + j``, so per-sample state
+    (UIAT's targets) never mixes the two.
+
+    An epoch is ``ceil(len(original) / batch_size)`` batches, as HAT's code counts it (github.com/imrahulr/hat,
+    ``core/data/semisup.py``: ``num_batches = ceil(dataset_size / batch_size)`` with ``dataset_size`` the original
+    set's size): as many images as an epoch without extra data, so epochs, LR schedules and epoch times compare with
+    the runs without it; at a fraction of 0.3 one pass over the training set takes 1 / 0.3 = 3.3 epochs. Where each
+    stream stands at the start of epoch e is a function of e (``e x batches x share`` images drawn), so epoch e of a
+    fresh loader (a resumed trial) replays epoch e of an uninterrupted one and the checkpoint needs no loader state.
+
+    Departures from HAT's sampler, whose numbers (0.7 generated per batch, batch 1024) the paper presets take: it
+    draws the generated images with replacement and starts a fresh permutation of the original images every epoch;
+    here both streams go through their sets without replacement, pass after pass.
+    """
+
+    def __init__(self, original: ImageSet, extra: ImageSet, batch_size: int, n_original: int, *,
+                 device: torch.device | str, seed: int) -> None:
+        if not 1 <= n_original < batch_size:
+            raise ValueError(f"n_original={n_original} must leave both sets a part of batch_size={batch_size}")
+        self.streams = [EndlessStream(part, share, device=device, augment=True, seed=derive_seed(seed, role))
+                        for part, share, role in ((original, n_original, "original"),
+                                                  (extra, batch_size - n_original, "extra"))]
+        self.offset = len(original)
+        self.batches = -(-len(original) // batch_size)
+
+    def __len__(self) -> int:
+        return self.batches
+
+    def seek(self, epoch: int) -> None:
+        """Put each stream where epoch ``epoch`` starts (through its own state)."""
+        for stream in self.streams:
+            drawn, n = epoch * self.batches * stream.batch_size, len(stream.labels)
+            stream.load_state_dict({"pass": drawn // n, "position": drawn % n, "num_samples": n, "seed": stream.seed})
+
+    def epoch(self, epoch: int) -> Iterator[Batch]:
+        self.seek(epoch)
+        original, extra = self.streams
+        for _ in range(self.batches):
+            a, b = original.next(), extra.next()
+            yield Batch(torch.cat([a.x, b.x]), torch.cat([a.y, b.y]), torch.cat([a.idx, b.idx + self.offset]))

@@ -33,7 +33,7 @@ from trainables.attacks import bn_mode
 from trainables.config import RunSettings, TrainConfig
 from trainables.datasets import ImageSet, imgnet100_classes, load_dataset
 from trainables.evaluation import BestTracker, evaluate
-from trainables.loader import Batch, DeviceLoader
+from trainables.loader import Batch, DeviceLoader, MixedLoader
 from trainables.models import Classifier, create_model
 from trainables.tracking import EPOCH_METRIC, NODE_TAG, TrialRun, failure_reason
 from trainables.training import (
@@ -54,18 +54,25 @@ IMGNET100_CLASSES_TAG = "imgnet100_classes"
 
 @dataclass(frozen=True)
 class TrialData:
-    """The primary data of a trial. ``select`` drives checkpoint selection; ``test`` is for the final protocol."""
+    """The primary data of a trial. ``select`` drives checkpoint selection; ``test`` is for the final protocol;
+    ``extra`` (``extra_data``), when there is any, is mixed into every training batch (loader.MixedLoader)."""
 
     train: ImageSet
     select: ImageSet
     test: ImageSet
+    extra: ImageSet | None = None
+
+    @property
+    def index_size(self) -> int:
+        """How many sample indices a training batch's ``idx`` ranges over: the training set, then the extra data."""
+        return len(self.train) + (len(self.extra) if self.extra is not None else 0)
 
     @classmethod
     def load(cls, cfg: TrainConfig, data_root: str | None) -> TrialData:
-        train = load_dataset(cfg.dataset, "train", root=data_root)
+        full = load_dataset(cfg.dataset, "train", root=data_root)
         test = load_dataset(cfg.dataset, "test", root=data_root)
-        if cfg.train_n:
-            train = train.subset(torch.arange(min(cfg.train_n, len(train))))
+        train = full.subset(torch.arange(min(cfg.train_n, len(full)))) if cfg.train_n else full
+        extra = extra_data(cfg, full, len(train), data_root) if cfg.extra_data else None
         if cfg.select_on == "holdout":
             # The last holdout_n training images: the same split for every trial and seed.
             n = len(train) - cfg.holdout_n
@@ -75,7 +82,28 @@ class TrialData:
         else:
             select = test.subset(torch.arange(min(cfg.eval_n, len(test))))
         # RobustBench protocol: the first N test points in file order.
-        return cls(train=train, select=select, test=test.subset(torch.arange(min(cfg.final_n, len(test)))))
+        return cls(train=train, select=select, test=test.subset(torch.arange(min(cfg.final_n, len(test)))),
+                   extra=extra)
+
+
+def extra_data(cfg: TrainConfig, full: ImageSet, train_n: int, data_root: str | None) -> ImageSet:
+    """The train split of ``extra_data`` (with ``extra_data == dataset``: the images after the first ``train_n``),
+    checked to fit the training set: the same image size, labels among its classes."""
+    name = cfg.extra_data
+    if name == cfg.dataset:
+        extra = full.subset(torch.arange(train_n, len(full)))
+    else:
+        extra = load_dataset(name, "train", root=data_root)
+    if len(extra) == 0:
+        raise ValueError(f"extra_data={name!r} holds no images beyond the first train_n={train_n}: lower train_n")
+    if extra.images.shape[1:] != full.images.shape[1:]:
+        raise ValueError(f"extra_data={name!r} has images of shape {tuple(extra.images.shape[1:])}, {cfg.dataset} "
+                         f"{tuple(full.images.shape[1:])}: the extra images must be the training set's size")
+    if extra.num_classes > full.num_classes:
+        raise ValueError(f"extra_data={name!r} has labels up to {extra.num_classes - 1}, but {cfg.dataset} has "
+                         f"{full.num_classes} classes: give it extra data of the same classes (cifar100_ddpm.npz "
+                         "for cifar100, cifar10_ddpm.npz for cifar10)")
+    return ImageSet(extra.images, extra.labels, full.num_classes, extra.name)
 
 
 class Method:
@@ -109,7 +137,7 @@ class Method:
 
     def datasets(self) -> list[tuple[str, str]]:
         """The datasets the trial reads, as ``(name, role)``, for the MLflow run's inputs."""
-        return [(self.cfg.dataset, "train")]
+        return [(self.cfg.dataset, "train"), *([(self.cfg.extra_data, "extra")] if self.cfg.extra_data else [])]
 
     def on_epoch_start(self, epoch: int) -> None:
         """Hook for epoch-dependent behaviour (warm-up, momentum from epoch T, ...)."""
@@ -168,10 +196,14 @@ class Trial:
         cfg = method.cfg
         self.method = method
         self.cfg = cfg
-        self.loader = DeviceLoader(
-            method.data.train, cfg.batch_size, device=method.device, augment=True, shuffle=True, seed=cfg.seed,
-            drop_last=True,
-        )
+        data = method.data
+        self.loader: DeviceLoader | MixedLoader
+        if data.extra is None:
+            self.loader = DeviceLoader(data.train, cfg.batch_size, device=method.device, augment=True, shuffle=True,
+                                       seed=cfg.seed, drop_last=True)
+        else:
+            self.loader = MixedLoader(data.train, data.extra, cfg.batch_size, cfg.original_per_batch,
+                                      device=method.device, seed=cfg.seed)
         self.optimizer = make_optimizer(method.parameters(), cfg)
         self.scheduler = make_scheduler(self.optimizer, cfg, len(self.loader))
         self.tracker = BestTracker(method.selection_metric(), keep_epoch=cfg.keep_epoch - 1 if cfg.keep_epoch else None)

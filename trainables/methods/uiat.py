@@ -36,6 +36,14 @@ inverse examples of the *updated* ``z`` (Algorithm 1 computes Eq. 8 after line 1
 (see :class:`UIATConfig`); 5 inverse PGD steps for IAT. A sample that the loader's ``drop_last`` skipped in an epoch
 keeps its older ``p`` (IAM) and, without any stored ``p`` (one-off after T'), gets its clean prediction, the target
 the one-off variant uses before T'.
+
+With extra data (``extra_data``, UIAT Table 4) the per-sample targets cover the extra images too, indexed after the
+training set (loader.MixedLoader), and the rules above apply to them unchanged. An epoch then draws only part of the
+extra set (at 1M generated images, batch 1024 and a 0.3 original share: 49 x 717 = 35,133 of them per epoch), so
+IAM's momentum runs over the visits each image gets, and one-off UIAT stores ``p`` in epoch T' for the images drawn in
+that epoch only; every other extra image keeps its clean prediction as its target after T'. The paper says nothing
+of this case. The buffer is (training + extra images) x classes in fp32: 420 MB for CIFAR-100 with 1M extra images,
+held on the device and in every checkpoint.
 """
 
 from __future__ import annotations
@@ -160,7 +168,8 @@ class UIAT(Method):
 
     def __init__(self, cfg: UIATConfig, data: TrialData, device: torch.device, settings: RunSettings) -> None:
         super().__init__(cfg, data, device, settings)
-        n, k = len(data.train), data.train.num_classes
+        # One row per index a batch can carry: with extra data (TrialData.extra) its images follow the training set.
+        n, k = data.index_size, data.train.num_classes
         # A generator of its own: z's start depends on the seed only, not on how much RNG the model init drew.
         generator = torch.Generator().manual_seed(derive_seed(cfg.seed, "uiat-z"))
         z = 0.001 * torch.randn((k, *data.train.images.shape[1:]), generator=generator)
