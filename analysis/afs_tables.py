@@ -5,7 +5,8 @@ Data"): stage-1 extractor sweeps (sweeps/afs_extractors.py) and stage-2 merger s
     python analysis/afs_tables.py delta-z --sweep afs-extractors-paper --out fig3.png  # Fig. 3, selected range marked
     python analysis/afs_tables.py table2 --sweep afs-table2-paper                # Table 2: alpha
     python analysis/afs_tables.py table3 --sweep afs-table3-paper                # Table 3: stacking masks
-    python analysis/afs_tables.py tradeoff --sweep afs-table2-paper              # Tables 4/5: mean of clean and AA
+    python analysis/afs_tables.py tradeoff --sweep afs-table3-paper              # Table 4: mean of clean and AA
+    python analysis/afs_tables.py tradeoff --sweep afs-default-paper-cifar100    # Table 5: the same on CIFAR-100
     python analysis/afs_tables.py scatter --sweep afs-table2-paper --out fig1.png   # Fig. 1 idea: clean vs robust
     python analysis/afs_tables.py table6 --sweep afs-table3-paper --ablation-sweep afs-ablation-paper   # Table 6
     python analysis/afs_tables.py fig4 --sweep afs-extractors-paper --out fig4.png   # t-SNE of network-3, -8, both
@@ -22,7 +23,10 @@ FINISHED trials count, at their selected checkpoint (``best/*``): in the paper p
 keeps (extractors and Table 6's single networks: epoch 64 of 65; mergers of Tables 2, 3 and 6: epoch 5 of 7), in the
 smoke presets the epoch with the best PGD accuracy on the selection points; each table's notes give its sweeps'
 protocol. The extractors are evaluated at 8/255 whatever their training eps. Where no AutoAttack was run (smoke
-presets), the trade-off uses the strongest attack logged and says so.
+presets), the trade-off uses the strongest attack logged and says so. ``tradeoff`` is Table 4 on CIFAR-10 runs and
+Table 5 on CIFAR-100 runs (its title says which, from the runs' ``dataset``); its PGD column is PGD-20 (the paper's
+tables do not say which PGD), and its single network at 8/255 is the paper's PGD-AT row (Sec. 3.4 compares AFS
+"to the PGD-AT with a perturbation budget of 8/255"), trained on the same recipe as the stacked networks.
 """
 
 from __future__ import annotations
@@ -54,6 +58,10 @@ from analysis.runs import (
 EXTRACTOR_EXPERIMENT = "afs-extractors"  # as trainables/methods/afs.py names it (analysis does not import trainables)
 ACCURACY_ROWS = ("clean", "pgd10", "pgd20")
 MISSING = "-"
+# Sec. 3.4: AFS against other methods, Table 4 on CIFAR-10 and Table 5 on CIFAR-100.
+TRADEOFF_TABLES = {"cifar10": ("Table 4", "CIFAR-10"), "cifar100": ("Table 5", "CIFAR-100")}
+TRADEOFF_PGD = "best/pgd20"
+PGD_AT_EPS = 8  # the single network that is Tables 4/5's PGD-AT row
 
 
 def extractor_runs(sweep: SweepRuns) -> pd.DataFrame:
@@ -152,32 +160,60 @@ def merger_label(row: pd.Series) -> str:
     return f"AFS {row['params.mask']} alpha={row['params.alpha']:.3g}"
 
 
-def points(merger: SweepRuns, extractors: SweepRuns) -> tuple[pd.DataFrame, str]:
-    """One row per single extractor and per merger setting: ``label``, ``kind``, mean ``clean``, ``robust`` and
-    ``tradeoff`` (their mean, per run), with the robust metric: AutoAttack where both sweeps ran it."""
+def dataset_of(*frames: pd.DataFrame) -> str | None:
+    """The one dataset the runs trained on (None where they do not say); ValueError for mergers and extractors of
+    different data, which no comparison may mix."""
+    found = sorted({str(v) for df in frames for v in column(df, "params.dataset").dropna()})
+    if len(found) > 1:
+        raise ValueError(f"these runs trained on different datasets ({', '.join(found)}): pass the extractor sweep "
+                         "the mergers stacked (--extractor-sweep, or leave it out to use theirs)")
+    return found[0] if found else None
+
+
+def points(merger: SweepRuns, extractors: SweepRuns) -> tuple[pd.DataFrame, str, str | None]:
+    """One row per single extractor and per merger setting: ``label``, ``kind``, mean ``clean``, ``pgd`` (PGD-20,
+    NaN where not logged), ``robust`` and ``tradeoff`` (the mean of clean and robust, per run); the robust metric:
+    AutoAttack where both sweeps ran it; and the dataset of both sweeps (:func:`dataset_of`)."""
     singles, mergers = extractor_runs(extractors), merger_runs(merger)
+    dataset = dataset_of(singles, mergers)
     robust = resolve_metric(None, singles, mergers)
     singles = singles.sort_values("extractor")
     singles = singles.assign(label=[f"single eps={i}/255" for i in singles["extractor"]], kind="single")
     mergers = mergers.sort_values(["params.mask", "params.alpha"])
     mergers = mergers.assign(label=mergers.apply(merger_label, axis=1), kind="merger")
     both = pd.concat([singles, mergers], ignore_index=True)
-    both = both.assign(clean=both["metrics.best/clean"], robust=both[f"metrics.{robust}"])
+    both = both.assign(clean=both["metrics.best/clean"], pgd=column(both, f"metrics.{TRADEOFF_PGD}"),
+                       robust=both[f"metrics.{robust}"])
     both["tradeoff"] = (both["clean"] + both["robust"]) / 2
     # One row per model, its runs (seeds) as lists, in the order above.
-    return both.groupby(["kind", "label"], sort=False)[["clean", "robust", "tradeoff"]].agg(list).reset_index(), robust
+    values = ["clean", "pgd", "robust", "tradeoff"]
+    return both.groupby(["kind", "label"], sort=False)[values].agg(list).reset_index(), robust, dataset
+
+
+def cell_or_missing(values: list[float]) -> Cell | str:
+    """The cell of a model's runs, or MISSING where none logged the metric."""
+    return Cell.of(values) if pd.Series(values, dtype=float).notna().any() else MISSING
 
 
 def tradeoff(merger: SweepRuns, extractors: SweepRuns) -> Table:
-    """Tables 4/5's trade-off: the mean of clean and robust accuracy, single extractors and mergers."""
-    frame, robust = points(merger, extractors)
-    rows = [[row.label, Cell.of(row.clean), Cell.of(row.robust), Cell.of(row.tradeoff)] for row in frame.itertuples()]
+    """The trade-off of Tables 4 (CIFAR-10) and 5 (CIFAR-100): clean, PGD-20 and robust accuracy (AutoAttack where
+    logged) and the mean of clean and robust, of the single extractors and the mergers. The title names the paper's
+    table and the dataset from the runs' ``dataset``; other data (the smoke presets') gets a title without a number."""
+    frame, robust, dataset = points(merger, extractors)
     name = metric_label(robust).removesuffix(" (best checkpoint)")
+    # Where the robust metric is PGD-20 itself (no AutoAttack logged), it is not shown twice.
+    pgd = [] if robust == TRADEOFF_PGD else [metric_label(TRADEOFF_PGD).removesuffix(" (best checkpoint)")]
+    rows = [[row.label, *(cell_or_missing(v) for v in (row.clean, *([row.pgd] if pgd else []), row.robust,
+                                                        row.tradeoff))] for row in frame.itertuples()]
     notes = [merger.summary(), extractors.summary()]
     if not robust.endswith("autoattack"):
         notes.append(f"no AutoAttack in these runs: the trade-off uses {name}")
-    return Table(f"Trade-off (mean of clean and {name} accuracy, %)", ["model", "Clean", name, "Trade-off"], rows,
-                 notes)
+    number, data = TRADEOFF_TABLES.get(dataset, (None, dataset))
+    if number is not None and f"single eps={PGD_AT_EPS}/255" in set(frame["label"]):
+        notes.append(f"PGD-AT: single eps={PGD_AT_EPS}/255, the paper's PGD-AT at 8/255 (Sec. 3.4), on the recipe of "
+                     "the stacked networks")
+    title = f"Trade-off{f' on {data}' if data else ''} (mean of clean and {name} accuracy, %)"
+    return Table(f"{number}. {title}" if number else title, ["model", "Clean", *pgd, name, "Trade-off"], rows, notes)
 
 
 def scatter(merger: SweepRuns, extractors: SweepRuns) -> Figure:
@@ -185,7 +221,7 @@ def scatter(merger: SweepRuns, extractors: SweepRuns) -> Figure:
     order, each point drawn as its training eps (a digit marker, so no label can overlap another); every merger
     setting is its own colour and hollow marker, named in a legend outside the axes; markers shrink down the list,
     so that mergers at the same point stay visible one inside the other."""
-    frame, robust = points(merger, extractors)
+    frame, robust, _ = points(merger, extractors)
     frame = frame.assign(x=[100 * pd.Series(v).mean() for v in frame["robust"]],
                          y=[100 * pd.Series(v).mean() for v in frame["clean"]])
     figure = Figure(figsize=(7, 4.2), layout="constrained")
@@ -261,7 +297,8 @@ COMMANDS = {
     "delta-z": "Fig. 3: Delta_z by training eps with the concave range (an extractor sweep), as a PNG",
     "table2": "Table 2: mergers by alpha (a merger sweep)",
     "table3": "Table 3: mergers by stacking mask (a merger sweep)",
-    "tradeoff": "trade-off (mean of clean and AutoAttack accuracy) of extractors and mergers",
+    "tradeoff": "Table 4 (CIFAR-10 runs) or 5 (CIFAR-100 runs): trade-off (mean of clean and AutoAttack accuracy) "
+                "of extractors and mergers",
     "scatter": "clean vs robust accuracy of extractors and mergers (Fig. 1 idea), as a PNG",
     "table6": "Table 6: parameters, MACs and accuracy of the eps-8 baseline, the single-network ablations and the "
               "mergers",

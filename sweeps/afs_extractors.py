@@ -2,6 +2,7 @@
 
     python sweeps/afs_extractors.py                      # smoke: synthetic_absent data, tiny CNN: 5 min on 2 CPUs
     python sweeps/afs_extractors.py --preset paper --address auto   # CIFAR-10, WRN-28-10, 65 epochs each: GPU cluster
+    python sweeps/afs_extractors.py --preset paper-cifar100 --address auto   # the same on CIFAR-100 (Table 5)
 
 eps 0 is standard training. Every trial evaluates clean and PGD (``attack_steps``) accuracy at its own training eps
 on the first ``eval_n`` test points after every epoch, registers its selected weights in MLflow (the artifact stage 2
@@ -16,9 +17,11 @@ the weights after epoch 64 (index 63) kept whatever their score (``keep_epoch: 6
 values: ``keep_epoch: 0`` selects the epoch with the best PGD-10 (early stopping), a per-eps ``attack_step`` of eps/4
 scales the step with the radius, ``attack_bn: "eval"`` crafts on running statistics. Smoke preset: the best epoch,
 step eps/2 (its 3 steps reach the edge of the ball), running statistics. Ten WRN-28-10 PGD-AT runs of 65 epochs:
-roughly 10 x 65 GPU-epochs.
+roughly 10 x 65 GPU-epochs. ``paper-cifar100`` (Table 5) is the paper preset on CIFAR-100, nothing else changed: "The
+training setting of CIFAR-10 is the same as CIFAR-100" (Sec. 3); its eps-8/255 network is Table 5's PGD-AT row.
 
-Stage 2 (``sweeps/afs_merger.py``) finds these extractors by the sweep name (default ``afs-extractors-<preset>``).
+Stage 2 (``sweeps/afs_merger.py``) finds these extractors by the sweep name (default ``afs-extractors-<preset>``, so
+``afs-extractors-paper-cifar100`` and ``afs-extractors-paper`` stay apart).
 At the end Table 1 and the Delta_z selection are printed from MLflow, like
 ``python analysis/afs_tables.py table1 --sweep NAME``.
 """
@@ -47,6 +50,10 @@ PRESETS = {
 }
 # PGD step of the extractor trained at eps: the reference's 2/255 at every eps; eps/2 for the smoke preset's 3 steps.
 ATTACK_STEP = {"smoke": lambda eps: eps / 2, "paper": lambda eps: 2 / 255}
+# Table 5: the paper recipe on CIFAR-100 (Sec. 3: "The training setting of CIFAR-10 is the same as CIFAR-100").
+CIFAR100 = "paper-cifar100"
+PRESETS[CIFAR100] = PRESETS["paper"] | {"dataset": "cifar100"}
+ATTACK_STEP[CIFAR100] = ATTACK_STEP["paper"]
 
 
 def search_space(preset: str, seeds: int) -> dict:
@@ -86,6 +93,7 @@ def main(argv: list[str] | None = None) -> None:
         f"analysis/afs_tables.py delta-z --sweep {name} --out dz.png",
         f"sweeps/afs_merger.py table2 --preset {args.preset} --extractor-sweep {name}",
         f"sweeps/afs_merger.py table3 --preset {args.preset} --extractor-sweep {name}",
+        f"sweeps/afs_merger.py default --preset {args.preset} --extractor-sweep {name}",
     ])
 
 

@@ -5,6 +5,7 @@
     python sweeps/afs_merger.py default                    # smoke: the default AFS model (Fig. 5(a), Fig. 6)
     python sweeps/afs_merger.py search --num-samples 8     # Optuna over alpha, clean and robust accuracy
     python sweeps/afs_merger.py table2 --preset paper --address auto --extractor-sweep afs-extractors-paper
+    python sweeps/afs_merger.py default --preset paper-cifar100 --address auto   # Table 5: the AFS model on CIFAR-100
 
 ``table2``: alpha in {0, 0.2, ..., 1.0} on one stack. ``table3``: the masks 100000001, 100010001, 101010101 and
 111111111 at alpha 0.5. ``default``: the paper's default AFS model, alpha 0.5 on the stack of table2 (Fig. 5(a)
@@ -25,12 +26,23 @@ weights after epoch 5 (index 4) kept whatever their score (``keep_epoch: 5``): `
 that epoch's (``keep_epoch: 0`` would keep the epoch with the best PGD-10 on the first 1000 test points, evaluated
 after every epoch). PGD-10 (2/255, 8/255) through the whole stack; one trial attacks six WRN-28-10s per step, about
 six extractor epochs of compute per merger epoch. Smoke preset: 2 epochs, the best epoch kept. Tables print from
-MLflow at the end.
+MLflow at the end, with the trade-off of Table 4 (CIFAR-10) or Table 5 (CIFAR-100).
+
+``paper-cifar100`` is the paper preset on CIFAR-100 (Sec. 3: the same training setting), stacking the extractors of
+``afs_extractors.py --preset paper-cifar100`` (``afs-extractors-paper-cifar100``): its ``default`` model is Table 5's
+AFS row. Before Ray starts, every extractor the masks stack must have been trained with the mergers' model and data,
+so CIFAR-10 extractors never reach a CIFAR-100 merger.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+from sweeps.afs_extractors import CIFAR100
 from sweeps.cli import absolute_tracking_uri, add_search_arguments, run_parser
+
+if TYPE_CHECKING:
+    from trainables.methods.afs import ExtractorRuns
 
 FAMILY = "afs-merger"
 ALPHAS = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
@@ -57,6 +69,10 @@ SEARCH_SAMPLES = {"smoke": 4, "paper": 16}
 # extractors did train on them: the honest split a stage-2 search has without retraining stage 1).
 SEARCH_SELECTION = {"smoke": {"select_on": "holdout", "holdout_n": 128, "eval_n": 128},
                     "paper": {"select_on": "holdout", "holdout_n": 1000, "eval_n": 1000}}
+# Table 5: the paper recipe on CIFAR-100, like the extractors' preset of the same name.
+PRESETS[CIFAR100] = PRESETS["paper"] | {"dataset": "cifar100"}
+SEARCH_SAMPLES[CIFAR100] = SEARCH_SAMPLES["paper"]
+SEARCH_SELECTION[CIFAR100] = SEARCH_SELECTION["paper"]
 
 
 def default_stack(preset: str) -> str:
@@ -77,6 +93,21 @@ def stack_mask(mask: str, extractor_sweep: str, tracking_uri: str) -> str:
     chosen = selected_extractors(load_sweep(extractor_sweep, experiment=EXTRACTOR_EXPERIMENT,
                                             tracking_uri=tracking_uri))
     return mask_of(chosen, length=MASK_LENGTHS[0] if max(chosen) < MASK_LENGTHS[0] else MASK_LENGTHS[1])
+
+
+def check_extractors_match(extractors: ExtractorRuns, masks: list[str], space: dict[str, Any]) -> None:
+    """SystemExit before Ray unless every extractor ``masks`` stack was trained with the mergers' model and dataset
+    (the trial's own load refuses it too, but only once Ray has started)."""
+    from trainables.methods.afs import mask_indices
+
+    for index in sorted({i for mask in masks for i in mask_indices(mask)}):
+        params = extractors.params[index]
+        if (params["model"], params["dataset"]) != (space["model"], space["dataset"]):
+            raise SystemExit(
+                f"error: extractor eps {index}/255 of sweep {extractors.sweep!r} is a {params['model']} on "
+                f"{params['dataset']}, and these mergers train a {space['model']} on {space['dataset']}: pass "
+                f"--extractor-sweep NAME of extractors trained so (afs_extractors.py --preset P names its sweep "
+                f"afs-extractors-P), or the matching --preset")
 
 
 def search_space(table: str, preset: str, extractor_sweep: str, mask: str, seeds: int) -> dict:
@@ -133,8 +164,10 @@ def main(argv: list[str] | None = None) -> None:
             raise MissingExtractorError(f"no extractor sweep {extractor_sweep!r} yet: {tracking_uri} does not exist")
         extractors = find_extractors(tracking_uri, extractor_sweep)
         mask = stack_mask(mask, extractor_sweep, tracking_uri)
-        extractors.require(TABLE3_MASKS if args.table == "table3" else [mask])
+        masks = TABLE3_MASKS if args.table == "table3" else [mask]
+        extractors.require(masks)
     except MissingExtractorError as exc:
+        extractors = None  # a dry run goes on without them
         if not args.dry_run:
             raise SystemExit(f"error: {exc}") from None
         print(f"note: {exc}")
@@ -142,6 +175,8 @@ def main(argv: list[str] | None = None) -> None:
             mask = DEFAULT_MASK
             print(f"note: --mask delta-z is chosen from that sweep's Delta_z; planned with the paper's stack {mask}")
     space = search_space(args.table, args.preset, extractor_sweep, mask, args.seeds)
+    if extractors is not None:  # --set model=... or dataset=... included: run_sweep applies the same values
+        check_extractors_match(extractors, masks, space | {o.key: o.value for o in args.overrides or ()})
 
     metrics = ["select/clean", f"select/pgd{PRESETS[args.preset]['attack_steps']}"]
     if args.table == "search":
@@ -168,14 +203,16 @@ def main(argv: list[str] | None = None) -> None:
     print(f"stacking the extractors of sweep {extractor_sweep!r}: "
           f"{', '.join(TABLE3_MASKS) if args.table == 'table3' else mask}")
     scatter = f"analysis/afs_tables.py scatter --sweep {name} --out fig1.png"
-    table6 = f"analysis/afs_tables.py table6 --sweep {name} --ablation-sweep afs-ablation-{args.preset}"
+    # Table 6 is CIFAR-10's (Sec. 3.5): afs_ablation.py has no CIFAR-100 preset.
+    table6 = [] if args.preset == CIFAR100 else [
+        f"analysis/afs_tables.py table6 --sweep {name} --ablation-sweep afs-ablation-{args.preset}"]
     fig5b = f"analysis/afs_tables.py fig5b --sweep {name} --out fig5b.png"
     # Fig. 5(a) needs the default model and the single networks under every budget: clean (budget 0) and PGD-20.
     figures = [reevaluation(name, PRESETS[args.preset]["final_n"]),
                reevaluation(extractor_sweep, PRESETS[args.preset]["final_n"]),
                f"analysis/afs_tables.py fig5a --sweep {name} --out fig5a.png",
                f"analysis/afs_tables.py fig6 --sweep {name} --out fig6.png"]
-    next_steps = {"table2": [scatter, fig5b], "table3": [scatter, table6], "default": figures, "search": []}
+    next_steps = {"table2": [scatter, fig5b], "table3": [scatter, *table6], "default": figures, "search": []}
     run_sweep(sweep, args, name, report=report, next_steps=next_steps[args.table])
 
 

@@ -4,6 +4,7 @@ every bad file refused with a message naming the file, what is wrong and the fix
 from __future__ import annotations
 
 import os
+import re
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +15,7 @@ import torch
 
 from sweeps.launcher import validate
 from trainables import user_data
-from trainables.config import TrainConfig
+from trainables.config import ConfigError, TrainConfig
 from trainables.datasets import (
     DatasetInvalidError,
     DatasetNotFoundError,
@@ -225,13 +226,13 @@ def write_folder(root: Path) -> Path:
 def test_an_image_folder_is_resized_once_and_cached(tmp_path: Path, size: int, monkeypatch: pytest.MonkeyPatch
                                                     ) -> None:
     root = write_folder(tmp_path / "pets")
-    name = f"folder:{root}"
+    name = f"folder@{size}:{root}"
     check_dataset(name)
-    train = load_dataset(name, "train", size=size)
+    train = load_dataset(name, "train")
     assert train.images.shape == (4, 3, size, size) and train.num_classes == 3
     assert train.labels.tolist() == [0, 0, 1, 2]  # sorted class folders: cat, dog, eel
     assert train.images[2, :, size // 2, size // 2].tolist() == list(COLOURS["dog"])
-    test = load_dataset(name, "test", size=size)
+    test = load_dataset(name, "test")
     assert test.labels.tolist() == [0, 2] and test.num_classes == 3  # eel keeps train's index though dog is absent
     cache = root / ".advsweep-cache" / f"train-{size}.npz"
     assert cache.exists() and sorted(p.name for p in cache.parent.iterdir()) == [f"test-{size}.npz", cache.name]
@@ -240,7 +241,7 @@ def test_an_image_folder_is_resized_once_and_cached(tmp_path: Path, size: int, m
         raise AssertionError("the images were listed again")
 
     monkeypatch.setattr(user_data, "_image_folder", no_decoding)
-    again = load_dataset(name, "train", size=size)
+    again = load_dataset(name, "train")
     assert torch.equal(again.images, train.images) and torch.equal(again.labels, train.labels)
 
 
@@ -279,10 +280,76 @@ def test_wrong_image_folders_are_refused(tmp_path: Path) -> None:
     for cls in ("eel", "cat"):
         (root / "test" / cls / "0.png").unlink()
     assert_refused(f"folder:{root}", "test", root / "test", "holds no images")
-    with pytest.raises(ValueError, match="size must be at least 4, got 3"):
-        load_dataset(f"folder:{root}", "test", size=3)
+    with pytest.raises(ValueError, match=r"'3' is not an image size; write folder@SIZE:PATH .* at least 4"):
+        load_dataset(f"folder@3:{root}", "test")
     with pytest.raises(DatasetNotFoundError, match=f"expected train in {tmp_path / 'none'}; missing .*none/train"):
         check_dataset(f"folder:{tmp_path / 'none'}")
+
+
+def test_a_damaged_image_is_named_before_ray_starts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """check_dataset opens every image header (PIL verify): a truncated PNG and a file that is no image at all stop
+    the sweep's check (launcher.validate, --dry-run included) with the file named; once a fresh cache of that size
+    exists, only the cache is checked."""
+    root = write_folder(tmp_path / "pets")
+    png = root / "train" / "cat" / "1.png"
+    whole = png.read_bytes()
+    png.write_bytes(whole[: len(whole) // 2])
+    name = f"folder@16:{root}"
+    for notes in (None, []):
+        with pytest.raises(SystemExit) as info:
+            validate(TrainConfig, {"dataset": name}, None, notes=notes)
+        assert str(info.value).startswith(f"error: {name} (train): {png} is not a readable image (OSError: ")
+        assert "delete or replace it" in str(info.value) and "\n" not in str(info.value)
+    png.write_bytes(whole)
+    garbage = root / "test" / "eel" / "0.png"
+    garbage.write_bytes(b"not a png")
+    with pytest.raises(DatasetInvalidError, match=f"{garbage} is not a readable image \\(UnidentifiedImageError"):
+        check_dataset(name)
+    write_png(garbage, COLOURS["eel"])
+    check_dataset(name)
+    load_dataset(name, "train")  # writes train-16.npz
+
+    def opened(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an image was opened although the cache is fresh")
+
+    monkeypatch.setattr("PIL.Image.open", opened)
+    check_dataset(name, splits=["train"])
+    with pytest.raises(AssertionError, match="an image was opened"):  # test has no cache of its own yet
+        check_dataset(name, splits=["test"])
+
+
+def test_the_size_in_the_name_reaches_a_trial(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """folder@64:PATH is 64x64 wherever the name goes (a trial config, its data, the cache), folder:PATH 32x32; an
+    @ inside PATH is part of the path."""
+    from trainables.runtime import TrialData
+
+    root = write_folder(tmp_path / "p@ts")
+    for name, side in ((f"folder@64:{root}", 64), (f"folder:{root}", 32)):
+        cfg = TrainConfig.from_dict({"dataset": name, "eval_n": 2, "final_n": 2})
+        data = TrialData.load(cfg, data_root=None)
+        assert data.train.images.shape == (4, 3, side, side) and data.test.images.shape == (2, 3, side, side)
+        assert data.train.name == name and user_data.cache_path(root, "train", side).exists()
+    monkeypatch.chdir(tmp_path)
+    assert absolute_dataset_name("folder@64:p@ts") == f"folder@64:{root}"
+    assert load_dataset("folder@8:p@ts", "test").images.shape == (2, 3, 8, 8)
+
+
+@pytest.mark.parametrize("name, message", [
+    ("folder@3:x", ("'3' is not an image size; write folder@SIZE:PATH with SIZE a whole number of pixels, at least 4 "
+                    "(e.g. folder@64:x)")),
+    ("folder@0:x", "'0' is not an image size"),
+    ("folder@064:x", "'064' is not an image size"),
+    ("folder@64px:x", "'64px' is not an image size"),
+    ("folder@:x", "'' is not an image size"),
+    ("npz@64:x.npz", "only folder: data takes @SIZE (an npz file's images keep their own size); name it npz:x.npz"),
+])
+def test_a_bad_size_in_the_name_is_refused_with_the_fix(name: str, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        validate_dataset_name(name)
+    assert str(info.value).startswith(f"dataset {name!r}: ") and message in str(info.value)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        TrainConfig.from_dict({"dataset": name})
+    assert absolute_dataset_name(name) == name  # left for the config's check to refuse
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -346,9 +413,10 @@ def test_a_sweeps_relative_user_data_paths_become_absolute_for_the_trials(tmp_pa
 
     monkeypatch.chdir(tmp_path)
     space = {"dataset": "npz:data/mine", "aux_datasets": tune.grid_search([["npz:gen.npz", "svhn"], ["folder:imgs"]]),
-             "model": "npz:not-a-dataset-key"}
+             "extra_data": "npz:ddpm.npz", "model": "npz:not-a-dataset-key"}
     fixed = with_absolute_datasets(space)
     assert fixed["dataset"] == f"npz:{tmp_path / 'data/mine'}"
+    assert fixed["extra_data"] == f"npz:{tmp_path / 'ddpm.npz'}"
     assert fixed["aux_datasets"] == {"grid_search": [[f"npz:{tmp_path / 'gen.npz'}", "svhn"],
                                                      [f"folder:{tmp_path / 'imgs'}"]]}
     assert fixed["model"] == space["model"]  # only the dataset keys are paths

@@ -8,10 +8,14 @@ max(label) + 1 over the train split.
 
 ``folder:PATH``: torchvision's ImageFolder layout, ``PATH/train/<class>/<image>`` and ``PATH/test/<class>/<image>``.
 The classes are train's folder names, sorted (test may lack some, not add any). The images are resized once to
-``size`` x ``size`` (aspect ratio not kept, bilinear with antialiasing, RGB) and cached in
+``size`` x ``size`` (aspect ratio not kept, bilinear with antialiasing, RGB), 32 (:data:`FOLDER_SIZE`) unless the
+name says otherwise: ``folder@64:PATH`` is the same folder at 64x64. The size sits before the colon, in the part of
+the name that is never a path, so no PATH (``@`` in it or not) is read as a size; being part of the name, it reaches
+every trial config, MLflow param and re-evaluation that names the data. The images are cached in
 ``PATH/.advsweep-cache/<split>-<size>.npz``, which is reused while it is newer than the split's folder, its class
 folders and ``PATH/train`` (adding, removing or renaming an image changes its folder's time; editing one in place
-does not: then delete the cache folder).
+does not: then delete the cache folder). The check before a sweep opens every image's header without decoding it
+(:func:`check_folder`), or only reads the cache's layout while that cache is fresh.
 
 A relative PATH resolves against the current directory of the process that reads it.
 """
@@ -44,6 +48,8 @@ NPZ_HOW = ("write it with np.savez(FILE, image=uint8 array (N, H, W, 3) or (N, 3
 FOLDER_HOW = ("lay the images out as torchvision's ImageFolder does: PATH/train/<class>/<image> and "
               "PATH/test/<class>/<image>, test's classes among train's (a damaged cache: delete PATH/.advsweep-cache)")
 CACHE_FOLDER = ".advsweep-cache"
+FOLDER_SIZE = 32  # the side of folder:PATH's images; folder@SIZE:PATH gives another
+MIN_SIZE = 4  # a cache of (N, 3, 3, 3) images would not say where its channels are
 
 
 @dataclass(frozen=True)
@@ -202,11 +208,11 @@ def cache_path(root: Path, split: str, size: int) -> Path:
     return root / CACHE_FOLDER / f"{split}-{size}.npz"
 
 
-def folder_arrays(root: Path, split: str, size: int = 32) -> Arrays:
+def folder_arrays(root: Path, split: str, size: int = FOLDER_SIZE) -> Arrays:
     """The images of an ImageFolder split at ``size`` x ``size``, from the cache while it is fresh, else decoded,
     resized and cached."""
-    if size < 4:  # the cache's (N, 3, 3, 3) would not say where its channels are
-        raise ValueError(f"size must be at least 4, got {size}")
+    if size < MIN_SIZE:
+        raise ValueError(f"size must be at least {MIN_SIZE}, got {size}")
     cache = cache_path(root, split, size)
     if _cache_is_fresh(cache, root, split):
         return npz_arrays(cache, num_classes=len(_classes(root / "train")))
@@ -217,8 +223,7 @@ def folder_arrays(root: Path, split: str, size: int = 32) -> Arrays:
         try:
             images[i] = np.asarray(data[i][0]).transpose(2, 0, 1)
         except OSError as exc:  # PIL's UnidentifiedImageError included
-            raise DatasetInvalidError(f"{file} is not a readable image ({type(exc).__name__}: {exc}); delete or "
-                                      "replace it") from None
+            raise _unreadable(file, exc) from None
     labels = to_train[np.asarray(data.targets, dtype=np.int64)]
     try:
         save_npz_atomic(cache, images=images, labels=labels)
@@ -227,7 +232,31 @@ def folder_arrays(root: Path, split: str, size: int = 32) -> Arrays:
     return Arrays(images, labels, num_classes)
 
 
-def check_folder(root: Path, split: str) -> None:
-    """The layout of an ImageFolder split (class folders, test's classes among train's, no empty train class),
-    listed, not decoded."""
-    _image_folder(root, split)
+# What PIL raises for a damaged file: OSError for an unknown format or a truncated one, SyntaxError for a PNG chunk
+# whose checksum is wrong, and ValueError or EOFError from some plugins' header parsers.
+_DAMAGED = (OSError, SyntaxError, ValueError, EOFError)
+
+
+def _unreadable(file: str, exc: BaseException) -> DatasetInvalidError:
+    return DatasetInvalidError(f"{file} is not a readable image ({type(exc).__name__}: {exc}); delete or replace it")
+
+
+def check_folder(root: Path, split: str, size: int = FOLDER_SIZE) -> None:
+    """What a load of ``split`` at ``size`` would refuse, without decoding a pixel: while the cache of that size is
+    fresh, the cache's layout and labels (the load reads only the cache); otherwise the split's layout (class folders,
+    test's classes among train's, no empty train class) and every image opened by PIL and verified (the header, and
+    a PNG's chunk checksums), so that a damaged file is named before any trial starts. JPEG's ``verify`` reads only
+    the header: a JPEG cut short after it is refused by the load instead."""
+    from PIL import Image
+
+    cache = cache_path(root, split, size)
+    if _cache_is_fresh(cache, root, split):
+        npz_arrays(cache, num_classes=len(_classes(root / "train")), layout_only=True)
+        return
+    data, _, _ = _image_folder(root, split)
+    for file, _ in data.samples:
+        try:
+            with Image.open(file) as image:
+                image.verify()
+        except _DAMAGED as exc:
+            raise _unreadable(file, exc) from None
