@@ -9,6 +9,9 @@
         --sweep biamat-labels-paper --sweep pi-ablation-paper                         # Appendix Table 11: hours
     python analysis/biamat_tables.py table14 --sweep biamat-labels-paper --aux imagenet32 \\
         --mapping imagenet32_to_cifar10.csv                                            # Appendix Table 14
+    python analysis/biamat_tables.py table2 --sweep biamat-main-cifar10-paper \\
+        --baseline-sweep baselines-biamat-main-cifar10-paper                           # Table 2: main results
+    python analysis/biamat_tables.py table9 --sweep biamat-oat-paper                  # Appendix Table 9: OAT
 
 Every command takes ``--tracking-uri`` (default ``$MLFLOW_TRACKING_URI`` or ``sqlite:///mlflow.db``), ``--experiment``
 to look in one experiment only, ``--parent-run ID`` instead of ``--sweep`` (table11 reads several ``--sweep``);
@@ -58,8 +61,10 @@ TRAINING_NAMES = {"standard": "Standard", "pgd_at": "AT", "trades": "TRADES"}  #
 Y_TILDE = Label("ỹ", r"$\tilde{y}$")  # every auxiliary sample keeps its own label (labels=aux)
 Y_ER = Label("y^ER", r"$y^{ER}$")  # every auxiliary sample gets the uniform label (labels=uniform, OAT)
 LABEL_ROWS = {"aux": Y_TILDE, "uniform": Y_ER}
-# Table 1's columns in the paper's order; other auxiliary sets follow alphabetically.
+# Table 1's columns in the paper's order; Table 2 adds ImgNet100's (Places365 at 64x64, ImgNet900) after them, and
+# other auxiliary sets follow alphabetically.
 PAPER_AUX_ORDER = ("svhn", "cifar100", "places365_32", "imagenet32")
+AUX_ORDER = (*PAPER_AUX_ORDER, "places365_64", "imgnet900")
 MISSING = "-"
 HIGH_FRACTION = "train/high_fraction"  # n_high / n_aux, averaged over an epoch's steps (trainables/methods/biamat.py)
 HIGH_HEADER = Label("n_high/n_aux (last epoch)", r"$n_{\mathrm{high}}/n_{\mathrm{aux}}$ (last epoch)")
@@ -133,7 +138,8 @@ def matched_baseline(df: pd.DataFrame, source: SweepRuns, variant: str, dataset:
         # comparison say nothing about the auxiliary data.
         raise ValueError(f"the {BASELINE_TRAINING[variant]} baseline of sweep {source.name!r} was not trained with the "
                          f"recipe of the BiaMAT rows: {'; '.join(differences)}. Train it with that recipe, e.g. "
-                         "`python sweeps/baselines.py --preset biamat-paper` for the paper preset")
+                         "`python sweeps/baselines.py --preset biamat-paper` for the paper preset (Table 2's: "
+                         "--preset biamat-main-<primary>-paper)")
     return base
 
 
@@ -234,8 +240,116 @@ def table4(sweep: SweepRuns, baseline: SweepRuns | None = None, variant: str | N
 
 
 def paper_order(aux: str) -> tuple[int, str]:
-    """Table 1's column order: the paper's auxiliary sets first, in its order, then any other alphabetically."""
-    return (PAPER_AUX_ORDER.index(aux), "") if aux in PAPER_AUX_ORDER else (len(PAPER_AUX_ORDER), aux)
+    """Tables 1 and 2's order: the paper's auxiliary sets first, in its order, then any other alphabetically."""
+    return (AUX_ORDER.index(aux), "") if aux in AUX_ORDER else (len(AUX_ORDER), aux)
+
+
+def primary_order(dataset: str) -> tuple[int, str]:
+    """Tables 2 and 11's order of the primary datasets: the paper's, then any other alphabetically."""
+    return (PRIMARY_ORDER.index(dataset), "") if dataset in PRIMARY_ORDER else (len(PRIMARY_ORDER), str(dataset))
+
+
+def bold_best(rows: dict[str, dict[str, Cell]]) -> dict[str, dict[str, Cell]]:
+    """``rows`` (row -> metric -> Cell) with the best mean of each metric over the rows in bold (ties: all)."""
+    best: dict[str, float] = {}
+    for cells in rows.values():
+        for m, cell in cells.items():
+            best[m] = max(best.get(m, cell.mean), cell.mean)
+    return {row: {m: dataclasses.replace(c, bold=c.mean == best[m]) for m, c in cells.items()}
+            for row, cells in rows.items()}
+
+
+TABLE2_ATTACKS = ("clean", "pgd100", "cw100", "autoattack")  # Table 2's columns: Clean, PGD-100, CW-100, AA
+
+
+def table2(sweep: SweepRuns, baseline: SweepRuns | None = None, checkpoint: str = "best") -> Table:
+    """Table 2: per primary dataset and variant, the baseline trained the same way ("AT", "TRADES": from ``baseline``,
+    another sweep, or the baseline trials of ``sweep`` itself) and then one gated BiaMAT row per auxiliary set in the
+    paper's order, with the paper's columns the runs logged. As the paper, the best mean per column within each
+    variant's block (its baseline included) is bold."""
+    df = biamat_runs(sweep.runs)
+    if df.empty:
+        raise ValueError(f"no finished gated BiaMAT trials: {sweep.summary()}")
+    source = baseline or sweep
+    # The paper's columns the runs logged; a run without them (smoke: clean and PGD-20) adds its strongest attack.
+    strongest = resolve_metric(None, df, checkpoint=checkpoint)
+    metrics = list(dict.fromkeys([*(f"{checkpoint}/{a}" for a in TABLE2_ATTACKS if f"metrics.{checkpoint}/{a}" in df),
+                                  strongest]))
+    primaries = sorted(df["params.dataset"].unique(), key=primary_order)
+    rows: list[list[str | Cell]] = []
+    settings, missing = [], []
+    for dataset in primaries:
+        of_primary = df[df["params.dataset"] == dataset]
+        primary_cell = dataset_name(dataset)  # on the primary's first row only, as the paper prints it
+        for variant in [v for v in VARIANT_NAMES if v in set(of_primary["params.variant"])]:
+            runs = of_primary[of_primary["params.variant"] == variant]
+            base = matched_baseline(runs, source, variant, dataset)
+            block = {"-": {m: Cell.of(column(base, f"metrics.{m}").dropna()) for m in metrics
+                           if column(base, f"metrics.{m}").notna().any()}}
+            cells = {m: aggregate(runs, ["params.aux_datasets"], m) for m in metrics}
+            for aux in sorted(set(runs["params.aux_datasets"]), key=paper_order):
+                block[aux] = {m: cells[m][(aux,)] for m in metrics if (aux,) in cells[m]}
+            methods = [TRAINING_NAMES[BASELINE_TRAINING[variant]], VARIANT_NAMES[variant]]
+            for i, (aux, values) in enumerate(bold_best(block).items()):
+                rows.append([primary_cell, methods[i] if i < 2 else "", "-" if i == 0 else dataset_name(aux),
+                             *(values.get(m, MISSING) for m in metrics)])
+                primary_cell = ""
+            pairs = runs[["params.alpha", "params.pi"]].drop_duplicates().itertuples(index=False)
+            settings.append(f"{dataset_name(dataset)} {VARIANT_NAMES[variant]} "
+                            + " or ".join(f"{number(a)}, {number(p)}" for a, p in pairs))
+            if not block["-"]:
+                missing.append(f"no finished {BASELINE_TRAINING[variant]} baseline on {dataset} in sweep "
+                               f"{source.name!r}")
+    notes = [f"best mean per column within each method's rows (its baseline included) in bold; {sweep.summary()}",
+             f"α, π: {'; '.join(settings)}"]
+    if baseline is not None:
+        notes.append(f"baseline from {baseline.summary()}")
+    title = (f"Table 2. Accuracy (%) on {', '.join(map(dataset_name, primaries))} without and with BiaMAT per "
+             f"auxiliary dataset, {checkpoint} checkpoint")
+    header = ["Primary dataset", "Method", "Auxiliary dataset", *(metric_label(m, checkpoint=False) for m in metrics)]
+    return Table(title, header, rows, [*notes, *missing], label="biamat-table2")
+
+
+TABLE9_ROWS = {"uniform": "OAT", "gated": "BiaMAT"}  # labels -> the paper's row; OAT gives every sample y^ER
+
+
+def table9(sweep: SweepRuns, metric: str | None = None) -> Table:
+    """Appendix Table 9: OAT (every auxiliary sample labelled y^ER, ``labels=uniform``) and gated BiaMAT trained on
+    the same auxiliary data, clean accuracy and ``metric`` (default: the strongest attack logged, AutoAttack in a
+    paper run) of its checkpoint; the better row per column in bold."""
+    df = biamat_runs(sweep.runs, labels=None)
+    df = df[column(df, "params.labels").isin(list(TABLE9_ROWS))]
+    if df.empty:
+        raise ValueError(f"no finished BiaMAT trials with labels 'uniform' or 'gated': {sweep.summary()}")
+    df, variant = only_value(df, "params.variant")
+    df, dataset = only_value(df, "params.dataset")
+    df, aux = only_value(df, "params.aux_datasets")
+    df, aux_n = only_value(df, "params.aux_n") if "params.aux_n" in df else (df, 0)
+    aux_n = int(aux_n)
+    metric = resolve_metric(metric, df)
+    checkpoint = metric.partition("/")[0]
+    metrics = [m for m in dict.fromkeys([f"{checkpoint}/clean", metric]) if f"metrics.{m}" in df]
+    cells = {m: aggregate(df, ["params.labels"], m) for m in metrics}
+    rows = bold_best({labels: {m: cells[m][(labels,)] for m in metrics if (labels,) in cells[m]}
+                      for labels in TABLE9_ROWS if labels in set(df["params.labels"])})
+    # The paper's "ImageNet-100k": the auxiliary set and how many of its images the runs took.
+    name = dataset_name(aux) + (f"-{aux_n // 1000}k" if aux_n and aux_n % 1000 == 0 else f" ({aux_n} images)"
+                                if aux_n else "")
+    gated = df[df["params.labels"] == "gated"][["params.alpha", "params.pi"]].drop_duplicates()
+    at = " or ".join(f"α = {number(a)}, π = {number(p)}" for a, p in gated.itertuples(index=False))
+    notes = [compose("OAT: every auxiliary sample gets the uniform label ", Y_ER, " (labels=uniform); BiaMAT: the "
+                     f"confidence-based selection (labels=gated) at {at}"),
+             (f"both trained as {VARIANT_NAMES[variant]} on the same recipe; better row per column in bold; "
+              f"{sweep.summary()}")]
+    if aux_n:
+        notes.append(f"auxiliary data: a fixed random {aux_n:,} images of {dataset_name(aux)} (aux_n), the same for "
+                     "both rows; the paper's ImageNet-100k is the 100k ImageNet images closest to CIFAR-10 (OAT's "
+                     "selection)")
+    where = f" of the {checkpoint} checkpoint" if checkpoint in ("best", "last") else ""
+    title = f"Table 9. Results on {dataset_name(dataset)} when {name} is auxiliary: accuracy (%){where}"
+    return Table(title, ["Method", *(metric_label(m, checkpoint=False) for m in metrics)],
+                 [[TABLE9_ROWS[labels], *(values.get(m, MISSING) for m in metrics)] for labels, values in rows.items()],
+                 notes, label="biamat-table9")
 
 
 def selection_metric(df: pd.DataFrame) -> str:
@@ -276,7 +390,7 @@ def table12(sweep: SweepRuns, metric: str | None = None, by: str | None = None) 
 
 EPOCH_TIME = "epoch_time_s"  # one epoch's training pass in seconds, evaluation excluded (trainables/runtime.py)
 DEVICE_TAG = "tags.device"  # the accelerator a trial ran on, where the runtime records it
-PRIMARY_ORDER = ("cifar10", "cifar100")
+PRIMARY_ORDER = ("cifar10", "cifar100", "imgnet100")
 UNITS = (("h", 3600), ("min", 60), ("s", 1))
 
 
@@ -326,8 +440,7 @@ def table11(sweeps: Sequence[SweepRuns]) -> Table:
     # Hours as the paper, unless a smoke run would print 0.00667 h: then minutes or seconds.
     unit, scale = next((u, 1 / s) for u, s in UNITS if times["seconds"].max() >= s or u == "s")
     recipes = times.drop_duplicates(keys).groupby(["dataset", "method"]).size()
-    ordered = sorted(groups.groups, key=lambda k: (PRIMARY_ORDER.index(k[0]) if k[0] in PRIMARY_ORDER
-                                                   else len(PRIMARY_ORDER), str(k[0]), k[1], str(k[3]), k[4]))
+    ordered = sorted(groups.groups, key=lambda k: (*primary_order(k[0]), k[1], str(k[3]), k[4]))
     rows: list[list[str | Cell]] = []
     for i, key in enumerate(ordered):
         dataset, _, method, model, epochs = key
@@ -441,6 +554,7 @@ def build_parser() -> argparse.ArgumentParser:
         "table13": "appendix Table 13: AutoAttack accuracy vs pi, AT and TRADES (mean +- std over seeds)",
         "table1": "Table 1: auxiliary labels y~ vs uniform y^ER per auxiliary dataset, with the baseline",
         "table12": "appendix Table 12: best alpha and pi per setting from a search sweep",
+        "table9": "appendix Table 9: OAT (every auxiliary sample y^ER) vs gated BiaMAT on the same auxiliary data",
     }
     add_table_commands(commands, helps)
     commands.choices["table12"].add_argument(
@@ -458,6 +572,13 @@ def build_parser() -> argparse.ArgumentParser:
     table4_parser.add_argument("--variant", choices=sorted(VARIANT_NAMES), default=None,
                                help="BiaMAT variant, if the sweep has both")
     table4_parser.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    text = "Table 2: AT and TRADES with and without BiaMAT per auxiliary dataset, the baselines first"
+    table2_parser = commands.add_parser("table2", help=text, description=text)
+    add_source_arguments(table2_parser)
+    table2_parser.add_argument("--baseline-sweep", default=None,
+                               help="sweep with the AT and TRADES baselines, e.g. baselines-biamat-main-cifar10-paper "
+                                    "(default: baseline trials of --sweep itself)")
+    table2_parser.add_argument("--checkpoint", choices=("best", "last"), default="best")
     fig = commands.add_parser("fig3", help="Fig. 3: n_high / n_aux per epoch as a PNG line plot")
     add_source_arguments(fig, output=False)
     fig.add_argument("--metric", default="train/high_fraction", help="per-epoch metric to plot")
@@ -501,12 +622,16 @@ def main(argv: list[str] | None = None) -> None:
             table = table13(sweep, args.metric)
         elif args.command == "table12":
             table = table12(sweep, args.metric, args.by)
+        elif args.command == "table9":
+            table = table9(sweep, args.metric)
         else:
             baseline = None
             if args.baseline_sweep:
                 baseline = load_sweep(args.baseline_sweep, tracking_uri=args.tracking_uri)
             if args.command == "table4":
                 table = table4(sweep, baseline, args.variant, args.checkpoint)
+            elif args.command == "table2":
+                table = table2(sweep, baseline, args.checkpoint)
             else:
                 table = table1(sweep, baseline, args.metric, args.variant)
     except (SweepNotFoundError, ValueError) as exc:

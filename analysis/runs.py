@@ -344,7 +344,8 @@ def metric_label(metric: str, *, checkpoint: bool = True, clean: str = "Clean") 
 # The papers' names of the datasets this project reads (ImageNet32x32 is "ImageNet" in BiaMAT's tables); other ids
 # (the synthetic sets) are shown as they are.
 DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "svhn": "SVHN", "imagenet32": "ImageNet",
-                 "places365_32": "Places365"}
+                 "places365_32": "Places365", "places365_64": "Places365", "imgnet100": "ImgNet100",
+                 "imgnet900": "ImgNet900"}
 
 
 def dataset_name(ids: Any) -> str:

@@ -15,8 +15,13 @@ Paper recipe, per variant (appendix E "Table 2"; CIFAR-10 primary, ImageNet32x32
   points) every 2 epochs from the first LR decay (AT: epochs 61, 63, ..., 99; TRADES: 100, 102, ..., 110) and at the
   last epoch; the best is kept. Final protocol on the best and the last checkpoint: clean, PGD-20, PGD-100, CW-100
   and AutoAttack on the 10,000 test images.
-- alpha and pi: appendix Table 12 (:data:`TABLE12`). Table 1's runs (y~ or y^ER for every auxiliary sample) have no
-  warm-up: the reference's y^ER switch sets it to 0.
+- alpha and pi: appendix Table 12 (:data:`TABLE12`); the three Table 2 settings it does not list take this project's
+  choice (:data:`TABLE2_UNLISTED`). Table 1's runs (y~ or y^ER for every auxiliary sample) have no warm-up: the
+  reference's y^ER switch sets it to 0.
+- ImgNet100 (ImageNet64x64's 100 classes, ``imgnet100``): WRN-16-10 for both variants ("On ImgNet100, we used
+  WRN16-10", appendix E), otherwise the variant's CIFAR recipe ("100 training epochs ... on CIFAR-10, CIFAR-100, and
+  ImgNet100", likewise 110 for TRADES); its auxiliary sets are ImgNet900 and Places365 at 64x64 (``places365_64``:
+  "auxiliary data that do not fit the input size of the classifier are resized to the primary data size").
 
 A baseline (``trainables/methods/baseline.py``) compared with a BiaMAT row takes the same recipe minus the auxiliary data:
 :func:`baseline_recipe`. ``analysis/biamat_tables.py table1`` refuses a baseline whose recipe differs.
@@ -46,14 +51,32 @@ PAPER_VARIANTS: dict[str, dict[str, Any]] = {
                "final_attack_step": 0.003},
 }
 
-# Appendix Table 12: (primary, variant, auxiliary) -> (alpha, pi). The ImgNet100 rows need the ImageNet64x64 reader
-# that this project does not have yet.
+# Appendix Table 12: (primary, variant, auxiliary) -> (alpha, pi).
 TABLE12: dict[tuple[str, str, str], tuple[float, float]] = {
     **{("cifar10", "at", aux): (1.0, 0.55) for aux in ("svhn", "cifar100", "places365_32", "imagenet32")},
     **{("cifar10", "trades", aux): (0.5, 0.5) for aux in ("cifar100", "places365_32", "imagenet32")},
     **{("cifar100", "at", aux): (1.0, 0.5) for aux in ("places365_32", "imagenet32")},
     **{("cifar100", "trades", aux): (1.0, 0.3) for aux in ("places365_32", "imagenet32")},
+    **{("imgnet100", "at", aux): (1.0, 0.5) for aux in ("places365_64", "imgnet900")},
 }
+# Table 2 rows that Table 12 does not list: alpha and pi are this project's choice, not the paper's.
+TABLE2_UNLISTED: dict[tuple[str, str, str], tuple[float, float]] = {
+    # The other CIFAR-10 TRADES+BiaMAT rows' values: Table 12 gives one pair for all of them.
+    ("cifar10", "trades", "svhn"): (0.5, 0.5),
+    # CIFAR-100 TRADES+BiaMAT's: appendix E puts ImageNet with CIFAR-100 among the "challenging datasets" on which
+    # TRADES' natural predictions are poor targets, so it also takes trades_aux_high=adv_ce (:data:`ADV_CE_PRIMARIES`).
+    **{("imgnet100", "trades", aux): (1.0, 0.3) for aux in ("places365_64", "imgnet900")},
+}
+# Table 2's auxiliary sets per primary set, in the paper's order; each variant trains with every one.
+TABLE2_AUX: dict[str, list[str]] = {"cifar10": ["svhn", "cifar100", "places365_32", "imagenet32"],
+                                    "cifar100": ["places365_32", "imagenet32"],
+                                    "imgnet100": ["places365_64", "imgnet900"]}
+# Appendix E: plain adversarial CE for TRADES' high-confidence auxiliary samples on these primary sets (above).
+ADV_CE_PRIMARIES = ("cifar100", "imgnet100")
+# What a primary set changes in a variant's recipe: ImgNet100's network (appendix E) and default auxiliary set (Table
+# 2's "ImageNet" on ImgNet100 is ImgNet900: the primary's own classes are left out).
+PRIMARY_MODELS = {"imgnet100": "wrn-16-10"}
+PRIMARY_AUX = {"imgnet100": ["imgnet900"]}
 
 # Keys only BiaMAT has: a baseline trained "the same way" takes every other key of the recipe.
 BIAMAT_ONLY = ("variant", "aux_datasets", "aux_batch_size", "warmup_epochs", "alpha", "pi", "labels",
@@ -69,15 +92,41 @@ TABLE1_SMOKE: dict[str, Any] = {
     "batch_size": 32, "aux_batch_size": 16, "lr": 0.1, "lr_milestones": [0.6, 0.9], "attack_steps": 3,
     "attack_step": 4 / 255, "attack_bn": "batch", "eval_n": 64, "final_n": 128, "final_attacks": ["clean", "pgd20"],
 }
+# Each variant's attack on that smoke recipe, with the keys PAPER_VARIANTS' attacks set (Table 2's and Table 9's smoke
+# presets and their baselines). TRADES crafts in eval mode from x + 0.001 N(0, 1), its 3 steps twice the paper's 0.007
+# (biamat_search.py's smoke TRADES).
+SMOKE_VARIANTS: dict[str, dict[str, Any]] = {
+    "at": {"eps": 8 / 255, "attack_step": 4 / 255, "attack_start": "uniform", "attack_bn": "batch",
+           "trades_aux_high": "kl"},
+    "trades": {"eps": 0.031, "attack_step": 0.014, "attack_start": "normal", "attack_bn": "eval",
+               "trades_aux_high": "kl"},
+}
+
+
+def variant_recipe(variant: str, dataset: str = "cifar10") -> dict[str, Any]:
+    """What one variant's paper recipe sets on primary ``dataset``: the keys of :data:`PAPER_VARIANTS`, the model
+    per primary set, and ``trades_aux_high`` (plain adversarial CE for TRADES' high-confidence auxiliary samples on
+    CIFAR-100 and ImgNet100, appendix E). Both variants set the same keys, so a sweep over variants can make them
+    follow its variant axis (launcher.per_value)."""
+    adv_ce = variant == "trades" and dataset in ADV_CE_PRIMARIES
+    return {**PAPER_VARIANTS[variant], "trades_aux_high": "adv_ce" if adv_ce else "kl",
+            **({"model": PRIMARY_MODELS[dataset]} if dataset in PRIMARY_MODELS else {})}
 
 
 def paper_recipe(variant: str, dataset: str = "cifar10") -> dict[str, Any]:
-    """The paper preset of one variant, without alpha and pi (a sweep sets or searches them). TRADES on CIFAR-100
-    uses plain adversarial CE for high-confidence auxiliary samples (appendix E)."""
-    recipe = {**PAPER_SHARED, **PAPER_VARIANTS[variant], "dataset": dataset}
-    if variant == "trades" and dataset == "cifar100":
-        recipe["trades_aux_high"] = "adv_ce"
-    return recipe
+    """The paper preset of one variant on one primary set, without alpha and pi (a sweep sets or searches them)."""
+    return {**PAPER_SHARED, **variant_recipe(variant, dataset), "dataset": dataset,
+            "aux_datasets": PRIMARY_AUX.get(dataset, PAPER_SHARED["aux_datasets"])}
+
+
+def table2_recipe(preset: str, dataset: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Table 2's recipe on primary ``dataset`` in two parts: what both variants share, and what each variant sets
+    (keyed by variant): ``paper_recipe(v, dataset)`` without its auxiliary set, which a Table 2 sweep varies.
+    ``smoke``: Table 1's smoke recipe on the synthetic data with :data:`SMOKE_VARIANTS`' attacks (``dataset`` does not
+    apply)."""
+    if preset == "smoke":
+        return TABLE1_SMOKE, SMOKE_VARIANTS
+    return {**PAPER_SHARED, "dataset": dataset}, {v: variant_recipe(v, dataset) for v in PAPER_VARIANTS}
 
 
 def baseline_recipe(recipe: dict[str, Any], variant: str) -> dict[str, Any]:

@@ -8,10 +8,10 @@ trials early.
     python analysis/biamat_tables.py table12 --sweep biamat-at-cifar10-imagenet32-paper       # the winner per setting
 
 The paper fixes alpha and pi by hand (appendix Table 12: 1.0 / 0.55 for CIFAR-10 AT, 0.5 / 0.5 for CIFAR-10 TRADES,
-1.0 / 0.5 for CIFAR-100 AT, 1.0 / 0.3 for CIFAR-100 TRADES); this sweep searches alpha in [0, 1] and pi in
-[0.25, 0.75], which holds every one of them. ``--dataset`` and ``--aux-datasets`` pick the setting (paper preset:
-CIFAR-10 and ImageNet32 by default; TRADES on CIFAR-100 takes appendix E's switch, plain adversarial CE for
-high-confidence auxiliary samples). The recipe is the paper's (``sweeps/biamat_presets.py``); a paper-preset trial is a
+1.0 / 0.5 for CIFAR-100 AT, 1.0 / 0.3 for CIFAR-100 TRADES, 1.0 / 0.5 for ImgNet100 AT); this sweep searches alpha in
+[0, 1] and pi in [0.25, 0.75], which holds every one of them. ``--dataset`` and ``--aux-datasets`` pick the setting
+(paper preset: CIFAR-10 and ImageNet32 by default, ImgNet900 beside ``--dataset imgnet100`` on WRN-16-10; TRADES on
+CIFAR-100 and ImgNet100 takes appendix E's switch, plain adversarial CE for high-confidence auxiliary samples). The recipe is the paper's (``sweeps/biamat_presets.py``); a paper-preset trial is a
 full 100-epoch WRN-28-10 run (110 epochs on WRN-34-10 for ``--variant trades``): one GPU each.
 
 Objective, with no test-set leakage: ``select/pgd<k>`` (PGD at the training attack) on a held-out split of the
@@ -47,7 +47,7 @@ SMOKE_VARIANTS = {
     "trades": {"eps": 0.031, "attack_step": 0.014, "attack_start": "normal", "attack_bn": "eval"},
 }
 PRESETS = {"smoke": SMOKE, "paper": PAPER_SHARED}
-DEFAULT_DATA = {"smoke": ("synthetic", "synthetic_aux"), "paper": ("cifar10", "imagenet32")}
+DEFAULT_DATASET = {"smoke": "synthetic", "paper": "cifar10"}
 
 # Trials per invocation, and ASHA's first rung and reduction factor. Smoke: one rung, after epoch 3 (in the first
 # epochs after warm-up the one-cycle LR is still low and trials tie). Paper: rungs at epochs 10, 30, 90. Rungs before
@@ -61,13 +61,13 @@ def search_space(preset: str, variant: str, dataset: str | None = None, aux: lis
     """The searched domains over one setting (default: the preset's primary and auxiliary datasets)."""
     from ray import tune
 
-    dataset = dataset or DEFAULT_DATA[preset][0]
+    dataset = dataset or DEFAULT_DATASET[preset]
     recipe = {**SMOKE, **SMOKE_VARIANTS[variant], "dataset": dataset} if preset == "smoke" else \
         {**paper_recipe(variant, dataset), **HOLDOUT}
     return {
         **recipe,
         "variant": variant,
-        "aux_datasets": aux or [DEFAULT_DATA[preset][1]],
+        "aux_datasets": aux or recipe["aux_datasets"],  # the primary's own default: ImgNet900 beside ImgNet100
         "alpha": tune.uniform(0.0, 1.0),
         "pi": tune.uniform(0.25, 0.75),
     }

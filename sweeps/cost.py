@@ -34,6 +34,7 @@ class Speed:
     minutes_per_epoch: float
     device: str  # the unit of the estimate: "V100" gives V100-hours
     source: str
+    datasets: tuple[str, ...] = CIFAR  # the primary datasets whose epochs it times
 
 
 # UIAT Table 2: minutes per CIFAR-10 epoch on one A100, batch 128 (its HAT row is not transcribed here).
@@ -43,18 +44,22 @@ _UIAT_MINUTES = {  # ResNet-18, WRN-28-10, WRN-34-10
     "uiat": (2.20, 11.90, 14.77), "uiat_oneoff": (1.96, 10.74, 13.36),
 }
 # BiaMAT appendix Table 11: hours of a whole CIFAR run on one Tesla V100, divided by its epochs (appendix E: AT on
-# WRN-28-10 for 100 epochs, TRADES on WRN-34-10 for 110). Its ImgNet100 rows (WRN-16-10) are left out: no ImgNet100
-# dataset here. For TRADES on WRN-34-10, timed by both papers, BiaMAT's V100 number is kept, so a BiaMAT sweep and
-# its baseline are counted on the same device.
+# WRN-28-10 for 100 epochs, TRADES on WRN-34-10 for 110). For TRADES on WRN-34-10, timed by both papers, BiaMAT's V100
+# number is kept, so a BiaMAT sweep and its baseline are counted on the same device.
 _BIAMAT_SOURCE = "BiaMAT appendix Table 11, one Tesla V100"
 _BIAMAT_HOURS = {("pgd_at", "wrn-28-10", 100): 34, ("at_biamat", "wrn-28-10", 100): 56.5,
                  ("trades", "wrn-34-10", 110): 52, ("trades_biamat", "wrn-34-10", 110): 103}
+# Its ImgNet100 rows: AT and AT+BiaMAT on WRN-16-10 for 100 epochs of ImgNet100's 64x64 images (no TRADES row).
+_IMGNET100_HOURS = {("pgd_at", "wrn-16-10", 100): 119, ("at_biamat", "wrn-16-10", 100): 196}
 PAPER_SPEEDS: dict[tuple[str, str], Speed] = {
     (method, model): Speed(minutes, "A100", _UIAT_SOURCE)
     for method, row in _UIAT_MINUTES.items() for model, minutes in zip(("resnet18", "wrn-28-10", "wrn-34-10"), row)
 } | {
     (method, model): Speed(hours * 60 / epochs, "V100", _BIAMAT_SOURCE)
     for (method, model, epochs), hours in _BIAMAT_HOURS.items()
+} | {
+    (method, model): Speed(hours * 60 / epochs, "V100", _BIAMAT_SOURCE, datasets=("imgnet100",))
+    for (method, model, epochs), hours in _IMGNET100_HOURS.items()
 }
 
 
@@ -118,8 +123,8 @@ def cost_lines(trials: Sequence[TrainConfig], speeds: Mapping[tuple[str, str], S
     total: dict[str, float] = defaultdict(float)
     lines, unknown = [], []
     for (method, model, dataset, epochs), count in kinds.items():
-        speed = speeds.get((method, model)) if dataset in CIFAR else None
-        if speed is None:
+        speed = speeds.get((method, model))
+        if speed is None or dataset not in speed.datasets:
             unknown.append(f"{count} x {method} {model} on {dataset}")
             continue
         each = epochs * speed.minutes_per_epoch / 60

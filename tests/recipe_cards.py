@@ -40,6 +40,8 @@ PGD_FINAL = ("clean", "pgd20", "pgd100", "cw100", "autoattack")
 RUNTIME: Card = {
     "seed": (0, "one seed: --seeds N gives 0..N-1"),
     "train_n": (0, "papers: the whole training set"),
+    "extra_data": ("", "papers: no extra data (UIAT Table 4 alone adds generated images)"),
+    "original_fraction": (1.0, "every image from the training set when there is no extra data"),
     "momentum": (0.9, "papers: SGD with momentum 0.9"),
     "lr_gamma": (0.1, "papers: decay factor 0.1"),
     "precision": ("fp32", NOT_SET),
@@ -133,6 +135,61 @@ TABLE4: Card = {
     "aux_datasets": (Axis((("svhn",), ("cifar100",), ("svhn", "cifar100"), ("places365_32",), ("imagenet32",),
                            ("places365_32", "imagenet32"))),
                      f"{BIAMAT} App. Table 4: SVHN, CIFAR-100, both; Places365, ImageNet, both"),
+}
+# Table 2 (sweeps/biamat_main_results.py --primary P), one card per variant and primary set: its auxiliary sets and
+# the alpha / pi of appendix Table 12 (the rows Table 12 does not list: this project's choice, said so).
+TABLE2_PRIMARY: dict[str, Card] = {
+    "cifar10": {},
+    "cifar100": {"dataset": ("cifar100", f"{BIAMAT} Table 2: primary CIFAR-100")},
+    "imgnet100": {"dataset": ("imgnet100", f"{BIAMAT} Table 2: primary ImgNet100 (ImageNet64x64, 100 classes)"),
+                  "model": ("wrn-16-10", f"{BIAMAT} App. E: 'On ImgNet100, we used WRN16-10' (AT and TRADES)")},
+}
+TABLE2_AUX: dict[str, tuple[Any, str]] = {
+    "cifar10": (Axis((("svhn",), ("cifar100",), ("places365_32",), ("imagenet32",))),
+                f"{BIAMAT} Table 2: SVHN, CIFAR-100, Places365, ImageNet on CIFAR-10"),
+    "cifar100": (Axis((("places365_32",), ("imagenet32",))), f"{BIAMAT} Table 2: Places365, ImageNet on CIFAR-100"),
+    "imgnet100": (Axis((("places365_64",), ("imgnet900",))),
+                  f"{BIAMAT} Table 2: Places365 (resized to the primary's 64x64, Sec. 3.1) and ImgNet900 on ImgNet100"),
+}
+TABLE12_ROW = f"{BIAMAT} App. Table 12"
+UNLISTED = "not in App. Table 12 (this project's choice)"
+TABLE2_AT: dict[str, Card] = {primary: {**BIAMAT_AT, **TABLE2_PRIMARY[primary], "aux_datasets": TABLE2_AUX[primary],
+                                        "alpha": (1.0, f"{TABLE12_ROW}: alpha 1.0 for {primary} AT+BiaMAT"),
+                                        "pi": (pi, f"{TABLE12_ROW}: pi {pi} for {primary} AT+BiaMAT")}
+                              for primary, pi in (("cifar10", 0.55), ("cifar100", 0.5), ("imgnet100", 0.5))}
+ADV_CE = ("adv_ce", (f"{BIAMAT} App. E: cross-entropy with labels for the auxiliary task on CIFAR-100; TRADES' "
+                    "natural predictions are poor on 'challenging datasets such as CIFAR-100 and ImageNet'"))
+TABLE2_TRADES: dict[str, Card] = {
+    "cifar10": {**BIAMAT_TRADES, "aux_datasets": TABLE2_AUX["cifar10"],
+                "alpha": (0.5, f"{TABLE12_ROW}: 0.5 for CIFAR-10 TRADES+BiaMAT; SVHN: {UNLISTED}, the same"),
+                "pi": (0.5, f"{TABLE12_ROW}: 0.5 for CIFAR-10 TRADES+BiaMAT; SVHN: {UNLISTED}, the same")},
+    "cifar100": {**BIAMAT_TRADES, **TABLE2_PRIMARY["cifar100"], "aux_datasets": TABLE2_AUX["cifar100"],
+                 "alpha": (1.0, f"{TABLE12_ROW}: alpha 1.0 for CIFAR-100 TRADES+BiaMAT"),
+                 "pi": (0.3, f"{TABLE12_ROW}: pi 0.3 for CIFAR-100 TRADES+BiaMAT"), "trades_aux_high": ADV_CE},
+    "imgnet100": {**BIAMAT_TRADES, **TABLE2_PRIMARY["imgnet100"], "aux_datasets": TABLE2_AUX["imgnet100"],
+                  "alpha": (1.0, f"{UNLISTED}: CIFAR-100 TRADES+BiaMAT's alpha 1.0"),
+                  "pi": (0.3, f"{UNLISTED}: CIFAR-100 TRADES+BiaMAT's pi 0.3"), "trades_aux_high": ADV_CE},
+}
+# Table 2's baseline rows ("AT", "TRADES"; sweeps/baselines.py --preset biamat-main-P-paper): each variant's recipe.
+TABLE2_BASELINE_AT: dict[str, Card] = {
+    primary: {**BIAMAT_AT_TRAINING, **TABLE2_PRIMARY[primary], "beta": (6.0, "TRADES beta = 6 (unused by PGD-AT)"),
+              "train_eps_range": ((), "one training eps"),
+              "training": ("pgd_at", f"{BIAMAT} Table 2: the AT row, with the AT+BiaMAT rows' recipe")}
+    for primary in TABLE2_PRIMARY}
+TABLE2_BASELINE_TRADES: dict[str, Card] = {
+    primary: {**BIAMAT_TRADES_TRAINING, **TABLE2_PRIMARY[primary], "beta": (6.0, "TRADES beta = 6"),
+              "train_eps_range": ((), "one training eps"),
+              "training": ("trades", f"{BIAMAT} Table 2: the TRADES row, with the TRADES+BiaMAT rows' recipe")}
+    for primary in TABLE2_PRIMARY}
+# App. Table 9 (sweeps/biamat_oat.py): OAT and BiaMAT on the same ImageNet-100k, on the AT+BiaMAT recipe.
+TABLE9: Card = {
+    **BIAMAT_AT,
+    "variant": ("at", f"{BIAMAT} App. Table 9: the variant is not stated; AT+BiaMAT's recipe (this project's choice)"),
+    "labels": (Axis(("uniform", "gated")), f"{BIAMAT} App. Table 9: OAT (y^ER for every auxiliary sample), BiaMAT"),
+    "warmup_epochs": (Rule(lambda c: 5 if c.labels == "gated" else 0, "0 for OAT, 5 for BiaMAT"),
+                      f"{BIAMAT_REF}: the y^ER switch sets the warm-up to 0; App. E: 5 for BiaMAT"),
+    "aux_n": (100_000, (f"{BIAMAT} App. Table 9: ImageNet-100k (its selection, the images closest to CIFAR-10, is "
+                       "not specified: a seeded random subset)")),
 }
 # A search selects on held-out training images (no test-set leakage) every epoch, for ASHA's rungs.
 SEARCH_SELECTION: Card = {
@@ -287,6 +344,49 @@ UIAT_TABLE5: Card = {
     "training_attack": (Axis(("n_fgsm", "rs_fgsm", "gradalign")), f"{UIAT} Table 5: each single-step method + UIAT"),
 }
 
+# UIAT Table 4 (sweeps/uiat_extra_data.py): every row trained with 1M DDPM-generated images, on HAT's recipe for them.
+HAT_EXTRA = "HAT reference code, README's train-wa.py command with generated data"
+
+
+def ddpm_file(cfg: Any) -> str:
+    """The extra_data a Table 4 trial must have: its dataset's DDPM file, by absolute path under the data root."""
+    name = f"{cfg.dataset}_ddpm.npz"
+    ok = cfg.extra_data.startswith("npz:/") and cfg.extra_data.endswith(f"/{name}")
+    return cfg.extra_data if ok else f"npz:<absolute data root>/{name}"
+
+
+TABLE4_DATA: Card = {
+    "dataset": (Axis(("cifar10", "cifar100")), f"{UIAT} Table 4: CIFAR-10 and CIFAR-100"),
+    "model": (Axis(("preact-resnet18", "wrn-28-10")), f"{UIAT} Table 4: PRN-18 and WRN-28-10"),
+    "extra_data": (Rule(ddpm_file, "the dataset's DDPM file under the data root"),
+                   f"{UIAT} Sec. 4.2: 1M DDPM images; Rebuffi et al. 2021's cifar10_ddpm.npz, cifar100_ddpm.npz"),
+    "original_fraction": (0.3, f"{HAT_EXTRA}: --unsup-fraction 0.7"),
+    "batch_size": (1024, f"{HAT_EXTRA}: --batch-size 1024"),
+    "epochs": (400, f"{HAT_EXTRA}: --num-adv-epochs 400"),
+    "lr": (0.4, f"{HAT_EXTRA}: --lr 0.4 (cyclic, parser.py's default scheduler)"),
+}
+UIAT_TABLE4: Card = {
+    **UIAT_FULL, **TABLE4_DATA,
+    "momentum_start": (40, "T not stated: 10 of 100 epochs, that share of 400"),
+    "oneoff_epoch": (200, "T' not stated: 50 of 100 epochs, that share of 400"),
+    "oneoff": (Axis((False, True)), f"{UIAT} Table 4: UIAT and UIAT (One-off)"),
+    "components": (Rule(lambda c: "uag+fr" if c.oneoff else "uag+fr+iam", "no momentum when one-off"),
+                   f"{UIAT}: one-off UIAT stores its targets once"),
+}
+UIAT_TABLE4_BASELINES: Card = {
+    **UIAT_BASELINE, **TABLE4_DATA,
+    "training": (Axis(("standard", "trades")), f"{UIAT} Table 4: Rebuffi et al.'s loss, TRADES; standard: HAT's helpers"),
+    "beta": (6.0, "TRADES beta 6: the Gowal et al. command of github.com/imrahulr/adversarial_robustness_pytorch"),
+}
+UIAT_TABLE4_HAT: Card = {
+    **UIAT_TRAINING, **TABLE4_DATA,
+    "helper_sweep": ("uiat-extra-data-paper-baselines", "the standard-training trials of the same script"),
+    "beta": (3.5, f"{HAT_EXTRA}: --beta 3.5"),
+    "gamma": (0.5, f"{HAT_EXTRA}: --gamma 0.5"),
+    "h": (2.0, f"{HAT_PAPER}: helper x + 2 (x_adv - x)"),
+    "attack_start": ("normal", f"{HAT_PAPER}: the TRADES attack, x + 0.001 N(0, 1)"),
+}
+
 # --- AFS -------------------------------------------------------------------------------------------------------------
 
 AFS_TRAINING: Card = {
@@ -346,6 +446,16 @@ MERGER_TABLE3: Card = {
     "alpha": (0.5, f"{AFS} Sec. 3.2: 'alpha can be set to 0.5'"),
 }
 MERGER_DEFAULT: Card = {**MERGER, "alpha": (0.5, f"{AFS} Sec. 3.2 and Fig. 5(a): 'alpha can be set to 0.5'")}
+# Table 5 (Sec. 3.4): both stages on CIFAR-100, their recipe unchanged.
+ON_CIFAR100: Card = {
+    "dataset": ("cifar100", f"{AFS} Sec. 3: 'The training setting of CIFAR-10 is the same as CIFAR-100'; Table 5"),
+    "final_n": (10000, "the whole CIFAR-100 test set"),
+}
+EXTRACTOR_CIFAR100: Card = {**EXTRACTOR, **ON_CIFAR100}
+MERGER_ON_CIFAR100: Card = {
+    **ON_CIFAR100,
+    "extractor_sweep": ("afs-extractors-paper-cifar100", "the paper-cifar100 preset's stage 1, not CIFAR-10's"),
+}
 MERGER_SEARCH: Card = {**MERGER, **SEARCH_SELECTION, "alpha": (Axis((0.0, 1.0)), "search domain ends: [0, 1]")}
 UIAT_SEARCH_ONEOFF: Card = {**UIAT_SEARCH, "oneoff": (True, f"{UIAT} Sec. 3.3: one-off UIAT"),
                             "components": ("uag+fr", "one-off UIAT stores its targets once: no momentum")}

@@ -27,7 +27,8 @@ from trainables.datasets import (
     synthetic_patterns,
 )
 
-FILE_DATASETS = ["cifar10", "cifar100", "svhn", "imagenet32", "imagenet64", "imgnet100", "imgnet900", "places365_32"]
+FILE_DATASETS = ["cifar10", "cifar100", "svhn", "imagenet32", "imagenet64", "imgnet100", "imgnet900", "places365_32",
+                 "places365_64"]
 BUILT_IN = ["synthetic", "synthetic_absent", "synthetic_aux", "synthetic_aux_unrelated"]
 
 
@@ -141,6 +142,33 @@ def test_places365_downscales_once_and_caches(tmp_path: Path) -> None:
     check_dataset("places365_32", root=tmp_path)
     again = load_dataset("places365_32", "train", root=tmp_path)
     assert torch.equal(again.images, train.images) and torch.equal(again.labels, train.labels)
+
+
+def test_places365_64_keeps_its_own_cache_beside_the_32x32_one(tmp_path: Path) -> None:
+    folder = tmp_path / "places365"
+    names = ["/a/airfield/00000001.jpg", "/b/bedroom/00000002.jpg"]
+    for name in names:
+        write_places_image(folder / "data_256_standard" / name.lstrip("/"))
+    (folder / "places365_train_standard.txt").write_text(f"{names[0]} 3\n{names[1]} 364\n")
+
+    small = load_dataset("places365_32", "train", root=tmp_path)
+    large = load_dataset("places365_64", "train", root=tmp_path)
+    assert (large.images.shape, large.name, large.num_classes) == ((2, 3, 64, 64), "places365_64", 365)
+    assert small.images.shape == (2, 3, 32, 32) and large.labels.tolist() == small.labels.tolist() == [3, 364]
+    for (row, col), quadrant in {(8, 8): "top_left", (8, 55): "top_right", (55, 8): "bottom_left"}.items():
+        assert np.abs(large.images[0, :, row, col].numpy().astype(int) - QUADRANTS[quadrant]).max() <= 6
+    assert sorted(p.name for p in folder.glob("*.npz")) == ["places365_32_train.npz", "places365_64_train.npz"]
+
+    # Each size reads its own cache only: without the JPEGs and the 64x64 cache, places365_64 is missing again.
+    for path in sorted(folder.rglob("*.jpg")) + [folder / "places365_train_standard.txt",
+                                                  folder / "places365_64_train.npz"]:
+        path.unlink()
+    check_dataset("places365_32", root=tmp_path)
+    with pytest.raises(DatasetNotFoundError, match="places365_64_train.npz"):
+        check_dataset("places365_64", root=tmp_path)
+    cache = folder / "places365_64_train.npz"
+    np.savez(cache, images=np.zeros((2, 3, 32, 32), dtype=np.uint8), labels=np.array([0, 1]))
+    assert_refused(tmp_path, "places365_64", "train", cache, "(2, 3, 32, 32)", "expected uint8 of shape (N, 3, 64, 64)")
 
 
 def test_places365_val_layout(tmp_path: Path) -> None:

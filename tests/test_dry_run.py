@@ -18,6 +18,8 @@ from sweeps import (
     afs_merger,
     baselines,
     biamat_labels,
+    biamat_main_results,
+    biamat_oat,
     biamat_search,
     optuna_search,
     pi_ablation,
@@ -31,7 +33,8 @@ from sweeps.launcher import trial_configs
 from trainables.methods.biamat import BiaMATConfig
 
 SEEDS = 2
-GRID_SCRIPTS = [pi_ablation, biamat_labels, baselines, afs_extractors, afs_ablation, uiat_ablation, uiat_lambda]
+GRID_SCRIPTS = [pi_ablation, biamat_labels, biamat_main_results, biamat_oat, baselines, afs_extractors, afs_ablation,
+                uiat_ablation, uiat_lambda]
 
 
 def grid_size(space: dict) -> int:
@@ -96,6 +99,12 @@ def test_pi_ablation_paper_costs_about_960_v100_hours(empty_cwd, capsys):
     assert "56.5 h each" in out and "103 h each" in out
     assert "note: dataset cifar10 is not under ./data" in out and "note: dataset imagenet32" in out
 
+
+def test_imgnet100_main_results_cost_appendix_table_11s_wrn_16_10_hours(empty_cwd, capsys):
+    out = dry_run(biamat_main_results, ["--preset", "paper", "--primary", "imgnet100"], capsys)
+    # 2 x AT+BiaMAT on WRN-16-10 (196 h, BiaMAT appendix Table 11); the paper times no ImgNet100 TRADES run.
+    assert "GPU estimate: about 392 V100-hours" in out and "196 h each" in out
+    assert "no reference speed for: 2 x trades_biamat wrn-16-10 on imgnet100" in out
 
 def test_a_search_prints_its_domains(empty_cwd, capsys):
     out = dry_run(uiat_search, ["--preset", "paper"], capsys)

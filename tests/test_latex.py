@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from test_analysis import Store, biamat
 from test_biamat_tables import COUNTS, hours, log_counts
-from test_uiat_tables import sweep_of, uiat
+from test_uiat_tables import sweep_of, table4_sweeps, uiat
 
 from analysis import afs_tables, biamat_tables, uiat_tables
 from analysis.biamat_selection import table14
@@ -46,8 +46,12 @@ def biamat_frame_tables() -> list[Table]:
                                                                       **scores(0.5)}) for pi in (0.5, 0.55)]
     aux_sets = [gated("at", aux, **{"params.aux_mix": mix, **AT_RECIPE, **scores(0.49)})
                 for aux, mix in (("svhn", "concatenated"), ("svhn,cifar100", "equal"))]
+    main = [gated("at", aux, **{"params.pi": 0.55, **AT_RECIPE, **scores(0.49)}) for aux in ("svhn", "imagenet32")]
+    oat = [gated("at", "imagenet32", **{"params.labels": labels, "params.pi": 0.55, "params.aux_n": 100000,
+                                        **scores(0.5)}) for labels in ("uniform", "gated")]
     return [biamat_tables.table1(frame([*labels, baseline])), biamat_tables.table13(frame(pis)),
-            biamat_tables.table12(frame(search)), biamat_tables.table4(frame([*aux_sets, baseline]))]
+            biamat_tables.table12(frame(search)), biamat_tables.table4(frame([*aux_sets, baseline])),
+            biamat_tables.table2(frame([*main, baseline])), biamat_tables.table9(frame(oat))]
 
 
 def uiat_frame_tables() -> list[Table]:
@@ -58,7 +62,7 @@ def uiat_frame_tables() -> list[Table]:
             "metrics.best/autoattack": 0.3}]
     lam = [uiat("uag+fr", oneoff=True, clean=0.85, pgd20=0.4) | {"params.lam": lam} for lam in (1.0, 3.5)]
     return [uiat_tables.table6(sweep_of(ablation)), uiat_tables.table3(sweep_of(eps)),
-            uiat_tables.lambda_table(sweep_of(lam))]
+            uiat_tables.lambda_table(sweep_of(lam)), uiat_tables.table4(table4_sweeps())]
 
 
 def afs_frame_tables() -> list[Table]:

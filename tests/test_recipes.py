@@ -20,11 +20,14 @@ from sweeps import (
     baselines,
     biamat_aux_sets,
     biamat_labels,
+    biamat_main_results,
+    biamat_oat,
     biamat_search,
     pi_ablation,
     uiat_ablation,
     uiat_comparison,
     uiat_eps,
+    uiat_extra_data,
     uiat_figures,
     uiat_lambda,
     uiat_search,
@@ -68,6 +71,14 @@ CASES = {
                                                  lambda cfg: cards.BIAMAT_SEARCH_TRADES),
     "baselines biamat-paper": Case(lambda: baselines.search_space("biamat-paper", 1), BaselineConfig,
                                    lambda cfg: cards.BIAMAT_BASELINE),
+    **{f"biamat_main_results paper --primary {primary}": Case(
+        lambda primary=primary: biamat_main_results.search_space("paper", 1, primary), BiaMATConfig,
+        by_variant(cards.TABLE2_AT[primary], cards.TABLE2_TRADES[primary])) for primary in cards.TABLE2_PRIMARY},
+    **{f"baselines biamat-main-{primary}-paper": Case(
+        lambda primary=primary: baselines.search_space(f"biamat-main-{primary}-paper", 1), BaselineConfig,
+        lambda cfg, primary=primary: (cards.TABLE2_BASELINE_AT if cfg.training == "pgd_at"
+                                      else cards.TABLE2_BASELINE_TRADES)[primary]) for primary in cards.TABLE2_PRIMARY},
+    "biamat_oat paper": Case(lambda: biamat_oat.search_space("paper", 1), BiaMATConfig, lambda cfg: cards.TABLE9),
     "baselines uiat-paper": Case(lambda: baselines.search_space("uiat-paper", 1), BaselineConfig,
                                  lambda cfg: cards.UIAT_BASELINE),
     "uiat_ablation paper": Case(lambda: uiat_ablation.search_space("paper", 1), UIATConfig,
@@ -93,6 +104,13 @@ CASES = {
     "uiat_comparison paper (HAT)": Case(
         lambda: uiat_comparison.hat_space("paper", 1, "uiat-comparison-paper-baselines"), HATConfig,
         lambda cfg: cards.UIAT_TABLE1_HAT),
+    "uiat_extra_data paper": Case(lambda: uiat_extra_data.uiat_space("paper", 1, None), UIATConfig,
+                                  lambda cfg: cards.UIAT_TABLE4),
+    "uiat_extra_data paper (baselines)": Case(lambda: uiat_extra_data.baseline_space("paper", 1, None), BaselineConfig,
+                                              lambda cfg: cards.UIAT_TABLE4_BASELINES),
+    "uiat_extra_data paper (HAT)": Case(
+        lambda: uiat_extra_data.hat_space("paper", 1, None, "uiat-extra-data-paper-baselines"), HATConfig,
+        lambda cfg: cards.UIAT_TABLE4_HAT),
     "uiat_single_step paper": Case(lambda: uiat_single_step.single_step_space("paper", 1), SingleStepConfig,
                                    lambda cfg: cards.SINGLE_STEP_TABLE5),
     "uiat_single_step paper (GradAlign)": Case(lambda: uiat_single_step.gradalign_space("paper", 1), GradAlignConfig,
@@ -101,14 +119,17 @@ CASES = {
                                           lambda cfg: cards.UIAT_TABLE5),
     "afs_extractors paper": Case(lambda: afs_extractors.search_space("paper", 1), ExtractorConfig,
                                  lambda cfg: cards.EXTRACTOR),
+    "afs_extractors paper-cifar100": Case(lambda: afs_extractors.search_space("paper-cifar100", 1), ExtractorConfig,
+                                          lambda cfg: cards.EXTRACTOR_CIFAR100),
     "afs_ablation paper": Case(lambda: afs_ablation.search_space("paper", 1), ExtractorConfig,
                                lambda cfg: cards.AFS_ABLATION),
-    **{f"afs_merger {table} paper": Case(
-        lambda table=table: afs_merger.search_space(table, "paper", "afs-extractors-paper",
-                                                    afs_merger.default_stack("paper"), 1),
-        MergerConfig, lambda cfg, card=card: card)
+    **{f"afs_merger {table} {preset}": Case(
+        lambda table=table, preset=preset: afs_merger.search_space(table, preset, f"afs-extractors-{preset}",
+                                                                   afs_merger.default_stack(preset), 1),
+        MergerConfig, lambda cfg, card=card | data: card)
        for table, card in (("table2", cards.MERGER), ("table3", cards.MERGER_TABLE3), ("search", cards.MERGER_SEARCH),
-                           ("default", cards.MERGER_DEFAULT))},
+                           ("default", cards.MERGER_DEFAULT))
+       for preset, data in (("paper", {}), ("paper-cifar100", cards.MERGER_ON_CIFAR100))},
 }
 
 

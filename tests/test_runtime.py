@@ -160,3 +160,30 @@ def test_truncated_checkpoint_is_a_clear_error_not_a_silent_restart(tmp_path):
     with pytest.raises(CorruptCheckpointError) as info:
         load_checkpoint_state(tune.Checkpoint.from_directory(str(folder)))
     assert "no checkpoint of this trial is readable" in str(info.value) and "checkpoint_000003" in str(info.value)
+
+
+def test_a_dataset_insert_lost_to_a_concurrent_trial_is_retried_and_other_errors_are_not():
+    from mlflow.exceptions import MlflowException
+
+    from trainables.tracking import dataset_input, log_datasets
+
+    class Client:
+        def __init__(self, errors: list[str]) -> None:
+            self.errors, self.calls = errors, 0
+
+        def log_inputs(self, run_id: str, datasets: list) -> None:
+            self.calls += 1
+            if self.errors:
+                raise MlflowException(self.errors.pop(0))
+
+    inputs = [dataset_input("cifar10", "train")]
+    race = "(sqlite3.IntegrityError) UNIQUE constraint failed: datasets.experiment_id, datasets.name, datasets.digest"
+    lost_once = Client([race])
+    log_datasets(lost_once, "run", inputs)
+    assert lost_once.calls == 2
+    with pytest.raises(MlflowException, match="UNIQUE"):
+        log_datasets(Client([race] * 3), "run", inputs)
+    other = Client(["database is locked"])
+    with pytest.raises(MlflowException, match="locked"):
+        log_datasets(other, "run", inputs)
+    assert other.calls == 1

@@ -13,17 +13,18 @@ Layout under the data root (``root`` argument, else ``$ADVSWEEP_DATA``, else ``.
     svhn/train_32x32.mat, test_32x32.mat, extra_32x32.mat            svhn        (torchvision download)
     imagenet32/train_data_batch_1 .. train_data_batch_10, val_data   imagenet32  (manual download, image-net.org)
     imagenet64/train_data_batch_1 .. train_data_batch_10, val_data   imagenet64, imgnet100, imgnet900 (the same)
-    places365/places365_train_standard.txt, data_256_standard/       places365_32 (torchvision download, then
-    places365/places365_val.txt, val_256/                            downscaled once into places365_32_<split>.npz)
+    places365/places365_train_standard.txt, data_256_standard/       places365_32, places365_64 (torchvision
+    places365/places365_val.txt, val_256/                            download, then downscaled once into
+                                                                     places365_<size>_<split>.npz)
 
 ``imgnet100`` is BiaMAT's ImgNet100: the 100 classes of :func:`imgnet100_classes` (a fixed draw), labelled 0..99;
 ``imgnet900`` the other 900 (labels 0..899), its auxiliary data. Their splits are ``train`` and ``val``, and
 ``imgnet100``'s ``test`` is ``val`` (ImageNet's test labels are not public; the paper evaluates on val).
 
 The user's own data is named by its path, ``npz:PATH`` (a ``.npz`` file, the train split only, or a folder of
-``train.npz`` and ``test.npz``) or ``folder:PATH`` (torchvision's ImageFolder layout, resized once and cached);
-``root`` does not apply, and a relative PATH resolves against the current directory (see ``trainables/user_data.py``
-and :func:`absolute_dataset_name`).
+``train.npz`` and ``test.npz``) or ``folder:PATH`` (torchvision's ImageFolder layout, resized once to 32x32 and
+cached; ``folder@64:PATH`` at 64x64); ``root`` does not apply, and a relative PATH resolves against the current
+directory (see ``trainables/user_data.py`` and :func:`absolute_dataset_name`).
 
 ``synthetic``, ``synthetic_absent`` and ``synthetic_aux`` are built-in data generated from a seed in a second or two
 (``root`` is ignored; options ``seed``, ``n``, ``size``, ``robust_p``, ``nonrobust_p``; see :func:`synthetic_patterns`).
@@ -438,12 +439,12 @@ def _check_svhn(folder: Path, split: str) -> None:
     _svhn_arrays(folder, split, layout_only=True)
 
 
-def _places365_cache(folder: Path, split: str) -> Path:
-    return folder / f"places365_32_{split}.npz"
+def _places365_cache(folder: Path, split: str, size: int) -> Path:
+    return folder / f"places365_{size}_{split}.npz"  # one cache per size: places365_32 and places365_64 coexist
 
 
-def _places365_arrays(cache: Path, layout_only: bool = False) -> tuple[Any, np.ndarray]:
-    """``images`` (N, 3, 32, 32) uint8 and ``labels`` (N,) of a Places365 cache, checked; with ``layout_only`` the
+def _places365_arrays(cache: Path, size: int, layout_only: bool = False) -> tuple[Any, np.ndarray]:
+    """``images`` (N, 3, size, size) uint8 and ``labels`` (N,) of a Places365 cache, checked; with ``layout_only`` the
     images are not read (an :class:`_ArraySpec`)."""
     rebuild = "delete it, and the next load rebuilds it from the images"
     try:
@@ -453,9 +454,9 @@ def _places365_arrays(cache: Path, layout_only: bool = False) -> tuple[Any, np.n
     except Exception as exc:  # noqa: BLE001 - numpy and zipfile raise several types for a damaged archive
         raise DatasetInvalidError(f"{cache} is not a readable .npz cache ({type(exc).__name__}: {exc}): "
                                   f"{rebuild}") from None
-    if images.dtype != np.uint8 or images.shape[1:] != (3, 32, 32):
+    if images.dtype != np.uint8 or images.shape[1:] != (3, size, size):
         raise DatasetInvalidError(f"{cache}: 'images' is {describe(images)}, expected uint8 of shape "
-                                  f"(N, 3, 32, 32): {rebuild}")
+                                  f"(N, 3, {size}, {size}): {rebuild}")
     check_labels(cache, "labels", labels, images.shape[0], 0, 364)
     return images, labels
 
@@ -478,40 +479,41 @@ def _places365_entries(path: Path) -> list[tuple[str, int]]:
     return entries
 
 
-def _read_places365_32(folder: Path, split: str) -> ImageSet:
-    """Places365 at 32x32: downscaled from torchvision's 256x256 release on the first load, then read from a cache."""
-    cache = _places365_cache(folder, split)
+def _read_places365(folder: Path, split: str, *, size: int) -> ImageSet:
+    """Places365 at size x size (32 beside CIFAR, 64 beside ImgNet100: BiaMAT resizes auxiliary data to the primary
+    data's size): downscaled from torchvision's 256x256 release on the first load, then read from a cache."""
+    cache = _places365_cache(folder, split, size)
     if not cache.exists():
-        _build_places365_cache(folder, split, cache)
-    images, labels = _places365_arrays(cache)
-    return ImageSet(torch.from_numpy(images), torch.from_numpy(labels), 365, "places365_32")
+        _build_places365_cache(folder, split, cache, size)
+    images, labels = _places365_arrays(cache, size)
+    return ImageSet(torch.from_numpy(images), torch.from_numpy(labels), 365, f"places365_{size}")
 
 
-def _check_places365_32(folder: Path, split: str) -> None:
-    cache = _places365_cache(folder, split)
+def _check_places365(folder: Path, split: str, *, size: int) -> None:
+    cache = _places365_cache(folder, split, size)
     if cache.exists():
-        _places365_arrays(cache, layout_only=True)
+        _places365_arrays(cache, size, layout_only=True)
     else:
         _places365_entries(folder / _PLACES365_FILES[split][0])
 
 
-def _build_places365_cache(folder: Path, split: str, cache: Path) -> None:
+def _build_places365_cache(folder: Path, split: str, cache: Path, size: int) -> None:
     from PIL import Image
 
     list_file, image_dir = _PLACES365_FILES[split]
     entries = _places365_entries(folder / list_file)
-    log.info("downscaling %d Places365 %s images to 32x32 once, into %s", len(entries), split, cache)
-    images = np.empty((len(entries), 32, 32, 3), dtype=np.uint8)
+    log.info("downscaling %d Places365 %s images to %dx%d once, into %s", len(entries), split, size, size, cache)
+    images = np.empty((len(entries), size, size, 3), dtype=np.uint8)
     for i, (relative, _) in enumerate(entries):
         with Image.open(folder / image_dir / relative.lstrip("/")) as img:
             # Pillow's bilinear filter widens with the scale factor when shrinking, so this is antialiased.
-            images[i] = np.asarray(img.convert("RGB").resize((32, 32), Image.Resampling.BILINEAR))
+            images[i] = np.asarray(img.convert("RGB").resize((size, size), Image.Resampling.BILINEAR))
     labels = np.array([label for _, label in entries], dtype=np.int64)
     user_data.save_npz_atomic(cache, images=images.transpose(0, 3, 1, 2), labels=labels)
 
 
-def _places365_missing(folder: Path, split: str) -> list[Path]:
-    if _places365_cache(folder, split).exists():
+def _places365_missing(folder: Path, split: str, *, size: int) -> list[Path]:
+    if _places365_cache(folder, split, size).exists():
         return []  # the cache is all a load needs
     return [folder / f for f in _PLACES365_FILES[split] if not (folder / f).exists()]
 
@@ -565,6 +567,18 @@ def _imagenet_hint(size: int, zips: str) -> str:
 _IMAGENET64_HINT = _imagenet_hint(64, "Imagenet64_train_part1.zip, Imagenet64_train_part2.zip, Imagenet64_val.zip")
 
 
+def _places365_reader(size: int) -> _Reader:
+    """Places365 downscaled to size x size, from the same torchvision files; each size caches its own images."""
+    return _Reader(
+        partial(_read_places365, size=size), splits=("train", "val"), check_splits=("train",), folder="places365",
+        files=_PLACES365_FILES, missing=partial(_places365_missing, size=size),
+        how_to_get=_torchvision_hint("Places365('{folder}', split='train-standard', small=True, download=True)")
+        + f", with split='val' for val; the first load writes a {size}x{size} cache, places365_{size}_{{split}}.npz, "
+        "next to the files (train has 1.8M images, so that one-off downscale takes a while)",
+        torchvision_class="Places365", check=partial(_check_places365, size=size),
+    )
+
+
 _READERS: dict[str, _Reader] = {
     "cifar10": _Reader(
         _CIFAR10.read, splits=("train", "test"), check_splits=("train", "test"), folder="cifar-10-batches-py",
@@ -598,14 +612,8 @@ _READERS: dict[str, _Reader] = {
         partial(_read_imgnet, primary=False), splits=("train", "val"), check_splits=("train",), folder="imagenet64",
         files=_IMGNET_SPLITS.files, check=_IMGNET_SPLITS.check, how_to_get=_IMAGENET64_HINT,
     ),
-    "places365_32": _Reader(
-        _read_places365_32, splits=("train", "val"), check_splits=("train",), folder="places365",
-        files=_PLACES365_FILES, missing=_places365_missing,
-        how_to_get=_torchvision_hint("Places365('{folder}', split='train-standard', small=True, download=True)")
-        + ", with split='val' for val; the first load writes a 32x32 cache, places365_32_{split}.npz, next to the "
-        "files (train has 1.8M images, so that one-off downscale takes a while)",
-        torchvision_class="Places365", check=_check_places365_32,
-    ),
+    "places365_32": _places365_reader(32),
+    "places365_64": _places365_reader(64),  # BiaMAT's auxiliary Places365 beside the 64x64 ImgNet100
     "synthetic": _Reader(_read_synthetic, splits=("train", "test"), check_splits=("train", "test")),
     "synthetic_absent": _Reader(partial(_read_synthetic, robust_decoy=False), splits=("train", "test"),
                                 check_splits=("train", "test")),
@@ -636,21 +644,43 @@ def _read_npz(folder: Path, split: str, *, files: dict[str, tuple[str, ...]], na
     return _image_set(_npz_arrays(folder, split, files), name)
 
 
-def _read_folder(folder: Path, split: str, size: int = 32, *, name: str) -> ImageSet:
+def _read_folder(size: int, name: str, folder: Path, split: str) -> ImageSet:
+    # The size is bound positionally from the name (folder@SIZE:PATH), so no load option can contradict the name.
     return _image_set(user_data.folder_arrays(folder, split, size), name)
 
 
-def _user_reader(name: str) -> _Reader | None:
-    """The reader of ``npz:PATH`` or ``folder:PATH`` (a relative PATH against the current directory), else None."""
-    kind, colon, text = name.partition(":")
+def _user_name(name: str) -> tuple[str, int, str] | None:
+    """``(kind, size, PATH)`` of ``npz:PATH``, ``folder:PATH`` or ``folder@SIZE:PATH`` (the images' side: SIZE, else
+    ``user_data.FOLDER_SIZE``; 0 for npz, whose images keep their own), else None. The size is written before the
+    colon, so any PATH, one with ``@`` in it too, stays a path. ValueError for a bad ``@SIZE``, with the fix."""
+    prefix, colon, text = name.partition(":")
+    kind, at, size = prefix.partition("@")
     if not colon or kind not in USER_DATA_KINDS or not text:
         return None
+    if not at:
+        return kind, user_data.FOLDER_SIZE if kind == "folder" else 0, text
+    if kind != "folder":
+        raise ValueError(f"dataset {name!r}: only folder: data takes @SIZE (an npz file's images keep their own "
+                         f"size); name it {kind}:{text}")
+    if not (size.isascii() and size.isdigit()) or size[0] == "0" or int(size) < user_data.MIN_SIZE:
+        raise ValueError(f"dataset {name!r}: {size!r} is not an image size; write folder@SIZE:PATH with SIZE a whole "
+                         f"number of pixels, at least {user_data.MIN_SIZE} (e.g. folder@64:{text})")
+    return kind, int(size), text
+
+
+def _user_reader(name: str) -> _Reader | None:
+    """The reader of ``npz:PATH``, ``folder:PATH`` or ``folder@SIZE:PATH`` (a relative PATH against the current
+    directory), else None."""
+    parsed = _user_name(name)
+    if parsed is None:
+        return None
+    kind, size, text = parsed
     path = Path(text).absolute()
     relative = "" if Path(text).is_absolute() else " (a relative PATH resolves against the current directory)"
     if kind == "folder":
-        return _Reader(partial(_read_folder, name=name), splits=("train", "test"), check_splits=("train", "test"),
+        return _Reader(partial(_read_folder, size, name), splits=("train", "test"), check_splits=("train", "test"),
                        folder=str(path), files={"train": ("train",), "test": ("train", "test")},
-                       check=user_data.check_folder, how_to_get=user_data.FOLDER_HOW + relative,
+                       check=partial(user_data.check_folder, size=size), how_to_get=user_data.FOLDER_HOW + relative,
                        fix=f"To fix it, {user_data.FOLDER_HOW}")
     if path.is_file() or (not path.is_dir() and path.suffix == ".npz"):  # one file: the train split only
         folder, files = path.parent, {"train": (path.name,)}
@@ -663,22 +693,27 @@ def _user_reader(name: str) -> _Reader | None:
 
 
 def dataset_names() -> list[str]:
-    """The registered dataset names, sorted (besides them, ``npz:PATH`` and ``folder:PATH`` name the user's data)."""
+    """The registered dataset names, sorted (besides them, ``npz:PATH``, ``folder:PATH`` and ``folder@SIZE:PATH`` name
+    the user's data)."""
     return sorted(_READERS)
 
 
 def validate_dataset_name(name: str) -> None:
-    """ValueError, listing the valid names, unless ``name`` is registered or is ``npz:PATH`` or ``folder:PATH`` (the
-    form only: :func:`check_dataset` looks at the files)."""
+    """ValueError, listing the valid names, unless ``name`` is registered or is ``npz:PATH``, ``folder:PATH`` or
+    ``folder@SIZE:PATH`` with a valid SIZE (the form only: :func:`check_dataset` looks at the files)."""
     _reader(name)
 
 
 def absolute_dataset_name(name: str) -> str:
     """``name`` with a user-data PATH made absolute against the current directory (``npz:gen/1m.npz`` ->
-    ``npz:/home/me/gen/1m.npz``); other names unchanged. For where a sweep builds its trials' configs: Ray runs a trial
-    in another directory, where a relative PATH would name nothing."""
-    kind, colon, text = name.partition(":")
-    return f"{kind}:{os.path.abspath(text)}" if colon and kind in USER_DATA_KINDS and text else name
+    ``npz:/home/me/gen/1m.npz``, ``folder@64:imgs`` -> ``folder@64:/home/me/imgs``); other names unchanged. For where a
+    sweep builds its trials' configs: Ray runs a trial in another directory, where a relative PATH would name nothing.
+    A bad ``@SIZE`` is left for the config's validation to refuse."""
+    try:
+        parsed = _user_name(name)
+    except ValueError:
+        return name
+    return name if parsed is None else f"{name.partition(':')[0]}:{os.path.abspath(parsed[2])}"
 
 
 def is_builtin(name: str) -> bool:
@@ -689,8 +724,8 @@ def is_builtin(name: str) -> bool:
 def _reader(name: str) -> _Reader:
     reader = _READERS.get(name) or _user_reader(name)
     if reader is None:
-        raise ValueError(f"unknown dataset {name!r}; registered: {dataset_names()}, or npz:PATH or folder:PATH for "
-                         "your own data")
+        raise ValueError(f"unknown dataset {name!r}; registered: {dataset_names()}, or npz:PATH or folder:PATH "
+                         "(folder@SIZE:PATH for SIZExSIZE images) for your own data")
     return reader
 
 
@@ -764,7 +799,7 @@ def check_dataset(
     DatasetInvalidError, by the same checks the load applies. Only the files' structure, array headers and labels are
     read: 0.3 MB of CIFAR-10's 185 MB, in 0.14 s for its Python-2 pickles and 3 ms for Python-3 ones, where a load
     reads it all in 0.2-0.7 s (shared 2-core VM, files in the page cache, 2026-12-01). ``splits`` defaults to what a
-    trial reads (train and test; train only for the auxiliary-only sets imagenet32 and places365_32)."""
+    trial reads (train and test; train only for the auxiliary-only sets imagenet32 and places365_*)."""
     reader = _reader(name)
     for split in reader.check_splits if splits is None else splits:
         _check_split(name, reader, split)

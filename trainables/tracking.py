@@ -62,6 +62,19 @@ def dataset_input(name: str, context: str) -> DatasetInput:
                         tags=[InputTag(key=MLFLOW_DATASET_CONTEXT, value=context)])
 
 
+def log_datasets(client: MlflowClient, run_id: str, inputs: list[DatasetInput], tries: int = 3) -> None:
+    """``client.log_inputs`` that survives two trials logging the same new dataset at once: MLflow's SQL store looks
+    for the dataset row, then inserts it, so the second insert fails on the unique key (seen with concurrent trials
+    on a fresh store; the trial then failed and was retried by Tune). A second try finds the row and links it."""
+    for attempt in range(tries):
+        try:
+            client.log_inputs(run_id, datasets=inputs)
+            return
+        except MlflowException as exc:
+            if "UNIQUE constraint failed" not in str(exc) or attempt == tries - 1:
+                raise
+
+
 def sweep_parent_filter(sweep: str | None = None) -> str:
     """The MLflow search filter that finds a sweep's parent run (its trials carry the same ``sweep`` tag), or with no
     ``sweep`` the parent runs of every sweep."""
@@ -138,7 +151,7 @@ class TrialRun:
         if config is not None:
             client.log_dict(run.info.run_id, dict(config), CONFIG_ARTIFACT)
         if datasets:
-            client.log_inputs(run.info.run_id, datasets=[dataset_input(name, context) for name, context in datasets])
+            log_datasets(client, run.info.run_id, [dataset_input(name, context) for name, context in datasets])
         return cls(client, run.info.run_id)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:

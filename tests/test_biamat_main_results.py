@@ -1,0 +1,266 @@
+"""BiaMAT Table 2 (sweeps/biamat_main_results.py and its baselines) and appendix Table 9 (sweeps/biamat_oat.py): the
+tables from frames shaped like MLflow's, each primary set's paper grid planned on small files in the published formats,
+and (slow) both smoke sweeps end to end with the analysis commands a user types."""
+
+from __future__ import annotations
+
+import csv
+import io
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import ray
+from test_datasets import cifar_rows, write_cifar10, write_pickle
+from test_dry_run import empty_cwd  # noqa: F401 - the fixture: an empty working directory, no run-setting variables
+from test_imagenet64 import write_imagenet64
+
+from analysis import biamat_tables
+from analysis.runs import SweepRuns, load_sweep, to_csv
+from sweeps import baselines, biamat_main_results, biamat_oat
+from sweeps.biamat_presets import TABLE2_AUX, TABLE2_UNLISTED, TABLE12, baseline_recipe, paper_recipe
+from sweeps.launcher import trial_configs
+from trainables.datasets import imgnet100_classes
+from trainables.methods.baseline import BaselineConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = {"at": {"params.model": "wrn-28-10", "params.epochs": 100, "params.weight_decay": 2e-4},
+           "trades": {"params.model": "wrn-34-10", "params.epochs": 110, "params.weight_decay": 5e-4}}
+
+
+def frame(rows: list[dict], name: str = "s") -> SweepRuns:
+    return SweepRuns(name, "parent", "exp", pd.DataFrame(rows), {}, client=None)
+
+
+PAPER_ATTACKS = ("clean", "pgd20", "pgd100", "cw100", "autoattack")
+
+
+def scores(aa: float, clean: float, attacks: tuple[str, ...] = PAPER_ATTACKS) -> dict[str, float]:
+    """Final-protocol metrics; weaker attacks leave more accuracy, so a wrong column shows in the numbers."""
+    values = {"clean": clean, "pgd20": aa + 0.07, "pgd100": aa + 0.06, "cw100": aa + 0.02, "autoattack": aa}
+    return {f"metrics.best/{a}": values[a] for a in attacks}
+
+
+def biamat(variant: str, aux: str, aa: float, clean: float, dataset: str = "cifar10",
+           attacks: tuple[str, ...] = PAPER_ATTACKS, **extra) -> dict:
+    alpha, pi = {("cifar10", "at"): (1.0, 0.55), ("cifar10", "trades"): (0.5, 0.5)}.get((dataset, variant), (1.0, 0.5))
+    return {"tags.method": "biamat", "params.labels": "gated", "params.variant": variant, "params.dataset": dataset,
+            "params.aux_datasets": aux, "params.alpha": alpha, "params.pi": pi, **RECIPES[variant],
+            **scores(aa, clean, attacks), **extra}
+
+
+def baseline(training: str, aa: float, clean: float, **recipe) -> dict:
+    variant = {"pgd_at": "at", "trades": "trades"}[training]
+    return {"tags.method": "baseline", "params.training": training, "params.dataset": "cifar10",
+            **RECIPES[variant], **recipe, **scores(aa, clean)}
+
+
+def texts(table) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(to_csv(table))))[1:]
+
+
+# --- Table 2 -------------------------------------------------------------------------------------------------------
+
+MAIN_ROWS = [  # out of the paper's order on purpose; the SVHN AT row has two seeds
+    biamat("at", "imagenet32", 0.5078, 0.8875), biamat("at", "svhn", 0.4861, 0.8734), biamat("at", "svhn", 0.4863, 0.8734),
+    biamat("trades", "cifar100", 0.5548, 0.8702), biamat("trades", "svhn", 0.5394, 0.8549),
+    biamat("at", "places365_32", 0.2649, 0.6344, dataset="cifar100"),
+]
+# The AT baseline has the best clean accuracy of its block: bold, as the paper bolds within each method's rows.
+BASELINES = [baseline("pgd_at", 0.4853, 0.9000), baseline("trades", 0.5393, 0.8585)]
+
+
+def test_table2_rows_per_primary_and_method_with_the_baseline_first_and_the_best_in_bold():
+    table = biamat_tables.table2(frame(MAIN_ROWS), frame(BASELINES, "baselines-biamat-main-cifar10-paper"))
+    assert table.header == ["Primary dataset", "Method", "Auxiliary dataset", "Clean", "PGD-100", "CW-100",
+                            "AutoAttack"]  # the paper's columns (the runs' PGD-20 is not one)
+    rows = texts(table)
+    assert [row[:3] for row in rows] == [
+        ["CIFAR-10", "AT", "-"], ["", "AT+BiaMAT", "SVHN"], ["", "", "ImageNet"],
+        ["", "TRADES", "-"], ["", "TRADES+BiaMAT", "SVHN"], ["", "", "CIFAR-100"],
+        ["CIFAR-100", "AT", "-"], ["", "AT+BiaMAT", "Places365"]]
+    assert [row[-1] for row in rows] == ["48.53", "48.62 ± 0.01 (n=2)", "50.78", "53.93", "53.94", "55.48", "-",
+                                         "26.49"]
+    assert [row[3] for row in rows][:3] == ["90.00", "87.34 ± 0.00 (n=2)", "88.75"]
+    bold = [[cell.bold if hasattr(cell, "bold") else None for cell in row[3:]] for row in table.rows]
+    assert [b[0] for b in bold] == [True, False, False, False, False, True, None, True]  # clean, per block
+    assert [b[-1] for b in bold] == [False, False, True, False, False, True, None, True]  # AutoAttack
+    notes = "\n".join(table.notes)
+    assert "α, π: CIFAR-10 AT+BiaMAT 1.00, 0.55; CIFAR-10 TRADES+BiaMAT 0.50, 0.50; CIFAR-100 AT+BiaMAT 1.00, 0.50" \
+        in notes
+    assert "no finished pgd_at baseline on cifar100 in sweep 'baselines-biamat-main-cifar10-paper'" in notes
+    assert "baseline from sweep 'baselines-biamat-main-cifar10-paper'" in notes
+    assert table.title.startswith("Table 2. Accuracy (%) on CIFAR-10, CIFAR-100 without and with BiaMAT")
+
+
+def test_table2_shows_the_columns_a_smoke_run_measured_and_refuses_a_baseline_trained_another_way():
+    smoke = [biamat("at", aux, 0.4, 0.6, attacks=("clean", "pgd20")) for aux in ("svhn", "imagenet32")]
+    table = biamat_tables.table2(frame(smoke))  # no baseline anywhere: its row stays, empty
+    assert table.header[3:] == ["Clean", "PGD-20"]
+    assert texts(table)[0] == ["CIFAR-10", "AT", "-", "-", "-"]
+    assert "no finished pgd_at baseline on cifar10 in sweep 's'" in table.notes[-1]
+    other = [baseline("trades", 0.5, 0.8, **{"params.weight_decay": 2e-4})]
+    with pytest.raises(ValueError, match=r"not trained with the recipe .*weight_decay: 0.0005 vs baseline 0.0002"):
+        biamat_tables.table2(frame(MAIN_ROWS), frame(other))
+
+
+def test_table2_and_table9_commands_parse():
+    parser = biamat_tables.build_parser()
+    args = parser.parse_args(["table2", "--sweep", "a", "--baseline-sweep", "b", "--checkpoint", "last"])
+    assert (args.command, args.baseline_sweep, args.checkpoint) == ("table2", "b", "last")
+    assert parser.parse_args(["table9", "--sweep", "a", "--metric", "best/pgd100"]).metric == "best/pgd100"
+
+
+# --- Table 9 -------------------------------------------------------------------------------------------------------
+
+def oat_rows(attacks: tuple[str, ...] = PAPER_ATTACKS, aux: str = "imagenet32", aux_n: int = 100_000) -> list[dict]:
+    values = {"uniform": [(0.5154, 0.8628), (0.5160, 0.8630)], "gated": [(0.5701, 0.8823), (0.5699, 0.8821)]}
+    return [biamat("at", aux, aa, clean, attacks=attacks, **{"params.labels": labels, "params.aux_n": aux_n})
+            for labels, seeds in values.items() for aa, clean in seeds]
+
+
+def test_table9_oat_then_biamat_with_clean_and_the_strongest_attack():
+    table = biamat_tables.table9(frame(oat_rows()))
+    assert table.title.startswith("Table 9. Results on CIFAR-10 when ImageNet-100k is auxiliary")
+    assert table.header == ["Method", "Clean", "AutoAttack"]
+    assert texts(table) == [["OAT", "86.29 ± 0.01", "51.57 ± 0.04"], ["BiaMAT", "88.22 ± 0.01", "57.00 ± 0.01"]]
+    assert [[c.bold for c in row[1:]] for row in table.rows] == [[False, False], [True, True]]
+    notes = "\n".join(table.notes)
+    assert "α = 1.00, π = 0.55" in notes and "a fixed random 100,000 images of ImageNet (aux_n)" in notes
+    assert biamat_tables.table9(frame(oat_rows()), "best/pgd100").header == ["Method", "Clean", "PGD-100"]
+
+    smoke = biamat_tables.table9(frame(oat_rows(("clean", "pgd20"), "synthetic_aux", 1000)))
+    assert smoke.header == ["Method", "Clean", "PGD-20"] and "when synthetic_aux-1k is auxiliary" in smoke.title
+    both = [*oat_rows(), {**oat_rows()[0], "params.variant": "trades"}]
+    with pytest.raises(ValueError, match="expected runs with one variant"):
+        biamat_tables.table9(frame(both))
+
+
+# --- the presets ----------------------------------------------------------------------------------------------------
+
+def test_every_table2_setting_has_one_alpha_and_pi_from_table12_or_the_unlisted_choice():
+    assert not set(TABLE12) & set(TABLE2_UNLISTED)
+    for primary, auxes in TABLE2_AUX.items():
+        chosen = biamat_main_results.settings("paper", primary)
+        assert set(chosen) == {(v, aux) for v in ("at", "trades") for aux in auxes}
+    assert set(TABLE2_UNLISTED) == {("cifar10", "trades", "svhn"), ("imgnet100", "trades", "places365_64"),
+                                    ("imgnet100", "trades", "imgnet900")}
+
+
+@pytest.mark.parametrize("primary", list(TABLE2_AUX))
+def test_table2_baselines_train_each_variants_recipe(primary):
+    configs = {cfg.training: cfg for cfg in
+               trial_configs(BaselineConfig, baselines.search_space(f"biamat-main-{primary}-paper", 1))}
+    assert sorted(configs) == ["pgd_at", "trades"]
+    for variant, training in (("at", "pgd_at"), ("trades", "trades")):
+        expected = BaselineConfig.from_dict({**baseline_recipe(paper_recipe(variant, primary), variant), "seed": 0})
+        assert configs[training] == expected
+
+
+def write_table2_data(root: Path) -> None:
+    """A few images of every dataset the three primaries' rows read, in the published formats (caches for
+    Places365, whose check reads only them)."""
+    from scipy.io import savemat
+
+    write_cifar10(root)
+    for split in ("train", "test"):
+        write_pickle(root / "cifar-100-python" / split, {"data": cifar_rows(2, 1), "fine_labels": [0, 99]})
+    (root / "svhn").mkdir()
+    for split in ("train", "test"):  # SVHN can be a primary set: its check reads both
+        savemat(root / "svhn" / f"{split}_32x32.mat", {"X": np.zeros((32, 32, 3, 2), np.uint8),
+                                                        "y": np.array([[1], [10]])})
+    for i in range(1, 11):
+        write_pickle(root / "imagenet32" / f"train_data_batch_{i}", {"data": cifar_rows(1, i), "labels": [i]})
+    (root / "places365").mkdir()
+    for size in (32, 64):
+        np.savez(root / "places365" / f"places365_{size}_train.npz", images=np.zeros((2, 3, size, size), np.uint8),
+                 labels=np.array([0, 364]))
+    chosen, other = imgnet100_classes()[0], min(set(range(1000)) - set(imgnet100_classes()))
+    write_imagenet64(root, [[chosen, other]] * 10, [chosen])
+
+
+@pytest.mark.parametrize(("primary", "trials"), [("cifar10", 8), ("cifar100", 4), ("imgnet100", 4)])
+def test_each_primarys_paper_grid_plans_on_its_data_and_starts_nothing(primary, trials, empty_cwd, capsys):  # noqa: F811
+    write_table2_data(empty_cwd / "data")
+    before = sorted(empty_cwd.rglob("*"))
+    biamat_main_results.main(["--preset", "paper", "--primary", primary, "--seeds", "2", "--dry-run"])
+    out = capsys.readouterr().out
+    assert f"sweep 'biamat-main-{primary}-paper'" in out and f"\ntrials: {2 * trials}\n" in out
+    assert "note:" not in out  # every dataset of the rows was found (and checked) under ./data
+    for aux in TABLE2_AUX[primary]:
+        assert f"[{aux}]" in out
+    assert not ray.is_initialized() and sorted(empty_cwd.rglob("*")) == before  # nothing started, nothing written
+
+    baselines.main(["--preset", f"biamat-main-{primary}-paper", "--dry-run"])
+    out = capsys.readouterr().out
+    assert "\ntrials: 2\n" in out and "note:" not in out
+
+
+def test_the_smoke_preset_takes_no_primary(empty_cwd, capsys):  # noqa: F811
+    with pytest.raises(SystemExit) as info:
+        biamat_main_results.main(["--primary", "cifar100", "--dry-run"])
+    assert info.value.code == 2 and "--primary picks the paper preset's primary dataset" in capsys.readouterr().err
+
+
+def test_table9_takes_a_selection_of_ones_own_as_npz(empty_cwd, capsys):  # noqa: F811
+    write_table2_data(empty_cwd / "data")
+    biamat_oat.main(["--preset", "paper", "--dry-run"])
+    out = capsys.readouterr().out
+    assert "\ntrials: 2\n" in out and "aux_n=100000" in out and "note:" not in out
+
+    selection = empty_cwd / "imagenet100k.npz"
+    np.savez(selection, image=np.zeros((4, 32, 32, 3), np.uint8), label=np.array([0, 1, 2, 999]))
+    biamat_oat.main(["--preset", "paper", "--dry-run", "--set", 'aux_datasets=["npz:imagenet100k.npz"]',
+                     "--set", "aux_n=0"])
+    out = capsys.readouterr().out
+    assert f"aux_datasets=[npz:{selection}]" in out and "aux_n=0" in out and "note:" not in out
+    selection.write_bytes(pickle.dumps({"image": "not an array"}))
+    with pytest.raises(SystemExit, match="imagenet100k.npz"):
+        biamat_oat.main(["--preset", "paper", "--dry-run", "--set", 'aux_datasets=["npz:imagenet100k.npz"]'])
+
+
+# --- end to end -----------------------------------------------------------------------------------------------------
+
+def analysis(*argv: str) -> str:
+    done = subprocess.run([sys.executable, "analysis/biamat_tables.py", *argv], cwd=ROOT, capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.mark.slow
+def test_the_smoke_sweeps_give_table2_with_its_baselines_and_table9(ray_local, tmp_path, capsys):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    # Half the smoke presets' training images (every sweep alike, so the baselines keep the BiaMAT rows' recipe): the
+    # eight trials took 134 s on 2 shared cores (load average 2-3; 330 s with every image, 2026-12-01).
+    run = ["--storage-path", str(tmp_path / "ray"), "--tracking-uri", uri, "--set", "train_n=1024"]
+    biamat_main_results.main(run)
+    printed = capsys.readouterr().out
+    assert "Table 2. Accuracy (%) on synthetic" in printed
+    assert "sweeps/baselines.py --preset biamat-main-smoke --seeds 1" in printed  # the baseline's command, printed
+    baselines.main([*run, "--preset", "biamat-main-smoke"])
+    assert "table2 --sweep biamat-main-smoke --baseline-sweep baselines-biamat-main-smoke" in capsys.readouterr().out
+
+    main = load_sweep("biamat-main-smoke", tracking_uri=uri).runs
+    assert len(main) == 4 and set(zip(main["params.variant"], main["params.aux_datasets"], main["params.alpha"],
+                                      main["params.pi"])) == {
+        ("at", "synthetic_aux", 1.0, 0.55), ("at", "synthetic_aux_unrelated", 1.0, 0.55),
+        ("trades", "synthetic_aux", 0.5, 0.5), ("trades", "synthetic_aux_unrelated", 0.5, 0.5)}
+    table = analysis("table2", "--sweep", "biamat-main-smoke", "--baseline-sweep", "baselines-biamat-main-smoke",
+                     "--tracking-uri", uri, "--format", "csv")
+    rows = list(csv.reader(io.StringIO(table)))
+    assert [row[1:3] for row in rows[1:]] == [
+        ["AT", "-"], ["AT+BiaMAT", "synthetic_aux"], ["", "synthetic_aux_unrelated"],
+        ["TRADES", "-"], ["TRADES+BiaMAT", "synthetic_aux"], ["", "synthetic_aux_unrelated"]]
+    assert rows[0][3:] == ["Clean", "PGD-20"] and all(cell != "-" for row in rows[1:] for cell in row[3:])
+
+    biamat_oat.main(run)
+    assert "Table 9. Results on synthetic when synthetic_aux-1k is auxiliary" in capsys.readouterr().out
+    oat = load_sweep("biamat-oat-smoke", tracking_uri=uri).runs
+    assert dict(zip(oat["params.labels"], oat["params.warmup_epochs"])) == {"uniform": 0, "gated": 1}
+    table9 = analysis("table9", "--sweep", "biamat-oat-smoke", "--tracking-uri", uri)
+    assert "| OAT |" in table9 and "| BiaMAT |" in table9
