@@ -94,11 +94,11 @@ def main(argv: list[str] | None = None) -> None:
                   param_space=search_space(args.preset, args.seeds, primary),
                   name_keys=("variant", "aux_datasets", "seed"), tags={"method": "biamat"},
                   config_cls=BiaMATConfig, extra_datasets=lambda cfg: cfg.aux_datasets)
-    size = "main-smoke" if args.preset == "smoke" else f"main-{primary}-{args.preset}"
-    name = args.name or f"biamat-{size}"
-    baseline = f"baselines-biamat-{size}"  # sweeps/baselines.py's default name for its preset biamat-<size>
+    suffix = "main-smoke" if args.preset == "smoke" else f"main-{primary}-{args.preset}"
+    name = args.name or f"biamat-{suffix}"
+    baseline = f"baselines-biamat-{suffix}"  # sweeps/baselines.py's default name for its preset biamat-<suffix>
     run_sweep(sweep, args, name, report=lambda: emit(table2(load_sweep(name, tracking_uri=args.tracking_uri))),
-              next_steps=[f"sweeps/baselines.py --preset biamat-{size} --seeds {args.seeds}",
+              next_steps=[f"sweeps/baselines.py --preset biamat-{suffix} --seeds {args.seeds}",
                           f"analysis/biamat_tables.py table2 --sweep {name} --baseline-sweep {baseline}"])
 
 

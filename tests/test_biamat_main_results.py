@@ -21,7 +21,7 @@ from test_imagenet64 import write_imagenet64
 
 from analysis import biamat_tables
 from analysis.runs import SweepRuns, load_sweep, to_csv
-from sweeps import baselines, biamat_main_results, biamat_oat
+from sweeps import baselines, biamat_aux_sets, biamat_main_results, biamat_oat
 from sweeps.biamat_presets import TABLE2_AUX, TABLE2_UNLISTED, TABLE12, baseline_recipe, paper_recipe
 from sweeps.launcher import trial_configs
 from trainables.datasets import imgnet100_classes
@@ -199,6 +199,14 @@ def test_each_primarys_paper_grid_plans_on_its_data_and_starts_nothing(primary, 
     out = capsys.readouterr().out
     assert "\ntrials: 2\n" in out and "note:" not in out
 
+
+def test_table4_paper_grid_plans_on_the_same_files(empty_cwd, capsys):  # noqa: F811
+    """Appendix Table 4's sets (SVHN, CIFAR-100, Places365, ImageNet32, and the pairs) in the published formats."""
+    write_table2_data(empty_cwd / "data")
+    biamat_aux_sets.main(["--preset", "paper", "--dry-run"])
+    out = capsys.readouterr().out
+    assert "\ntrials: 6\n" in out and "note:" not in out and "[svhn,cifar100]" in out.replace(", ", ",")
+    assert not ray.is_initialized()
 
 def test_the_smoke_preset_takes_no_primary(empty_cwd, capsys):  # noqa: F811
     with pytest.raises(SystemExit) as info:
