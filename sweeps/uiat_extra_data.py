@@ -111,9 +111,8 @@ def main(argv: list[str] | None = None) -> None:
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (sweeps/cli.py).
     from analysis.runs import emit, load_sweep
     from analysis.uiat_tables import table4
-    from sweeps.cli import absolute_tracking_uri
-    from sweeps.launcher import Sweep, check_sweeps, run_sweep, trial_configs
-    from sweeps.overrides import with_overrides
+    from sweeps.hat_helpers import require_hat_helpers
+    from sweeps.launcher import Sweep, check_sweeps, run_sweep
     from trainables.methods import baseline, hat, uiat
 
     name = args.name or f"uiat-extra-data-{args.preset}"
@@ -135,14 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     if check_sweeps(sweeps, args):  # every sweep is checked before the first one starts
         return
     run_sweep(sweeps[names[0]], args, names[0])
-    # HAT's helpers are the standard-training trials just run: each HAT trial's (dataset, model, seed), as --set
-    # leaves them, must be there.
-    try:
-        helpers = hat.find_helpers(absolute_tracking_uri(args.tracking_uri), names[0])
-        for cfg in trial_configs(hat.HATConfig, with_overrides(sweeps[names[1]], args).param_space):
-            helpers.require(cfg.dataset, cfg.model, [cfg.seed])
-    except hat.MissingHelperError as exc:
-        raise SystemExit(f"error: {exc}") from None
+    require_hat_helpers(sweeps[names[1]], args, names[0])  # the standard-training trials just run
     run_sweep(sweeps[names[1]], args, names[1])
     table = f"analysis/uiat_tables.py table4 {' '.join(f'--sweep {n}' for n in names)}"
     run_sweep(sweeps[names[2]], args, names[2],

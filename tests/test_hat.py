@@ -230,3 +230,26 @@ def test_a_hat_trial_is_named_hat_in_the_cost_estimate():
     from sweeps.cost import method_of
 
     assert method_of(HATConfig.from_dict({"helper_sweep": "baselines-smoke"})) == "hat"
+
+
+def test_a_multi_sweep_script_checks_every_hat_trials_helper_as_set_leaves_it(registered):
+    """The check uiat_comparison.py and uiat_extra_data.py run between their baselines and HAT: per HAT trial, after
+    --set, its (dataset, model, seed) must have a finished helper."""
+    import argparse
+
+    from sweeps.hat_helpers import require_hat_helpers
+    from sweeps.launcher import Sweep
+    from sweeps.overrides import parse_override
+    from trainables.methods import hat
+
+    uri, _ = registered
+    space = {"dataset": "synthetic", "model": "tiny-cnn", "seed": 0, "helper_sweep": "helpers"}
+    sweep = Sweep(family="uiat-comparison", trainable=hat.trainable, param_space=space, name_keys=("seed",),
+                  config_cls=hat.HATConfig)
+    require_hat_helpers(sweep, argparse.Namespace(tracking_uri=uri), "helpers")  # seed 0 has its helper
+    seed_1 = argparse.Namespace(tracking_uri=uri, overrides=[parse_override("seed=1")])
+    with pytest.raises(SystemExit, match=r"error: helper sweep 'helpers' has no finished standard-training trial.*"
+                                         r"seed\(s\) 1"):
+        require_hat_helpers(sweep, seed_1, "helpers")
+    with pytest.raises(SystemExit, match="no helper sweep 'other'"):
+        require_hat_helpers(sweep, argparse.Namespace(tracking_uri=uri), "other")

@@ -1,0 +1,26 @@
+"""HAT's helper models checked before its sweep starts: a multi-sweep script (UIAT Tables 1, 2 and 4) trains the
+standard-training helpers in its first sweep, and each HAT trial needs the helper of its own dataset, model and seed."""
+
+from __future__ import annotations
+
+from argparse import Namespace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sweeps.launcher import Sweep
+
+
+def require_hat_helpers(hat_sweep: Sweep, args: Namespace, helper_sweep: str) -> None:
+    """SystemExit naming the missing helpers (and the command that trains them) unless ``helper_sweep`` holds a
+    finished standard-training trial for every HAT trial's (dataset, model, seed), as ``--set`` leaves them."""
+    from sweeps.cli import absolute_tracking_uri
+    from sweeps.launcher import trial_configs
+    from sweeps.overrides import with_overrides
+    from trainables.methods import hat
+
+    try:
+        helpers = hat.find_helpers(absolute_tracking_uri(args.tracking_uri), helper_sweep)
+        for cfg in trial_configs(hat.HATConfig, with_overrides(hat_sweep, args).param_space):
+            helpers.require(cfg.dataset, cfg.model, [cfg.seed])
+    except hat.MissingHelperError as exc:
+        raise SystemExit(f"error: {exc}") from None
