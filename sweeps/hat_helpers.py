@@ -12,15 +12,15 @@ if TYPE_CHECKING:
 
 def require_hat_helpers(hat_sweep: Sweep, args: Namespace, helper_sweep: str) -> None:
     """SystemExit naming the missing helpers (and the command that trains them) unless ``helper_sweep`` holds a
-    finished standard-training trial for every HAT trial's (dataset, model, seed), as ``--set`` leaves them."""
+    finished standard-training trial for every trial's (dataset, model, seed) of ``hat_sweep``, the HAT sweep as it
+    will run (``--set`` applied: overrides.with_overrides_each)."""
     from sweeps.cli import absolute_tracking_uri
     from sweeps.launcher import trial_configs
-    from sweeps.overrides import with_overrides
     from trainables.methods import hat
 
     try:
         helpers = hat.find_helpers(absolute_tracking_uri(args.tracking_uri), helper_sweep)
-        for cfg in trial_configs(hat.HATConfig, with_overrides(hat_sweep, args).param_space):
+        for cfg in trial_configs(hat.HATConfig, hat_sweep.param_space):
             helpers.require(cfg.dataset, cfg.model, [cfg.seed])
     except hat.MissingHelperError as exc:
         raise SystemExit(f"error: {exc}") from None

@@ -98,3 +98,21 @@ def with_overrides(sweep: Sweep, args: argparse.Namespace) -> Sweep:
     except ValueError as exc:
         raise SystemExit(f"error: {exc}") from None
     return replace(sweep, param_space=space, tags={**sweep.tags, OVERRIDES_TAG: describe(overrides)})
+
+
+def with_overrides_each(sweeps: Mapping[str, Sweep], args: argparse.Namespace
+                        ) -> tuple[dict[str, Sweep], argparse.Namespace]:
+    """A multi-sweep script's sweeps with ``--set`` applied before the first one starts, each key to the sweeps whose
+    search space has it (``uiat_comparison.py --set oneoff_epoch=0`` reaches UIAT's sweep and leaves its baselines'
+    alone), and ``args`` without ``--set`` for ``run_sweep``, which would apply every key to every sweep. A key that
+    no sweep has, or a value a sweep refuses, exits with the reason."""
+    overrides = getattr(args, "overrides", None) or []
+    for override in overrides:
+        if not any(override.key in sweep.param_space for sweep in sweeps.values()):
+            keys = sorted({key for sweep in sweeps.values() for key in sweep.param_space})
+            raise SystemExit(f"error: --set {override.key}: no sweep of this script has {override.key!r}; their "
+                             f"keys: {', '.join(keys)}")
+    applied = {name: with_overrides(sweep, argparse.Namespace(
+                   overrides=[o for o in overrides if o.key in sweep.param_space]))
+               for name, sweep in sweeps.items()}
+    return applied, argparse.Namespace(**{**vars(args), "overrides": None})

@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     from analysis.uiat_tables import table1
     from sweeps.hat_helpers import require_hat_helpers
     from sweeps.launcher import Sweep, check_sweeps, run_sweep
+    from sweeps.overrides import with_overrides_each
     from trainables.methods import baseline, hat, mart, uiat
 
     name = args.name or f"uiat-comparison-{args.preset}"
@@ -112,6 +113,7 @@ def main(argv: list[str] | None = None) -> None:
                         args.seeds), name_keys=("dataset", "oneoff", "seed"), tags={"method": "uiat"},
                         config_cls=uiat.UIATConfig),
     }
+    sweeps, args = with_overrides_each(sweeps, args)  # --set: each key to the sweeps that have it
     if check_sweeps(sweeps, args):  # every sweep is checked before the first one starts
         return
     run_sweep(sweeps[names[0]], args, names[0])

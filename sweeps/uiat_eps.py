@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     from analysis.runs import emit, load_sweep
     from analysis.uiat_tables import table3
     from sweeps.launcher import Sweep, check_sweeps, run_sweep
-    from sweeps.overrides import with_overrides
+    from sweeps.overrides import with_overrides_each
     from trainables.methods import baseline, uiat
 
     spaces = uiat_space(args.preset, args.seeds), trades_space(args.preset, args.seeds)
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
                                 name_keys=("training", "eps", "seed"), tags={"method": "baseline"},
                                 config_cls=baseline.BaselineConfig),
     }
-    sweeps = {key: with_overrides(sweep, args) for key, sweep in sweeps.items()}  # --set, as run_sweep applies it
+    sweeps, args = with_overrides_each(sweeps, args)  # --set, checked for both sweeps before either starts
     if check_sweeps(sweeps, args):  # both sweeps are checked before the first one starts
         return
 

@@ -33,13 +33,9 @@ trials at UIAT Table 2's speeds; there is none for PRN-18 or HAT).
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
 
 from sweeps.cli import run_parser
 from sweeps.uiat_presets import EXTRA_DATA_GRID, EXTRA_DATA_RECIPE, baseline_preset, extra_data
-
-if TYPE_CHECKING:
-    from trainables.config import TrainConfig
 
 BASELINES = ["standard", "trades"]  # standard: HAT's helpers; TRADES: the "Rebuffi et al." row
 ATTACK_START = {"standard": "uniform", "trades": "normal"}
@@ -86,19 +82,12 @@ def uiat_space(preset: str, seeds: int, data_root: str | None) -> dict:
             **per_value("oneoff", VARIANTS)}
 
 
-def extra_datasets(cfg: TrainConfig) -> tuple[str, ...]:
-    """The extra data a trial reads, checked before Ray starts like its primary set."""
-    return (cfg.extra_data,) if cfg.extra_data else ()
-
-
 def require_ddpm(sweeps: dict, args: argparse.Namespace) -> None:
-    """Stop, naming each missing DDPM file and where to download it (a dry run notes them and goes on)."""
+    """(``sweeps`` with --set applied.) Stop, naming each missing DDPM file and where to download it (a dry run notes them and goes on)."""
     from sweeps.launcher import trial_configs
-    from sweeps.overrides import with_overrides
     from sweeps.uiat_presets import missing_ddpm
 
-    names = [cfg.extra_data for sweep in sweeps.values()
-             for cfg in trial_configs(sweep.config_cls, with_overrides(sweep, args).param_space)]
+    names = [cfg.extra_data for sweep in sweeps.values() for cfg in trial_configs(sweep.config_cls, sweep.param_space)]
     missing = missing_ddpm(names)
     if missing and not args.dry_run:
         raise SystemExit(f"error: {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
@@ -113,6 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     from analysis.uiat_tables import table4
     from sweeps.hat_helpers import require_hat_helpers
     from sweeps.launcher import Sweep, check_sweeps, run_sweep
+    from sweeps.overrides import with_overrides_each
     from trainables.methods import baseline, hat, uiat
 
     name = args.name or f"uiat-extra-data-{args.preset}"
@@ -122,14 +112,15 @@ def main(argv: list[str] | None = None) -> None:
         names[0]: Sweep(family="baselines", trainable=baseline.trainable,
                         param_space=baseline_space(preset, seeds, root), name_keys=("dataset", "model", "training",
                                                                                      "seed"),
-                        tags={"method": "baseline"}, config_cls=baseline.BaselineConfig, extra_datasets=extra_datasets),
+                        tags={"method": "baseline"}, config_cls=baseline.BaselineConfig),
         names[1]: Sweep(family="uiat-extra-data", trainable=hat.trainable,
                         param_space=hat_space(preset, seeds, root, names[0]), name_keys=("dataset", "model", "seed"),
-                        tags={"method": "hat"}, config_cls=hat.HATConfig, extra_datasets=extra_datasets),
+                        tags={"method": "hat"}, config_cls=hat.HATConfig),
         names[2]: Sweep(family="uiat-extra-data", trainable=uiat.trainable, param_space=uiat_space(preset, seeds, root),
                         name_keys=("dataset", "model", "oneoff", "seed"), tags={"method": "uiat"},
-                        config_cls=uiat.UIATConfig, extra_datasets=extra_datasets),
+                        config_cls=uiat.UIATConfig),
     }
+    sweeps, args = with_overrides_each(sweeps, args)  # --set: each key to the sweeps that have it
     require_ddpm(sweeps, args)
     if check_sweeps(sweeps, args):  # every sweep is checked before the first one starts
         return

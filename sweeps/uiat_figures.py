@@ -98,6 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, PRESETS).parse_args(argv)
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (sweeps/cli.py).
     from sweeps.launcher import Sweep, check_sweeps, run_sweep
+    from sweeps.overrides import with_overrides_each
     from trainables.methods import baseline, uiat
 
     name = args.name or f"uiat-figures-{args.preset}"
@@ -109,6 +110,7 @@ def main(argv: list[str] | None = None) -> None:
                                    name_keys=("training", "seed"), tags={"method": "baseline"},
                                    config_cls=baseline.BaselineConfig),
     }
+    sweeps, args = with_overrides_each(sweeps, args)  # --set: each key to the sweeps that have it
     if check_sweeps(sweeps, args):  # both sweeps are checked before the first one starts
         return
     run_sweep(sweeps[name], args, name)

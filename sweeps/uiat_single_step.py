@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     from analysis.runs import emit, load_sweep
     from analysis.uiat_tables import table5
     from sweeps.launcher import Sweep, check_sweeps, run_sweep
+    from sweeps.overrides import with_overrides_each
     from trainables.methods import gradalign, single_step, uiat
 
     name = args.name or f"uiat-single-step-{args.preset}"
@@ -76,6 +77,7 @@ def main(argv: list[str] | None = None) -> None:
                         name_keys=("training_attack", "eps", "seed"), tags={"method": "uiat"},
                         config_cls=uiat.UIATConfig),
     }
+    sweeps, args = with_overrides_each(sweeps, args)  # --set: each key to the sweeps that have it
     if check_sweeps(sweeps, args):  # every sweep is checked before the first one starts
         return
     run_sweep(sweeps[names[0]], args, names[0])

@@ -239,7 +239,7 @@ def test_a_multi_sweep_script_checks_every_hat_trials_helper_as_set_leaves_it(re
 
     from sweeps.hat_helpers import require_hat_helpers
     from sweeps.launcher import Sweep
-    from sweeps.overrides import parse_override
+    from sweeps.overrides import parse_override, with_overrides_each
     from trainables.methods import hat
 
     uri, _ = registered
@@ -247,9 +247,11 @@ def test_a_multi_sweep_script_checks_every_hat_trials_helper_as_set_leaves_it(re
     sweep = Sweep(family="uiat-comparison", trainable=hat.trainable, param_space=space, name_keys=("seed",),
                   config_cls=hat.HATConfig)
     require_hat_helpers(sweep, argparse.Namespace(tracking_uri=uri), "helpers")  # seed 0 has its helper
-    seed_1 = argparse.Namespace(tracking_uri=uri, overrides=[parse_override("seed=1")])
+    applied, args = with_overrides_each({"hat": sweep}, argparse.Namespace(tracking_uri=uri,
+                                                                        overrides=[parse_override("seed=1")]))
+    seed_1 = applied["hat"]
     with pytest.raises(SystemExit, match=r"error: helper sweep 'helpers' has no finished standard-training trial.*"
                                          r"seed\(s\) 1"):
-        require_hat_helpers(sweep, seed_1, "helpers")
+        require_hat_helpers(seed_1, args, "helpers")
     with pytest.raises(SystemExit, match="no helper sweep 'other'"):
         require_hat_helpers(sweep, argparse.Namespace(tracking_uri=uri), "other")

@@ -88,3 +88,22 @@ def test_a_sweep_records_its_overrides_on_the_parent_and_every_trial(ray_local, 
     assert {(run.data.params["epochs"], run.data.params["train_n"]) for run in trials} == {("1", "128")}
     assert all(run.info.status == "FINISHED" and "best/clean" in run.data.metrics for run in trials)
     assert not any(Path(tmp_path).glob("**/error.txt"))
+
+
+def test_a_multi_sweep_script_sets_each_key_where_it_exists_and_checks_all_before_ray(tmp_path, monkeypatch, capsys):
+    """uiat_comparison.py runs four sweeps: a UIAT-only key reaches UIAT's sweep alone, a shared key every sweep, and
+    a key no sweep has, or a value one sweep refuses, stops the script before the first sweep starts."""
+    from sweeps import uiat_comparison
+
+    monkeypatch.chdir(tmp_path)
+    uiat_comparison.main(["--dry-run", "--set", "oneoff_epoch=2", "--set", "epochs=4"])
+    plans = capsys.readouterr().out.split("sweep '")[1:]
+    assert [plan.split("'")[0] for plan in plans] == ["uiat-comparison-smoke-baselines", "uiat-comparison-smoke-mart",
+                                                       "uiat-comparison-smoke-hat", "uiat-comparison-smoke"]
+    assert all("epochs=4" in plan for plan in plans)
+    assert ["oneoff_epoch=2" in plan for plan in plans] == [False, False, False, True]
+    with pytest.raises(SystemExit, match=r"error: --set not_a_key: no sweep of this script has 'not_a_key'"):
+        uiat_comparison.main(["--set", "not_a_key=1"])
+    with pytest.raises(SystemExit, match=r"error: oneoff_epoch=7 leaves no epoch"):  # UIAT's sweep refuses it
+        uiat_comparison.main(["--set", "oneoff_epoch=7", "--set", "epochs=3"])
+    assert list(tmp_path.iterdir()) == []  # nothing started, nothing written
