@@ -17,7 +17,6 @@ for training with generated images, and the DDPM files the user downloads (``mis
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -84,16 +83,13 @@ DDPM_FILES = {"cifar10": "cifar10_ddpm.npz", "cifar100": "cifar100_ddpm.npz"}
 DDPM_URL = "https://storage.googleapis.com/dm-adversarial-robustness/"
 
 
-def data_root(root: str | None) -> Path:
-    """The data root a sweep reads, absolute: ``--data-root``, else ``$ADVSWEEP_DATA``, else ``./data``."""
-    return Path(root or os.environ.get("ADVSWEEP_DATA") or "data").resolve()
-
-
 def extra_data(dataset: str, root: str | None) -> str:
     """The ``extra_data`` of a Table 4 trial on ``dataset``: its DDPM file under the data root (an absolute path:
     Ray runs trials in other directories), or the smoke preset's built-in stand-in."""
     if dataset in DDPM_FILES:
-        return f"npz:{data_root(root) / DDPM_FILES[dataset]}"
+        from trainables.datasets import data_root
+
+        return f"npz:{data_root(root).resolve() / DDPM_FILES[dataset]}"
     smoke = EXTRA_DATA_RECIPE["smoke"]
     if dataset == smoke["dataset"]:
         return smoke["extra_data"]

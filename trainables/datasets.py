@@ -734,7 +734,8 @@ def _check_split(name: str, reader: _Reader, split: str) -> None:
         raise ValueError(f"dataset {name!r} has no split {split!r}; splits: {list(reader.splits)}{reader.split_hint}")
 
 
-def _resolve_root(root: str | os.PathLike | None) -> Path:
+def data_root(root: str | os.PathLike | None) -> Path:
+    """Where the datasets are: ``root``, else ``$ADVSWEEP_DATA``, else ``./data``."""
     return Path(root if root is not None else os.environ.get("ADVSWEEP_DATA", "data"))
 
 
@@ -779,7 +780,7 @@ def load_dataset(name: str, split: str, root: str | os.PathLike | None = None, *
     _check_split(name, reader, split)
     if reader.folder is None:
         return reader.read(split, **options)
-    resolved = _resolve_root(root)
+    resolved = data_root(root)
     if options.pop("download", False):
         if reader.torchvision_class is None:
             how = reader.how_to_get.format(root=resolved, folder=resolved / reader.folder, split=split)
@@ -807,7 +808,7 @@ def check_dataset(
             inspect.signature(reader.read).bind(split, **options)  # TypeError on an unknown option
         else:
             inspect.signature(reader.read).bind(None, split, **{k: v for k, v in options.items() if k != "download"})
-            resolved = _resolve_root(root)
+            resolved = data_root(root)
             folder = _require_files(name, reader, resolved, split)
             with _naming_the_fix(name, reader, resolved, split):
                 reader.check(folder, split)
