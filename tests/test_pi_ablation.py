@@ -69,6 +69,7 @@ def assert_closed_as_interrupted(client: MlflowClient, stopped: subprocess.Compl
     assert parent.info.status == "KILLED"
 
 
+@pytest.mark.slow  # about 65 s: the default pass stays under 10 minutes (its SIGTERM twin is slow too)
 def test_interrupted_sweep_resumes_without_duplicate_or_dangling_runs(tmp_path):
     """Ctrl-C reaches the driver and its process group while two trials train; --resume then finishes the sweep."""
     client, stopped = start_and_stop_mid_trial(tmp_path, lambda process: os.killpg(process.pid, signal.SIGINT))
