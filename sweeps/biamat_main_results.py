@@ -20,7 +20,7 @@ TRADES+BiaMAT WRN-34-10 for 110, WRN-16-10 for both on ImgNet100 (appendix E), T
 high-confidence auxiliary samples on CIFAR-100 and ImgNet100; 5 warm-up epochs; the best checkpoint by PGD-10 on the
 test set (ImgNet100: its 5,000 validation images). The smoke preset is Table 1's smoke recipe (synthetic data,
 tiny CNN, 2 epochs, one of them warm-up) with each variant's attack, at Table 12's CIFAR-10 alpha and pi: its 4 trials
-took 6 min 9 s on 2 CPU cores shared with other jobs (load average 6, 2026-12-01).
+took 1 min 39 s on 2 otherwise idle CPU cores (2026-12-01), their baselines 37 s more.
 
 Cost at the paper's speed (appendix Table 11, one V100): CIFAR-10 4 x 56.5 h + 4 x 103 h = 638 V100-hours per seed,
 CIFAR-100 319; ImgNet100 AT+BiaMAT 196 h each (the paper does not time TRADES+BiaMAT there).
