@@ -41,6 +41,7 @@ from analysis.runs import (
     SweepRuns,
     Table,
     aggregate,
+    bold_best,
     column,
     compose,
     dataset_name,
@@ -249,14 +250,11 @@ def primary_order(dataset: str) -> tuple[int, str]:
     return (PRIMARY_ORDER.index(dataset), "") if dataset in PRIMARY_ORDER else (len(PRIMARY_ORDER), str(dataset))
 
 
-def bold_best(rows: dict[str, dict[str, Cell]]) -> dict[str, dict[str, Cell]]:
-    """``rows`` (row -> metric -> Cell) with the best mean of each metric over the rows in bold (ties: all)."""
-    best: dict[str, float] = {}
-    for cells in rows.values():
-        for m, cell in cells.items():
-            best[m] = max(best.get(m, cell.mean), cell.mean)
-    return {row: {m: dataclasses.replace(c, bold=c.mean == best[m]) for m, c in cells.items()}
-            for row, cells in rows.items()}
+def bold_best_per_column(rows: dict[str, dict[str, Cell]]) -> dict[str, dict[str, Cell]]:
+    """``rows`` (row -> metric -> Cell) with each metric's column marked by :func:`analysis.runs.bold_best`."""
+    columns = {m: bold_best({row: cells[m] for row, cells in rows.items() if m in cells})
+               for m in {m for cells in rows.values() for m in cells}}
+    return {row: {m: columns[m][row] for m in cells} for row, cells in rows.items()}
 
 
 TABLE2_ATTACKS = ("clean", "pgd100", "cw100", "autoattack")  # Table 2's columns: Clean, PGD-100, CW-100, AA
@@ -290,7 +288,7 @@ def table2(sweep: SweepRuns, baseline: SweepRuns | None = None, checkpoint: str 
             for aux in sorted(set(runs["params.aux_datasets"]), key=paper_order):
                 block[aux] = {m: cells[m][(aux,)] for m in metrics if (aux,) in cells[m]}
             methods = [TRAINING_NAMES[BASELINE_TRAINING[variant]], VARIANT_NAMES[variant]]
-            for i, (aux, values) in enumerate(bold_best(block).items()):
+            for i, (aux, values) in enumerate(bold_best_per_column(block).items()):
                 rows.append([primary_cell, methods[i] if i < 2 else "", "-" if i == 0 else dataset_name(aux),
                              *(values.get(m, MISSING) for m in metrics)])
                 primary_cell = ""
@@ -330,7 +328,7 @@ def table9(sweep: SweepRuns, metric: str | None = None) -> Table:
     checkpoint = metric.partition("/")[0]
     metrics = [m for m in dict.fromkeys([f"{checkpoint}/clean", metric]) if f"metrics.{m}" in df]
     cells = {m: aggregate(df, ["params.labels"], m) for m in metrics}
-    rows = bold_best({labels: {m: cells[m][(labels,)] for m in metrics if (labels,) in cells[m]}
+    rows = bold_best_per_column({labels: {m: cells[m][(labels,)] for m in metrics if (labels,) in cells[m]}
                       for labels in TABLE9_ROWS if labels in set(df["params.labels"])})
     # The paper's "ImageNet-100k": the auxiliary set and how many of its images the runs took.
     name = dataset_name(aux) + (f"-{aux_n // 1000}k" if aux_n and aux_n % 1000 == 0 else f" ({aux_n} images)"

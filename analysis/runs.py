@@ -44,10 +44,10 @@ import re
 import sqlite3
 import sys
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import pandas as pd
 from mlflow.entities import Run, ViewType
@@ -445,6 +445,17 @@ class Cell:
         if self.std is not None:
             out += f" {pm} {self.scale * self.std:{self.spec}}"
         return out + (f" (n={self.n})" if show_n else "")
+
+
+K = TypeVar("K")  # a table's cell key
+
+
+def bold_best(cells: Mapping[K, Cell]) -> dict[K, Cell]:
+    """One column's cells with the highest mean in bold (ties: all), as the papers mark the best method."""
+    if not cells:
+        return dict(cells)
+    best = max(c.mean for c in cells.values())
+    return {key: replace(c, bold=c.mean == best) for key, c in cells.items()}
 
 
 def aggregate(df: pd.DataFrame, by: Sequence[str], metric: str) -> dict[tuple, Cell]:

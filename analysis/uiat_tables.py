@@ -25,7 +25,6 @@ Every command takes ``--tracking-uri`` (default ``$MLFLOW_TRACKING_URI`` or ``sq
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -38,6 +37,7 @@ from analysis.runs import (
     SweepRuns,
     Table,
     aggregate,
+    bold_best,
     column,
     dataset_name,
     emit,
@@ -112,14 +112,6 @@ def uiat_runs(df: pd.DataFrame, oneoff: bool | None = None) -> pd.DataFrame:
     if oneoff is not None:
         keep &= column(df, "params.oneoff").map(is_oneoff) == oneoff
     return df[keep]
-
-
-def bold_best(cells: dict[tuple, Cell]) -> dict[tuple, Cell]:
-    """The highest mean of a column in bold, as the paper marks it."""
-    if not cells:
-        return cells
-    best = max(c.mean for c in cells.values())
-    return {key: dataclasses.replace(c, bold=c.mean == best) for key, c in cells.items()}
 
 
 def accuracy_columns(df: pd.DataFrame, metric: str | None, *frames: pd.DataFrame) -> list[str]:
