@@ -24,7 +24,6 @@ Nothing here retrains: a table with gaps means the sweep has not run those trial
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -160,11 +159,8 @@ def table1(sweep: SweepRuns, baseline: SweepRuns | None = None, metric: str | No
     cells = aggregate(df, ["params.labels", "params.aux_datasets"], metric)
     auxes = sorted({aux for _, aux in cells}, key=paper_order)
     for aux in auxes:
-        pair = [cells.get((labels, aux)) for labels in LABEL_ROWS]
-        if all(pair):
-            best = max(c.mean for c in pair)
-            for labels, cell in zip(LABEL_ROWS, pair):
-                cells[(labels, aux)] = dataclasses.replace(cell, bold=cell.mean == best)
+        if all((labels, aux) in cells for labels in LABEL_ROWS):  # bold: the better of the pair
+            cells.update(bold_best({(labels, aux): cells[(labels, aux)] for labels in LABEL_ROWS}))
     base_scores = column(base, f"metrics.{metric}").dropna()
     base_cell: str | Cell = Cell.of(base_scores) if len(base_scores) else MISSING
 
@@ -218,11 +214,10 @@ def table4(sweep: SweepRuns, baseline: SweepRuns | None = None, variant: str | N
     keys = sorted({key for c in cells.values() for key in c}, key=lambda k: (combination_order(k[0]), k[1]))
     base_cells = {m: Cell.of(column(base, f"metrics.{m}").dropna()) for m in metrics
                   if column(base, f"metrics.{m}").notna().any()}
-    for m in metrics:  # bold: the best mean of the column, baseline included
-        best = max(c.mean for c in [*cells[m].values(), *([base_cells[m]] if m in base_cells else [])])
-        cells[m] = {k: dataclasses.replace(c, bold=c.mean == best) for k, c in cells[m].items()}
+    for m in metrics:  # bold: the best mean of the column, baseline (key None) included
+        cells[m] = bold_best({**cells[m], **({None: base_cells[m]} if m in base_cells else {})})
         if m in base_cells:
-            base_cells[m] = dataclasses.replace(base_cells[m], bold=base_cells[m].mean == best)
+            base_cells[m] = cells[m].pop(None)
     base_name = TRAINING_NAMES[BASELINE_TRAINING[variant]]
     rows: list[list[str | Cell]] = [[base_name, "-", *(base_cells.get(m, MISSING) for m in metrics)]]
     rows += [[VARIANT_NAMES[variant] if i == 0 else "", dataset_name(aux).replace(" + ", ", ") + AUX_MIX_NAMES[mix],
