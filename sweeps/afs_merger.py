@@ -98,16 +98,14 @@ def stack_mask(mask: str, extractor_sweep: str, tracking_uri: str) -> str:
 def check_extractors_match(extractors: ExtractorRuns, masks: list[str], space: dict[str, Any]) -> None:
     """SystemExit before Ray unless every extractor ``masks`` stack was trained with the mergers' model and dataset
     (the trial's own load refuses it too, but only once Ray has started)."""
-    from trainables.methods.afs import mask_indices
-
-    for index in sorted({i for mask in masks for i in mask_indices(mask)}):
+    index = extractors.trained_otherwise(masks, space["model"], space["dataset"])
+    if index is not None:
         params = extractors.params[index]
-        if (params["model"], params["dataset"]) != (space["model"], space["dataset"]):
-            raise SystemExit(
-                f"error: extractor eps {index}/255 of sweep {extractors.sweep!r} is a {params['model']} on "
-                f"{params['dataset']}, and these mergers train a {space['model']} on {space['dataset']}: pass "
-                f"--extractor-sweep NAME of extractors trained so (afs_extractors.py --preset P names its sweep "
-                f"afs-extractors-P), or the matching --preset")
+        raise SystemExit(
+            f"error: extractor eps {index}/255 of sweep {extractors.sweep!r} is a {params['model']} on "
+            f"{params['dataset']}, and these mergers train a {space['model']} on {space['dataset']}: pass "
+            f"--extractor-sweep NAME of extractors trained so (afs_extractors.py --preset P names its sweep "
+            f"afs-extractors-P), or the matching --preset")
 
 
 def search_space(table: str, preset: str, extractor_sweep: str, mask: str, seeds: int) -> dict:

@@ -133,6 +133,13 @@ class ExtractorRuns:
     runs: dict[int, str]
     params: dict[int, dict[str, str]]
 
+    def trained_otherwise(self, masks: Iterable[str], model: str, dataset: str) -> int | None:
+        """The first extractor ``masks`` stack whose run trained another model or dataset than a merger of ``model``
+        on ``dataset`` (checked before Ray by the merger sweep and again when a trial loads them), else None."""
+        stacked = sorted({i for mask in masks for i in mask_indices(mask)})
+        return next((i for i in stacked if (self.params[i]["model"], self.params[i]["dataset"]) != (model, dataset)),
+                    None)
+
     def require(self, masks: Iterable[str]) -> None:
         """Raise :class:`MissingExtractorError` naming every eps that ``masks`` need and the sweep lacks."""
         masks = list(masks)
@@ -170,14 +177,15 @@ def load_extractors(cfg: MergerConfig, tracking_uri: str, num_classes: int, devi
     """The extractors ``cfg.mask`` selects, with their registered weights, on ``device``."""
     found = find_extractors(tracking_uri, cfg.extractor_sweep)
     found.require([cfg.mask])
+    other = found.trained_otherwise([cfg.mask], cfg.model, cfg.dataset)
+    if other is not None:
+        params = found.params[other]
+        raise ConfigError(f"extractor eps {other}/255 of sweep {cfg.extractor_sweep!r} is a {params['model']} on "
+                          f"{params['dataset']}; this merger expects model={cfg.model!r} on {cfg.dataset!r}")
     client = MlflowClient(tracking_uri)
     extractors = {}
     for index in mask_indices(cfg.mask):
-        params = found.params[index]
-        if (params["model"], params["dataset"]) != (cfg.model, cfg.dataset):
-            raise ConfigError(f"extractor eps {index}/255 of sweep {cfg.extractor_sweep!r} is a {params['model']} on "
-                              f"{params['dataset']}; this merger expects model={cfg.model!r} on {cfg.dataset!r}")
-        model = create_model(params["model"], num_classes, image_size=image_size)
+        model = create_model(cfg.model, num_classes, image_size=image_size)
         model.load_state_dict(download_weights(client, found.runs[index]))
         extractors[index] = model.to(device)
     return extractors
