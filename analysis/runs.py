@@ -56,7 +56,7 @@ from mlflow.tracking import MlflowClient
 
 from analysis.cli import DEFAULT_TRACKING_URI
 
-# The same tag names the sweeps and trainables write (sweeps/launcher.py, trainables/tracking.py), repeated here
+# The same tag names the sweeps and trainables write (launch/launcher.py, trainables/tracking.py), repeated here
 # because analysis must not import training code.
 SWEEP_TAG = "sweep"
 PARENT_TAG = "sweep_run_id"

@@ -46,7 +46,7 @@ import torch
 from runtime_overhead import device_name, timed  # the sibling script (benchmarks/ is on sys.path when run)
 from torch.utils.flop_counter import FlopCounterMode
 
-from sweeps.cost import PAPER_SPEEDS
+from launch.cost import PAPER_SPEEDS
 from trainables.config import RunSettings
 from trainables.methods.afs import DEFAULT_MASK, Merger, mask_indices
 from trainables.methods.baseline import Baseline

@@ -22,8 +22,8 @@ The paper preset is two 65-epoch runs, the WRN-28-30 one about 9x the compute of
 
 from __future__ import annotations
 
+from launch.cli import run_parser
 from sweeps.afs_extractors import ATTACK_STEP, PRESETS
-from sweeps.cli import run_parser
 
 RANDOM_EPS_RANGE = [3 / 255, 8 / 255]  # Sec. 3.5: "random perturbation budgets ranging from 3/255 to 8/255"
 LARGE_MODEL = {"smoke": "tiny-cnn-3", "paper": "wrn-28-30"}
@@ -32,7 +32,7 @@ LARGE_MODEL = {"smoke": "tiny-cnn-3", "paper": "wrn-28-30"}
 def search_space(preset: str, seeds: int) -> dict:
     from ray import tune
 
-    from sweeps.launcher import per_value
+    from launch.launcher import per_value
     from trainables.methods.afs import EVAL_EPS
 
     base, large = PRESETS[preset]["model"], LARGE_MODEL[preset]
@@ -53,10 +53,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="extractor sweep whose eps-8/255 network is Table 6's baseline (default "
                              "afs-extractors-<preset>)")
     args = parser.parse_args(argv)
-    # Imported once the arguments are parsed, so that --help and a bad flag answer at once (sweeps/cli.py).
+    # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
     from analysis.afs_tables import table6
     from analysis.runs import SweepNotFoundError, emit, load_sweep
-    from sweeps.launcher import Sweep, run_sweep
+    from launch.launcher import Sweep, run_sweep
     from trainables.methods.afs import EXTRACTOR_EXPERIMENT, ExtractorConfig, extractor_trainable
 
     space = search_space(args.preset, args.seeds)

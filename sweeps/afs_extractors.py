@@ -28,7 +28,7 @@ At the end Table 1 and the Delta_z selection are printed from MLflow, like
 
 from __future__ import annotations
 
-from sweeps.cli import run_parser
+from launch.cli import run_parser
 
 EXTRACTORS = range(10)  # training eps i/255
 
@@ -59,7 +59,7 @@ ATTACK_STEP[CIFAR100] = ATTACK_STEP["paper"]
 def search_space(preset: str, seeds: int) -> dict:
     from ray import tune
 
-    from sweeps.launcher import per_value
+    from launch.launcher import per_value
 
     eps = [i / 255 for i in EXTRACTORS]
     return {
@@ -73,10 +73,10 @@ def search_space(preset: str, seeds: int) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, PRESETS).parse_args(argv)
-    # Imported once the arguments are parsed, so that --help and a bad flag answer at once (sweeps/cli.py).
+    # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
     from analysis.afs_tables import delta_z_summary, table1
     from analysis.runs import emit, load_sweep
-    from sweeps.launcher import Sweep, run_sweep
+    from launch.launcher import Sweep, run_sweep
     from trainables.methods.afs import EXTRACTOR_EXPERIMENT, ExtractorConfig, extractor_trainable
 
     space = search_space(args.preset, args.seeds)

@@ -38,8 +38,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from launch.cli import absolute_tracking_uri, add_search_arguments, run_parser
 from sweeps.afs_extractors import CIFAR100
-from sweeps.cli import absolute_tracking_uri, add_search_arguments, run_parser
 
 if TYPE_CHECKING:
     from trainables.methods.afs import ExtractorRuns
@@ -133,13 +133,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.table == "search" and args.seeds != 1:
         parser.error("--seeds: each trial of a search trains seed 0")
-    # Imported once the arguments are parsed, so that --help and a bad flag answer at once (sweeps/cli.py).
+    # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
     from analysis.afs_figures import reevaluation
     from analysis.afs_tables import table2, table3, tradeoff
     from analysis.runs import emit, load_sweep
-    from sweeps.launcher import Sweep, missing_sqlite_store, run_sweep
-    from sweeps.optuna_search import build_search, describe_study
-    from sweeps.preflight import check_tracking_uri
+    from launch.launcher import Sweep, missing_sqlite_store, run_sweep
+    from launch.optuna_search import build_search, describe_study
+    from launch.preflight import check_tracking_uri
     from trainables.methods.afs import (
         DEFAULT_MASK,
         EXTRACTOR_EXPERIMENT,

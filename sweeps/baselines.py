@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from launch.cli import run_parser
 from sweeps import uiat_presets
 from sweeps.biamat_presets import (
     BASELINE_TRAINING,
@@ -37,7 +38,6 @@ from sweeps.biamat_presets import (
     paper_recipe,
     table2_recipe,
 )
-from sweeps.cli import run_parser
 
 SMOKE = {
     "dataset": "synthetic", "train_n": 1024, "model": "tiny-cnn", "epochs": 3, "batch_size": 64, "lr": 0.05,
@@ -77,7 +77,7 @@ ATTACK_START = {"standard": "uniform", "pgd_at": "uniform", "trades": "normal"}
 def search_space(preset: str, seeds: int) -> dict:
     from ray import tune
 
-    from sweeps.launcher import per_value
+    from launch.launcher import per_value
 
     recipe, trainings = PRESETS[preset]
     own = PER_TRAINING.get(preset, {})
@@ -91,8 +91,8 @@ def search_space(preset: str, seeds: int) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, PRESETS).parse_args(argv)
-    # Imported once the arguments are parsed, so that --help and a bad flag answer at once (sweeps/cli.py).
-    from sweeps.launcher import Sweep, run_sweep
+    # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
+    from launch.launcher import Sweep, run_sweep
     from trainables.methods.baseline import BaselineConfig, trainable
 
     space = search_space(args.preset, args.seeds)

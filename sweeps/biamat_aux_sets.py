@@ -15,8 +15,8 @@ both). One seed of the paper grid is 6 runs of about 56.5 V100-hours each (appen
 
 from __future__ import annotations
 
+from launch.cli import run_parser
 from sweeps.biamat_presets import PAPER_SHARED, TABLE1_SMOKE, TABLE12, paper_recipe
-from sweeps.cli import run_parser
 
 PRESETS = {"smoke": TABLE1_SMOKE, "paper": paper_recipe("at")}
 # Table 4's rows, in its order: each pair after its two single sets.
@@ -45,10 +45,10 @@ def search_space(preset: str, seeds: int) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, PRESETS).parse_args(argv)
-    # Imported once the arguments are parsed, so that --help and a bad flag answer at once (sweeps/cli.py).
+    # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
     from analysis.biamat_tables import table4
     from analysis.runs import emit, load_sweep
-    from sweeps.launcher import Sweep, run_sweep
+    from launch.launcher import Sweep, run_sweep
     from trainables.methods.biamat import BiaMATConfig, trainable
 
     sweep = Sweep(family="biamat-aux-sets", trainable=trainable, param_space=search_space(args.preset, args.seeds),

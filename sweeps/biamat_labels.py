@@ -21,8 +21,8 @@ ImageNet shares CIFAR-10's objects) and ``synthetic_aux_unrelated`` (none do, as
 
 from __future__ import annotations
 
+from launch.cli import run_parser
 from sweeps.biamat_presets import PAPER_SHARED, TABLE1_SMOKE, TABLE12, paper_recipe
-from sweeps.cli import run_parser
 
 PRESETS = {"smoke": TABLE1_SMOKE, "paper": paper_recipe("at")}
 # The grid's auxiliary sets, one Table 1 column each.
@@ -36,7 +36,7 @@ PI = TABLE12[("cifar10", "at", "imagenet32")][1]  # 0.55, Table 12 for every CIF
 def search_space(preset: str, seeds: int) -> dict:
     from ray import tune
 
-    from sweeps.launcher import per_value
+    from launch.launcher import per_value
 
     return {
         **PRESETS[preset],
@@ -53,10 +53,10 @@ def search_space(preset: str, seeds: int) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, PRESETS).parse_args(argv)
-    # Imported once the arguments are parsed, so that --help and a bad flag answer at once (sweeps/cli.py).
+    # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
     from analysis.biamat_tables import table1
     from analysis.runs import emit, load_sweep
-    from sweeps.launcher import Sweep, run_sweep
+    from launch.launcher import Sweep, run_sweep
     from trainables.methods.biamat import BiaMATConfig, trainable
 
     space = search_space(args.preset, args.seeds)

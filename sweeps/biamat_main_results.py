@@ -28,8 +28,8 @@ CIFAR-100 319; ImgNet100 AT+BiaMAT 196 h each (the paper does not time TRADES+Bi
 
 from __future__ import annotations
 
+from launch.cli import run_parser
 from sweeps.biamat_presets import PAPER_SHARED, PAPER_VARIANTS, TABLE2_AUX, TABLE2_UNLISTED, TABLE12, table2_recipe
-from sweeps.cli import run_parser
 
 PRESETS = ("smoke", "paper")
 PRIMARIES = list(TABLE2_AUX)
@@ -53,7 +53,7 @@ def settings(preset: str, primary: str) -> dict[tuple[str, str], tuple[float, fl
 def search_space(preset: str, seeds: int, primary: str = "cifar10") -> dict:
     from ray import tune
 
-    from sweeps.launcher import per_value
+    from launch.launcher import per_value
 
     shared, variants = table2_recipe(preset, primary)
     chosen = settings(preset, primary)
@@ -83,10 +83,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.preset == "smoke" and args.primary is not None:
         parser.error("--primary picks the paper preset's primary dataset: add --preset paper (smoke runs on synthetic "
                      "data)")
-    # Imported once the arguments are parsed, so that --help and a bad flag answer at once (sweeps/cli.py).
+    # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
     from analysis.biamat_tables import table2
     from analysis.runs import emit, load_sweep
-    from sweeps.launcher import Sweep, run_sweep
+    from launch.launcher import Sweep, run_sweep
     from trainables.methods.biamat import BiaMATConfig, trainable
 
     primary = args.primary or "cifar10"

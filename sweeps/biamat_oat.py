@@ -24,8 +24,8 @@ of about 56.5 V100-hours each per seed (appendix Table 11).
 
 from __future__ import annotations
 
+from launch.cli import run_parser
 from sweeps.biamat_presets import PAPER_SHARED, SMOKE_VARIANTS, TABLE1_SMOKE, TABLE12, paper_recipe
-from sweeps.cli import run_parser
 
 PRESETS = {"smoke": {**TABLE1_SMOKE, **SMOKE_VARIANTS["at"]}, "paper": paper_recipe("at")}
 AUX_N = {"smoke": 1000, "paper": 100_000}  # a fixed subset of the auxiliary set (smoke: of synthetic_aux's 10,000)
@@ -36,7 +36,7 @@ ALPHA, PI = TABLE12[("cifar10", "at", "imagenet32")]  # 1.0 and 0.55
 def search_space(preset: str, seeds: int) -> dict:
     from ray import tune
 
-    from sweeps.launcher import per_value
+    from launch.launcher import per_value
 
     return {
         **PRESETS[preset],
@@ -52,10 +52,10 @@ def search_space(preset: str, seeds: int) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, PRESETS).parse_args(argv)
-    # Imported once the arguments are parsed, so that --help and a bad flag answer at once (sweeps/cli.py).
+    # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
     from analysis.biamat_tables import table9
     from analysis.runs import emit, load_sweep
-    from sweeps.launcher import Sweep, run_sweep
+    from launch.launcher import Sweep, run_sweep
     from trainables.methods.biamat import BiaMATConfig, trainable
 
     sweep = Sweep(family="biamat-oat", trainable=trainable, param_space=search_space(args.preset, args.seeds),

@@ -18,7 +18,7 @@ Objective, with no test-set leakage: ``select/pgd<k>`` (PGD at the training atta
 training set (the last 1,000 training images, which the trials do not train on), evaluated every epoch so ASHA can
 compare trials mid-training; maximised. A trial's Optuna value is its score at its last epoch, and Table 12's winner
 is chosen by the same score; its test accuracy is reported beside it. Trials ASHA stopped are PRUNED with the score
-they were stopped at (``sweeps/optuna_search.py``). The study (default name ``biamat-<variant>-<dataset>-<aux>-<preset>``,
+they were stopped at (``launch/optuna_search.py``). The study (default name ``biamat-<variant>-<dataset>-<aux>-<preset>``,
 in ``sqlite:///$PWD/optuna.db`` or ADVSWEEP_OPTUNA_STORAGE) opens with ``optuna-dashboard <storage>``; its MLflow
 experiment has the study's name.
 
@@ -28,8 +28,8 @@ same ``--name`` restarts an interrupted sweep where it stopped, each trial repor
 
 from __future__ import annotations
 
+from launch.cli import add_search_arguments, run_parser
 from sweeps.biamat_presets import PAPER_SHARED, paper_recipe
-from sweeps.cli import add_search_arguments, run_parser
 
 # Selection on held-out training images, every epoch (ASHA compares trials at its rungs), instead of the paper's test set.
 HOLDOUT = {"select_on": "holdout", "holdout_n": 1000, "eval_n": 1000, "eval_every": 1, "eval_from": 1}
@@ -83,9 +83,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.seeds != 1:
         parser.error("--seeds: each trial of a search trains seed 0; repeat the best point over seeds in a grid sweep")
-    # Imported once the arguments are parsed, so that --help and a bad flag answer at once (sweeps/cli.py).
-    from sweeps.launcher import run_sweep, trial_configs
-    from sweeps.optuna_search import describe_study, search_sweep
+    # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
+    from launch.launcher import run_sweep, trial_configs
+    from launch.optuna_search import describe_study, search_sweep
     from trainables.methods.biamat import BiaMATConfig, trainable
 
     space = search_space(args.preset, args.variant, args.dataset, args.aux_datasets)

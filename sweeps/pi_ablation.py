@@ -16,8 +16,8 @@ The table is printed at the end (rebuilt from MLflow, like ``python analysis/bia
 
 from __future__ import annotations
 
+from launch.cli import run_parser
 from sweeps.biamat_presets import PAPER_SHARED, PAPER_VARIANTS, TABLE12
-from sweeps.cli import run_parser
 
 PIS = [0.45, 0.50, 0.55, 0.60, 0.65, 0.70]
 
@@ -50,7 +50,7 @@ VARIANTS = {
 def search_space(preset: str, seeds: int) -> dict:
     from ray import tune
 
-    from sweeps.launcher import per_value
+    from launch.launcher import per_value
 
     return {
         **SHARED[preset],
@@ -63,10 +63,10 @@ def search_space(preset: str, seeds: int) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, ["smoke", "paper"]).parse_args(argv)
-    # Imported once the arguments are parsed, so that --help and a bad flag answer at once (sweeps/cli.py).
+    # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
     from analysis.biamat_tables import table13
     from analysis.runs import emit, load_sweep
-    from sweeps.launcher import Sweep, run_sweep
+    from launch.launcher import Sweep, run_sweep
     from trainables.methods.biamat import BiaMATConfig, trainable
 
     space = search_space(args.preset, args.seeds)

@@ -35,7 +35,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING
 
 from analysis.cli import add_source_arguments
-from sweeps.cli import absolute_tracking_uri
+from launch.cli import absolute_tracking_uri
 
 if TYPE_CHECKING:  # the heavy modules load after the arguments are parsed, so --help answers at once
     from mlflow.tracking import MlflowClient
@@ -174,7 +174,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ce-halves", action="store_true",
                         help="also the accuracy on each half of the points by clean cross-entropy (UIAT Fig. 1/4)")
     parser.add_argument("--batch-size", type=int, default=256)
-    # The run flags of the sweeps (sweeps/launcher.py), with the same environment defaults.
+    # The run flags of the sweeps (launch/launcher.py), with the same environment defaults.
     parser.add_argument("--address", default=os.environ.get("RAY_ADDRESS"),
                         help="Ray cluster address ('auto' on a cluster node); default: start a local Ray")
     parser.add_argument("--data-root", default=os.environ.get("ADVSWEEP_DATA"), help="dataset folder (default ./data)")
@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> Plan:
     """Evaluate what the sweep's runs lack and log it; returns the plan (what was evaluated and skipped)."""
     args = parse_args(argv)
     from analysis.runs import load_from_args, resolve_tracking_uri
-    from sweeps.launcher import missing_sqlite_store
+    from launch.launcher import missing_sqlite_store
 
     args.tracking_uri = absolute_tracking_uri(resolve_tracking_uri(args.tracking_uri))
     if missing_sqlite_store(args.tracking_uri):
@@ -227,13 +227,13 @@ def run_jobs(jobs: Sequence[Job], args: argparse.Namespace, client: MlflowClient
     """One Ray task per job; each result is logged into its run as it arrives. Returns how many failed."""
     import ray
 
-    from sweeps.launcher import check_cluster_reachable
+    from launch.launcher import check_cluster_reachable
     from trainables.tracking import TrialRun
 
     # A caller that already runs Ray (a notebook, the tests) keeps its session, as with the sweeps.
     owns_ray = not ray.is_initialized()
     if owns_ray:
-        # No --address: a local Ray of its own, as the sweeps start (sweeps/launcher.py), not whatever cluster this
+        # No --address: a local Ray of its own, as the sweeps start (launch/launcher.py), not whatever cluster this
         # machine last started (another user's, whose token this process lacks).
         ray.init(address=args.address or "local", include_dashboard=False, log_to_driver=False)
     failed = 0

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from sweeps.cli import run_parser
+from launch.cli import run_parser
 from sweeps.uiat_presets import PRESETS, baseline_preset
 
 DATASETS = {"smoke": ["synthetic"], "paper": ["cifar10", "cifar100", "svhn"]}
@@ -41,7 +41,7 @@ def shared(preset: str, seeds: int, recipe: dict, **per_dataset: dict[str, objec
     value for each dataset), and the seeds."""
     from ray import tune
 
-    from sweeps.launcher import per_value
+    from launch.launcher import per_value
 
     datasets = DATASETS[preset]
     values = {d: {**{k: PER_DATASET.get(d, {}).get(k, recipe[k]) for k in ("epochs", "attack_step")},
@@ -53,7 +53,7 @@ def shared(preset: str, seeds: int, recipe: dict, **per_dataset: dict[str, objec
 def baseline_space(preset: str, seeds: int) -> dict:
     from ray import tune
 
-    from sweeps.launcher import per_value
+    from launch.launcher import per_value
 
     return {
         **shared(preset, seeds, baseline_preset(preset)),
@@ -75,7 +75,7 @@ def hat_space(preset: str, seeds: int, helper_sweep: str) -> dict:
 def uiat_space(preset: str, seeds: int) -> dict:
     from ray import tune
 
-    from sweeps.launcher import per_value
+    from launch.launcher import per_value
     from trainables.methods.uiat import UIATConfig
 
     recipe = PRESETS[preset]
@@ -89,12 +89,12 @@ def uiat_space(preset: str, seeds: int) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, PRESETS).parse_args(argv)
-    # Imported once the arguments are parsed, so that --help and a bad flag answer at once (sweeps/cli.py).
+    # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
     from analysis.runs import emit, load_sweep
     from analysis.uiat_tables import table1
-    from sweeps.hat_helpers import require_hat_helpers
-    from sweeps.launcher import Sweep, check_sweeps, run_sweep
-    from sweeps.overrides import with_overrides_each
+    from launch.hat_helpers import require_hat_helpers
+    from launch.launcher import Sweep, check_sweeps, run_sweep
+    from launch.overrides import with_overrides_each
     from trainables.methods import baseline, hat, mart, uiat
 
     name = args.name or f"uiat-comparison-{args.preset}"

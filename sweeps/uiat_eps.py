@@ -16,7 +16,7 @@ The table is printed at the end (rebuilt from MLflow, like ``python analysis/uia
 
 from __future__ import annotations
 
-from sweeps.cli import run_parser
+from launch.cli import run_parser
 from sweeps.uiat_presets import PRESETS, baseline_preset
 
 # The smoke preset trains at the largest eps only, to stay within a few minutes on 2 CPU cores.
@@ -27,7 +27,7 @@ VARIANTS = {False: {"components": "uag+fr+iam"}, True: {"components": "uag+fr"}}
 
 def attack_steps(preset: str) -> dict:
     """``attack_step`` following the ``eps`` axis at the preset's step-to-eps ratio."""
-    from sweeps.launcher import per_value
+    from launch.launcher import per_value
 
     ratio = PRESETS[preset]["attack_step"] / (8 / 255)
     return per_value("eps", {eps: {"attack_step": ratio * eps} for eps in EPSILONS[preset]})
@@ -36,7 +36,7 @@ def attack_steps(preset: str) -> dict:
 def uiat_space(preset: str, seeds: int) -> dict:
     from ray import tune
 
-    from sweeps.launcher import per_value
+    from launch.launcher import per_value
 
     return {
         **PRESETS[preset],
@@ -64,11 +64,11 @@ def trades_space(preset: str, seeds: int) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, PRESETS).parse_args(argv)
-    # Imported once the arguments are parsed, so that --help and a bad flag answer at once (sweeps/cli.py).
+    # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
     from analysis.runs import emit, load_sweep
     from analysis.uiat_tables import table3
-    from sweeps.launcher import Sweep, check_sweeps, run_sweep
-    from sweeps.overrides import with_overrides_each
+    from launch.launcher import Sweep, check_sweeps, run_sweep
+    from launch.overrides import with_overrides_each
     from trainables.methods import baseline, uiat
 
     spaces = uiat_space(args.preset, args.seeds), trades_space(args.preset, args.seeds)

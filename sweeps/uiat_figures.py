@@ -34,7 +34,7 @@ budgets adds a few A100-hours per model.
 
 from __future__ import annotations
 
-from sweeps.cli import run_parser
+from launch.cli import run_parser
 from sweeps.uiat_presets import PRESETS, baseline_preset
 
 # Full UIAT (Fig. 4) and the one-off variant (Figs. 2 and 5), which stores p once and so has no momentum.
@@ -53,7 +53,7 @@ AUTOATTACK_N = {"paper": 10000, "smoke": 32}
 def uiat_space(preset: str, seeds: int) -> dict:
     from ray import tune
 
-    from sweeps.launcher import per_value
+    from launch.launcher import per_value
 
     return {
         **PRESETS[preset],
@@ -67,7 +67,7 @@ def uiat_space(preset: str, seeds: int) -> dict:
 def baseline_space(preset: str, seeds: int) -> dict:
     from ray import tune
 
-    from sweeps.launcher import per_value
+    from launch.launcher import per_value
 
     return {
         **baseline_preset(preset),
@@ -96,9 +96,9 @@ def evaluations(preset: str, name: str) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, PRESETS).parse_args(argv)
-    # Imported once the arguments are parsed, so that --help and a bad flag answer at once (sweeps/cli.py).
-    from sweeps.launcher import Sweep, check_sweeps, run_sweep
-    from sweeps.overrides import with_overrides_each
+    # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
+    from launch.launcher import Sweep, check_sweeps, run_sweep
+    from launch.overrides import with_overrides_each
     from trainables.methods import baseline, uiat
 
     name = args.name or f"uiat-figures-{args.preset}"

@@ -15,7 +15,7 @@ The lambda table is printed at the end (rebuilt from MLflow, like ``python analy
 
 from __future__ import annotations
 
-from sweeps.cli import run_parser
+from launch.cli import run_parser
 from sweeps.uiat_presets import PRESETS
 
 LAMBDAS = {"paper": [1.0, 2.0, 3.0, 3.5, 4.0, 5.0, 6.0], "smoke": [1.0, 3.5, 6.0]}
@@ -35,10 +35,10 @@ def search_space(preset: str, seeds: int) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, PRESETS).parse_args(argv)
-    # Imported once the arguments are parsed, so that --help and a bad flag answer at once (sweeps/cli.py).
+    # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
     from analysis.runs import emit, load_sweep
     from analysis.uiat_tables import lambda_table
-    from sweeps.launcher import Sweep, run_sweep
+    from launch.launcher import Sweep, run_sweep
     from trainables.methods.uiat import UIATConfig, trainable
 
     space = search_space(args.preset, args.seeds)

@@ -13,7 +13,7 @@ A paper-preset trial is a full 100-epoch ResNet-18 run (one GPU; about 220 A100-
 Objective, with no test-set leakage: ``select/pgd<k>`` (PGD at the training attack) on a held-out split of the
 training set (the last 1,000 training images in the paper preset, 128 in smoke, which the trials do not train on),
 reported every epoch so ASHA can compare trials mid-training; maximised. Trials ASHA stopped are PRUNED in the study
-(``sweeps/optuna_search.py``).
+(``launch/optuna_search.py``).
 The study (default name ``uiat-<variant>-<preset>``, in ``sqlite:///$PWD/optuna.db`` or ADVSWEEP_OPTUNA_STORAGE)
 opens with ``optuna-dashboard <storage>``; its MLflow experiment has the study's name. A new ``--name`` with the same
 study adds trials to it; ``--resume`` continues an interrupted sweep.
@@ -21,7 +21,7 @@ study adds trials to it; ``--resume`` continues an interrupted sweep.
 
 from __future__ import annotations
 
-from sweeps.cli import add_search_arguments, run_parser
+from launch.cli import add_search_arguments, run_parser
 from sweeps.uiat_presets import PRESETS
 
 # Selection on held-out training images instead of the test points the grid presets select on.
@@ -52,9 +52,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.seeds != 1:
         parser.error("--seeds: each trial of a search trains seed 0; repeat the best point over seeds in a grid sweep")
-    # Imported once the arguments are parsed, so that --help and a bad flag answer at once (sweeps/cli.py).
-    from sweeps.launcher import run_sweep, trial_configs
-    from sweeps.optuna_search import describe_study, search_sweep
+    # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
+    from launch.launcher import run_sweep, trial_configs
+    from launch.optuna_search import describe_study, search_sweep
     from trainables.methods.uiat import UIATConfig, trainable
 
     space = search_space(args.preset, args.variant)

@@ -21,7 +21,7 @@ preset; seconds per epoch are the trials' own training-pass times.
 
 from __future__ import annotations
 
-from sweeps.cli import run_parser
+from launch.cli import run_parser
 from sweeps.uiat_presets import PRESETS, baseline_preset
 
 EPSILONS = {"smoke": [8 / 255], "paper": [6 / 255, 8 / 255, 10 / 255]}
@@ -56,11 +56,11 @@ def uiat_space(preset: str, seeds: int) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, PRESETS).parse_args(argv)
-    # Imported once the arguments are parsed, so that --help and a bad flag answer at once (sweeps/cli.py).
+    # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
     from analysis.runs import emit, load_sweep
     from analysis.uiat_tables import table5
-    from sweeps.launcher import Sweep, check_sweeps, run_sweep
-    from sweeps.overrides import with_overrides_each
+    from launch.launcher import Sweep, check_sweeps, run_sweep
+    from launch.overrides import with_overrides_each
     from trainables.methods import gradalign, single_step, uiat
 
     name = args.name or f"uiat-single-step-{args.preset}"

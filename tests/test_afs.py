@@ -408,8 +408,8 @@ def epoch_lrs(cfg, steps_per_epoch: int = 3) -> list[float]:
 
 
 def test_extractor_paper_preset_is_the_reference_recipe():
+    from launch.launcher import grid_points
     from sweeps import afs_extractors
-    from sweeps.launcher import grid_points
 
     configs = [ExtractorConfig.from_dict(p) for p in grid_points(afs_extractors.search_space("paper", 1))]
     assert sorted(round(cfg.eps * 255) for cfg in configs) == list(range(10))
@@ -421,8 +421,8 @@ def test_extractor_paper_preset_is_the_reference_recipe():
 
 
 def test_merger_paper_preset_is_the_reference_recipe():
+    from launch.launcher import grid_points
     from sweeps import afs_merger
-    from sweeps.launcher import grid_points
 
     space = afs_merger.search_space("table2", "paper", "extractors", afs_merger.default_stack("paper"), 1)
     configs = [MergerConfig.from_dict(p) for p in grid_points(space)]
@@ -512,8 +512,8 @@ def test_bad_random_eps_config_is_rejected(values, message):
 
 
 def test_ablation_sweep_trains_the_random_eps_and_the_large_network():
+    from launch.launcher import grid_points, validate
     from sweeps import afs_ablation, afs_extractors
-    from sweeps.launcher import grid_points, validate
 
     for preset, (base, large) in {"smoke": ("tiny-cnn", "tiny-cnn-3"), "paper": ("wrn-28-10", "wrn-28-30")}.items():
         space = afs_ablation.search_space(preset, seeds=1)

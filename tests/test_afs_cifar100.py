@@ -15,8 +15,8 @@ from mlflow.tracking import MlflowClient
 
 from analysis import afs_tables
 from analysis.runs import SweepRuns
+from launch.launcher import grid_points
 from sweeps import afs_extractors, afs_merger
-from sweeps.launcher import grid_points
 from trainables.methods.afs import EXTRACTOR_EXPERIMENT
 from trainables.tracking import TrialRun
 

@@ -21,9 +21,9 @@ from test_imagenet64 import write_imagenet64
 
 from analysis import biamat_tables
 from analysis.runs import SweepRuns, load_sweep, to_csv
+from launch.launcher import trial_configs
 from sweeps import baselines, biamat_aux_sets, biamat_main_results, biamat_oat
 from sweeps.biamat_presets import TABLE2_AUX, TABLE2_UNLISTED, TABLE12, baseline_recipe, paper_recipe
-from sweeps.launcher import trial_configs
 from trainables.datasets import imgnet100_classes
 from trainables.methods.baseline import BaselineConfig
 

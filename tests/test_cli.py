@@ -12,8 +12,8 @@ import optuna
 import pytest
 from ray.tune.experiment import Trial
 
-from sweeps.optuna_search import build_search
-from sweeps.progress import TrialLines, closing_lines
+from launch.optuna_search import build_search
+from launch.progress import TrialLines, closing_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = sorted(path for path in (ROOT / "sweeps").glob("*.py") if "\ndef main(" in path.read_text())

@@ -17,8 +17,8 @@ import yaml
 from mlflow.tracking import MlflowClient
 from packaging.requirements import Requirement
 
-from sweeps.cli import run_parser
-from sweeps.launcher import Sweep, run_sweep
+from launch.cli import run_parser
+from launch.launcher import Sweep, run_sweep
 from tests_support import TINY_TRIAL, epochs_by_process, stalling
 from trainables.methods import baseline
 

@@ -12,6 +12,9 @@ from types import ModuleType
 import pytest
 import ray
 
+from launch import optuna_search
+from launch.cost import cost_lines, reference_speeds
+from launch.launcher import trial_configs
 from sweeps import (
     afs_ablation,
     afs_extractors,
@@ -21,15 +24,12 @@ from sweeps import (
     biamat_main_results,
     biamat_oat,
     biamat_search,
-    optuna_search,
     pi_ablation,
     uiat_ablation,
     uiat_eps,
     uiat_lambda,
     uiat_search,
 )
-from sweeps.cost import cost_lines, reference_speeds
-from sweeps.launcher import trial_configs
 from trainables.methods.biamat import BiaMATConfig
 
 SEEDS = 2

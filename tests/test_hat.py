@@ -227,7 +227,7 @@ def test_a_trial_trains_an_epoch_through_its_trainable_with_the_registered_helpe
 
 
 def test_a_hat_trial_is_named_hat_in_the_cost_estimate():
-    from sweeps.cost import method_of
+    from launch.cost import method_of
 
     assert method_of(HATConfig.from_dict({"helper_sweep": "baselines-smoke"})) == "hat"
 
@@ -237,9 +237,9 @@ def test_a_multi_sweep_script_checks_every_hat_trials_helper_as_set_leaves_it(re
     --set, its (dataset, model, seed) must have a finished helper."""
     import argparse
 
-    from sweeps.hat_helpers import require_hat_helpers
-    from sweeps.launcher import Sweep
-    from sweeps.overrides import parse_override, with_overrides_each
+    from launch.hat_helpers import require_hat_helpers
+    from launch.launcher import Sweep
+    from launch.overrides import parse_override, with_overrides_each
     from trainables.methods import hat
 
     uri, _ = registered

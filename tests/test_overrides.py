@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from launch.cli import run_parser
+from launch.overrides import OVERRIDES_TAG, Override, apply_overrides, parse_override
 from sweeps import baselines, biamat_search, pi_ablation
-from sweeps.cli import run_parser
-from sweeps.overrides import OVERRIDES_TAG, Override, apply_overrides, parse_override
 
 
 def test_values_are_json_where_they_parse_else_strings():

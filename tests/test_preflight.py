@@ -1,4 +1,4 @@
-"""Run settings refused before Ray starts (sweeps/cli.py's argparse types, sweeps/preflight.py): each through a real
+"""Run settings refused before Ray starts (launch/cli.py's argparse types, launch/preflight.py): each through a real
 sweep script in a fresh process, with one ``error:`` line naming the fix, and nothing started or written."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from sweeps.cli import run_parser
-from sweeps.preflight import check_mlflow_server, check_ray_address, check_run_settings, check_tracking_uri
+from launch.cli import run_parser
+from launch.preflight import check_mlflow_server, check_ray_address, check_run_settings, check_tracking_uri
 
 ROOT = Path(__file__).resolve().parent.parent
 SUPPORT = Path(__file__).with_name("tests_support.py")  # the reduced pi ablation, a whole sweep script
@@ -224,7 +224,7 @@ def tables(database: Path) -> set[str]:
 DRIVER = """
 import argparse, sys, time
 from pathlib import Path
-from sweeps.preflight import check_run_settings
+from launch.preflight import check_run_settings
 
 folder = Path(sys.argv[1])
 (folder / f"ready-{sys.argv[2]}").touch()

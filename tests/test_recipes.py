@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 import recipe_cards as cards
+from launch.launcher import trial_configs
 from sweeps import (
     afs_ablation,
     afs_extractors,
@@ -34,7 +35,6 @@ from sweeps import (
     uiat_single_step,
 )
 from sweeps.biamat_presets import TABLE12
-from sweeps.launcher import trial_configs
 from trainables.config import TrainConfig
 from trainables.methods.afs import ExtractorConfig, MergerConfig
 from trainables.methods.baseline import BaselineConfig

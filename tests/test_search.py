@@ -17,8 +17,8 @@ from optuna.trial import TrialState
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
+from launch.optuna_search import TUNE_TRIAL_ATTR, build_search
 from sweeps import biamat_search
-from sweeps.optuna_search import TUNE_TRIAL_ATTR, build_search
 from tests_support import TINY_TRIAL, settings_for
 from trainables.methods import baseline
 from trainables.tracking import PARENT_TAG, experiment_id

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from ray import tune
 
+from launch.launcher import grid_points, per_value, validate
 from sweeps import baselines, pi_ablation
-from sweeps.launcher import grid_points, per_value, validate
 from trainables.methods.biamat import BiaMATConfig
 
 

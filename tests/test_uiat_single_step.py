@@ -143,6 +143,6 @@ def test_bad_training_attack_input_is_rejected_with_the_fix(values, message):
     (ONE_OFF, "uiat_oneoff"),
 ])
 def test_the_cost_estimate_names_uiat_by_its_training_attack(values, name):
-    from sweeps.cost import method_of
+    from launch.cost import method_of
 
     assert method_of(UIATConfig.from_dict(values)) == name

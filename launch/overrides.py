@@ -11,7 +11,7 @@ Only constants can be set. A grid axis is what the trials compare and a searched
 neither can be fixed to one value. A value that follows a grid axis (``per_value``: each BiaMAT variant's epochs and
 model) becomes that one value for every trial.
 
-Nothing here imports Ray at import time: ``sweeps/cli.py`` imports this module before anything heavy loads.
+Nothing here imports Ray at import time: ``launch/cli.py`` imports this module before anything heavy loads.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
-    from sweeps.launcher import Sweep
+    from launch.launcher import Sweep
 
 OVERRIDES_TAG = "overrides"
 _FRACTION = re.compile(r"(\d+(?:\.\d*)?)/(\d+(?:\.\d*)?)")

@@ -7,15 +7,15 @@ from argparse import Namespace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from sweeps.launcher import Sweep
+    from launch.launcher import Sweep
 
 
 def require_hat_helpers(hat_sweep: Sweep, args: Namespace, helper_sweep: str) -> None:
     """SystemExit naming the missing helpers (and the command that trains them) unless ``helper_sweep`` holds a
     finished standard-training trial for every trial's (dataset, model, seed) of ``hat_sweep``, the HAT sweep as it
     will run (``--set`` applied: overrides.with_overrides_each)."""
-    from sweeps.cli import absolute_tracking_uri
-    from sweeps.launcher import trial_configs
+    from launch.cli import absolute_tracking_uri
+    from launch.launcher import trial_configs
     from trainables.methods import hat
 
     try:

@@ -23,7 +23,7 @@ from ray.tune.experiment import Trial
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray.tune.result import TRAINING_ITERATION
 
-from sweeps.optuna_search import FINAL_PREFIX, reached_end
+from launch.optuna_search import FINAL_PREFIX, reached_end
 from trainables.runtime import run_name
 
 REPO = Path(__file__).resolve().parent.parent

@@ -1,7 +1,7 @@
 """The sweep scripts' command lines: the run flags every sweep shares and the flags of every Optuna search.
 
 Nothing here imports Ray, PyTorch, MLflow or Optuna: a script parses its arguments first, so ``--help`` and a
-mistyped flag answer at once, and only then imports what a sweep needs (``sweeps/launcher.py`` and the trainables).
+mistyped flag answer at once, and only then imports what a sweep needs (``launch/launcher.py`` and the trainables).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from sweeps.overrides import parse_override
+from launch.overrides import parse_override
 
 
 def run_parser(description: str, presets: Sequence[str]) -> argparse.ArgumentParser:
@@ -53,7 +53,7 @@ def add_run_arguments(parser: argparse.ArgumentParser, presets: Sequence[str]) -
                              "(default: one line per trial event)")
     parser.add_argument("--set", dest="overrides", action="append", type=parse_override, metavar="KEY=VALUE",
                         help="change a constant of the preset's search space, e.g. --set epochs=15 --set "
-                             "model=resnet18 (repeatable; JSON values, else strings; sweeps/overrides.py)")
+                             "model=resnet18 (repeatable; JSON values, else strings; launch/overrides.py)")
 
 
 def add_search_arguments(parser: argparse.ArgumentParser) -> None:

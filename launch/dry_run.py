@@ -1,7 +1,7 @@
 """``--dry-run``: what a sweep would run, printed from its search space alone.
 
 A grid sweep lists one row per trial (only the values that differ between trials), then the values every trial
-shares, the number of trials and the GPU-hours estimate (``sweeps/cost.py``). A search cannot list its trials in
+shares, the number of trials and the GPU-hours estimate (``launch/cost.py``). A search cannot list its trials in
 advance: it prints the searched domains instead, with ``num_samples`` as the number of trials. Nothing is started or
 written: no Ray, no MLflow run, no Optuna study.
 """
@@ -14,8 +14,8 @@ from typing import Any
 
 from ray.tune.search.sample import Categorical, Domain, Function, Integer
 
-from sweeps.cost import cost_lines
-from sweeps.launcher import Sweep, grid_points
+from launch.cost import cost_lines
+from launch.launcher import Sweep, grid_points
 from trainables.config import TrainConfig
 
 

@@ -1,4 +1,4 @@
-"""What every sweep script shares once its command line is parsed (``sweeps/cli.py``): validation before Ray starts,
+"""What every sweep script shares once its command line is parsed (``launch/cli.py``): validation before Ray starts,
 the MLflow parent run, one Tuner (new or restored), and the clean-up that leaves no MLflow run RUNNING.
 
 A sweep script is a short record: its presets, its search space and a call to :func:`run_sweep`. Run settings (where
@@ -26,9 +26,9 @@ from urllib.parse import urlparse
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
-from sweeps.cli import absolute_tracking_uri
-from sweeps.full_disk import FullDiskStop, low_space
-from sweeps.stop_signals import INTERRUPTED_EXIT, StopSignals
+from launch.cli import absolute_tracking_uri
+from launch.full_disk import FullDiskStop, low_space
+from launch.stop_signals import INTERRUPTED_EXIT, StopSignals
 from trainables.config import ConfigError, RunSettings, TrainConfig, git_commit
 from trainables.datasets import DatasetNotFoundError, absolute_dataset_name, check_dataset
 from trainables.tracking import (
@@ -319,10 +319,10 @@ def check_cluster_reachable(tracking_uri: str, storage: str | None = None) -> No
 
 def check_sweeps(sweeps: Mapping[str, Sweep], args: argparse.Namespace) -> bool:
     """What happens before Ray starts: every trial of every sweep validated, and with ``--dry-run`` the sweeps'
-    plans printed instead of run, or else the run settings checked and the stores created (sweeps/preflight.py).
+    plans printed instead of run, or else the run settings checked and the stores created (launch/preflight.py).
     Returns whether it was a dry run (then there is nothing more to do)."""
-    from sweeps.dry_run import print_plans  # it imports this module
-    from sweeps.preflight import check_run_settings
+    from launch.dry_run import print_plans  # it imports this module
+    from launch.preflight import check_run_settings
 
     notes: list[str] | None = [] if args.dry_run else None
     configs = {name: validate(sweep.config_cls, sweep.param_space, args.data_root, sweep.extra_datasets, notes)
@@ -340,10 +340,10 @@ def run_sweep(sweep: Sweep, args: argparse.Namespace, name: str, report: Callabl
 
     ``report`` prints the sweep's table (from MLflow) once its trials are done; then come where the runs and the
     weights are and ``next_steps``, the commands that print the sweep's other tables and figures (repository-relative
-    script and arguments, see :func:`sweeps.progress.closing_lines`). Failed trials make the command exit non-zero
+    script and arguments, see :func:`launch.progress.closing_lines`). Failed trials make the command exit non-zero
     after that, so a script or CI notices. With ``--dry-run`` it prints the plan and returns None.
     """
-    from sweeps.overrides import with_overrides  # --set first: every check and the MLflow runs see its values
+    from launch.overrides import with_overrides  # --set first: every check and the MLflow runs see its values
 
     sweep = with_overrides(sweep, args)
     sweep = replace(sweep, param_space=with_absolute_datasets(sweep.param_space))
@@ -364,7 +364,7 @@ def run_sweep(sweep: Sweep, args: argparse.Namespace, name: str, report: Callabl
     # A caller that already runs Ray (a notebook, the tests) keeps its session; otherwise this sweep owns one.
     owns_ray = not ray.is_initialized()
     if owns_ray:
-        from sweeps.progress import without_token_auth_notice
+        from launch.progress import without_token_auth_notice
 
         # No --address: start a local Ray, as the flag says, rather than join whatever cluster this machine last
         # started; only then is Ray's notice that it protected that cluster with a token to be left out.
@@ -387,7 +387,7 @@ def run_sweep(sweep: Sweep, args: argparse.Namespace, name: str, report: Callabl
         print()  # after the progress lines
         report_and_keep(report, MlflowClient(tracking_uri), parent_id)
     from analysis.runs import resolve_tracking_uri
-    from sweeps.progress import closing_lines
+    from launch.progress import closing_lines
 
     # The analysis commands read the same default store from the same directory; another one must be named.
     flags = "" if args.tracking_uri == resolve_tracking_uri() else f"--tracking-uri {args.tracking_uri}"
@@ -421,8 +421,8 @@ def _fit(sweep: Sweep, args: argparse.Namespace, name: str, storage: str, tracki
     from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_SOURCE_NAME, MLFLOW_SOURCE_TYPE
     from ray import tune
 
-    from sweeps.mlflow_view import publish_view, ui_links, view_columns
-    from sweeps.progress import output_options, tune_output
+    from launch.mlflow_view import publish_view, ui_links, view_columns
+    from launch.progress import output_options, tune_output
 
     client = MlflowClient(tracking_uri)
     exp_id = experiment_id(client, sweep.family)

@@ -44,7 +44,7 @@ from ray.tune.result import TRAINING_ITERATION
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
-from sweeps.launcher import Sweep, no_extra_datasets
+from launch.launcher import Sweep, no_extra_datasets
 from trainables.config import TrainConfig
 
 # The runtime adds the final protocol (best/clean, best/pgd20, ...) to the last epoch's result only. The slash
@@ -145,7 +145,7 @@ def search_sweep(*, study: str, trainable: Callable[..., None], space: dict[str,
                  extra_datasets: Callable[[TrainConfig], Sequence[str]] = no_extra_datasets) -> Sweep:
     """A one-objective sweep searched by :func:`build_search` (maximising ``metric``) and, with ``--asha``, stopped
     early by ASHA on epochs; ``defaults`` gives ``num_samples``, ``grace_period`` and ``reduction_factor`` where the
-    flags (:func:`sweeps.cli.add_search_arguments`) leave them unset. The study's name is also its MLflow experiment."""
+    flags (:func:`launch.cli.add_search_arguments`) leave them unset. The study's name is also its MLflow experiment."""
     scheduler = None
     if args.asha:
         # One report per epoch, so ASHA's time unit (training_iteration) is the epoch.

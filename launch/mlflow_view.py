@@ -52,7 +52,7 @@ def view_columns(name_keys: Sequence[str], param_space: Mapping[str, Any]) -> tu
     and the strongest attack of its final protocol, on the selected checkpoint) and the chart's x axis (the first
     numeric swept value, e.g. pi, else the first swept key that is not the seed)."""
     from analysis.runs import attack_strength
-    from sweeps.launcher import grid_points
+    from launch.launcher import grid_points
 
     points = list(grid_points(param_space))
     attacks = [a for a in points[0].get("final_attacks", ("clean",)) if attack_strength(a) is not None]

@@ -1,6 +1,6 @@
 """The run settings that fail only once Ray runs, refused before it starts: :func:`check_run_settings`.
 
-Argparse has already refused values out of range (``sweeps/cli.py``); what is left needs this machine or the network.
+Argparse has already refused values out of range (``launch/cli.py``); what is left needs this machine or the network.
 Each would otherwise surface late and badly: trials PENDING for ever (more GPUs or CPUs per trial than the local Ray
 has), Ray retrying an address for minutes, MLflow retrying a dead server for four minutes, a raw traceback after the
 parent MLflow run was created (a storage folder that cannot be written, a tracking URI that is a path or names no
@@ -32,7 +32,7 @@ from mlflow.tracking import MlflowClient
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
-from sweeps.cli import absolute_tracking_uri
+from launch.cli import absolute_tracking_uri
 
 TIMEOUT_S = 3.0  # to connect to a Ray head, a database or an MLflow server, and for the server to answer
 RAY_CLIENT_PORT = 10001  # ray://host without a port
