@@ -36,7 +36,8 @@ from torch import nn
 from analysis.afs_tables import extractor_runs, merger_label, merger_runs
 from analysis.figure_style import distinct_styles, legend_outside
 from analysis.reevaluations import choose_n, reevaluations
-from analysis.runs import SweepRuns, attack_strength, metric_label, only_value
+from analysis.runs import metric_label, only_value
+from runstore.reader import SweepRuns, attack_strength
 
 FIG5A_EPS = tuple(range(2, 17, 2))  # Fig. 5(a)'s budgets, 1/255 units: 0 (clean) to about 16/255
 MERGER_COLOURS = ("tab:red", "black", "tab:orange", "tab:pink", "tab:brown", "tab:gray")  # none on viridis

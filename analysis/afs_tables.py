@@ -38,22 +38,12 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from analysis.afs_selection import CONVEX_TOLERANCE, concave_range
+from analysis.cells import Cell, Table, aggregate
 from analysis.cli import add_source_arguments
 from analysis.figure_style import distinct_styles, legend_outside
-from analysis.runs import (
-    Cell,
-    SweepNotFoundError,
-    SweepRuns,
-    Table,
-    aggregate,
-    column,
-    emit,
-    load_from_args,
-    load_sweep,
-    metric_label,
-    only_value,
-    resolve_metric,
-)
+from analysis.render import emit
+from analysis.runs import load_from_args, metric_label, only_value, resolve_metric
+from runstore.reader import SweepNotFoundError, SweepRuns, column, load_sweep
 
 EXTRACTOR_EXPERIMENT = "afs-extractors"  # as trainables/methods/afs.py names it (analysis does not import trainables)
 ACCURACY_ROWS = ("clean", "pgd10", "pgd20")

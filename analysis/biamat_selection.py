@@ -28,7 +28,9 @@ from unittest.mock import patch
 import pandas as pd
 
 from analysis.biamat_tables import VARIANT_NAMES, biamat_runs, number
-from analysis.runs import Cell, SweepRuns, Table, dataset_name
+from analysis.cells import Cell, Table
+from analysis.runs import dataset_name
+from runstore.reader import SweepRuns
 
 GATE_COUNTS = "gate_counts"  # the artifact folder of trainables/methods/biamat.py
 PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"

@@ -31,28 +31,20 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from analysis.cells import Cell, Table, aggregate, bold_best
 from analysis.cli import add_source_arguments, add_table_commands
 from analysis.figure_style import distinct_styles, legend_outside
+from analysis.render import Label, compose, emit
 from analysis.runs import (
-    Cell,
-    Label,
-    SweepNotFoundError,
-    SweepRuns,
-    Table,
-    aggregate,
-    bold_best,
-    column,
-    compose,
     dataset_name,
     distinguishing_params,
-    emit,
     load_from_args,
-    load_sweep,
     metric_label,
     only_value,
     recipe_differences,
     resolve_metric,
 )
+from runstore.reader import SweepNotFoundError, SweepRuns, column, load_sweep
 
 VARIANT_NAMES = {"at": "AT+BiaMAT", "trades": "TRADES+BiaMAT"}
 # Table 1 compares each BiaMAT variant with the baseline trained the same way, minus the auxiliary data.

@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+from runstore.uri import DEFAULT_TRACKING_URI
+
 # latex: a table environment for a paper (its first line names the packages); latex-doc: a whole document for pdflatex.
 FORMATS = ("md", "csv", "latex", "latex-doc")
 

@@ -50,9 +50,11 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
+from analysis.cells import Cell
 from analysis.reevaluations import choose_n, reevaluations
-from analysis.runs import Cell, SweepRuns, metric_label
+from analysis.runs import metric_label
 from analysis.uiat_tables import datasets, lambda_cells, method_label
+from runstore.reader import SweepRuns
 
 HALVES = {"low_ce": "lower-loss half (top 50%)", "high_ce": "higher-loss half (bottom 50%)"}
 # One (colour, marker) per series, the same wherever it appears.

@@ -30,22 +30,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.cells import Cell, Table, aggregate, bold_best
 from analysis.cli import add_source_arguments, add_table_commands
-from analysis.runs import (
-    Cell,
-    SweepNotFoundError,
-    SweepRuns,
-    Table,
-    aggregate,
-    bold_best,
-    column,
-    dataset_name,
-    emit,
-    load_from_args,
-    load_sweep,
-    metric_label,
-    resolve_metric,
-)
+from analysis.render import emit
+from analysis.runs import dataset_name, load_from_args, metric_label, resolve_metric
+from runstore.reader import SweepNotFoundError, SweepRuns, column, load_sweep
 
 MISSING = "-"
 # Table 6's rows in the paper's order (the `components` param of trainables/methods/uiat.py).

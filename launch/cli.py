@@ -10,9 +10,9 @@ import argparse
 import math
 import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from launch.overrides import parse_override
+from runstore.uri import DEFAULT_TRACKING_URI, absolute_tracking_uri
 
 
 def run_parser(description: str, presets: Sequence[str]) -> argparse.ArgumentParser:
@@ -32,7 +32,7 @@ def add_run_arguments(parser: argparse.ArgumentParser, presets: Sequence[str]) -
                         help="Ray cluster address ('auto' on a cluster node); default: start a local Ray")
     parser.add_argument("--storage-path", default=os.environ.get("ADVSWEEP_STORAGE", "ray_results"),
                         help="Tune storage: a local folder, or s3://... / gs://... shared by all nodes")
-    parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"),
+    parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI),
                         help="MLflow tracking URI (SQLite file locally, http://... server on a cluster)")
     parser.add_argument("--data-root", default=os.environ.get("ADVSWEEP_DATA"), help="dataset folder (default ./data)")
     # An autoscaling cluster has no GPU node yet when the sweep starts, so its set-up names the GPUs per trial
@@ -89,11 +89,3 @@ def at_least(minimum: float, kind: type[int | float] = int, *, strictly: bool = 
         return value
 
     return parse
-
-
-def absolute_tracking_uri(uri: str) -> str:
-    """Ray runs trials in their own working directories, so a relative SQLite path must be made absolute first."""
-    prefix = "sqlite:///"
-    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
-        return prefix + str(Path(uri[len(prefix):]).resolve())
-    return uri

@@ -15,7 +15,8 @@ from typing import Any
 from ray.tune.search.sample import Categorical, Domain, Function, Integer
 
 from launch.cost import cost_lines
-from launch.launcher import Sweep, grid_points
+from launch.space import grid_points
+from launch.sweep import Sweep
 from trainables.config import TrainConfig
 
 

@@ -9,12 +9,14 @@ failed for that reason.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from mlflow.tracking import MlflowClient
 from ray import tune
 
-from trainables.tracking import FULL_DISK_ERRORS
+from launch.mlflow_runs import close_running_runs
+from trainables.tracking import DISK_FULL, END_REASON_TAG, FULL_DISK_ERRORS, PARENT_TAG
 
 # Below this, a checkpoint of a WRN-34-10 (about 0.5 GB with its optimiser) cannot be written.
 MIN_FREE_BYTES = 1 << 30
@@ -54,3 +56,24 @@ class FullDiskStop(tune.Callback, tune.stopper.Stopper):
 
     def stop_all(self) -> bool:
         return self.full
+
+
+def stopped_by_full_disk(client: MlflowClient, exp_id: str, parent_id: str, written: Sequence[str],
+                         failures: bool, since_ms: int) -> bool:
+    """Whether the sweep ended on a full disk: a trial's run ended for that reason since ``since_ms`` (this
+    invocation), or it had ``failures`` and a folder it writes to is nearly full. If so, its runs still open and its
+    parent are closed as failed for that reason."""
+    failed_on_it = client.search_runs([exp_id], max_results=1, filter_string=(
+        f"tags.`{PARENT_TAG}` = '{parent_id}' AND tags.{END_REASON_TAG} = '{DISK_FULL}' "
+        f"AND attributes.end_time >= {since_ms}"))
+    if not failed_on_it and not (failures and low_space(written)):
+        return False
+    close_running_runs(client, exp_id, parent_id, lambda run: ("FAILED", DISK_FULL))
+    client.set_tag(parent_id, END_REASON_TAG, DISK_FULL)
+    return True
+
+
+def full_disk_message(written: Sequence[str], name: str) -> str:
+    where = low_space(written) or "a trial's node has no space left (its error file says where)"
+    return (f"error: the sweep stopped on a full disk: {where}. Free space (old sweeps' Tune folders, MLflow "
+            f"artifacts), then continue with the same command plus --resume --name {name}")

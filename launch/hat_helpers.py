@@ -4,20 +4,17 @@ standard-training helpers in its first sweep, and each HAT trial needs the helpe
 from __future__ import annotations
 
 from argparse import Namespace
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from launch.launcher import Sweep
+from launch.checks import trial_configs
+from launch.sweep import Sweep
+from runstore.uri import absolute_tracking_uri
+from trainables.methods import hat
 
 
 def require_hat_helpers(hat_sweep: Sweep, args: Namespace, helper_sweep: str) -> None:
     """SystemExit naming the missing helpers (and the command that trains them) unless ``helper_sweep`` holds a
     finished standard-training trial for every trial's (dataset, model, seed) of ``hat_sweep``, the HAT sweep as it
     will run (``--set`` applied: overrides.with_overrides_each)."""
-    from launch.cli import absolute_tracking_uri
-    from launch.launcher import trial_configs
-    from trainables.methods import hat
-
     try:
         helpers = hat.find_helpers(absolute_tracking_uri(args.tracking_uri), helper_sweep)
         for cfg in trial_configs(hat.HATConfig, hat_sweep.param_space):

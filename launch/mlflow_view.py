@@ -18,6 +18,8 @@ from urllib.parse import quote
 
 from mlflow.tracking import MlflowClient
 
+from launch.space import grid_points
+from runstore.reader import attack_strength
 from trainables.tracking import SWEEP_TAG, TRIAL_TAG
 
 VIEW_TAG_PREFIX = "mlflow.sharedViewState."  # the tag prefix the MLflow UI reads shared views from
@@ -51,9 +53,6 @@ def view_columns(name_keys: Sequence[str], param_space: Mapping[str, Any]) -> tu
     """What a sweep's view shows: the swept params (the keys that name its runs), the final metrics (clean accuracy
     and the strongest attack of its final protocol, on the selected checkpoint) and the chart's x axis (the first
     numeric swept value, e.g. pi, else the first swept key that is not the seed)."""
-    from analysis.runs import attack_strength
-    from launch.launcher import grid_points
-
     points = list(grid_points(param_space))
     attacks = [a for a in points[0].get("final_attacks", ("clean",)) if attack_strength(a) is not None]
     metrics = ["best/clean", *(f"best/{max(attacks, key=attack_strength)}" for _ in attacks[:1])]

@@ -44,7 +44,7 @@ from ray.tune.result import TRAINING_ITERATION
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
-from launch.launcher import Sweep, no_extra_datasets
+from launch.sweep import Sweep, no_extra_datasets
 from trainables.config import TrainConfig
 
 # The runtime adds the final protocol (best/clean, best/pgd20, ...) to the last epoch's result only. The slash

@@ -24,7 +24,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
-    from launch.launcher import Sweep
+    from launch.sweep import Sweep
 
 OVERRIDES_TAG = "overrides"
 _FRACTION = re.compile(r"(\d+(?:\.\d*)?)/(\d+(?:\.\d*)?)")

@@ -32,7 +32,7 @@ from mlflow.tracking import MlflowClient
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
-from launch.cli import absolute_tracking_uri
+from runstore.uri import absolute_tracking_uri
 
 TIMEOUT_S = 3.0  # to connect to a Ray head, a database or an MLflow server, and for the server to answer
 RAY_CLIENT_PORT = 10001  # ray://host without a port

@@ -32,7 +32,7 @@ LARGE_MODEL = {"smoke": "tiny-cnn-3", "paper": "wrn-28-30"}
 def search_space(preset: str, seeds: int) -> dict:
     from ray import tune
 
-    from launch.launcher import per_value
+    from launch.space import per_value
     from trainables.methods.afs import EVAL_EPS
 
     base, large = PRESETS[preset]["model"], LARGE_MODEL[preset]
@@ -55,8 +55,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
     from analysis.afs_tables import table6
-    from analysis.runs import SweepNotFoundError, emit, load_sweep
-    from launch.launcher import Sweep, run_sweep
+    from analysis.render import emit
+    from launch.sweep import Sweep
+    from launch.tuner import run_sweep
+    from runstore.reader import SweepNotFoundError, load_sweep
     from trainables.methods.afs import EXTRACTOR_EXPERIMENT, ExtractorConfig, extractor_trainable
 
     space = search_space(args.preset, args.seeds)

@@ -59,7 +59,7 @@ ATTACK_STEP[CIFAR100] = ATTACK_STEP["paper"]
 def search_space(preset: str, seeds: int) -> dict:
     from ray import tune
 
-    from launch.launcher import per_value
+    from launch.space import per_value
 
     eps = [i / 255 for i in EXTRACTORS]
     return {
@@ -75,8 +75,10 @@ def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, PRESETS).parse_args(argv)
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
     from analysis.afs_tables import delta_z_summary, table1
-    from analysis.runs import emit, load_sweep
-    from launch.launcher import Sweep, run_sweep
+    from analysis.render import emit
+    from launch.sweep import Sweep
+    from launch.tuner import run_sweep
+    from runstore.reader import load_sweep
     from trainables.methods.afs import EXTRACTOR_EXPERIMENT, ExtractorConfig, extractor_trainable
 
     space = search_space(args.preset, args.seeds)

@@ -38,7 +38,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from launch.cli import absolute_tracking_uri, add_search_arguments, run_parser
+from launch.cli import add_search_arguments, run_parser
+from runstore.uri import absolute_tracking_uri
 from sweeps.afs_extractors import CIFAR100
 
 if TYPE_CHECKING:
@@ -87,7 +88,7 @@ def stack_mask(mask: str, extractor_sweep: str, tracking_uri: str) -> str:
     if mask != "delta-z":
         return mask
     from analysis.afs_tables import selected_extractors
-    from analysis.runs import load_sweep
+    from runstore.reader import load_sweep
     from trainables.methods.afs import EXTRACTOR_EXPERIMENT, MASK_LENGTHS, mask_of
 
     chosen = selected_extractors(load_sweep(extractor_sweep, experiment=EXTRACTOR_EXPERIMENT,
@@ -136,10 +137,13 @@ def main(argv: list[str] | None = None) -> None:
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
     from analysis.afs_figures import reevaluation
     from analysis.afs_tables import table2, table3, tradeoff
-    from analysis.runs import emit, load_sweep
-    from launch.launcher import Sweep, missing_sqlite_store, run_sweep
+    from analysis.render import emit
     from launch.optuna_search import build_search, describe_study
     from launch.preflight import check_tracking_uri
+    from launch.sweep import Sweep
+    from launch.tuner import run_sweep
+    from runstore.reader import load_sweep
+    from runstore.uri import missing_sqlite_store
     from trainables.methods.afs import (
         DEFAULT_MASK,
         EXTRACTOR_EXPERIMENT,

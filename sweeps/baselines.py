@@ -77,7 +77,7 @@ ATTACK_START = {"standard": "uniform", "pgd_at": "uniform", "trades": "normal"}
 def search_space(preset: str, seeds: int) -> dict:
     from ray import tune
 
-    from launch.launcher import per_value
+    from launch.space import per_value
 
     recipe, trainings = PRESETS[preset]
     own = PER_TRAINING.get(preset, {})
@@ -92,7 +92,8 @@ def search_space(preset: str, seeds: int) -> dict:
 def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, PRESETS).parse_args(argv)
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
-    from launch.launcher import Sweep, run_sweep
+    from launch.sweep import Sweep
+    from launch.tuner import run_sweep
     from trainables.methods.baseline import BaselineConfig, trainable
 
     space = search_space(args.preset, args.seeds)

@@ -47,8 +47,10 @@ def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, PRESETS).parse_args(argv)
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
     from analysis.biamat_tables import table4
-    from analysis.runs import emit, load_sweep
-    from launch.launcher import Sweep, run_sweep
+    from analysis.render import emit
+    from launch.sweep import Sweep
+    from launch.tuner import run_sweep
+    from runstore.reader import load_sweep
     from trainables.methods.biamat import BiaMATConfig, trainable
 
     sweep = Sweep(family="biamat-aux-sets", trainable=trainable, param_space=search_space(args.preset, args.seeds),

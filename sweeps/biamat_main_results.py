@@ -53,7 +53,7 @@ def settings(preset: str, primary: str) -> dict[tuple[str, str], tuple[float, fl
 def search_space(preset: str, seeds: int, primary: str = "cifar10") -> dict:
     from ray import tune
 
-    from launch.launcher import per_value
+    from launch.space import per_value
 
     shared, variants = table2_recipe(preset, primary)
     chosen = settings(preset, primary)
@@ -85,8 +85,10 @@ def main(argv: list[str] | None = None) -> None:
                      "data)")
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
     from analysis.biamat_tables import table2
-    from analysis.runs import emit, load_sweep
-    from launch.launcher import Sweep, run_sweep
+    from analysis.render import emit
+    from launch.sweep import Sweep
+    from launch.tuner import run_sweep
+    from runstore.reader import load_sweep
     from trainables.methods.biamat import BiaMATConfig, trainable
 
     primary = args.primary or "cifar10"

@@ -36,7 +36,7 @@ ALPHA, PI = TABLE12[("cifar10", "at", "imagenet32")]  # 1.0 and 0.55
 def search_space(preset: str, seeds: int) -> dict:
     from ray import tune
 
-    from launch.launcher import per_value
+    from launch.space import per_value
 
     return {
         **PRESETS[preset],
@@ -54,8 +54,10 @@ def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, PRESETS).parse_args(argv)
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
     from analysis.biamat_tables import table9
-    from analysis.runs import emit, load_sweep
-    from launch.launcher import Sweep, run_sweep
+    from analysis.render import emit
+    from launch.sweep import Sweep
+    from launch.tuner import run_sweep
+    from runstore.reader import load_sweep
     from trainables.methods.biamat import BiaMATConfig, trainable
 
     sweep = Sweep(family="biamat-oat", trainable=trainable, param_space=search_space(args.preset, args.seeds),

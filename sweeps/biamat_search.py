@@ -84,8 +84,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.seeds != 1:
         parser.error("--seeds: each trial of a search trains seed 0; repeat the best point over seeds in a grid sweep")
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
-    from launch.launcher import run_sweep, trial_configs
+    from launch.checks import trial_configs
     from launch.optuna_search import describe_study, search_sweep
+    from launch.tuner import run_sweep
     from trainables.methods.biamat import BiaMATConfig, trainable
 
     space = search_space(args.preset, args.variant, args.dataset, args.aux_datasets)

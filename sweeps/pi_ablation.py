@@ -50,7 +50,7 @@ VARIANTS = {
 def search_space(preset: str, seeds: int) -> dict:
     from ray import tune
 
-    from launch.launcher import per_value
+    from launch.space import per_value
 
     return {
         **SHARED[preset],
@@ -65,8 +65,10 @@ def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, ["smoke", "paper"]).parse_args(argv)
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
     from analysis.biamat_tables import table13
-    from analysis.runs import emit, load_sweep
-    from launch.launcher import Sweep, run_sweep
+    from analysis.render import emit
+    from launch.sweep import Sweep
+    from launch.tuner import run_sweep
+    from runstore.reader import load_sweep
     from trainables.methods.biamat import BiaMATConfig, trainable
 
     space = search_space(args.preset, args.seeds)

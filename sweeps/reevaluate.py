@@ -35,12 +35,12 @@ from fractions import Fraction
 from typing import TYPE_CHECKING
 
 from analysis.cli import add_source_arguments
-from launch.cli import absolute_tracking_uri
+from runstore.uri import absolute_tracking_uri
 
 if TYPE_CHECKING:  # the heavy modules load after the arguments are parsed, so --help answers at once
     from mlflow.tracking import MlflowClient
 
-    from analysis.runs import SweepRuns
+    from runstore.reader import SweepRuns
 
 CHECKPOINTS = ("best", "last")
 PREFIX = "reeval"
@@ -206,8 +206,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> Plan:
     """Evaluate what the sweep's runs lack and log it; returns the plan (what was evaluated and skipped)."""
     args = parse_args(argv)
-    from analysis.runs import load_from_args, resolve_tracking_uri
-    from launch.launcher import missing_sqlite_store
+    from analysis.runs import load_from_args
+    from runstore.uri import missing_sqlite_store, resolve_tracking_uri
 
     args.tracking_uri = absolute_tracking_uri(resolve_tracking_uri(args.tracking_uri))
     if missing_sqlite_store(args.tracking_uri):
@@ -227,7 +227,7 @@ def run_jobs(jobs: Sequence[Job], args: argparse.Namespace, client: MlflowClient
     """One Ray task per job; each result is logged into its run as it arrives. Returns how many failed."""
     import ray
 
-    from launch.launcher import check_cluster_reachable
+    from launch.cluster import check_cluster_reachable
     from trainables.tracking import TrialRun
 
     # A caller that already runs Ray (a notebook, the tests) keeps its session, as with the sweeps.

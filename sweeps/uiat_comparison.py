@@ -41,7 +41,7 @@ def shared(preset: str, seeds: int, recipe: dict, **per_dataset: dict[str, objec
     value for each dataset), and the seeds."""
     from ray import tune
 
-    from launch.launcher import per_value
+    from launch.space import per_value
 
     datasets = DATASETS[preset]
     values = {d: {**{k: PER_DATASET.get(d, {}).get(k, recipe[k]) for k in ("epochs", "attack_step")},
@@ -53,7 +53,7 @@ def shared(preset: str, seeds: int, recipe: dict, **per_dataset: dict[str, objec
 def baseline_space(preset: str, seeds: int) -> dict:
     from ray import tune
 
-    from launch.launcher import per_value
+    from launch.space import per_value
 
     return {
         **shared(preset, seeds, baseline_preset(preset)),
@@ -75,7 +75,7 @@ def hat_space(preset: str, seeds: int, helper_sweep: str) -> dict:
 def uiat_space(preset: str, seeds: int) -> dict:
     from ray import tune
 
-    from launch.launcher import per_value
+    from launch.space import per_value
     from trainables.methods.uiat import UIATConfig
 
     recipe = PRESETS[preset]
@@ -90,11 +90,14 @@ def uiat_space(preset: str, seeds: int) -> dict:
 def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, PRESETS).parse_args(argv)
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
-    from analysis.runs import emit, load_sweep
+    from analysis.render import emit
     from analysis.uiat_tables import table1
+    from launch.checks import check_sweeps
     from launch.hat_helpers import require_hat_helpers
-    from launch.launcher import Sweep, check_sweeps, run_sweep
     from launch.overrides import with_overrides_each
+    from launch.sweep import Sweep
+    from launch.tuner import run_sweep
+    from runstore.reader import load_sweep
     from trainables.methods import baseline, hat, mart, uiat
 
     name = args.name or f"uiat-comparison-{args.preset}"

@@ -27,7 +27,7 @@ VARIANTS = {False: {"components": "uag+fr+iam"}, True: {"components": "uag+fr"}}
 
 def attack_steps(preset: str) -> dict:
     """``attack_step`` following the ``eps`` axis at the preset's step-to-eps ratio."""
-    from launch.launcher import per_value
+    from launch.space import per_value
 
     ratio = PRESETS[preset]["attack_step"] / (8 / 255)
     return per_value("eps", {eps: {"attack_step": ratio * eps} for eps in EPSILONS[preset]})
@@ -36,7 +36,7 @@ def attack_steps(preset: str) -> dict:
 def uiat_space(preset: str, seeds: int) -> dict:
     from ray import tune
 
-    from launch.launcher import per_value
+    from launch.space import per_value
 
     return {
         **PRESETS[preset],
@@ -65,10 +65,13 @@ def trades_space(preset: str, seeds: int) -> dict:
 def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, PRESETS).parse_args(argv)
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
-    from analysis.runs import emit, load_sweep
+    from analysis.render import emit
     from analysis.uiat_tables import table3
-    from launch.launcher import Sweep, check_sweeps, run_sweep
+    from launch.checks import check_sweeps
     from launch.overrides import with_overrides_each
+    from launch.sweep import Sweep
+    from launch.tuner import run_sweep
+    from runstore.reader import load_sweep
     from trainables.methods import baseline, uiat
 
     spaces = uiat_space(args.preset, args.seeds), trades_space(args.preset, args.seeds)

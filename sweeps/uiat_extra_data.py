@@ -46,7 +46,7 @@ def shared(preset: str, seeds: int, data_root: str | None, recipe: dict) -> dict
     """``recipe`` on each dataset and network of the preset, each dataset with its generated data, and the seeds."""
     from ray import tune
 
-    from launch.launcher import per_value
+    from launch.space import per_value
 
     grid = EXTRA_DATA_GRID[preset]
     data = {dataset: {"extra_data": extra_data(dataset, data_root)} for dataset in grid["datasets"]}
@@ -57,7 +57,7 @@ def shared(preset: str, seeds: int, data_root: str | None, recipe: dict) -> dict
 def baseline_space(preset: str, seeds: int, data_root: str | None) -> dict:
     from ray import tune
 
-    from launch.launcher import per_value
+    from launch.space import per_value
 
     return {
         **shared(preset, seeds, data_root, baseline_preset(preset, EXTRA_DATA_RECIPE)),
@@ -76,7 +76,7 @@ def hat_space(preset: str, seeds: int, data_root: str | None, helper_sweep: str)
 def uiat_space(preset: str, seeds: int, data_root: str | None) -> dict:
     from ray import tune
 
-    from launch.launcher import per_value
+    from launch.space import per_value
 
     return {**shared(preset, seeds, data_root, EXTRA_DATA_RECIPE[preset]), "oneoff": tune.grid_search([False, True]),
             **per_value("oneoff", VARIANTS)}
@@ -84,7 +84,7 @@ def uiat_space(preset: str, seeds: int, data_root: str | None) -> dict:
 
 def require_ddpm(sweeps: dict, args: argparse.Namespace) -> None:
     """(``sweeps`` with --set applied.) Stop, naming each missing DDPM file and where to download it (a dry run notes them and goes on)."""
-    from launch.launcher import trial_configs
+    from launch.checks import trial_configs
     from sweeps.uiat_presets import missing_ddpm
 
     names = [cfg.extra_data for sweep in sweeps.values() for cfg in trial_configs(sweep.config_cls, sweep.param_space)]
@@ -98,11 +98,14 @@ def require_ddpm(sweeps: dict, args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, list(EXTRA_DATA_RECIPE)).parse_args(argv)
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
-    from analysis.runs import emit, load_sweep
+    from analysis.render import emit
     from analysis.uiat_tables import table4
+    from launch.checks import check_sweeps
     from launch.hat_helpers import require_hat_helpers
-    from launch.launcher import Sweep, check_sweeps, run_sweep
     from launch.overrides import with_overrides_each
+    from launch.sweep import Sweep
+    from launch.tuner import run_sweep
+    from runstore.reader import load_sweep
     from trainables.methods import baseline, hat, uiat
 
     name = args.name or f"uiat-extra-data-{args.preset}"

@@ -53,7 +53,7 @@ AUTOATTACK_N = {"paper": 10000, "smoke": 32}
 def uiat_space(preset: str, seeds: int) -> dict:
     from ray import tune
 
-    from launch.launcher import per_value
+    from launch.space import per_value
 
     return {
         **PRESETS[preset],
@@ -67,7 +67,7 @@ def uiat_space(preset: str, seeds: int) -> dict:
 def baseline_space(preset: str, seeds: int) -> dict:
     from ray import tune
 
-    from launch.launcher import per_value
+    from launch.space import per_value
 
     return {
         **baseline_preset(preset),
@@ -97,8 +97,10 @@ def evaluations(preset: str, name: str) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, PRESETS).parse_args(argv)
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
-    from launch.launcher import Sweep, check_sweeps, run_sweep
+    from launch.checks import check_sweeps
     from launch.overrides import with_overrides_each
+    from launch.sweep import Sweep
+    from launch.tuner import run_sweep
     from trainables.methods import baseline, uiat
 
     name = args.name or f"uiat-figures-{args.preset}"

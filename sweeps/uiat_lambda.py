@@ -36,9 +36,11 @@ def search_space(preset: str, seeds: int) -> dict:
 def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, PRESETS).parse_args(argv)
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
-    from analysis.runs import emit, load_sweep
+    from analysis.render import emit
     from analysis.uiat_tables import lambda_table
-    from launch.launcher import Sweep, run_sweep
+    from launch.sweep import Sweep
+    from launch.tuner import run_sweep
+    from runstore.reader import load_sweep
     from trainables.methods.uiat import UIATConfig, trainable
 
     space = search_space(args.preset, args.seeds)

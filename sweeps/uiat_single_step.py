@@ -57,10 +57,13 @@ def uiat_space(preset: str, seeds: int) -> dict:
 def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, PRESETS).parse_args(argv)
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
-    from analysis.runs import emit, load_sweep
+    from analysis.render import emit
     from analysis.uiat_tables import table5
-    from launch.launcher import Sweep, check_sweeps, run_sweep
+    from launch.checks import check_sweeps
     from launch.overrides import with_overrides_each
+    from launch.sweep import Sweep
+    from launch.tuner import run_sweep
+    from runstore.reader import load_sweep
     from trainables.methods import gradalign, single_step, uiat
 
     name = args.name or f"uiat-single-step-{args.preset}"

@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 
 import tests_support
 from analysis.afs_selection import CONVEX_TOLERANCE, concave_range
-from analysis.runs import _numeric
+from runstore.reader import _numeric
 from tests_support import fit_test_model, merger_over, train_without_ray
 from trainables import attacks
 from trainables.config import ConfigError, RunSettings
@@ -408,7 +408,7 @@ def epoch_lrs(cfg, steps_per_epoch: int = 3) -> list[float]:
 
 
 def test_extractor_paper_preset_is_the_reference_recipe():
-    from launch.launcher import grid_points
+    from launch.space import grid_points
     from sweeps import afs_extractors
 
     configs = [ExtractorConfig.from_dict(p) for p in grid_points(afs_extractors.search_space("paper", 1))]
@@ -421,7 +421,7 @@ def test_extractor_paper_preset_is_the_reference_recipe():
 
 
 def test_merger_paper_preset_is_the_reference_recipe():
-    from launch.launcher import grid_points
+    from launch.space import grid_points
     from sweeps import afs_merger
 
     space = afs_merger.search_space("table2", "paper", "extractors", afs_merger.default_stack("paper"), 1)
@@ -512,7 +512,8 @@ def test_bad_random_eps_config_is_rejected(values, message):
 
 
 def test_ablation_sweep_trains_the_random_eps_and_the_large_network():
-    from launch.launcher import grid_points, validate
+    from launch.checks import validate
+    from launch.space import grid_points
     from sweeps import afs_ablation, afs_extractors
 
     for preset, (base, large) in {"smoke": ("tiny-cnn", "tiny-cnn-3"), "paper": ("wrn-28-10", "wrn-28-30")}.items():
@@ -532,7 +533,7 @@ def test_ablation_sweep_trains_the_random_eps_and_the_large_network():
 
 def test_table6_rows_baseline_ablations_and_mergers():
     from analysis.afs_tables import table6
-    from analysis.runs import SweepRuns
+    from runstore.reader import SweepRuns
 
     def sweep(rows: list[dict]) -> SweepRuns:
         return SweepRuns("s", "parent", "exp", pd.DataFrame(rows), {}, client=None)

@@ -14,8 +14,8 @@ import ray
 from mlflow.tracking import MlflowClient
 
 from analysis import afs_tables
-from analysis.runs import SweepRuns
-from launch.launcher import grid_points
+from launch.space import grid_points
+from runstore.reader import SweepRuns
 from sweeps import afs_extractors, afs_merger
 from trainables.methods.afs import EXTRACTOR_EXPERIMENT
 from trainables.tracking import TrialRun

@@ -15,7 +15,7 @@ from sklearn.manifold import TSNE
 
 from analysis import afs_figures, afs_tables
 from analysis.reevaluations import reevaluations
-from analysis.runs import load_sweep
+from runstore.reader import load_sweep
 from sweeps import afs_merger
 from sweeps.reevaluate import metric_key
 from trainables.datasets import load_dataset

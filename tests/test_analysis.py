@@ -13,18 +13,10 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from analysis import biamat_tables
-from analysis.runs import (
-    Cell,
-    StoreNotFoundError,
-    distinguishing_params,
-    emit,
-    load_sweep,
-    resolve_metric,
-    selection_protocol,
-    to_csv,
-    to_latex,
-    to_markdown,
-)
+from analysis.cells import Cell
+from analysis.render import emit, to_csv, to_latex, to_markdown
+from analysis.runs import distinguishing_params, resolve_metric
+from runstore.reader import StoreNotFoundError, load_sweep, selection_protocol
 
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 NAME_KEYS = ("variant", "training", "labels", "aux_datasets", "alpha", "pi", "seed")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from analysis.biamat_tables import main as biamat_tables
-from analysis.runs import load_sweep
+from runstore.reader import load_sweep
 from sweeps import baselines, biamat_aux_sets, biamat_labels
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -20,8 +20,9 @@ from test_dry_run import empty_cwd  # noqa: F401 - the fixture: an empty working
 from test_imagenet64 import write_imagenet64
 
 from analysis import biamat_tables
-from analysis.runs import SweepRuns, load_sweep, to_csv
-from launch.launcher import trial_configs
+from analysis.render import to_csv
+from launch.checks import trial_configs
+from runstore.reader import SweepRuns, load_sweep
 from sweeps import baselines, biamat_aux_sets, biamat_main_results, biamat_oat
 from sweeps.biamat_presets import TABLE2_AUX, TABLE2_UNLISTED, TABLE12, baseline_recipe, paper_recipe
 from trainables.datasets import imgnet100_classes

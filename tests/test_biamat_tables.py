@@ -15,7 +15,8 @@ from test_analysis import Store, biamat, final_metrics  # the store layout of te
 
 from analysis import biamat_tables
 from analysis.biamat_selection import builtin_mapping, gate_counts, table14
-from analysis.runs import load_sweep, to_csv, to_latex
+from analysis.render import to_csv, to_latex
+from runstore.reader import load_sweep
 from trainables import datasets
 from trainables.config import RunSettings
 from trainables.methods.biamat import BiaMAT, BiaMATConfig

@@ -13,8 +13,8 @@ import pytest
 import ray
 
 from launch import optuna_search
+from launch.checks import trial_configs
 from launch.cost import cost_lines, reference_speeds
-from launch.launcher import trial_configs
 from sweeps import (
     afs_ablation,
     afs_extractors,

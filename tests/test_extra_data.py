@@ -244,7 +244,7 @@ def test_a_ddpm_file_in_another_format_and_a_bad_share_stop_before_ray(empty_cwd
 
 def test_the_launcher_checks_any_methods_extra_data_like_a_dataset(empty_cwd):
     """extra_data is a key of every method's config: the launcher's pre-Ray check reads it whichever method trains."""
-    from launch.launcher import validate
+    from launch.checks import validate
     from trainables.methods.mart import MARTConfig
 
     space = {"dataset": "synthetic", "extra_data": "npz:missing.npz", "original_fraction": 0.5}

@@ -238,8 +238,8 @@ def test_a_multi_sweep_script_checks_every_hat_trials_helper_as_set_leaves_it(re
     import argparse
 
     from launch.hat_helpers import require_hat_helpers
-    from launch.launcher import Sweep
     from launch.overrides import parse_override, with_overrides_each
+    from launch.sweep import Sweep
     from trainables.methods import hat
 
     uri, _ = registered

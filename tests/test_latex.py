@@ -16,7 +16,9 @@ from test_uiat_tables import sweep_of, table4_sweeps, uiat
 
 from analysis import afs_tables, biamat_tables, uiat_tables
 from analysis.biamat_selection import table14
-from analysis.runs import SweepRuns, Table, latex_document, latex_label, load_sweep, to_latex
+from analysis.cells import Table
+from analysis.render import latex_document, latex_label, to_latex
+from runstore.reader import SweepRuns, load_sweep
 
 AT_RECIPE = {"params.model": "wrn-28-10", "params.epochs": 100, "params.weight_decay": 2e-4}
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import recipe_cards as cards
-from launch.launcher import trial_configs
+from launch.checks import trial_configs
 from sweeps import (
     afs_ablation,
     afs_extractors,

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from ray import tune
 
-from launch.launcher import grid_points, per_value, validate
+from launch.checks import validate
+from launch.space import grid_points, per_value
 from sweeps import baselines, pi_ablation
 from trainables.methods.biamat import BiaMATConfig
 

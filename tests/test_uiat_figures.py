@@ -22,7 +22,8 @@ from mlflow.tracking import MlflowClient
 from torch import nn
 
 from analysis import uiat_figures, uiat_tables
-from analysis.runs import SweepRuns, load_sweep, render
+from analysis.render import render
+from runstore.reader import SweepRuns, load_sweep
 from sweeps import reevaluate, uiat_presets
 from sweeps import uiat_figures as figure_sweep
 from tests_support import TINY_TRIAL

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from analysis.runs import Cell, SweepRuns, render
+from analysis.cells import Cell
+from analysis.render import render
 from analysis.uiat_tables import lambda_table, method_label, table1, table3, table4, table5, table6
+from runstore.reader import SweepRuns
 
 
 def sweep_of(rows: list[dict]) -> SweepRuns:

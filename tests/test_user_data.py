@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from launch.launcher import validate
+from launch.checks import validate
 from trainables import user_data
 from trainables.config import ConfigError, TrainConfig
 from trainables.datasets import (
@@ -409,7 +409,7 @@ def test_a_sweeps_relative_user_data_paths_become_absolute_for_the_trials(tmp_pa
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     from ray import tune
 
-    from launch.launcher import with_absolute_datasets
+    from launch.space import with_absolute_datasets
 
     monkeypatch.chdir(tmp_path)
     space = {"dataset": "npz:data/mine", "aux_datasets": tune.grid_search([["npz:gen.npz", "svhn"], ["folder:imgs"]]),

@@ -1,0 +1,90 @@
+"""What the analysis tables are made of: a :class:`Cell` (mean and spread of a metric over seeds), the
+:class:`Table` that holds them with its title and notes, and :func:`aggregate` from a sweep's runs to cells.
+Rendering a Table (Markdown, CSV, LaTeX) is ``analysis/render.py``'s."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TypeVar
+
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Cell:
+    """Mean and sample standard deviation of a metric over seeds. Accuracies are fractions, shown in percent like the
+    papers (the default ``scale`` and ``spec``); another quantity sets its own (hours: ``scale=1, spec=".3g"``)."""
+
+    mean: float
+    std: float | None  # None with a single seed
+    n: int
+    bold: bool = False
+    scale: float = 100.0
+    spec: str = ".2f"
+
+    @classmethod
+    def of(cls, values: Iterable[float], *, scale: float = 100.0, spec: str = ".2f") -> Cell:
+        series = pd.Series(list(values), dtype=float).dropna()
+        if series.empty:
+            raise ValueError("a cell needs at least one value")
+        return cls(float(series.mean()), float(series.std(ddof=1)) if len(series) > 1 else None, len(series),
+                   scale=scale, spec=spec)
+
+    def text(self, show_n: bool = False, pm: str = "±") -> str:
+        out = f"{self.scale * self.mean:{self.spec}}"
+        if self.std is not None:
+            out += f" {pm} {self.scale * self.std:{self.spec}}"
+        return out + (f" (n={self.n})" if show_n else "")
+
+
+K = TypeVar("K")  # a table's cell key
+
+
+def bold_best(cells: Mapping[K, Cell]) -> dict[K, Cell]:
+    """One column's cells with the highest mean in bold (ties: all), as the papers mark the best method."""
+    if not cells:
+        return dict(cells)
+    best = max(c.mean for c in cells.values())
+    return {key: replace(c, bold=c.mean == best) for key, c in cells.items()}
+
+
+def aggregate(df: pd.DataFrame, by: Sequence[str], metric: str) -> dict[tuple, Cell]:
+    """One :class:`Cell` per combination of the ``by`` columns, over the runs (seeds) that logged ``metric``."""
+    col = f"metrics.{metric}"
+    logged = df.dropna(subset=[col]) if col in df else df.iloc[0:0]
+    return {(key if isinstance(key, tuple) else (key,)): Cell.of(group[col])
+            for key, group in logged.groupby(list(by), sort=True)}
+
+
+@dataclass
+class Table:
+    """A table to render in any format: ``rows`` hold strings and :class:`Cell` s, ``notes`` go under it. The title
+    starts with the paper's number ("Table 13. ..."), which Markdown shows and LaTeX moves into ``label``
+    (``tab:<label>``, by default from the title's words): LaTeX numbers its own captions."""
+
+    title: str
+    header: list[str]
+    rows: list[list[str | Cell]]
+    notes: list[str] = field(default_factory=list)
+    label: str | None = None
+
+    def cells(self) -> list[Cell]:
+        return [c for row in self.rows for c in row if isinstance(c, Cell)]
+
+    def typical_n(self) -> int | None:
+        """The most common number of seeds per cell; cells with another count say theirs."""
+        counts = Counter(c.n for c in self.cells())
+        return counts.most_common(1)[0][0] if counts else None
+
+    def all_notes(self) -> list[str]:
+        """The table's notes after a line on how many seeds stand behind each cell."""
+        n = self.typical_n()
+        if n is None:
+            return list(self.notes)
+        seeds = "1 seed per cell" if n == 1 else f"mean ± sample std over {n} seeds per cell"
+        if any(c.n != n for c in self.cells()):
+            seeds += " (other seed counts marked n=k)"
+        return [seeds, *self.notes]
+

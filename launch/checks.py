@@ -1,0 +1,64 @@
+"""What happens before Ray starts: every trial's config and data validated, then either the dry run's plan or the
+run settings checked and the stores created (``launch/preflight.py``)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from launch.dry_run import print_plans
+from launch.preflight import check_run_settings
+from launch.space import grid_points
+from launch.sweep import Sweep, no_extra_datasets
+from trainables.config import ConfigError, TrainConfig
+from trainables.datasets import DatasetNotFoundError, check_dataset
+
+
+def trial_configs(config_cls: type[TrainConfig], space: Mapping[str, Any]) -> list[TrainConfig]:
+    """The config of every point of ``space`` (:func:`grid_points`); a bad value exits with the reason."""
+    try:
+        return [config_cls.from_dict(point) for point in grid_points(space)]
+    except ConfigError as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
+def validate(config_cls: type[TrainConfig], space: Mapping[str, Any], data_root: str | None,
+             extra_datasets: Callable[[TrainConfig], Sequence[str]] = no_extra_datasets,
+             notes: list[str] | None = None) -> list[TrainConfig]:
+    """Reject bad hyperparameters and missing data before Ray starts (raises SystemExit with the reason); returns
+    the configs of :func:`trial_configs`. With ``notes``, a missing dataset is added there instead: a dry run plans a
+    sweep before its data is downloaded."""
+    configs = trial_configs(config_cls, space)
+    checked: set[tuple[str, bool]] = set()
+    for cfg in configs:
+        # extra_data (generated images mixed into the batches) is a dataset of every method's config.
+        for name in (cfg.dataset, *extra_datasets(cfg), *([cfg.extra_data] if cfg.extra_data else [])):
+            primary = name == cfg.dataset
+            if (name, primary) in checked:
+                continue
+            checked.add((name, primary))
+            try:
+                # The primary set's test split too: a user's single .npz holds a train split only.
+                check_dataset(name, root=data_root, splits=("train", "test") if primary else None)
+            except DatasetNotFoundError as exc:
+                if notes is None:
+                    raise SystemExit(f"error: {exc}") from None
+                notes.append(f"dataset {name} is not under {data_root or './data'}: {exc}")
+            except ValueError as exc:  # DatasetInvalidError: files present but wrong, which a dry run must say too
+                raise SystemExit(f"error: {exc}") from None
+    return configs
+
+
+def check_sweeps(sweeps: Mapping[str, Sweep], args: argparse.Namespace) -> bool:
+    """What happens before Ray starts: every trial of every sweep validated, and with ``--dry-run`` the sweeps'
+    plans printed instead of run, or else the run settings checked and the stores created (launch/preflight.py).
+    Returns whether it was a dry run (then there is nothing more to do)."""
+    notes: list[str] | None = [] if args.dry_run else None
+    configs = {name: validate(sweep.config_cls, sweep.param_space, args.data_root, sweep.extra_datasets, notes)
+               if sweep.config_cls else [] for name, sweep in sweeps.items()}
+    if args.dry_run:
+        print_plans(sweeps, configs, list(dict.fromkeys(notes)))  # sweeps on the same data note it once
+    else:  # a dry run starts nothing and writes nothing
+        check_run_settings(args, optuna_study=any(sweep.search_alg is not None for sweep in sweeps.values()))
+    return args.dry_run

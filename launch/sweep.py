@@ -1,0 +1,43 @@
+"""One Tune experiment as a sweep script declares it: a trainable, its search space and how to search it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from trainables.config import TrainConfig
+
+
+def no_extra_datasets(cfg: TrainConfig) -> tuple[str, ...]:
+    return ()
+
+
+@dataclass
+class Sweep:
+    """One Tune experiment: a trainable, its search space, and how to search it."""
+
+    family: str  # MLflow experiment: one per sweep family (e.g. "biamat-pi-ablation")
+    trainable: Callable[..., None]
+    param_space: dict[str, Any]
+    name_keys: tuple[str, ...]  # config keys that name each trial's run in the MLflow UI
+    metric: str | None = None
+    mode: str | None = None
+    num_samples: int = 1
+    # A Tune searcher, or a function that builds it once the checks have passed: opening an Optuna study creates
+    # its storage, which a dry run or a refused sweep must not.
+    search_alg: Any = None
+    scheduler: Any = None
+    tags: dict[str, str] = field(default_factory=dict)
+    # The trials' config class, validated (with the datasets it names) before Ray starts; None for a sweep whose
+    # trainable checks its own config (the tests' ad-hoc trainables).
+    config_cls: type[TrainConfig] | None = None
+    extra_datasets: Callable[[TrainConfig], Sequence[str]] = no_extra_datasets
+
+    def size(self) -> int:
+        """How many trials the sweep runs: every grid combination ``num_samples`` times."""
+        combos = 1
+        for value in self.param_space.values():
+            if isinstance(value, dict) and set(value) == {"grid_search"}:
+                combos *= len(value["grid_search"])
+        return combos * self.num_samples
