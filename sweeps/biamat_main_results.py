@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--primary picks the paper preset's primary dataset: add --preset paper (smoke runs on synthetic "
                      "data)")
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
-    from analysis.biamat_tables import table2
+    from analysis.biamat.tables import table2
     from analysis.render import emit
     from launch.sweep import Sweep
     from launch.tuner import run_sweep

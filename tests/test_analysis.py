@@ -13,6 +13,8 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from analysis import biamat_tables
+from analysis.biamat.figures import fig3
+from analysis.biamat.tables import table1, table4, table12, table13
 from analysis.cells import Cell
 from analysis.render import emit, to_csv, to_latex, to_markdown
 from analysis.runs import distinguishing_params, resolve_metric
@@ -178,7 +180,7 @@ def test_load_sweep_keeps_finished_trials_with_numeric_params(store):
 
 
 def test_table13_mean_and_std_over_seeds(store):
-    table = biamat_tables.table13(load_sweep("pi-abl", tracking_uri=store.uri))
+    table = table13(load_sweep("pi-abl", tracking_uri=store.uri))
     assert table.header == ["π", "AT+BiaMAT", "TRADES+BiaMAT"]
     assert [row[0] for row in table.rows] == ["0.45", "0.55"]
     for i, pi in enumerate((0.45, 0.55)):
@@ -193,7 +195,7 @@ def test_table13_mean_and_std_over_seeds(store):
 
 
 def test_table13_shows_the_last_epochs_high_fraction_beside_each_variant(store):
-    table = biamat_tables.table13(load_sweep("pi-gate", tracking_uri=store.uri))
+    table = table13(load_sweep("pi-gate", tracking_uri=store.uri))
     high = "n_high/n_aux (last epoch)"
     assert table.header == ["π", "AT+BiaMAT", f"AT+BiaMAT {high}", "TRADES+BiaMAT", f"TRADES+BiaMAT {high}"]
     # Means over seeds of the last logged epoch (not of the 0.99 epoch before it); a cell that logged none is '-'.
@@ -203,13 +205,13 @@ def test_table13_shows_the_last_epochs_high_fraction_beside_each_variant(store):
 
 
 def test_table13_omits_the_high_fraction_when_no_trial_logged_it(store):
-    table = biamat_tables.table13(load_sweep("pi-abl", tracking_uri=store.uri))
+    table = table13(load_sweep("pi-abl", tracking_uri=store.uri))
     assert not any("n_high" in column for column in table.header)
     assert "n_high" not in to_markdown(table)
 
 
 def test_table1_baseline_column_and_bold(store):
-    table = biamat_tables.table1(load_sweep("labels", tracking_uri=store.uri))
+    table = table1(load_sweep("labels", tracking_uri=store.uri))
     # The paper's column order (SVHN, CIFAR-100, Places365, ImageNet, Baseline) and names, not sorted dataset ids.
     assert table.header == ["ỹ / y^ER", "SVHN", "ImageNet", "Baseline (AT)"]
     markdown = to_markdown(table)
@@ -219,14 +221,14 @@ def test_table1_baseline_column_and_bold(store):
     # The standard and TRADES baselines, and the gated runs of the same sweep, stay out.
     assert table.rows[0][-1].mean == pytest.approx(statistics.mean(BASELINE_AA))
 
-    other = biamat_tables.table1(load_sweep("labels", tracking_uri=store.uri),
+    other = table1(load_sweep("labels", tracking_uri=store.uri),
                                  baseline=load_sweep("baselines-smoke", tracking_uri=store.uri))
     assert cell_texts(other)[1][-1] == "45.00"
     assert "1 seed per cell" in to_markdown(other) and "baseline from sweep 'baselines-smoke'" in to_markdown(other)
 
 
 def test_table4_rows_in_the_papers_order_with_the_baseline_and_the_equal_share_rows_marked(store):
-    table = biamat_tables.table4(load_sweep("aux-sets", tracking_uri=store.uri),
+    table = table4(load_sweep("aux-sets", tracking_uri=store.uri),
                                  baseline=load_sweep("baselines-smoke", tracking_uri=store.uri))
     assert table.header == ["Method", "Auxiliary dataset", "Clean", "PGD-20", "PGD-100", "CW-100", "AutoAttack"]
     texts = cell_texts(table)[1:]
@@ -236,13 +238,13 @@ def test_table4_rows_in_the_papers_order_with_the_baseline_and_the_equal_share_r
     assert [row[-1] for row in texts] == ["45.00", "48.61", "50.08", "49.88", "49.50", "50.78"]  # the paper's AA
     assert [c.bold for c in (row[-1] for row in table.rows)] == [False] * 5 + [True]
     with pytest.raises(ValueError, match="not trained with the recipe"):
-        biamat_tables.table4(load_sweep("aux-sets", tracking_uri=store.uri),
+        table4(load_sweep("aux-sets", tracking_uri=store.uri),
                              baseline=load_sweep("baselines-other-recipe", tracking_uri=store.uri))
 
 
 def test_table1_refuses_a_baseline_trained_with_another_recipe(store):
     with pytest.raises(ValueError) as info:
-        biamat_tables.table1(load_sweep("labels", tracking_uri=store.uri),
+        table1(load_sweep("labels", tracking_uri=store.uri),
                              baseline=load_sweep("baselines-other-recipe", tracking_uri=store.uri))
     message = str(info.value)
     assert "lr_milestones: 0.6,0.9 vs baseline 0.5,0.75" in message
@@ -252,7 +254,7 @@ def test_table1_refuses_a_baseline_trained_with_another_recipe(store):
 
 
 def test_table12_picks_the_winner_by_the_selection_split_not_the_test_set(store):
-    table = biamat_tables.table12(load_sweep("search", tracking_uri=store.uri))
+    table = table12(load_sweep("search", tracking_uri=store.uri))
     rows = cell_texts(table)
     assert rows[0][5:7] == ["selected by select/pgd10 (%)", "PGD-20 (best checkpoint) (%)"]
     # The KILLED trial scored 90% but never finished; the winners are the best FINISHED ones by select/pgd10, although
@@ -264,7 +266,7 @@ def test_table12_picks_the_winner_by_the_selection_split_not_the_test_set(store)
          "biamat variant=trades labels=gated aux_datasets=imagenet32 alpha=1.0 pi=0.7 seed=0"],
     ]
     assert "|---|---|---|---:|---:|---:|---:|---:|---|" in to_markdown(table)
-    by_test = cell_texts(biamat_tables.table12(load_sweep("search", tracking_uri=store.uri), by="best/pgd20"))
+    by_test = cell_texts(table12(load_sweep("search", tracking_uri=store.uri), by="best/pgd20"))
     assert [row[3:5] for row in by_test[1:]] == [["0.50", "0.60"], ["0.50", "0.50"]]
 
 
@@ -273,7 +275,7 @@ def test_fig3_one_line_per_auxiliary_dataset(store):
     history = sweep.history("train/high_fraction")
     resumed = history[history["step"] == 3]
     assert len(resumed) == 6 and resumed["value"].max() < 0.9  # the re-logged epoch keeps its later value
-    figure = biamat_tables.fig3(sweep)
+    figure = fig3(sweep)
     lines = figure.axes[0].get_lines()
     assert sorted(line.get_label() for line in lines) == ["CIFAR-100", "ImageNet", "SVHN"]
     assert len({line.get_color() for line in lines}) == 3
@@ -288,7 +290,7 @@ def test_fig3_cli_writes_png(store, tmp_path, capsys):
 
 
 def test_csv_and_latex_contain_the_values(store, tmp_path):
-    table = biamat_tables.table13(load_sweep("pi-abl", tracking_uri=store.uri))
+    table = table13(load_sweep("pi-abl", tracking_uri=store.uri))
     rows = cell_texts(table)
     assert rows[0] == ["π", "AT+BiaMAT", "TRADES+BiaMAT"] and len(rows) == 3
     latex = to_latex(table)
@@ -316,7 +318,7 @@ def test_cli_prints_markdown_and_reads_uri_from_environment(store, capsys, monke
     assert captured.out.splitlines()[1] == "0.45,55.00 ± 0.21,61.21 ± 0.30"
     assert "PGD-20" in captured.err  # CSV has no title: which metric it shows goes to stderr
 
-    emit(biamat_tables.table13(load_sweep("pi-abl", tracking_uri=store.uri)))  # what sweeps/pi_ablation.py prints
+    emit(table13(load_sweep("pi-abl", tracking_uri=store.uri)))  # what sweeps/pi_ablation.py prints
     assert "| 0.55 | 50.89 ± 0.16 | 56.11 ± 0.14 |" in capsys.readouterr().out
 
 

@@ -20,6 +20,7 @@ from test_dry_run import empty_cwd  # noqa: F401 - the fixture: an empty working
 from test_imagenet64 import write_imagenet64
 
 from analysis import biamat_tables
+from analysis.biamat.tables import table2, table9
 from analysis.render import to_csv
 from launch.checks import trial_configs
 from runstore.reader import SweepRuns, load_sweep
@@ -76,7 +77,7 @@ BASELINES = [baseline("pgd_at", 0.4853, 0.9000), baseline("trades", 0.5393, 0.85
 
 
 def test_table2_rows_per_primary_and_method_with_the_baseline_first_and_the_best_in_bold():
-    table = biamat_tables.table2(frame(MAIN_ROWS), frame(BASELINES, "baselines-biamat-main-cifar10-paper"))
+    table = table2(frame(MAIN_ROWS), frame(BASELINES, "baselines-biamat-main-cifar10-paper"))
     assert table.header == ["Primary dataset", "Method", "Auxiliary dataset", "Clean", "PGD-100", "CW-100",
                             "AutoAttack"]  # the paper's columns (the runs' PGD-20 is not one)
     rows = texts(table)
@@ -100,13 +101,13 @@ def test_table2_rows_per_primary_and_method_with_the_baseline_first_and_the_best
 
 def test_table2_shows_the_columns_a_smoke_run_measured_and_refuses_a_baseline_trained_another_way():
     smoke = [biamat("at", aux, 0.4, 0.6, attacks=("clean", "pgd20")) for aux in ("svhn", "imagenet32")]
-    table = biamat_tables.table2(frame(smoke))  # no baseline anywhere: its row stays, empty
+    table = table2(frame(smoke))  # no baseline anywhere: its row stays, empty
     assert table.header[3:] == ["Clean", "PGD-20"]
     assert texts(table)[0] == ["CIFAR-10", "AT", "-", "-", "-"]
     assert "no finished pgd_at baseline on cifar10 in sweep 's'" in table.notes[-1]
     other = [baseline("trades", 0.5, 0.8, **{"params.weight_decay": 2e-4})]
     with pytest.raises(ValueError, match=r"not trained with the recipe .*weight_decay: 0.0005 vs baseline 0.0002"):
-        biamat_tables.table2(frame(MAIN_ROWS), frame(other))
+        table2(frame(MAIN_ROWS), frame(other))
 
 
 def test_table2_and_table9_commands_parse():
@@ -125,20 +126,20 @@ def oat_rows(attacks: tuple[str, ...] = PAPER_ATTACKS, aux: str = "imagenet32", 
 
 
 def test_table9_oat_then_biamat_with_clean_and_the_strongest_attack():
-    table = biamat_tables.table9(frame(oat_rows()))
+    table = table9(frame(oat_rows()))
     assert table.title.startswith("Table 9. Results on CIFAR-10 when ImageNet-100k is auxiliary")
     assert table.header == ["Method", "Clean", "AutoAttack"]
     assert texts(table) == [["OAT", "86.29 ± 0.01", "51.57 ± 0.04"], ["BiaMAT", "88.22 ± 0.01", "57.00 ± 0.01"]]
     assert [[c.bold for c in row[1:]] for row in table.rows] == [[False, False], [True, True]]
     notes = "\n".join(table.notes)
     assert "α = 1.00, π = 0.55" in notes and "a fixed random 100,000 images of ImageNet (aux_n)" in notes
-    assert biamat_tables.table9(frame(oat_rows()), "best/pgd100").header == ["Method", "Clean", "PGD-100"]
+    assert table9(frame(oat_rows()), "best/pgd100").header == ["Method", "Clean", "PGD-100"]
 
-    smoke = biamat_tables.table9(frame(oat_rows(("clean", "pgd20"), "synthetic_aux", 1000)))
+    smoke = table9(frame(oat_rows(("clean", "pgd20"), "synthetic_aux", 1000)))
     assert smoke.header == ["Method", "Clean", "PGD-20"] and "when synthetic_aux-1k is auxiliary" in smoke.title
     both = [*oat_rows(), {**oat_rows()[0], "params.variant": "trades"}]
     with pytest.raises(ValueError, match="expected runs with one variant"):
-        biamat_tables.table9(frame(both))
+        table9(frame(both))
 
 
 # --- the presets ----------------------------------------------------------------------------------------------------

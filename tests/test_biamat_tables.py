@@ -14,7 +14,9 @@ from mlflow.tracking import MlflowClient
 from test_analysis import Store, biamat, final_metrics  # the store layout of tests/test_analysis.py
 
 from analysis import biamat_tables
-from analysis.biamat_selection import builtin_mapping, gate_counts, table14
+from analysis.biamat.figures import fig3
+from analysis.biamat.selection import builtin_mapping, gate_counts, table14
+from analysis.biamat.training_time import table11
 from analysis.render import to_csv, to_latex
 from runstore.reader import load_sweep
 from trainables import datasets
@@ -93,7 +95,7 @@ def texts(table) -> list[list[str]]:
 
 def test_table11_sums_each_runs_epoch_times_per_method(store):
     sweeps = [load_sweep(name, tracking_uri=store.uri) for name in ("t11-baselines", "t11-biamat")]
-    table = biamat_tables.table11(sweeps)
+    table = table11(sweeps)
     assert table.header == ["Primary dataset", "Method", "Training time (h)"]
     # The paper's order (AT family, then TRADES; baseline, naive, gated), one row per recipe where a method has two,
     # mean ± std over seeds; the UIAT run is no row of BiaMAT's table.
@@ -110,7 +112,7 @@ def test_table11_sums_each_runs_epoch_times_per_method(store):
     assert "1 run(s) of other methods left out" in notes and "epoch_time_s summed over its epochs" in notes
     assert "AT+BiaMAT (naive, $\\tilde{y}$)" in to_latex(table)
     # A smoke sweep's seconds are not printed as 0.000833 h.
-    smoke = biamat_tables.table11([load_sweep("t11-smoke", tracking_uri=store.uri)])
+    smoke = table11([load_sweep("t11-smoke", tracking_uri=store.uri)])
     assert texts(smoke) == [["Primary dataset", "Method", "Training time (s)"], ["CIFAR-10", "AT+BiaMAT", "10.8"]]
 
 
@@ -216,7 +218,7 @@ def test_the_gate_counts_each_auxiliary_class_and_table14_reads_them(store):
 
 
 def test_fig3_gives_each_variant_a_panel_and_each_pi_its_own_colour(store, tmp_path):
-    figure = biamat_tables.fig3(load_sweep("fig3-pi", tracking_uri=store.uri))
+    figure = fig3(load_sweep("fig3-pi", tracking_uri=store.uri))
     assert [ax.get_title() for ax in figure.axes] == ["AT+BiaMAT", "TRADES+BiaMAT"]
     for v, ax in enumerate(figure.axes):
         lines = ax.get_lines()

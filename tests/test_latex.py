@@ -14,8 +14,11 @@ from test_analysis import Store, biamat
 from test_biamat_tables import COUNTS, hours, log_counts
 from test_uiat_tables import sweep_of, table4_sweeps, uiat
 
-from analysis import afs_tables, biamat_tables, uiat_tables
-from analysis.biamat_selection import table14
+from analysis import afs_tables, uiat_tables
+from analysis.biamat.names import PAPER_AUX_ORDER
+from analysis.biamat.selection import table14
+from analysis.biamat.tables import table1, table2, table4, table9, table12, table13
+from analysis.biamat.training_time import table11
 from analysis.cells import Table
 from analysis.render import latex_document, latex_label, to_latex
 from runstore.reader import SweepRuns, load_sweep
@@ -39,7 +42,7 @@ def gated(variant: str, aux: str, **extra) -> dict:
 def biamat_frame_tables() -> list[Table]:
     """Tables 1, 4, 12 and 13, from frames shaped like MLflow's (they read no history)."""
     labels = [gated("at", aux, **{"params.labels": labels, **AT_RECIPE, **scores(0.47 + i / 100 + j / 200)})
-              for i, aux in enumerate(biamat_tables.PAPER_AUX_ORDER) for j, labels in enumerate(("aux", "uniform"))]
+              for i, aux in enumerate(PAPER_AUX_ORDER) for j, labels in enumerate(("aux", "uniform"))]
     baseline = {"tags.method": "baseline", "params.training": "pgd_at", "params.dataset": "cifar10", **AT_RECIPE,
                 **scores(0.4853)}
     pis = [gated(v, "imagenet32", **{"params.pi": pi, "metrics.train/high_fraction": 0.5, **scores(0.5 + pi / 10)})
@@ -51,9 +54,9 @@ def biamat_frame_tables() -> list[Table]:
     main = [gated("at", aux, **{"params.pi": 0.55, **AT_RECIPE, **scores(0.49)}) for aux in ("svhn", "imagenet32")]
     oat = [gated("at", "imagenet32", **{"params.labels": labels, "params.pi": 0.55, "params.aux_n": 100000,
                                         **scores(0.5)}) for labels in ("uniform", "gated")]
-    return [biamat_tables.table1(frame([*labels, baseline])), biamat_tables.table13(frame(pis)),
-            biamat_tables.table12(frame(search)), biamat_tables.table4(frame([*aux_sets, baseline])),
-            biamat_tables.table2(frame([*main, baseline])), biamat_tables.table9(frame(oat))]
+    return [table1(frame([*labels, baseline])), table13(frame(pis)),
+            table12(frame(search)), table4(frame([*aux_sets, baseline])),
+            table2(frame([*main, baseline])), table9(frame(oat))]
 
 
 def uiat_frame_tables() -> list[Table]:
@@ -101,7 +104,7 @@ def tables(tmp_path_factory) -> list[Table]:
     mapping = tmp_path_factory.mktemp("mapping") / "imagenet_cifar10.csv"
     mapping.write_text("aux_class,primary_class\n0,airplane\n2,ship\n")
     sweep = load_sweep("times", tracking_uri=store.uri)
-    return [*biamat_frame_tables(), biamat_tables.table11([sweep]), table14(sweep, mapping, aux="imagenet32"),
+    return [*biamat_frame_tables(), table11([sweep]), table14(sweep, mapping, aux="imagenet32"),
             *uiat_frame_tables(), uiat_tables.table2([sweep]), *afs_frame_tables()]
 
 

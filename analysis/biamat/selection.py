@@ -27,7 +27,8 @@ from unittest.mock import patch
 
 import pandas as pd
 
-from analysis.biamat_tables import VARIANT_NAMES, biamat_runs, number
+from analysis.biamat.names import VARIANT_NAMES
+from analysis.biamat.runs import biamat_runs, number
 from analysis.cells import Cell, Table
 from analysis.runs import dataset_name
 from runstore.reader import SweepRuns
