@@ -47,11 +47,9 @@ from runtime_overhead import device_name, timed  # the sibling script (benchmark
 from torch.utils.flop_counter import FlopCounterMode
 
 from launch.cost import PAPER_SPEEDS
-from trainables.config import RunSettings
+from trainables.config import RunSettings, TrainConfig
 from trainables.methods.afs import DEFAULT_MASK, Merger, mask_indices
-from trainables.methods.baseline import Baseline
-from trainables.methods.biamat import BiaMAT
-from trainables.methods.uiat import UIAT
+from trainables.methods.registry import method as registered
 from trainables.models import Classifier, create_model
 from trainables.runtime import Method, Trial, TrialData
 from trainables.training import seed_everything
@@ -66,18 +64,21 @@ class RandomExtractorMerger(Merger):
         return {i: create_model(self.cfg.model, classes).to(self.device) for i in mask_indices(self.cfg.mask)}
 
 
-# Method name -> (Method class, config values beyond the shared PGD-10 set-up).
-METHODS: dict[str, tuple[type[Method], dict[str, Any]]] = {
-    "pgd_at": (Baseline, {"training": "pgd_at"}),
-    "trades": (Baseline, {"training": "trades", "attack_start": "normal", "attack_step": 0.007, "eps": 0.031}),
+# Benchmark name (the method's speed name, under which launch/cost.py reads a measurement) -> (the registered method,
+# config values beyond the shared PGD-10 set-up).
+METHODS: dict[str, tuple[str, dict[str, Any]]] = {
+    "pgd_at": ("baseline", {"training": "pgd_at"}),
+    "trades": ("baseline", {"training": "trades", "attack_start": "normal", "attack_step": 0.007, "eps": 0.031}),
     # No warm-up: the gate and both heads are active from the first step, as in most of a BiaMAT run.
-    "at_biamat": (BiaMAT, {"variant": "at", "aux_datasets": ["synthetic_aux"], "warmup_epochs": 0,
-                           "attack_bn": "batch"}),
+    "at_biamat": ("biamat", {"variant": "at", "aux_datasets": ["synthetic_aux"], "warmup_epochs": 0,
+                             "attack_bn": "batch"}),
     # Momentum from the first timed epoch: every step does the attack, the z_c update and the target update.
-    "uiat": (UIAT, {"momentum_start": 1}),
+    "uiat": ("uiat", {"momentum_start": 1}),
     # The paper's default stack of six extractors (eps 3..8 /255), half of each batch attacked (alpha 0.5).
-    "afs_merger": (RandomExtractorMerger, {"extractor_sweep": "benchmark", "mask": DEFAULT_MASK}),
+    "afs_merger": ("afs_merger", {"extractor_sweep": "benchmark", "mask": DEFAULT_MASK}),
 }
+# Methods that load trained models from MLflow run here on freshly initialised ones: the same passes, no store.
+STAND_INS: dict[str, type[Method]] = {"afs_merger": RandomExtractorMerger}
 
 # Paths: names joined by "+"; "fp32" alone is the reference every speed-up is relative to.
 PATH_SWITCHES = {"bf16": {"precision": "bf16"}, "channels_last": {"channels_last": True}, "compile": {"compile": True}}
@@ -118,9 +119,9 @@ def path_switches(path: str) -> dict[str, Any]:
     return switches
 
 
-def build_trial(method: str, model: str, path: str, args: argparse.Namespace) -> Trial:
-    """A trial as run_trial builds it, on ``steps`` batches of synthetic CIFAR-shaped images per epoch."""
-    method_cls, extra = METHODS[method]
+def trial_config(method: str, model: str, path: str, args: argparse.Namespace) -> TrainConfig:
+    """The config of benchmark ``method``: ``steps`` batches of synthetic CIFAR-shaped images per epoch, PGD-10."""
+    name, extra = METHODS[method]
     config = {
         "dataset": "synthetic", "train_n": args.steps * args.batch_size, "model": model, "batch_size": args.batch_size,
         "epochs": 1 + args.repeats, "eps": 8 / 255, "attack_step": 2 / 255, "attack_steps": 10, "eval_n": 1,
@@ -128,7 +129,14 @@ def build_trial(method: str, model: str, path: str, args: argparse.Namespace) ->
     }
     if "aux_datasets" in extra:
         config["aux_batch_size"] = args.batch_size
-    cfg = method_cls.Config.from_dict(config)
+    return registered(name).config.from_dict(config)
+
+
+def build_trial(method: str, model: str, path: str, args: argparse.Namespace) -> Trial:
+    """A trial as run_trial builds it, on :func:`trial_config`."""
+    name = METHODS[method][0]
+    method_cls = STAND_INS.get(name) or registered(name).method
+    cfg = trial_config(method, model, path, args)
     seed_everything(cfg.seed)
     device = torch.device(args.device)
     settings = RunSettings(tracking_uri="", experiment="benchmark", device=str(device))

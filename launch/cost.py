@@ -3,7 +3,8 @@
 This code's own speed is preferred once it has been measured: ``benchmarks/results/*.csv`` with the columns device,
 method, model, min_per_epoch (minutes per CIFAR-10 epoch on one device). Until then the papers' reported times stand
 in, labelled as such: they were measured on other code and other GPUs, so they size a sweep, they do not predict it.
-Method names are those of ``benchmarks/throughput.py`` (``pgd_at``, ``trades``, ``at_biamat``, ``uiat``, ...).
+Method names are those of ``benchmarks/throughput.py`` (``pgd_at``, ``trades``, ``at_biamat``, ``uiat``, ...): each
+registered method names its trials so (``MethodSpec.speed_name``, trainables/methods/registry.py).
 """
 
 from __future__ import annotations
@@ -16,14 +17,7 @@ from pathlib import Path
 
 from trainables.config import TrainConfig
 from trainables.datasets import is_builtin
-from trainables.methods.afs import MergerConfig
-from trainables.methods.baseline import BaselineConfig
-from trainables.methods.biamat import BiaMATConfig
-from trainables.methods.gradalign import GradAlignConfig
-from trainables.methods.hat import HATConfig
-from trainables.methods.mart import MARTConfig
-from trainables.methods.single_step import SingleStepConfig
-from trainables.methods.uiat import UIATConfig
+from trainables.methods.registry import method_of_config
 
 RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
 CIFAR = ("cifar10", "cifar100")  # the papers time CIFAR runs; CIFAR-100 has the same images per epoch
@@ -63,6 +57,20 @@ PAPER_SPEEDS: dict[tuple[str, str], Speed] = {
 }
 
 
+# Speed names that no transcribed table times, each with why: a dry run lists their trials without an estimate and
+# says so. A measurement of this code (benchmarks/throughput.py --csv into benchmarks/results/) fills any of them.
+_NOT_TRANSCRIBED = "not in the tables transcribed here (UIAT Table 2's standard/TRADES/IAT/UIAT rows, BiaMAT Table 11)"
+NO_PUBLISHED_SPEED: dict[str, str] = {
+    "hat": "UIAT Table 2 times HAT, but that row is not transcribed here yet",
+    "mart": _NOT_TRANSCRIBED,
+    "afs_merger": _NOT_TRANSCRIBED,
+    "rs_fgsm": _NOT_TRANSCRIBED,
+    "n_fgsm": _NOT_TRANSCRIBED,
+    "gradalign": _NOT_TRANSCRIBED,
+    "fgsm": _NOT_TRANSCRIBED,
+}
+
+
 def measured_speeds(results: Path = RESULTS) -> dict[tuple[str, str], Speed]:
     """This code's minutes per CIFAR epoch from ``results/*.csv`` (``benchmarks/throughput.py --csv``); the first
     row of a method and model wins. Only rows of one trial per device on the fp32 path count, the presets' defaults
@@ -83,32 +91,6 @@ def reference_speeds(results: Path = RESULTS) -> dict[tuple[str, str], Speed]:
     return PAPER_SPEEDS | measured_speeds(results)
 
 
-def method_of(cfg: TrainConfig) -> str:
-    """The method a trial's config trains, as the speed tables name it."""
-    if isinstance(cfg, BiaMATConfig):
-        return f"{cfg.variant}_biamat"
-    if isinstance(cfg, UIATConfig):
-        uiat = "iat" if not cfg.universal else "uiat_oneoff" if cfg.oneoff else "uiat"
-        if cfg.training_attack == "pgd":
-            return uiat
-        # On a single-step attack (UIAT Table 5), named like that method's own trials: "n_fgsm_uiat_oneoff".
-        attack = "fgsm" if cfg.training_attack == "gradalign" and cfg.align_lam == 0 else cfg.training_attack
-        return f"{attack}_{uiat}"
-    if isinstance(cfg, BaselineConfig):  # also the AFS extractors; eps 0 trains on clean images only
-        return "standard" if cfg.eps == 0 else cfg.training
-    if isinstance(cfg, MergerConfig):
-        return "afs_merger"
-    if isinstance(cfg, SingleStepConfig):
-        return cfg.variant
-    if isinstance(cfg, MARTConfig):
-        return "mart"
-    if isinstance(cfg, GradAlignConfig):
-        return "gradalign" if cfg.lam > 0 else "fgsm"
-    if isinstance(cfg, HATConfig):
-        return "hat"
-    raise TypeError(f"no method name for {type(cfg).__name__}")
-
-
 def hours(value: float) -> str:
     return f"{value:.0f}" if value >= 100 else f"{value:.3g}"
 
@@ -119,13 +101,16 @@ def cost_lines(trials: Sequence[TrainConfig], speeds: Mapping[tuple[str, str], S
     if all(is_builtin(cfg.dataset) for cfg in trials):
         return ["cost: built-in synthetic data and small models: runs on a CPU in minutes, no GPU estimate"]
     speeds = reference_speeds() if speeds is None else speeds
-    kinds = Counter((method_of(cfg), cfg.model, cfg.dataset, cfg.epochs) for cfg in trials)
+    kinds = Counter((method_of_config(cfg).speed_name(cfg), cfg.model, cfg.dataset, cfg.epochs) for cfg in trials)
     total: dict[str, float] = defaultdict(float)
     lines, unknown = [], []
+    unpublished: dict[str, str] = {}  # speed name -> why no paper times it
     for (method, model, dataset, epochs), count in kinds.items():
         speed = speeds.get((method, model))
         if speed is None or dataset not in speed.datasets:
             unknown.append(f"{count} x {method} {model} on {dataset}")
+            if method in NO_PUBLISHED_SPEED:
+                unpublished[method] = NO_PUBLISHED_SPEED[method]
             continue
         each = epochs * speed.minutes_per_epoch / 60
         total[speed.device] += count * each
@@ -135,4 +120,5 @@ def cost_lines(trials: Sequence[TrainConfig], speeds: Mapping[tuple[str, str], S
     lines.insert(0, f"GPU estimate: about {summary}, one GPU per trial" if total else "GPU estimate: none")
     if unknown:
         lines.append(f"no reference speed for: {', '.join(unknown)}")
+        lines += [f"  {method}: {why}" for method, why in unpublished.items()]
     return lines

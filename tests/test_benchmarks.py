@@ -84,6 +84,17 @@ def test_throughput_counts_pgd10_at_as_23_forward_passes():
     assert script.step_flops(trial) == pytest.approx(23 * counter.get_total_flops(), rel=0.02)
 
 
+def test_each_throughput_benchmark_is_timed_under_its_methods_speed_name():
+    """launch/cost.py reads a measurement by benchmark name: each must be the name its config's registered method
+    gives such trials, or a dry run would never use the measurement."""
+    from trainables.methods.registry import method_of_config
+
+    script = load_script("throughput")
+    args = script.parse_args(["--device", "cpu", "--small"])
+    for name in script.METHODS:
+        cfg = script.trial_config(name, "tiny-cnn", "fp32", args)
+        assert method_of_config(cfg).speed_name(cfg) == name
+
 @pytest.mark.slow
 def test_throughput_packing_sums_concurrent_processes(capsys):
     script = load_script("throughput")

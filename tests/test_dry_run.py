@@ -14,7 +14,7 @@ import ray
 
 from launch import optuna_search
 from launch.checks import trial_configs
-from launch.cost import cost_lines, reference_speeds
+from launch.cost import NO_PUBLISHED_SPEED, cost_lines, reference_speeds
 from sweeps import (
     afs_ablation,
     afs_extractors,
@@ -135,6 +135,16 @@ def test_measured_speeds_are_preferred_to_the_papers(tmp_path):
     lines = cost_lines(trials, reference_speeds(tmp_path))
     assert lines[0] == "GPU estimate: about 100 H100-hours + 618 V100-hours, one GPU per trial"
     assert "measured on H100, h100.csv" in lines[1] and "BiaMAT appendix Table 11" in lines[2]
+
+
+def test_a_method_no_paper_times_is_listed_once_with_the_reason(tmp_path):
+    from trainables.methods.mart import MARTConfig
+
+    trials = [MARTConfig.from_dict({"dataset": "cifar10", "model": model}) for model in ("resnet18", "wrn-34-10")]
+    lines = cost_lines(trials, reference_speeds(tmp_path))
+    assert lines == ["GPU estimate: none",
+                     "no reference speed for: 1 x mart resnet18 on cifar10, 1 x mart wrn-34-10 on cifar10",
+                     f"  mart: {NO_PUBLISHED_SPEED['mart']}"]
 
 
 def test_a_real_search_opens_its_study_after_the_checks_and_before_ray(empty_cwd, monkeypatch):

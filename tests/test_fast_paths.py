@@ -3,11 +3,15 @@ trains to the same losses and accuracies as fp32 eager within the tolerances sta
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
 from tests_support import SCIENCE, merger_over, robustness, science_pgd_at, train_without_ray
+from trainables.methods import registry
 from trainables.methods.baseline import Baseline, BaselineConfig
+from trainables.runtime import Method
 from trainables.training import make_optimizer
 
 # One epoch of PGD-AT on 256 images: every pass a fast path touches (attack, update, BatchNorm modes) runs.
@@ -84,16 +88,18 @@ def test_linear_lr_scaling_multiplies_the_learning_rate_by_the_batch_ratio():
 
 # Tensor methods that copy a value to the host: on a GPU each one waits for every queued kernel.
 HOST_READS = ("item", "tolist", "numpy", "__bool__", "__int__", "__float__", "__index__")
+# Loop name -> (the registered method, its config values).
 STEP_LOOPS = {
     "pgd_at": ("baseline", {"training": "pgd_at"}),
     "trades": ("baseline", {"training": "trades", "attack_bn": "eval"}),
     "random eps": ("baseline", {"training": "pgd_at", "train_eps_range": [3 / 255, 8 / 255]}),
+    "afs extractor": ("afs_extractor", {"eps": 3 / 255}),
     # Epoch 1 of 2 is after BiaMAT's warm-up (omega is set on its first step) and from UIAT's momentum start.
     "at_biamat": ("biamat", {"warmup_epochs": 1, "aux_batch_size": 32}),
     "trades_biamat": ("biamat", {"variant": "trades", "attack_bn": "eval", "warmup_epochs": 1, "aux_batch_size": 32}),
     "uiat": ("uiat", {"momentum_start": 1}),
     "uiat one-off": ("uiat", {"oneoff": True, "oneoff_epoch": 0, "components": "uag+fr"}),  # stored, then reused
-    "afs merger": ("afs", {"extractor_sweep": "in-test", "mask": "100000001"}),
+    "afs merger": ("afs_merger", {"extractor_sweep": "in-test", "mask": "100000001"}),
     "mart": ("mart", {}),
     "rs_fgsm": ("single_step", {"variant": "rs_fgsm"}),
     "n_fgsm": ("single_step", {"variant": "n_fgsm"}),
@@ -104,17 +110,13 @@ STEP_LOOPS = {
 }
 
 
-def method_class(kind: str):
-    from trainables.methods.biamat import BiaMAT
-    from trainables.methods.gradalign import GradAlign
-    from trainables.methods.mart import MART
-    from trainables.methods.single_step import SingleStep
-    from trainables.methods.uiat import UIAT
+def method_class(name: str) -> type[Method]:
+    """The registered method ``name``; the two that load trained models from MLflow on models built here."""
     from trainables.models import create_model
 
-    if kind == "afs":
+    if name == "afs_merger":
         return merger_over({i: create_model("tiny-cnn", 10) for i in (0, 8)})
-    if kind == "hat":
+    if name == "hat":
         from trainables.methods.hat import HAT
 
         helper = create_model("tiny-cnn", 10)
@@ -124,8 +126,11 @@ def method_class(kind: str):
                 return helper
 
         return InTestHAT
-    return {"baseline": Baseline, "biamat": BiaMAT, "uiat": UIAT, "mart": MART, "single_step": SingleStep,
-            "gradalign": GradAlign}[kind]
+    return registry.method(name).method
+
+
+def test_every_registered_method_has_its_step_loop_checked():
+    assert {name for name, _ in STEP_LOOPS.values()} == set(registry.METHODS)
 
 
 def host_reads_in_two_epochs(method_cls, config: dict, steps: int, monkeypatch) -> list[str]:
@@ -162,9 +167,9 @@ def host_reads_in_two_epochs(method_cls, config: dict, steps: int, monkeypatch) 
 def test_no_host_read_inside_the_step_loop(loop, monkeypatch):
     """Epochs of 6 steps read exactly as many tensor values on the host as epochs of 2 (each epoch's summed
     diagnostics): nothing per step. This sees explicit reads only, not ops whose output shape depends on values."""
-    kind, switches = STEP_LOOPS[loop]
+    name, switches = STEP_LOOPS[loop]
     config = {**SHORT, "batch_size": 16, "epochs": 2, **switches}
-    if kind != "baseline":
+    if "training" not in {field.name for field in dataclasses.fields(registry.method(name).config)}:
         config.pop("training")
-    short, long = (host_reads_in_two_epochs(method_class(kind), config, steps, monkeypatch) for steps in (2, 6))
+    short, long = (host_reads_in_two_epochs(method_class(name), config, steps, monkeypatch) for steps in (2, 6))
     assert sorted(long) == sorted(short), f"per-step host reads: {sorted(long)} vs {sorted(short)}"

@@ -227,9 +227,10 @@ def test_a_trial_trains_an_epoch_through_its_trainable_with_the_registered_helpe
 
 
 def test_a_hat_trial_is_named_hat_in_the_cost_estimate():
-    from launch.cost import method_of
+    from trainables.methods.registry import method_of_config
 
-    assert method_of(HATConfig.from_dict({"helper_sweep": "baselines-smoke"})) == "hat"
+    cfg = HATConfig.from_dict({"helper_sweep": "baselines-smoke"})
+    assert method_of_config(cfg).speed_name(cfg) == "hat"
 
 
 def test_a_multi_sweep_script_checks_every_hat_trials_helper_as_set_leaves_it(registered):

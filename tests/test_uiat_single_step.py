@@ -143,6 +143,7 @@ def test_bad_training_attack_input_is_rejected_with_the_fix(values, message):
     (ONE_OFF, "uiat_oneoff"),
 ])
 def test_the_cost_estimate_names_uiat_by_its_training_attack(values, name):
-    from launch.cost import method_of
+    from trainables.methods.registry import method_of_config
 
-    assert method_of(UIATConfig.from_dict(values)) == name
+    cfg = UIATConfig.from_dict(values)
+    assert method_of_config(cfg).speed_name(cfg) == name
