@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
                              "afs-extractors-<preset>)")
     args = parser.parse_args(argv)
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
-    from analysis.afs_tables import table6
+    from analysis.afs.tables import table6
     from analysis.render import emit
     from launch.sweep import Sweep
     from launch.tuner import run_sweep

@@ -74,7 +74,7 @@ def search_space(preset: str, seeds: int) -> dict:
 def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, PRESETS).parse_args(argv)
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
-    from analysis.afs_tables import delta_z_summary, table1
+    from analysis.afs.tables import delta_z_summary, table1
     from analysis.render import emit
     from launch.sweep import Sweep
     from launch.tuner import run_sweep

@@ -15,7 +15,7 @@ multi-objective Optuna study (seeded TPE) over alpha in [0, 1] maximising both `
 never the test set), at the last epoch, not the kept one: Tune requires a searcher's metrics in every result; it
 prints the Pareto front. The stack of table2, default and search is ``--mask``: a
 9/10-character mask, by default the paper's 000111111 (eps 3..8/255, Sec. 3.1-3.2) in the paper preset, or
-``delta-z``, the range over which the extractors' Delta_z is concave (analysis/afs_selection.py, the rule and
+``delta-z``, the range over which the extractors' Delta_z is concave (analysis/afs/selection.py, the rule and
 tolerance the analysis shows), the smoke preset's default so that a smoke run exercises that rule end to end.
 
 The extractor sweep (``--extractor-sweep``, default ``afs-extractors-<preset>``) must have finished every extractor
@@ -87,7 +87,7 @@ def stack_mask(mask: str, extractor_sweep: str, tracking_uri: str) -> str:
     """``--mask`` itself, or for ``delta-z`` the mask of the extractors over which Delta_z is concave."""
     if mask != "delta-z":
         return mask
-    from analysis.afs_tables import selected_extractors
+    from analysis.afs.tables import selected_extractors
     from runstore.reader import load_sweep
     from trainables.methods.afs import EXTRACTOR_EXPERIMENT, MASK_LENGTHS, mask_of
 
@@ -135,8 +135,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.table == "search" and args.seeds != 1:
         parser.error("--seeds: each trial of a search trains seed 0")
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
-    from analysis.afs_figures import reevaluation
-    from analysis.afs_tables import table2, table3, tradeoff
+    from analysis.afs.model_figures import reevaluation
+    from analysis.afs.tables import table2, table3, tradeoff
     from analysis.render import emit
     from launch.optuna_search import build_search, describe_study
     from launch.preflight import check_tracking_uri

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from mlflow.tracking import MlflowClient
 
 import tests_support
-from analysis.afs_selection import CONVEX_TOLERANCE, concave_range
+from analysis.afs.selection import CONVEX_TOLERANCE, concave_range
 from runstore.reader import _numeric
 from tests_support import fit_test_model, merger_over, train_without_ray
 from trainables import attacks
@@ -532,7 +532,7 @@ def test_ablation_sweep_trains_the_random_eps_and_the_large_network():
 
 
 def test_table6_rows_baseline_ablations_and_mergers():
-    from analysis.afs_tables import table6
+    from analysis.afs.tables import table6
     from runstore.reader import SweepRuns
 
     def sweep(rows: list[dict]) -> SweepRuns:

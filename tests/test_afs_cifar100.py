@@ -13,7 +13,7 @@ import pytest
 import ray
 from mlflow.tracking import MlflowClient
 
-from analysis import afs_tables
+from analysis.afs.tables import tradeoff
 from launch.space import grid_points
 from runstore.reader import SweepRuns
 from sweeps import afs_extractors, afs_merger
@@ -135,7 +135,7 @@ def afs_runs(extractor_data: str, merger_data: str | None = None) -> tuple[Sweep
 
 
 def test_tradeoff_is_table_5_on_cifar100_runs() -> None:
-    table = afs_tables.tradeoff(*afs_runs("cifar100"))
+    table = tradeoff(*afs_runs("cifar100"))
     assert table.title == "Table 5. Trade-off on CIFAR-100 (mean of clean and AutoAttack accuracy, %)"
     assert table.header == ["model", "Clean", "PGD-20", "AutoAttack", "Trade-off"]
     afs = next(row for row in table.rows if row[0] == "AFS 000111111 alpha=0.5")
@@ -143,16 +143,16 @@ def test_tradeoff_is_table_5_on_cifar100_runs() -> None:
     pgd_at = next(row for row in table.rows if row[0] == "single eps=8/255")
     assert [cell.text() for cell in pgd_at[1:]] == ["59.00", "24.00", "22.40", "40.70"]
     assert any(note.startswith("PGD-AT: single eps=8/255") for note in table.notes)
-    assert afs_tables.tradeoff(*afs_runs("cifar10")).title.startswith("Table 4. Trade-off on CIFAR-10 (")
-    smoke = afs_tables.tradeoff(*afs_runs("synthetic_absent"))
+    assert tradeoff(*afs_runs("cifar10")).title.startswith("Table 4. Trade-off on CIFAR-10 (")
+    smoke = tradeoff(*afs_runs("synthetic_absent"))
     assert smoke.title.startswith("Trade-off on synthetic_absent (") and not any("PGD-AT" in n for n in smoke.notes)
     with pytest.raises(ValueError, match=r"different datasets \(cifar10, cifar100\): pass the extractor sweep"):
-        afs_tables.tradeoff(*afs_runs("cifar10", merger_data="cifar100"))
+        tradeoff(*afs_runs("cifar10", merger_data="cifar100"))
 
 
 def test_tradeoff_without_autoattack_shows_pgd20_once() -> None:
     merger, extractors = (sweep_of(sweep.runs.drop(columns="metrics.best/autoattack").to_dict("records"))
                           for sweep in afs_runs("cifar100"))
-    table = afs_tables.tradeoff(merger, extractors)
+    table = tradeoff(merger, extractors)
     assert table.header == ["model", "Clean", "PGD-20", "Trade-off"]
     assert "no AutoAttack in these runs: the trade-off uses PGD-20" in table.notes

@@ -13,7 +13,9 @@ from matplotlib.colors import to_hex
 from mlflow.tracking import MlflowClient
 from sklearn.manifold import TSNE
 
-from analysis import afs_figures, afs_tables
+from analysis import afs_tables
+from analysis.afs import model_figures as afs_figures
+from analysis.afs.figures import scatter
 from analysis.reevaluations import reevaluations
 from runstore.reader import load_sweep
 from sweeps import afs_merger
@@ -209,7 +211,7 @@ def test_fig6_histograms_the_classifier_weights_of_two_networks_and_the_merger(a
 
 
 def test_scatter_draws_singles_as_eps_digits_and_names_each_merger_in_a_legend(afs):
-    ax = afs_tables.scatter(afs["merger"], afs["ext"]).axes[0]
+    ax = scatter(afs["merger"], afs["ext"]).axes[0]
     assert not ax.texts  # no point labels left to overlap
     digits = {line.get_marker(): (line.get_xdata()[0], line.get_ydata()[0]) for line in ax.lines
               if line.get_marker().startswith("$")}

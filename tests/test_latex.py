@@ -14,7 +14,8 @@ from test_analysis import Store, biamat
 from test_biamat_tables import COUNTS, hours, log_counts
 from test_uiat_tables import sweep_of, table4_sweeps, uiat
 
-from analysis import afs_tables, uiat_tables
+from analysis import uiat_tables
+from analysis.afs import tables as afs_tables
 from analysis.biamat.names import PAPER_AUX_ORDER
 from analysis.biamat.selection import table14
 from analysis.biamat.tables import table1, table2, table4, table9, table12, table13

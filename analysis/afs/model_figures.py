@@ -33,7 +33,7 @@ from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
 from scipy.stats import kurtosis
 from torch import nn
 
-from analysis.afs_tables import extractor_runs, merger_label, merger_runs
+from analysis.afs.runs import extractor_runs, merger_label, merger_runs
 from analysis.figure_style import distinct_styles, legend_outside
 from analysis.reevaluations import choose_n, reevaluations
 from analysis.runs import metric_label, only_value
