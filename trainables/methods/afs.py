@@ -9,7 +9,7 @@ the reference code instead keeps the first ``int(B * alpha)`` samples of each ba
 (``alpha_mode="mix"``, the default: it attacks only part of the batch). Adversarial examples target the whole stack
 (Sec. 2.3, "targeting the whole model"). Sec. 2.4 Eq. 8 / Fig. 3: Delta_z under an 8/255 attack
 (:func:`trainables.evaluation.logit_change`); the concavity rule that picks extractors from it is
-``analysis/afs_selection.py`` (read by the merger sweep and the analysis). Sec. 3.3 Table 3: a ``mask`` of 9 or 10
+``analysis/afs/selection.py`` (read by the merger sweep and the analysis). Sec. 3.3 Table 3: a ``mask`` of 9 or 10
 characters, character i = '1' selecting the extractor trained at eps i/255.
 
 The merger finds its extractors in MLflow by the extractor sweep's name (the parent run tagged ``sweep=<name>`` in
