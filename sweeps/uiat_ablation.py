@@ -21,7 +21,7 @@ from sweeps.uiat_presets import PRESETS
 def search_space(preset: str, seeds: int) -> dict:
     from ray import tune
 
-    from analysis.uiat_tables import TABLE6_ROWS
+    from analysis.uiat.tables import TABLE6_ROWS
 
     return {
         **PRESETS[preset],
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, PRESETS).parse_args(argv)
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
     from analysis.render import emit
-    from analysis.uiat_tables import table6
+    from analysis.uiat.tables import table6
     from launch.sweep import Sweep
     from launch.tuner import run_sweep
     from runstore.reader import load_sweep

@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, PRESETS).parse_args(argv)
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
     from analysis.render import emit
-    from analysis.uiat_tables import table3
+    from analysis.uiat.tables import table3
     from launch.checks import check_sweeps
     from launch.overrides import with_overrides_each
     from launch.sweep import Sweep

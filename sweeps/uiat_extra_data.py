@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, list(EXTRA_DATA_RECIPE)).parse_args(argv)
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
     from analysis.render import emit
-    from analysis.uiat_tables import table4
+    from analysis.uiat.tables import table4
     from launch.checks import check_sweeps
     from launch.hat_helpers import require_hat_helpers
     from launch.overrides import with_overrides_each

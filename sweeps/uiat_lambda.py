@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, PRESETS).parse_args(argv)
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
     from analysis.render import emit
-    from analysis.uiat_tables import lambda_table
+    from analysis.uiat.tables import lambda_table
     from launch.sweep import Sweep
     from launch.tuner import run_sweep
     from runstore.reader import load_sweep

@@ -14,7 +14,6 @@ from test_analysis import Store, biamat
 from test_biamat_tables import COUNTS, hours, log_counts
 from test_uiat_tables import sweep_of, table4_sweeps, uiat
 
-from analysis import uiat_tables
 from analysis.afs import tables as afs_tables
 from analysis.biamat.names import PAPER_AUX_ORDER
 from analysis.biamat.selection import table14
@@ -22,6 +21,7 @@ from analysis.biamat.tables import table1, table2, table4, table9, table12, tabl
 from analysis.biamat.training_time import table11
 from analysis.cells import Table
 from analysis.render import latex_document, latex_label, to_latex
+from analysis.uiat import tables as uiat_tables
 from runstore.reader import SweepRuns, load_sweep
 
 AT_RECIPE = {"params.model": "wrn-28-10", "params.epochs": 100, "params.weight_decay": 2e-4}

@@ -1,4 +1,4 @@
-"""UIAT Figs. 1-5 (analysis/uiat_figures.py), the data behind them: the signed-eps / CE-halves evaluation
+"""UIAT Figs. 1-5 (analysis/uiat/figures.py), the data behind them: the signed-eps / CE-halves evaluation
 (trainables/signed_eval.py, sweeps/reevaluate.py --ce-halves) and the per-epoch training-subset evaluation
 (train_eval_n), and Table 6's LaTeX check marks.
 
@@ -21,8 +21,10 @@ from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 from torch import nn
 
-from analysis import uiat_figures, uiat_tables
+from analysis import uiat_tables
 from analysis.render import render
+from analysis.uiat import figures as uiat_figures
+from analysis.uiat.tables import TABLE6_ROWS, table6
 from runstore.reader import SweepRuns, load_sweep
 from sweeps import reevaluate, uiat_presets
 from sweeps import uiat_figures as figure_sweep
@@ -319,8 +321,8 @@ def test_figure_commands_write_pngs_and_name_the_missing_evaluation(store, sweep
 def test_table6_latex_has_math_mode_check_marks_that_pdflatex_compiles(tmp_path):
     rows = [{"tags.method": "uiat", "params.components": c, "params.oneoff": "False", "params.dataset": "synthetic",
              "params.model": "tiny-cnn", "metrics.best/clean": 0.8, "metrics.best/pgd20": 0.5}
-            for c in uiat_tables.TABLE6_ROWS]
-    table = uiat_tables.table6(SweepRuns("s", "p", "e", pd.DataFrame(rows), {}, client=None))
+            for c in TABLE6_ROWS]
+    table = table6(SweepRuns("s", "p", "e", pd.DataFrame(rows), {}, client=None))
     text = render(table, "latex")
     assert "✓" not in text and text.count("$\\checkmark$") == 8  # 0 + 1 + 2 + 2 + 3 marks in the five rows
     assert "\\usepackage{amssymb}" in text.splitlines()[0]  # the packages it needs, named in its first line

@@ -6,7 +6,8 @@ import pandas as pd
 
 from analysis.cells import Cell
 from analysis.render import render
-from analysis.uiat_tables import lambda_table, method_label, table1, table3, table4, table5, table6
+from analysis.uiat.runs import method_label
+from analysis.uiat.tables import lambda_table, table1, table3, table4, table5, table6
 from runstore.reader import SweepRuns
 
 

@@ -53,7 +53,7 @@ from matplotlib.ticker import MaxNLocator
 from analysis.cells import Cell
 from analysis.reevaluations import choose_n, reevaluations
 from analysis.runs import metric_label
-from analysis.uiat_tables import datasets, lambda_cells, method_label
+from analysis.uiat.runs import datasets, lambda_cells, method_label
 from runstore.reader import SweepRuns
 
 HALVES = {"low_ce": "lower-loss half (top 50%)", "high_ce": "higher-loss half (bottom 50%)"}
