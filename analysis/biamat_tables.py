@@ -126,3 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     except (SweepNotFoundError, ValueError) as exc:
         raise SystemExit(f"error: {exc}") from None
     emit(table, args.format, args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -23,7 +23,7 @@ The paper preset is two 65-epoch runs, the WRN-28-30 one about 9x the compute of
 from __future__ import annotations
 
 from launch.cli import run_parser
-from sweeps.afs_extractors import ATTACK_STEP, PRESETS
+from sweeps.afs_presets import ATTACK_STEP, PRESETS
 
 RANDOM_EPS_RANGE = [3 / 255, 8 / 255]  # Sec. 3.5: "random perturbation budgets ranging from 3/255 to 8/255"
 LARGE_MODEL = {"smoke": "tiny-cnn-3", "paper": "wrn-28-30"}

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from launch.cli import add_search_arguments, run_parser
 from runstore.uri import absolute_tracking_uri
-from sweeps.afs_extractors import CIFAR100
+from sweeps.afs_presets import CIFAR100
 
 if TYPE_CHECKING:
     from trainables.methods.afs import ExtractorRuns

@@ -16,8 +16,10 @@ from launch.optuna_search import build_search
 from launch.progress import TrialLines, closing_lines
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPTS = sorted(path for path in (ROOT / "sweeps").glob("*.py") if "\ndef main(" in path.read_text())
-HEAVY = ("ray", "torch", "mlflow", "optuna")
+# Every command-line script: the sweeps and the analysis commands.
+SCRIPTS = sorted(path for folder in ("sweeps", "analysis") for path in (ROOT / folder).glob("*.py")
+                 if "\ndef main(" in path.read_text())
+HEAVY = ("ray", "torch", "mlflow", "optuna", "pandas", "matplotlib")
 # Runs a script as `python sweeps/NAME.py --help` does, then says what it imported.
 HELP = """
 import runpy, sys
@@ -31,11 +33,12 @@ print("imported", sorted(name for name in {heavy!r} if name in sys.modules))
 
 
 def test_every_script_with_a_main_is_checked():
-    assert {path.name for path in SCRIPTS} >= {"pi_ablation.py", "afs_merger.py", "uiat_search.py", "baselines.py"}
+    assert {path.name for path in SCRIPTS} >= {"pi_ablation.py", "afs_merger.py", "uiat_search.py", "baselines.py",
+                                              "biamat_tables.py", "afs_tables.py", "uiat_tables.py"}
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda path: path.name)
-def test_help_answers_before_ray_torch_or_mlflow_is_imported(script):
+def test_help_answers_before_ray_torch_mlflow_or_pandas_is_imported(script):
     result = subprocess.run([sys.executable, "-c", HELP.format(script=str(script), heavy=HEAVY)], cwd=ROOT,
                             capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
