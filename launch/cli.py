@@ -43,6 +43,9 @@ def add_run_arguments(parser: argparse.ArgumentParser, presets: Sequence[str]) -
     parser.add_argument("--cpus-per-trial", type=at_least(0, float, strictly=True), default=1.0)
     parser.add_argument("--concurrency", type=at_least(0), default=0,
                         help="max concurrent trials (0: as resources allow)")
+    parser.add_argument("--fresh-workers", action="store_true",
+                        help="start a new worker process for every trial (default: a finished trial's worker runs the "
+                             "next one, reset to a new worker's state, which saves seconds per trial)")
     parser.add_argument("--max-failures", type=at_least(-1, note="-1: retry without limit"), default=3,
                         help="retries of a failed trial from its checkpoint")
     parser.add_argument("--dry-run", action="store_true",

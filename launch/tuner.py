@@ -151,6 +151,9 @@ def _tuner(sweep: Sweep, args: argparse.Namespace, where: Where, trainable, clie
         tune_config=tune.TuneConfig(
             metric=sweep.metric, mode=sweep.mode, num_samples=sweep.num_samples, search_alg=sweep.search_alg,
             scheduler=sweep.scheduler, max_concurrent_trials=args.concurrency or None,
+            # A trial's worker runs the next trial: no new Python, torch and MLflow per trial. The runtime resets
+            # what a trial leaves in its process (trainables.training.start_as_fresh_worker).
+            reuse_actors=not args.fresh_workers,
         ),
         run_config=tune.RunConfig(
             name=where.name, storage_path=where.storage,

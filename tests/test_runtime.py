@@ -187,3 +187,59 @@ def test_a_dataset_insert_lost_to_a_concurrent_trial_is_retried_and_other_errors
     with pytest.raises(MlflowException, match="locked"):
         log_datasets(other, "run", inputs)
     assert other.calls == 1
+
+
+# Two different trials (data, training, seed), one after the other: in one reused worker, or each in a new one.
+TWO_TRIALS = {"seed": 0, "epochs": 2, "dataset": "synthetic", "training": "pgd_at"}, \
+    {"seed": 1, "epochs": 2, "dataset": "synthetic_absent", "training": "trades"}
+
+
+def two_trials_in_sequence(tmp_path: Path, reuse: bool) -> tuple[list, object]:
+    name = "reused" if reuse else "fresh"
+    settings = settings_for(tmp_path / name)
+    (tmp_path / name).mkdir()
+    by_seed = {trial["seed"]: trial for trial in TWO_TRIALS}
+    space = {**TINY_TRIAL, "seed": tune.grid_search(list(by_seed)),
+             **{key: tune.sample_from(lambda config, key=key: by_seed[config["seed"]][key])
+                for key in ("epochs", "dataset", "training")}}
+    tuner = tune.Tuner(tune.with_parameters(baseline.trainable, settings=settings), param_space=space,
+                       tune_config=tune.TuneConfig(reuse_actors=reuse, max_concurrent_trials=1),
+                       run_config=tune.RunConfig(name=name, storage_path=str(tmp_path)))
+    results = tuner.fit()
+    assert not results.errors
+    return sorted(results, key=lambda r: r.config["seed"]), settings
+
+
+@pytest.mark.slow
+def test_a_reused_worker_runs_a_trial_exactly_as_a_new_worker_does(ray_local, tmp_path):
+    """Tune reuses a worker for the next trial (launch/tuner.py). The second trial in a reused worker logs the same
+    metrics, bit for bit, and ends with the same weights as in a worker of its own; and nothing of the first trial
+    (its MLflow run, its dataset, its model) reaches it."""
+    import torch
+
+    reused, reused_settings = two_trials_in_sequence(tmp_path, reuse=True)
+    fresh, fresh_settings = two_trials_in_sequence(tmp_path, reuse=False)
+    # The premise: one process ran both reused trials, two processes the fresh ones.
+    assert reused[0].metrics["pid"] == reused[1].metrics["pid"]
+    assert fresh[0].metrics["pid"] != fresh[1].metrics["pid"]
+
+    runs = {name: {int(run.data.params["seed"]): run for run in mlflow_runs(settings)}
+            for name, settings in (("reused", reused_settings), ("fresh", fresh_settings))}
+    client = {"reused": MlflowClient(reused_settings.tracking_uri), "fresh": MlflowClient(fresh_settings.tracking_uri)}
+    for seed, trial in enumerate(TWO_TRIALS):
+        reused_run, fresh_run = runs["reused"][seed], runs["fresh"][seed]
+        assert reused_run.data.params == fresh_run.data.params
+        for key in fresh_run.data.metrics:
+            if key == "epoch_time_s":
+                continue
+            histories = [[(m.step, m.value) for m in client[name].get_metric_history(run.info.run_id, key)]
+                         for name, run in (("reused", reused_run), ("fresh", fresh_run))]
+            assert histories[0] == histories[1], (seed, key)
+        weights = [torch.load(Path(result.checkpoint.path) / STATE_FILE, weights_only=False)["model"]
+                   for result in (reused[seed], fresh[seed])]
+        assert weights[0].keys() == weights[1].keys()
+        assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0]), seed
+        # Only its own dataset, its own run, its own trial id.
+        assert [d.dataset.name for d in reused_run.inputs.dataset_inputs] == [trial["dataset"]]
+        assert reused_run.data.tags["trial_id"] == reused[seed].metrics["trial_id"]
+    assert runs["reused"][0].info.run_id != runs["reused"][1].info.run_id

@@ -42,8 +42,8 @@ from trainables.training import (
     make_scheduler,
     precision,
     rng_state,
-    seed_everything,
     set_rng_state,
+    start_as_fresh_worker,
 )
 
 STATE_FILE = "state.pt"
@@ -376,7 +376,7 @@ def run_trial(config: Mapping[str, Any], method_cls: type[Method], settings: Run
     """Body of every function trainable: validate, build, resume, train with per-epoch reports, final protocol."""
     cfg = method_cls.Config.from_dict(config)  # rejects bad hyperparameters before any data loads
     device = settings.resolve_device()
-    seed_everything(cfg.seed)
+    start_as_fresh_worker(cfg.seed)  # the worker may have run another trial before (reused workers)
     method = method_cls(cfg, TrialData.load(cfg, settings.data_root), device, settings)
     trial = Trial(method)
 

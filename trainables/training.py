@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import math
 import random
+import sys
 from collections.abc import Iterable, Iterator
 
 import numpy as np
@@ -73,6 +74,16 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def start_as_fresh_worker(seed: int) -> None:
+    """Give a trial the process state a new worker would give it. Tune runs the next trial in the same worker
+    (``reuse_actors``), so what the last trial left behind is reset: the global RNGs (seeded), and the graphs that
+    ``torch.compile`` cached for the last trial's model, which a new model would add to until dynamo's cache limit
+    quietly sends it back to eager. Nothing else is process-wide: data, model and MLflow run are the trial's own."""
+    seed_everything(seed)
+    if "torch._dynamo" in sys.modules:  # loaded by a compiled trial; importing it only to reset it costs a second
+        sys.modules["torch._dynamo"].reset()
 
 
 def rng_state() -> dict:
