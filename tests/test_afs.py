@@ -161,7 +161,7 @@ class CountingCraft:
 def test_alpha_decides_what_is_attacked(data, monkeypatch, mode, alpha, attacked, stack_passes):
     method = in_test_merger(data, tiny_extractors([3, 8]), alpha=alpha, alpha_mode=mode)
     craft = CountingCraft()
-    monkeypatch.setattr(afs, "craft", craft)
+    monkeypatch.setattr(attacks, "craft", craft)
     passes = []
     method.stack.extractors[0].body.register_forward_hook(lambda *_: passes.append(1))
     batch = next(Trial(method).loader.epoch(0))
@@ -172,7 +172,7 @@ def test_alpha_decides_what_is_attacked(data, monkeypatch, mode, alpha, attacked
 
 def test_weighted_alpha_is_equation_5(data, monkeypatch):
     method = in_test_merger(data, tiny_extractors([3, 8]), alpha=0.3, alpha_mode="weighted")
-    monkeypatch.setattr(afs, "craft", lambda cfg, objective, x: (x + 0.02).clamp(0, 1))
+    monkeypatch.setattr(attacks, "craft", lambda cfg, objective, x: (x + 0.02).clamp(0, 1))
     batch = next(Trial(method).loader.epoch(0))
     loss, _ = method.loss(batch, epoch=0)
     model, x, y = method.model, batch.x, batch.y

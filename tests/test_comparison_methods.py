@@ -18,10 +18,11 @@ from trainables.config import ConfigError
 from trainables.loader import Batch, DeviceLoader
 from trainables.losses import kl_divergence
 from trainables.methods import gradalign, mart, single_step
-from trainables.methods.gradalign import GradAlign, GradAlignConfig, alignment
+from trainables.methods.gradalign import GradAlign, GradAlignConfig
 from trainables.methods.mart import MARTConfig, boosted_cross_entropy, mart_loss
 from trainables.methods.single_step import SingleStep, SingleStepConfig
 from trainables.runtime import Method, TrialData
+from trainables.single_step_attacks import alignment
 
 EPS = 8 / 255
 SETTINGS = UNUSED_STORE

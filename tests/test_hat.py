@@ -18,7 +18,7 @@ from trainables import attacks
 from trainables.config import ConfigError, RunSettings
 from trainables.loader import Batch, DeviceLoader
 from trainables.methods import hat
-from trainables.methods.baseline import Baseline, craft
+from trainables.methods.baseline import Baseline
 from trainables.methods.hat import HAT, HATConfig, MissingHelperError, find_helpers, helper_examples
 from trainables.models import Classifier, create_model
 from trainables.runtime import Method, Trial, TrialData
@@ -99,7 +99,7 @@ def test_the_helper_term_is_ce_towards_the_helpers_labels_on_the_helper_examples
     torch.manual_seed(1)
     model, x = reference.model, batch.x
     with attacks.bn_mode(model, "eval"):
-        x_adv = craft(reference.cfg, attacks.kl_to(model, F.softmax(model(x), dim=1)), x)
+        x_adv = attacks.craft(reference.cfg, attacks.kl_to(model, F.softmax(model(x), dim=1)), x)
     model.train()
     logits_clean, logits_adv = model(x), model(x_adv)
     trades = F.cross_entropy(logits_clean, batch.y) + 2.5 * F.kl_div(

@@ -107,7 +107,7 @@ PROPERTY_TESTS: dict[str, tuple[str, ...]] = {
     ),
 }
 
-# Runs of the AFS merger are tagged and named "afs" (Merger.name, sweeps/afs_merger.py, analysis/afs_tables.py);
+# Runs of the AFS merger are tagged and named "afs" (Merger.name, sweeps/afs_merger.py, analysis/afs/runs.py);
 # its registry name follows the interface the launch side codes against.
 TAGGED_OTHERWISE = {"afs_merger": "afs"}
 
@@ -218,7 +218,7 @@ def test_every_method_has_a_cost_entry():
     without = [name for name in METHODS
                if not {expected for method_name, _, expected in SPEED_NAMES if method_name == name}
                & (published | set(NO_PUBLISHED_SPEED))]
-    assert not without, f"methods with neither a PAPER_SPEEDS nor a NO_PUBLISHED_SPEED entry (launch/cost.py): {without}"
+    assert not without, f"methods with no PAPER_SPEEDS and no NO_PUBLISHED_SPEED entry (launch/cost.py): {without}"
 
 
 def test_no_published_speed_entries_name_speeds_that_have_none():

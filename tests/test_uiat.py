@@ -15,7 +15,6 @@ from trainables import attacks
 from trainables.config import ConfigError, RunSettings
 from trainables.datasets import load_dataset
 from trainables.loader import Batch, DeviceLoader
-from trainables.methods.baseline import craft
 from trainables.methods.uiat import UIAT, UIATConfig, inverse_objective
 from trainables.models import create_model
 from trainables.runtime import Trial, TrialData
@@ -53,7 +52,7 @@ def first_batch(method: UIAT) -> Batch:
 
 def adversarial(method: UIAT, batch: Batch) -> torch.Tensor:
     with attacks.bn_mode(method.model, "eval"):
-        return craft(method.cfg, attacks.ce(method.model, batch.y), batch.x)
+        return attacks.craft(method.cfg, attacks.ce(method.model, batch.y), batch.x)
 
 
 def test_z_stays_in_the_inverse_ball_and_only_classes_in_the_batch_move(data):

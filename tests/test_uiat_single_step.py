@@ -17,7 +17,6 @@ from trainables.config import ConfigError
 from trainables.loader import Batch, DeviceLoader
 from trainables.losses import kl_divergence
 from trainables.methods import uiat
-from trainables.methods.baseline import craft
 from trainables.methods.gradalign import GradAlign
 from trainables.methods.single_step import SingleStep
 from trainables.methods.uiat import UIAT, UIATConfig
@@ -91,7 +90,7 @@ def test_at_lambda_zero_the_loss_is_the_single_step_methods(data, attack, refere
 
 def test_the_default_attack_is_uiats_pgd(data):
     """UIAT with the default training_attack equals the composition UIAT had before the option existed: the shared
-    PGD (``craft``) on CE, then the target, then CE + lambda KL."""
+    PGD (``attacks.craft``) on CE, then the target, then CE + lambda KL."""
     method = make(UIAT, data, momentum_start=1)  # full UIAT (UAG, FR, IAM)
     assert method.cfg.training_attack == "pgd"
     twin = make(UIAT, data, momentum_start=1)
@@ -101,7 +100,7 @@ def test_the_default_attack_is_uiats_pgd(data):
     torch.manual_seed(1)
     model = twin.model
     with attacks.bn_mode(model, twin.cfg.attack_bn):
-        x_adv = craft(twin.cfg, attacks.ce(model, batch.y), batch.x)
+        x_adv = attacks.craft(twin.cfg, attacks.ce(model, batch.y), batch.x)
         target, _ = twin.target(batch, x_adv, 0)
     model.train()
     logits = model(x_adv).float()

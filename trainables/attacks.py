@@ -4,7 +4,8 @@ An objective maps ``x_adv`` to a per-sample loss of shape ``(N,)`` that the atta
 each sample's gradient is its own loss's gradient. Every method crafts its examples through :func:`pgd`, the
 single-step ones aside:
 
-* PGD-AT / BiaMAT-AT / AFS / UIAT: ``pgd(ce(model, y), x, eps=8/255, step_size=2/255, steps=10)``;
+* PGD-AT / BiaMAT-AT / AFS / UIAT: ``pgd(ce(model, y), x, eps=8/255, step_size=2/255, steps=10)``, through
+  :func:`craft`, which reads the threat model from the method's config;
 * TRADES: ``pgd(kl_to(model, p_nat), x, eps=0.031, step_size=0.007, steps=10, random_start="normal")``;
 * BiaMAT's uniform target y^ER: ``soft_ce(model, uniform)``; CW-100 evaluation: ``cw_margin(model, y)``;
 * inverse adversaries (UIAT's instance-wise IAT): :func:`inverse_pgd`, the descent twin;
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -81,6 +82,31 @@ def pgd(
         x_adv = x_adv.detach() + direction * step_size * grad.sign()
         x_adv = torch.minimum(torch.maximum(x_adv, lower), upper)
     return x_adv.detach()
+
+
+class ThreatModel(Protocol):
+    """The training threat model of a config (``TrainConfig`` has these fields). A protocol, not the config class:
+    the config's validation imports the evaluation code, which imports this module."""
+
+    @property
+    def eps(self) -> float: ...
+
+    @property
+    def attack_step(self) -> float: ...
+
+    @property
+    def attack_steps(self) -> int: ...
+
+    @property
+    def attack_start(self) -> Literal["uniform", "normal"]: ...
+
+
+def craft(cfg: ThreatModel, objective: Objective, x: Tensor, eps: float | None = None) -> Tensor:
+    """The training attack every PGD-trained method shares: PGD at the config's threat model, or at radius ``eps`` with
+    the config's step scaled in proportion."""
+    eps = cfg.eps if eps is None else eps
+    step = cfg.attack_step if eps == cfg.eps else cfg.attack_step * eps / cfg.eps
+    return pgd(objective, x, eps=eps, step_size=step, steps=cfg.attack_steps, random_start=cfg.attack_start)
 
 
 def inverse_pgd(objective: Objective, x: Tensor, **kwargs: Any) -> Tensor:

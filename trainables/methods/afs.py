@@ -33,7 +33,7 @@ from trainables import attacks
 from trainables.config import ConfigError, RunSettings, TrainConfig
 from trainables.evaluation import logit_change
 from trainables.loader import Batch
-from trainables.methods.baseline import Baseline, BaselineConfig, craft
+from trainables.methods.baseline import Baseline, BaselineConfig
 from trainables.models import Classifier, count_macs, create_model
 from trainables.runtime import Method, TrialData, run_trial
 from trainables.stage_runs import finished_trials
@@ -72,6 +72,9 @@ def check_mask(mask: str) -> None:
 # --- stage 1: extractors ---------------------------------------------------------------------------------------------
 
 
+# The extractor subclasses the baseline on purpose: an AFS extractor is a PGD-AT model (Sec. 2.2, Eq. 3-4; eps 0 is
+# standard training) with the baseline's config, loss and checkpoint selection. It only adds the threat model its
+# Delta_z and final metrics are measured at, and registers its weights for the merger.
 @dataclass(frozen=True)
 class ExtractorConfig(BaselineConfig):
     # Training eps varies (0..9/255); Table 1, Delta_z and the merger compare every extractor at one threat model.
@@ -300,7 +303,7 @@ class Merger(Method):
 
     def adversarial(self, x: Tensor, y: Tensor) -> Tensor:
         """PGD at the training threat model against the whole stack (extractors and merger)."""
-        return craft(self.cfg, attacks.ce(self.model, y), x)
+        return attacks.craft(self.cfg, attacks.ce(self.model, y), x)
 
     def loss(self, batch: Batch, epoch: int) -> tuple[Tensor, dict[str, Tensor]]:
         cfg, model, x, y = self.cfg, self.model, batch.x, batch.y

@@ -4,8 +4,9 @@
   ``CE(f(x_adv), y)`` with ``x_adv`` from PGD on the CE loss.
 - TRADES: Zhang et al., "Theoretically Principled Trade-off between Robustness and Accuracy" (ICML 2019), Eq. 5:
   ``CE(f(x), y) + beta * KL(p(x) || p(x_adv))``, the inner maximisation on the KL to the clean prediction of the
-  model in eval mode. The TRADES convention for its attack (start ``x + 0.001*N(0,1)``, 10 steps of 0.007,
-  eps 0.031) is set by the sweeps through ``attack_start``/``attack_step``/``eps``.
+  model in eval mode (:func:`trainables.trades_loss.trades`, which HAT extends). The TRADES convention for its attack
+  (start ``x + 0.001*N(0,1)``, 10 steps of 0.007, eps 0.031) is set by the sweeps through
+  ``attack_start``/``attack_step``/``eps``.
 
 AFS's extractors (eps = 0..9/255, eps 0 meaning standard training) and every table's baseline row use this trainable.
 Checkpoint selection keeps the best clean accuracy for standard training and the best PGD accuracy otherwise
@@ -20,14 +21,14 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from trainables import attacks
 from trainables.config import ConfigError, RunSettings, TrainConfig
 from trainables.datasets import derive_seed
 from trainables.loader import Batch
-from trainables.losses import kl_divergence
 from trainables.runtime import Method, run_trial
+from trainables.trades_loss import trades
 
 
 @dataclass(frozen=True)
@@ -50,14 +51,6 @@ class BaselineConfig(TrainConfig):
             if self.training == "standard" or self.eps == 0:
                 raise ConfigError("train_eps_range needs adversarial training: training='pgd_at' or 'trades' and "
                                   "eps > 0 (the PGD step is attack_step scaled by drawn eps / eps)")
-
-
-def craft(cfg: TrainConfig, objective: attacks.Objective, x: Tensor, eps: float | None = None) -> Tensor:
-    """The training attack every method shares: PGD at the config's threat model, or at radius ``eps`` with the
-    config's step scaled in proportion."""
-    eps = cfg.eps if eps is None else eps
-    step = cfg.attack_step if eps == cfg.eps else cfg.attack_step * eps / cfg.eps
-    return attacks.pgd(objective, x, eps=eps, step_size=step, steps=cfg.attack_steps, random_start=cfg.attack_start)
 
 
 class Baseline(Method):
@@ -95,30 +88,11 @@ class Baseline(Method):
         eps = self.training_eps()
         if cfg.training == "pgd_at":
             with attacks.bn_mode(model, cfg.attack_bn):
-                x_adv = craft(cfg, attacks.ce(model, y), x, eps)
+                x_adv = attacks.craft(cfg, attacks.ce(model, y), x, eps)
             logits = model(x_adv)
             return F.cross_entropy(logits, y), {"adv_acc": (logits.argmax(1) == y).float().mean()}
         loss, logs, _ = trades(cfg, model, x, y, cfg.beta, eps)
         return loss, logs
-
-
-def trades(cfg: TrainConfig, model: nn.Module, x: Tensor, y: Tensor, beta: float,
-           eps: float | None = None) -> tuple[Tensor, dict[str, Tensor], Tensor]:
-    """TRADES on one batch: ``CE(f(x), y) + beta * KL(p(x) || p(x_adv))``, its logs, and ``x_adv`` (HAT builds on
-    all three, trainables/methods/hat.py). The attack maximises the KL to the clean prediction in ``cfg.attack_bn``
-    mode, at ``eps`` or the config's."""
-    with attacks.bn_mode(model, cfg.attack_bn):
-        p_clean = F.softmax(model(x), dim=1).detach()
-        x_adv = craft(cfg, attacks.kl_to(model, p_clean), x, eps)
-    logits_clean, logits_adv = model(x), model(x_adv)
-    natural = F.cross_entropy(logits_clean, y)
-    robust = kl_divergence(F.softmax(logits_clean, dim=1), logits_adv).mean()
-    return natural + beta * robust, {
-        "natural_loss": natural.detach(),
-        "robust_loss": robust.detach(),
-        "acc": (logits_clean.argmax(1) == y).float().mean(),
-        "adv_acc": (logits_adv.argmax(1) == y).float().mean(),
-    }, x_adv
 
 
 def trainable(config: dict[str, Any], settings: RunSettings) -> None:

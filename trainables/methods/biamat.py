@@ -53,7 +53,6 @@ from trainables.config import ConfigError, RunSettings, TrainConfig
 from trainables.datasets import ImageSet, derive_seed, load_dataset, seeded_subset
 from trainables.loader import Batch, EndlessStream
 from trainables.losses import kl_divergence, soft_cross_entropy
-from trainables.methods.baseline import craft
 from trainables.models import Classifier, create_model
 from trainables.runtime import Method, TrialData, run_trial
 
@@ -287,7 +286,7 @@ class BiaMAT(Method):
             return torch.cat(self.at_losses(x_adv, batch.y, aux.y, low, with_aux_head=True))
 
         with attacks.bn_mode(self.model, self.cfg.attack_bn):
-            return craft(self.cfg, objective, torch.cat([batch.x, aux.x]))
+            return attacks.craft(self.cfg, objective, torch.cat([batch.x, aux.x]))
 
     def loss_at(self, batch: Batch, aux: Batch, low: Tensor, with_aux_head: bool) -> tuple[Tensor, Tensor]:
         """Mean primary adversarial CE and the auxiliary term averaged over ALL auxiliary samples."""
@@ -319,7 +318,7 @@ class BiaMAT(Method):
             return torch.where(on_aux, aux_part, kl_divergence(p_main, z_main))
 
         with attacks.bn_mode(model, "eval"):
-            x_adv = craft(cfg, objective, x)
+            x_adv = attacks.craft(cfg, objective, x)
 
         # Clean and adversarial passes are separate forwards, as in TRADES (each with its own batch statistics).
         clean_main, clean_aux = logits(x)

@@ -31,7 +31,7 @@ The helper is a finished baseline trial with ``training=standard`` of the sweep 
 independent replicates); among several such trials the newest. It is frozen: eval mode, no gradient, held outside the
 model, so neither the optimiser nor the checkpoints see it (a resumed trial loads it again from MLflow). A sweep checks
 that every trial has its helper before Ray starts: ``find_helpers(uri, sweep).require(dataset, model, seeds)``.
-With gamma = 0 the helper term is not computed and the loss is exactly TRADES's (methods/baseline.py).
+With gamma = 0 the helper term is not computed and the loss is exactly TRADES's (trainables/trades_loss.py).
 """
 
 from __future__ import annotations
@@ -47,11 +47,11 @@ from torch import Tensor
 
 from trainables.config import ConfigError, RunSettings, TrainConfig
 from trainables.loader import Batch
-from trainables.methods.baseline import trades
 from trainables.models import Classifier, create_model
 from trainables.runtime import Method, TrialData, run_trial
 from trainables.stage_runs import finished_trials
 from trainables.tracking import has_model, load_model
+from trainables.trades_loss import trades
 
 HELPER_EXPERIMENT = "baselines"  # the MLflow experiment (sweep family) of sweeps/baselines.py
 HELPER_MODEL = "best"  # the helper trial's logged model (runtime.log_models)

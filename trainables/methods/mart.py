@@ -30,7 +30,6 @@ from trainables import attacks
 from trainables.config import ConfigError, RunSettings, TrainConfig
 from trainables.loader import Batch
 from trainables.losses import kl_divergence
-from trainables.methods.baseline import craft
 from trainables.runtime import Method, run_trial
 
 
@@ -74,7 +73,7 @@ class MART(Method):
     def loss(self, batch: Batch, epoch: int) -> tuple[Tensor, dict[str, Tensor]]:
         cfg, model, x, y = self.cfg, self.model, batch.x, batch.y
         with attacks.bn_mode(model, cfg.attack_bn):
-            x_adv = craft(cfg, attacks.ce(model, y), x)
+            x_adv = attacks.craft(cfg, attacks.ce(model, y), x)
         logits_clean, logits_adv = model(x).float(), model(x_adv).float()
         total, boosted, robust = mart_loss(logits_clean, logits_adv, y, cfg.beta)
         return total, {

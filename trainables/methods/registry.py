@@ -59,7 +59,7 @@ _SPECS = (
     MethodSpec("afs_extractor", afs.Extractor, afs.extractor_trainable,
                "AFS stage 1: Liu & Zhao, \"Towards Both Accurate and Robust Neural Networks without Extra Data\"",
                _baseline_speed),
-    # Its runs are tagged "afs" today (Merger.name, the merger sweep, analysis/afs_tables.py).
+    # Its runs are tagged "afs" today (Merger.name, the merger sweep, analysis/afs/runs.py).
     MethodSpec("afs_merger", afs.Merger, afs.merger_trainable,
                "AFS stage 2: Liu & Zhao, \"Towards Both Accurate and Robust Neural Networks without Extra Data\"",
                lambda cfg: "afs_merger"),

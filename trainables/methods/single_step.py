@@ -1,7 +1,8 @@
 """Single-step adversarial training: RS-FGSM and N-FGSM on the shared runtime.
 
 Both train on ``CE(f(x_adv), y)`` with ``x_adv`` from one signed-gradient step on CE (:func:`trainables.attacks.fgsm`)
-and differ only in three numbers, :class:`Spec`:
+and differ only in three numbers, a :class:`~trainables.single_step_attacks.Spec` (shared with UIAT's single-step
+variants):
 
 - RS-FGSM: Wong, Rice & Kolter, "Fast is better than free: Revisiting adversarial training" (ICLR 2020), Algorithm 3:
   ``delta ~ U(-eps, eps)``, one step of ``alpha = 1.25 eps``, projected onto the eps-ball and [0, 1].
@@ -26,21 +27,7 @@ from trainables import attacks
 from trainables.config import ConfigError, RunSettings, TrainConfig
 from trainables.loader import Batch
 from trainables.runtime import Method, run_trial
-
-
-@dataclass(frozen=True)
-class Spec:
-    """A single-step attack in units of eps: uniform noise radius, step size, and whether to project onto the ball."""
-
-    noise: float
-    step: float
-    project: bool
-
-
-SPECS: dict[str, Spec] = {
-    "rs_fgsm": Spec(noise=1.0, step=1.25, project=True),
-    "n_fgsm": Spec(noise=2.0, step=1.0, project=False),
-}
+from trainables.single_step_attacks import SPECS, Spec
 
 
 @dataclass(frozen=True)
@@ -64,10 +51,9 @@ class SingleStep(Method):
 
     def craft(self, batch: Batch) -> Tensor:
         """This batch's training points: one step of the variant's spec, in the attack's BatchNorm mode."""
-        cfg, spec = self.cfg, self.cfg.spec
+        cfg = self.cfg
         with attacks.bn_mode(self.model, cfg.attack_bn):
-            return attacks.fgsm(attacks.ce(self.model, batch.y), batch.x, noise=spec.noise * cfg.eps,
-                                step_size=spec.step * cfg.eps, eps=cfg.eps if spec.project else None)
+            return cfg.spec.craft(attacks.ce(self.model, batch.y), batch.x, cfg.eps)
 
     def loss(self, batch: Batch, epoch: int) -> tuple[Tensor, dict[str, Tensor]]:
         logits = self.model(self.craft(batch)).float()

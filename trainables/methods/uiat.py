@@ -22,11 +22,12 @@ Each step: ``x_adv`` from the shared training attack (PGD on CE); inverse exampl
   are generated and every sample's ``p`` is stored; afterwards the stored ``p`` is reused with no inverse generation.
 - FR is the feature term of Eq. 4 (weight ``beta``); without it the inverse loss is plain CE (paper Table 5).
 - ``training_attack`` (Table 5): ``pgd`` is the shared PGD above; ``rs_fgsm`` / ``n_fgsm`` replace it by the single-step
-  attack of methods/single_step.py (its :data:`SPECS`, through :func:`attacks.fgsm`; N-FGSM's points lie up to 3 eps
-  from ``x``); ``gradalign`` by GradAlign's FGSM and adds its regulariser with weight ``align_lam``
-  (:func:`methods.gradalign.aligned_fgsm`). Table 5's rows are one-off UIAT without FR (``oneoff=true``,
-  ``components=uag``) on each; with ``lam = 0`` the loss is the single-step method's own. On a single-step attack
-  ``attack_step``/``attack_start`` do not apply and ``attack_steps`` sets the PGD of checkpoint selection only.
+  attack of methods/single_step.py (trainables/single_step_attacks.py's :data:`SPECS`, through :func:`attacks.fgsm`;
+  N-FGSM's points lie up to 3 eps from ``x``); ``gradalign`` by GradAlign's FGSM and adds its regulariser with weight
+  ``align_lam`` (:func:`trainables.single_step_attacks.aligned_fgsm`). Table 5's rows are one-off UIAT without FR
+  (``oneoff=true``, ``components=uag``) on each; with ``lam = 0`` the loss is the single-step method's own. On a
+  single-step attack ``attack_step``/``attack_start`` do not apply and ``attack_steps`` sets the PGD of checkpoint
+  selection only.
 
 Predictions that become targets, ``z`` updates and inverse PGD use the BatchNorm mode of the training attack
 (``attack_bn``, running statistics by default) and never update running statistics.
@@ -61,11 +62,9 @@ from trainables.config import ConfigError, RunSettings, TrainConfig
 from trainables.datasets import derive_seed
 from trainables.loader import Batch
 from trainables.losses import kl_divergence
-from trainables.methods.baseline import craft
-from trainables.methods.gradalign import aligned_fgsm
-from trainables.methods.single_step import SPECS
 from trainables.models import Classifier
 from trainables.runtime import Method, TrialData, run_trial
+from trainables.single_step_attacks import SPECS, aligned_fgsm
 
 # Table 6's switches: UAG (universal, class-wise inverse perturbations; otherwise instance-wise IAT), FR (the feature
 # term of Eq. 4), IAM (inverse-adversary momentum, Eq. 8). "none" is instance-wise IAT without either term.
@@ -250,13 +249,10 @@ class UIAT(Method):
         attack (else ``None``). Call it in the attack's BatchNorm mode."""
         cfg, model, x, y = self.cfg, self.model, batch.x, batch.y
         if cfg.training_attack == "pgd":
-            return craft(cfg, attacks.ce(model, y), x), None, None
+            return attacks.craft(cfg, attacks.ce(model, y), x), None, None
         if cfg.training_attack == "gradalign":
             return aligned_fgsm(model, x, y, eps=cfg.eps, lam=cfg.align_lam, attack_bn=cfg.attack_bn)
-        spec = SPECS[cfg.training_attack]
-        x_adv = attacks.fgsm(attacks.ce(model, y), x, noise=spec.noise * cfg.eps, step_size=spec.step * cfg.eps,
-                             eps=cfg.eps if spec.project else None)
-        return x_adv, None, None
+        return SPECS[cfg.training_attack].craft(attacks.ce(model, y), x, cfg.eps), None, None
 
     def loss(self, batch: Batch, epoch: int) -> tuple[Tensor, dict[str, Tensor]]:
         cfg, model, y = self.cfg, self.model, batch.y

@@ -1,0 +1,34 @@
+"""The TRADES loss on one batch: Zhang et al., "Theoretically Principled Trade-off between Robustness and Accuracy"
+(ICML 2019), Eq. 5. The baseline trains on it (``training: trades``, methods/baseline.py) and HAT adds its helper term
+to it (methods/hat.py).
+
+Not in trainables/losses.py: it crafts its own adversarial examples, and the attacks import losses.py.
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from trainables import attacks
+from trainables.config import TrainConfig
+from trainables.losses import kl_divergence
+
+
+def trades(cfg: TrainConfig, model: nn.Module, x: Tensor, y: Tensor, beta: float,
+           eps: float | None = None) -> tuple[Tensor, dict[str, Tensor], Tensor]:
+    """TRADES on one batch: ``CE(f(x), y) + beta * KL(p(x) || p(x_adv))``, its logs, and ``x_adv`` (HAT builds on
+    all three). The attack maximises the KL to the clean prediction in ``cfg.attack_bn`` mode, at ``eps`` or the
+    config's."""
+    with attacks.bn_mode(model, cfg.attack_bn):
+        p_clean = F.softmax(model(x), dim=1).detach()
+        x_adv = attacks.craft(cfg, attacks.kl_to(model, p_clean), x, eps)
+    logits_clean, logits_adv = model(x), model(x_adv)
+    natural = F.cross_entropy(logits_clean, y)
+    robust = kl_divergence(F.softmax(logits_clean, dim=1), logits_adv).mean()
+    return natural + beta * robust, {
+        "natural_loss": natural.detach(),
+        "robust_loss": robust.detach(),
+        "acc": (logits_clean.argmax(1) == y).float().mean(),
+        "adv_acc": (logits_adv.argmax(1) == y).float().mean(),
+    }, x_adv
