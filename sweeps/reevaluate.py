@@ -29,8 +29,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
@@ -86,6 +87,15 @@ class Job:
     n: int
     groups: tuple[tuple[float, tuple[str, ...]], ...]
     halves: bool = False  # also per half by clean cross-entropy (--ce-halves)
+    # Other checkpoints of the run that hold the same weights (best and last from the same epoch): their metrics are
+    # this job's, logged under their names, without evaluating the same weights twice.
+    same_weights: tuple[str, ...] = ()
+
+    def metrics_for_every_checkpoint(self, metrics: dict[str, float]) -> dict[str, float]:
+        """``metrics`` (logged under this job's checkpoint) and the same values under each of ``same_weights``."""
+        own = f"{PREFIX}/{self.checkpoint}/"
+        return metrics | {f"{PREFIX}/{other}/{key.removeprefix(own)}": value
+                          for other in self.same_weights for key, value in metrics.items()}
 
 
 @dataclass
@@ -93,6 +103,10 @@ class Plan:
     jobs: list[Job]
     done: int  # run checkpoints that already have every requested metric
     without_model: int  # run checkpoints of runs that logged no model
+
+    def shared(self) -> int:
+        """Run checkpoints evaluated with another one of the same run, whose weights they are."""
+        return sum(len(job.same_weights) for job in self.jobs)
 
 
 def missing_groups(logged: set[str], checkpoint: str, attacks: Sequence[str], eps_values: Sequence[float],
@@ -120,14 +134,22 @@ def plan(sweep: SweepRuns, checkpoints: Sequence[str], attacks: Sequence[str], e
     for _, run in sweep.runs.iterrows():
         logged = {c.removeprefix("metrics.") for c in sweep.runs.columns
                   if c.startswith("metrics.") and pd.notna(run[c])}
+        by_epoch: dict[tuple, int] = {}  # (epoch of the weights, groups) -> index of the job that evaluates them
         for checkpoint in checkpoints:
             groups = missing_groups(logged, checkpoint, attacks, eps_values, n, halves)
             if not groups:
                 done += 1
+                continue
+            # The runtime logs which epoch each checkpoint's weights are from (best/epoch, last/epoch).
+            epoch = run.get(f"metrics.{checkpoint}/epoch")
+            same = by_epoch.get((epoch, groups)) if epoch is not None and pd.notna(epoch) else None
+            if same is not None:
+                jobs[same] = replace(jobs[same], same_weights=(*jobs[same].same_weights, checkpoint))
             elif not has_model(sweep.client, run["run_id"], checkpoint):
                 without_model += 1
             else:
                 seed = run.get("params.seed")
+                by_epoch[(epoch, groups)] = len(jobs)
                 jobs.append(Job(run["run_id"], run["run_name"], checkpoint, str(run["params.dataset"]),
                                 0 if pd.isna(seed) else int(seed), n, groups, halves))
     return Plan(jobs, done, without_model)
@@ -216,11 +238,25 @@ def main(argv: list[str] | None = None) -> Plan:
     work = plan(sweep, args.checkpoints, args.attacks, args.eps, args.n, args.ce_halves)
     print(f"{sweep.summary()}\n{len(work.jobs)} run checkpoint(s) to evaluate; skipped {work.done} that already have "
           f"these metrics and {work.without_model} of runs that logged no model (trained before models were logged)")
+    if work.shared():
+        print(f"{work.shared()} more hold the same weights as one evaluated (best and last from the same epoch): "
+              "they get its metrics")
     if work.jobs:
         failed = run_jobs(work.jobs, args, sweep.client)
         if failed:
             raise SystemExit(f"error: {failed} evaluation(s) failed (above); run the same command again to retry them")
     return work
+
+
+def progress_note(finished: int, total: int, elapsed_s: float) -> str:
+    """``[3/12, 2 min 10 s, about 6 min left]``: what is done, and what is left at the pace so far."""
+
+    def span(seconds: float) -> str:
+        minutes, secs = divmod(round(seconds), 60)
+        return f"{minutes} min {secs} s" if minutes else f"{secs} s"
+
+    left = elapsed_s / finished * (total - finished)
+    return f"[{finished}/{total}, {span(elapsed_s)}" + (f", about {span(left)} left]" if finished < total else "]")
 
 
 def run_jobs(jobs: Sequence[Job], args: argparse.Namespace, client: MlflowClient) -> int:
@@ -244,18 +280,21 @@ def run_jobs(jobs: Sequence[Job], args: argparse.Namespace, client: MlflowClient
             gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
         task = ray.remote(num_cpus=args.cpus_per_trial, num_gpus=gpus)(evaluate_job)
         pending = {task.remote(job, args.tracking_uri, args.data_root, args.batch_size): job for job in jobs}
+        started = time.monotonic()
         while pending:
             (ready,), _ = ray.wait(list(pending))
             job = pending.pop(ready)
+            progress = progress_note(len(jobs) - len(pending), len(jobs), time.monotonic() - started)
             try:
                 metrics = ray.get(ready)
             except ray.exceptions.RayError as exc:
                 failed += 1
-                print(f"FAILED {job.run_name} ({job.run_id}) {job.checkpoint}: {exc}")
+                print(f"{progress} FAILED {job.run_name} ({job.run_id}) {job.checkpoint}: {exc}")
                 continue
-            TrialRun(client, job.run_id).log_metrics(metrics, step=0)
+            TrialRun(client, job.run_id).log_metrics(job.metrics_for_every_checkpoint(metrics), step=0)
             shown = ", ".join(f"{key.split('/', 2)[2]} {value:.4f}" for key, value in sorted(metrics.items()))
-            print(f"{job.run_name} ({job.run_id}) {job.checkpoint}: {shown}")
+            checkpoints = "/".join((job.checkpoint, *job.same_weights))
+            print(f"{progress} {job.run_name} ({job.run_id}) {checkpoints}: {shown}", flush=True)
     finally:
         if owns_ray:
             ray.shutdown()

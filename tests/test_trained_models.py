@@ -106,6 +106,30 @@ def test_only_the_missing_metrics_are_evaluated():
     assert reevaluate.missing_groups(logged, "last", ["clean"], [8 / 255, 4 / 255], 100) == ((8 / 255, ("clean",)),)
 
 
+def test_best_and_last_of_the_same_epoch_are_evaluated_once_and_logged_under_both(monkeypatch):
+    import pandas as pd
+
+    from runstore.reader import SweepRuns
+
+    monkeypatch.setattr("trainables.tracking.has_model", lambda client, run_id, checkpoint: True)
+    runs = pd.DataFrame([
+        {"run_id": "same", "run_name": "a", "params.dataset": "synthetic", "params.seed": 0,
+         "metrics.best/epoch": 3.0, "metrics.last/epoch": 3.0},
+        {"run_id": "apart", "run_name": "b", "params.dataset": "synthetic", "params.seed": 1,
+         "metrics.best/epoch": 2.0, "metrics.last/epoch": 3.0},
+    ])
+    sweep = SweepRuns("s", "parent", "e", runs, {}, client=None)
+    work = reevaluate.plan(sweep, ["best", "last"], ["clean", "pgd20"], [8 / 255], 100)
+    assert [(job.run_id, job.checkpoint, job.same_weights) for job in work.jobs] == [
+        ("same", "best", ("last",)), ("apart", "best", ()), ("apart", "last", ())]
+    assert work.shared() == 1
+    metrics = {"reeval/best/clean/n100": 0.9, "reeval/best/pgd20/eps8_255/n100": 0.5}
+    assert work.jobs[0].metrics_for_every_checkpoint(metrics) == metrics | {
+        "reeval/last/clean/n100": 0.9, "reeval/last/pgd20/eps8_255/n100": 0.5}
+    assert reevaluate.progress_note(3, 12, 130) == "[3/12, 2 min 10 s, about 6 min 30 s left]"
+    assert reevaluate.progress_note(12, 12, 130) == "[12/12, 2 min 10 s]"
+
+
 @pytest.mark.parametrize(("flags", "message"), [
     (["--attacks", "pgd"], "unknown attack 'pgd'"),
     (["--attacks", "pgd20", "--eps", "8"], "outside (0, 1] (did you mean 8/255?)"),
@@ -140,7 +164,8 @@ def test_reevaluation_adds_its_metrics_to_the_sweeps_runs_once(ray_local, tmp_pa
     command = ["--sweep", "tiny", "--tracking-uri", uri, "--attacks", "clean,pgd5,pgd3", "--eps", "8/255,4/255",
                "--n", "48", "--checkpoints", "best,last"]
     first = reevaluate.main(command)
-    assert len(first.jobs) == 2 and first.done == 0 and first.without_model == 0
+    # best and last from the same epoch are one evaluation, logged under both names.
+    assert len(first.jobs) + first.shared() == 2 and first.done == 0 and first.without_model == 0
     client = MlflowClient(uri)
     keys = {f"reeval/{c}/clean/n48" for c in ("best", "last")} | {
         f"reeval/{c}/{a}/eps{e}/n48" for c in ("best", "last") for a in ("pgd5", "pgd3") for e in ("8_255", "4_255")}
