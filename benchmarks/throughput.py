@@ -75,7 +75,7 @@ METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     # Momentum from the first timed epoch: every step does the attack, the z_c update and the target update.
     "uiat": ("uiat", {"momentum_start": 1}),
     # The paper's default stack of six extractors (eps 3..8 /255), half of each batch attacked (alpha 0.5).
-    "afs_merger": ("afs_merger", {"extractor_sweep": "benchmark", "mask": DEFAULT_MASK}),
+    "afs_merger": ("afs", {"extractor_sweep": "benchmark", "mask": DEFAULT_MASK}),
 }
 # Methods that load trained models from MLflow run here on freshly initialised ones: the same passes, no store.
 STAND_INS: dict[str, type[Method]] = {"afs_merger": RandomExtractorMerger}

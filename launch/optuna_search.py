@@ -139,11 +139,10 @@ def build_search(metric: str | list[str], mode: str | list[str], *, study_name: 
     return StudySearch(space=space, metric=metric, mode=mode, sampler=sampler, study_name=study_name, storage=rdb)
 
 
-def search_sweep(*, study: str, trainable: Callable[..., None], space: dict[str, Any], name_keys: tuple[str, ...],
-                 metric: str, epochs: int, args: argparse.Namespace, defaults: Mapping[str, int],
-                 tags: Mapping[str, str], config_cls: type[TrainConfig],
+def search_sweep(method: str, *, study: str, space: dict[str, Any], name_keys: tuple[str, ...], metric: str,
+                 epochs: int, args: argparse.Namespace, defaults: Mapping[str, int],
                  extra_datasets: Callable[[TrainConfig], Sequence[str]] = no_extra_datasets) -> Sweep:
-    """A one-objective sweep searched by :func:`build_search` (maximising ``metric``) and, with ``--asha``, stopped
+    """A one-objective sweep of the registered ``method``, searched by :func:`build_search` (maximising ``metric``) and, with ``--asha``, stopped
     early by ASHA on epochs; ``defaults`` gives ``num_samples``, ``grace_period`` and ``reduction_factor`` where the
     flags (:func:`launch.cli.add_search_arguments`) leave them unset. The study's name is also its MLflow experiment."""
     scheduler = None
@@ -152,13 +151,10 @@ def search_sweep(*, study: str, trainable: Callable[..., None], space: dict[str,
         scheduler = ASHAScheduler(time_attr=TRAINING_ITERATION, max_t=epochs,
                                   grace_period=args.grace_period or defaults["grace_period"],
                                   reduction_factor=args.reduction_factor or defaults["reduction_factor"])
-    return Sweep(
-        family=study, trainable=trainable, param_space=space, name_keys=name_keys, metric=metric, mode="max",
-        num_samples=args.num_samples or defaults["num_samples"],
-        search_alg=lambda: build_search(metric, "max", study_name=study, storage=args.optuna_storage,
-                                        seed=args.sampler_seed),
-        scheduler=scheduler, tags={**tags, "study": study}, config_cls=config_cls, extra_datasets=extra_datasets,
-    )
+    return Sweep.of(method, family=study, param_space=space, name_keys=name_keys, metric=metric, mode="max",
+                    num_samples=args.num_samples or defaults["num_samples"],
+                    search_alg=lambda: build_search(metric, "max", study_name=study, storage=args.optuna_storage, seed=args.sampler_seed),
+                    scheduler=scheduler, tags={"study": study}, extra_datasets=extra_datasets)
 
 
 def describe_study(study_name: str, storage: str, metrics: list[str]) -> str:

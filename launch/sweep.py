@@ -1,4 +1,5 @@
-"""One Tune experiment as a sweep script declares it: a trainable, its search space and how to search it."""
+"""One Tune experiment as a sweep script declares it: a registered method (or any trainable), its search space and
+how to search it."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trainables.config import TrainConfig
+from trainables.methods.registry import method
 
 
 def no_extra_datasets(cfg: TrainConfig) -> tuple[str, ...]:
@@ -33,6 +35,14 @@ class Sweep:
     # trainable checks its own config (the tests' ad-hoc trainables).
     config_cls: type[TrainConfig] | None = None
     extra_datasets: Callable[[TrainConfig], Sequence[str]] = no_extra_datasets
+
+    @classmethod
+    def of(cls, name: str, *, tags: dict[str, str] | None = None, **fields: Any) -> Sweep:
+        """A sweep that trains the registered method ``name`` (trainables/methods/registry.py): its trainable, its
+        config class for the checks before Ray, and its name as the runs' ``method`` tag."""
+        spec = method(name)
+        return cls(trainable=spec.trainable, config_cls=spec.config, tags={"method": spec.name, **(tags or {})},
+                   **fields)
 
     def size(self) -> int:
         """How many trials the sweep runs: every grid combination ``num_samples`` times."""

@@ -59,12 +59,11 @@ def main(argv: list[str] | None = None) -> None:
     from launch.sweep import Sweep
     from launch.tuner import run_sweep
     from runstore.reader import SweepNotFoundError, load_sweep
-    from trainables.methods.afs import EXTRACTOR_EXPERIMENT, ExtractorConfig, extractor_trainable
+    from trainables.methods.afs import EXTRACTOR_EXPERIMENT
 
     space = search_space(args.preset, args.seeds)
     # The ablation networks are single PGD-AT models like the extractors: same MLflow experiment, own parent run.
-    sweep = Sweep(family=EXTRACTOR_EXPERIMENT, trainable=extractor_trainable, param_space=space,
-                  name_keys=("model", "seed"), tags={"method": "afs_extractor"}, config_cls=ExtractorConfig)
+    sweep = Sweep.of("afs_extractor", family=EXTRACTOR_EXPERIMENT, param_space=space, name_keys=("model", "seed"))
     name = args.name or f"afs-ablation-{args.preset}"
     extractor_sweep = args.extractor_sweep or f"afs-extractors-{args.preset}"
 

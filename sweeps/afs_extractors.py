@@ -57,11 +57,10 @@ def main(argv: list[str] | None = None) -> None:
     from launch.sweep import Sweep
     from launch.tuner import run_sweep
     from runstore.reader import load_sweep
-    from trainables.methods.afs import EXTRACTOR_EXPERIMENT, ExtractorConfig, extractor_trainable
+    from trainables.methods.afs import EXTRACTOR_EXPERIMENT
 
     space = search_space(args.preset, args.seeds)
-    sweep = Sweep(family=EXTRACTOR_EXPERIMENT, trainable=extractor_trainable, param_space=space,
-                  name_keys=("eps", "seed"), tags={"method": "afs_extractor"}, config_cls=ExtractorConfig)
+    sweep = Sweep.of("afs_extractor", family=EXTRACTOR_EXPERIMENT, param_space=space, name_keys=("eps", "seed"))
     name = args.name or f"afs-extractors-{args.preset}"
 
     def report() -> None:

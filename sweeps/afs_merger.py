@@ -147,10 +147,8 @@ def main(argv: list[str] | None = None) -> None:
     from trainables.methods.afs import (
         DEFAULT_MASK,
         EXTRACTOR_EXPERIMENT,
-        MergerConfig,
         MissingExtractorError,
         find_extractors,
-        merger_trainable,
     )
 
     extractor_sweep = args.extractor_sweep or f"afs-extractors-{args.preset}"
@@ -186,12 +184,11 @@ def main(argv: list[str] | None = None) -> None:
         options = {"num_samples": args.num_samples or SEARCH_SAMPLES[args.preset],
                    "search_alg": lambda: build_search(metrics, ["max", "max"], study_name=family,
                                                       storage=args.optuna_storage, seed=args.sampler_seed),
-                   "tags": {"method": "afs", "study": family}}
+                   "tags": {"study": family}}
     else:
-        family, name, options = FAMILY, f"afs-{args.table}-{args.preset}", {"tags": {"method": "afs"}}
+        family, name, options = FAMILY, f"afs-{args.table}-{args.preset}", {}
     name = args.name or name
-    sweep = Sweep(family=family, trainable=merger_trainable, param_space=space, name_keys=("mask", "alpha", "seed"),
-                  config_cls=MergerConfig, **options)
+    sweep = Sweep.of("afs", family=family, param_space=space, name_keys=("mask", "alpha", "seed"), **options)
 
     def report() -> None:
         runs = load_sweep(name, experiment=family, tracking_uri=args.tracking_uri)

@@ -94,11 +94,9 @@ def main(argv: list[str] | None = None) -> None:
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
     from launch.sweep import Sweep
     from launch.tuner import run_sweep
-    from trainables.methods.baseline import BaselineConfig, trainable
 
     space = search_space(args.preset, args.seeds)
-    sweep = Sweep(family="baselines", trainable=trainable, param_space=space, name_keys=("training", "seed"),
-                  tags={"method": "baseline"}, config_cls=BaselineConfig)
+    sweep = Sweep.of("baseline", family="baselines", param_space=space, name_keys=("training", "seed"))
     name = args.name or f"baselines-{args.preset}"
     # The tables these baselines are a column of (biamat-paper: BiaMAT's paper preset, whose labels sweep is
     # biamat-labels-paper); the smoke preset's three trainings are a check of the whole path.

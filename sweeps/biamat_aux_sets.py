@@ -51,11 +51,9 @@ def main(argv: list[str] | None = None) -> None:
     from launch.sweep import Sweep
     from launch.tuner import run_sweep
     from runstore.reader import load_sweep
-    from trainables.methods.biamat import BiaMATConfig, trainable
 
-    sweep = Sweep(family="biamat-aux-sets", trainable=trainable, param_space=search_space(args.preset, args.seeds),
-                  name_keys=("aux_datasets", "aux_mix", "seed"), tags={"method": "biamat"},
-                  config_cls=BiaMATConfig, extra_datasets=lambda cfg: cfg.aux_datasets)
+    sweep = Sweep.of("biamat", family="biamat-aux-sets", param_space=search_space(args.preset, args.seeds),
+                     name_keys=("aux_datasets", "aux_mix", "seed"), extra_datasets=lambda cfg: cfg.aux_datasets)
     name = args.name or f"biamat-aux-sets-{args.preset}"
     baseline = f"baselines-biamat-{args.preset}"  # sweeps/baselines.py's default name for that preset
     run_sweep(sweep, args, name, report=lambda: emit(table4(load_sweep(name, tracking_uri=args.tracking_uri))),

@@ -59,12 +59,10 @@ def main(argv: list[str] | None = None) -> None:
     from launch.sweep import Sweep
     from launch.tuner import run_sweep
     from runstore.reader import load_sweep
-    from trainables.methods.biamat import BiaMATConfig, trainable
 
     space = search_space(args.preset, args.seeds)
-    sweep = Sweep(family="biamat-labels", trainable=trainable, param_space=space,
-                  name_keys=("aux_datasets", "labels", "seed"), tags={"method": "biamat"},
-                  config_cls=BiaMATConfig, extra_datasets=lambda cfg: cfg.aux_datasets)
+    sweep = Sweep.of("biamat", family="biamat-labels", param_space=space, name_keys=("aux_datasets", "labels", "seed"),
+                     extra_datasets=lambda cfg: cfg.aux_datasets)
     name = args.name or f"biamat-labels-{args.preset}"
     baseline = f"baselines-biamat-{args.preset}"  # sweeps/baselines.py's default name for that preset
     run_sweep(sweep, args, name, report=lambda: emit(table1(load_sweep(name, tracking_uri=args.tracking_uri))),

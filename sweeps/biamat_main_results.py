@@ -89,13 +89,10 @@ def main(argv: list[str] | None = None) -> None:
     from launch.sweep import Sweep
     from launch.tuner import run_sweep
     from runstore.reader import load_sweep
-    from trainables.methods.biamat import BiaMATConfig, trainable
 
     primary = args.primary or "cifar10"
-    sweep = Sweep(family="biamat-main-results", trainable=trainable,
-                  param_space=search_space(args.preset, args.seeds, primary),
-                  name_keys=("variant", "aux_datasets", "seed"), tags={"method": "biamat"},
-                  config_cls=BiaMATConfig, extra_datasets=lambda cfg: cfg.aux_datasets)
+    sweep = Sweep.of("biamat", family="biamat-main-results", param_space=search_space(args.preset, args.seeds, primary),
+                     name_keys=("variant", "aux_datasets", "seed"), extra_datasets=lambda cfg: cfg.aux_datasets)
     suffix = "main-smoke" if args.preset == "smoke" else f"main-{primary}-{args.preset}"
     name = args.name or f"biamat-{suffix}"
     baseline = f"baselines-biamat-{suffix}"  # sweeps/baselines.py's default name for its preset biamat-<suffix>

@@ -58,11 +58,9 @@ def main(argv: list[str] | None = None) -> None:
     from launch.sweep import Sweep
     from launch.tuner import run_sweep
     from runstore.reader import load_sweep
-    from trainables.methods.biamat import BiaMATConfig, trainable
 
-    sweep = Sweep(family="biamat-oat", trainable=trainable, param_space=search_space(args.preset, args.seeds),
-                  name_keys=("labels", "seed"), tags={"method": "biamat"}, config_cls=BiaMATConfig,
-                  extra_datasets=lambda cfg: cfg.aux_datasets)
+    sweep = Sweep.of("biamat", family="biamat-oat", param_space=search_space(args.preset, args.seeds),
+                     name_keys=("labels", "seed"), extra_datasets=lambda cfg: cfg.aux_datasets)
     name = args.name or f"biamat-oat-{args.preset}"
     run_sweep(sweep, args, name, report=lambda: emit(table9(load_sweep(name, tracking_uri=args.tracking_uri))),
               next_steps=[f"analysis/biamat_tables.py table9 --sweep {name} --format latex --out table9.tex",

@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     from launch.checks import trial_configs
     from launch.optuna_search import describe_study, search_sweep
     from launch.tuner import run_sweep
-    from trainables.methods.biamat import BiaMATConfig, trainable
+    from trainables.methods.biamat import BiaMATConfig
 
     space = search_space(args.preset, args.variant, args.dataset, args.aux_datasets)
     cfg = trial_configs(BiaMATConfig, space)[0]
@@ -101,9 +101,8 @@ def main(argv: list[str] | None = None) -> None:
     metric = f"select/pgd{cfg.attack_steps}"
     setting = "-".join([args.variant, space["dataset"], *space["aux_datasets"]])
     study = args.study_name or f"biamat-{setting}-{args.preset}"
-    sweep = search_sweep(study=study, trainable=trainable, space=space, name_keys=("variant", "alpha", "pi"),
-                         metric=metric, epochs=cfg.epochs, args=args, defaults=search, tags={"method": "biamat"},
-                         config_cls=BiaMATConfig, extra_datasets=lambda cfg: cfg.aux_datasets)
+    sweep = search_sweep("biamat", study=study, space=space, name_keys=("variant", "alpha", "pi"), metric=metric,
+                         epochs=cfg.epochs, args=args, defaults=search, extra_datasets=lambda cfg: cfg.aux_datasets)
     name = args.name or study
     run_sweep(sweep, args, name, report=lambda: print(describe_study(study, args.optuna_storage, [metric])),
               next_steps=[f"analysis/biamat_tables.py table12 --sweep {name}"])

@@ -69,12 +69,10 @@ def main(argv: list[str] | None = None) -> None:
     from launch.sweep import Sweep
     from launch.tuner import run_sweep
     from runstore.reader import load_sweep
-    from trainables.methods.biamat import BiaMATConfig, trainable
 
     space = search_space(args.preset, args.seeds)
-    sweep = Sweep(family="biamat-pi-ablation", trainable=trainable, param_space=space,
-                  name_keys=("variant", "pi", "seed"), tags={"method": "biamat"},
-                  config_cls=BiaMATConfig, extra_datasets=lambda cfg: cfg.aux_datasets)
+    sweep = Sweep.of("biamat", family="biamat-pi-ablation", param_space=space, name_keys=("variant", "pi", "seed"),
+                     extra_datasets=lambda cfg: cfg.aux_datasets)
     name = args.name or f"pi-ablation-{args.preset}"
     run_sweep(sweep, args, name, report=lambda: emit(table13(load_sweep(name, tracking_uri=args.tracking_uri))),
               next_steps=[f"analysis/biamat_tables.py fig3 --sweep {name} --out fig3.png"])

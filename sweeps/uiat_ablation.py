@@ -38,11 +38,9 @@ def main(argv: list[str] | None = None) -> None:
     from launch.sweep import Sweep
     from launch.tuner import run_sweep
     from runstore.reader import load_sweep
-    from trainables.methods.uiat import UIATConfig, trainable
 
     space = search_space(args.preset, args.seeds)
-    sweep = Sweep(family="uiat-ablation", trainable=trainable, param_space=space, name_keys=("components", "seed"),
-                  tags={"method": "uiat"}, config_cls=UIATConfig)
+    sweep = Sweep.of("uiat", family="uiat-ablation", param_space=space, name_keys=("components", "seed"))
     name = args.name or f"uiat-ablation-{args.preset}"
     run_sweep(sweep, args, name, report=lambda: emit(table6(load_sweep(name, tracking_uri=args.tracking_uri))),
               next_steps=[f"analysis/uiat_tables.py table2 --sweep {name}"])

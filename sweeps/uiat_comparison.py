@@ -98,23 +98,18 @@ def main(argv: list[str] | None = None) -> None:
     from launch.sweep import Sweep
     from launch.tuner import run_sweep
     from runstore.reader import load_sweep
-    from trainables.methods import baseline, hat, mart, uiat
 
     name = args.name or f"uiat-comparison-{args.preset}"
     names = [f"{name}-baselines", f"{name}-mart", f"{name}-hat", name]
     sweeps = {
-        names[0]: Sweep(family="baselines", trainable=baseline.trainable, param_space=baseline_space(args.preset,
-                        args.seeds), name_keys=("dataset", "training", "seed"), tags={"method": "baseline"},
-                        config_cls=baseline.BaselineConfig),
-        names[1]: Sweep(family="uiat-comparison", trainable=mart.trainable, param_space=mart_space(args.preset,
-                        args.seeds), name_keys=("dataset", "seed"), tags={"method": "mart"},
-                        config_cls=mart.MARTConfig),
-        names[2]: Sweep(family="uiat-comparison", trainable=hat.trainable,
-                        param_space=hat_space(args.preset, args.seeds, names[0]), name_keys=("dataset", "seed"),
-                        tags={"method": "hat"}, config_cls=hat.HATConfig),
-        names[3]: Sweep(family="uiat-comparison", trainable=uiat.trainable, param_space=uiat_space(args.preset,
-                        args.seeds), name_keys=("dataset", "oneoff", "seed"), tags={"method": "uiat"},
-                        config_cls=uiat.UIATConfig),
+        names[0]: Sweep.of("baseline", family="baselines", param_space=baseline_space(args.preset, args.seeds),
+                           name_keys=("dataset", "training", "seed")),
+        names[1]: Sweep.of("mart", family="uiat-comparison", param_space=mart_space(args.preset, args.seeds),
+                           name_keys=("dataset", "seed")),
+        names[2]: Sweep.of("hat", family="uiat-comparison", param_space=hat_space(args.preset, args.seeds, names[0]),
+                           name_keys=("dataset", "seed")),
+        names[3]: Sweep.of("uiat", family="uiat-comparison", param_space=uiat_space(args.preset, args.seeds),
+                           name_keys=("dataset", "oneoff", "seed")),
     }
     sweeps, args = with_overrides_each(sweeps, args)  # --set: each key to the sweeps that have it
     if check_sweeps(sweeps, args):  # every sweep is checked before the first one starts

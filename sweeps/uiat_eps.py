@@ -72,16 +72,13 @@ def main(argv: list[str] | None = None) -> None:
     from launch.sweep import Sweep
     from launch.tuner import run_sweep
     from runstore.reader import load_sweep
-    from trainables.methods import baseline, uiat
 
     spaces = uiat_space(args.preset, args.seeds), trades_space(args.preset, args.seeds)
     name = args.name or f"uiat-eps-{args.preset}"
     sweeps = {
-        name: Sweep(family="uiat-eps", trainable=uiat.trainable, param_space=spaces[0],
-                    name_keys=("eps", "oneoff", "seed"), tags={"method": "uiat"}, config_cls=uiat.UIATConfig),
-        f"{name}-trades": Sweep(family="uiat-eps", trainable=baseline.trainable, param_space=spaces[1],
-                                name_keys=("training", "eps", "seed"), tags={"method": "baseline"},
-                                config_cls=baseline.BaselineConfig),
+        name: Sweep.of("uiat", family="uiat-eps", param_space=spaces[0], name_keys=("eps", "oneoff", "seed")),
+        f"{name}-trades": Sweep.of("baseline", family="uiat-eps", param_space=spaces[1],
+                                   name_keys=("training", "eps", "seed")),
     }
     sweeps, args = with_overrides_each(sweeps, args)  # --set, checked for both sweeps before either starts
     if check_sweeps(sweeps, args):  # both sweeps are checked before the first one starts

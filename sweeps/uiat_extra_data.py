@@ -106,22 +106,17 @@ def main(argv: list[str] | None = None) -> None:
     from launch.sweep import Sweep
     from launch.tuner import run_sweep
     from runstore.reader import load_sweep
-    from trainables.methods import baseline, hat, uiat
 
     name = args.name or f"uiat-extra-data-{args.preset}"
     names = [f"{name}-baselines", f"{name}-hat", name]
     preset, seeds, root = args.preset, args.seeds, args.data_root
     sweeps = {
-        names[0]: Sweep(family="baselines", trainable=baseline.trainable,
-                        param_space=baseline_space(preset, seeds, root), name_keys=("dataset", "model", "training",
-                                                                                     "seed"),
-                        tags={"method": "baseline"}, config_cls=baseline.BaselineConfig),
-        names[1]: Sweep(family="uiat-extra-data", trainable=hat.trainable,
-                        param_space=hat_space(preset, seeds, root, names[0]), name_keys=("dataset", "model", "seed"),
-                        tags={"method": "hat"}, config_cls=hat.HATConfig),
-        names[2]: Sweep(family="uiat-extra-data", trainable=uiat.trainable, param_space=uiat_space(preset, seeds, root),
-                        name_keys=("dataset", "model", "oneoff", "seed"), tags={"method": "uiat"},
-                        config_cls=uiat.UIATConfig),
+        names[0]: Sweep.of("baseline", family="baselines", param_space=baseline_space(preset, seeds, root),
+                           name_keys=("dataset", "model", "training", "seed")),
+        names[1]: Sweep.of("hat", family="uiat-extra-data", param_space=hat_space(preset, seeds, root, names[0]),
+                           name_keys=("dataset", "model", "seed")),
+        names[2]: Sweep.of("uiat", family="uiat-extra-data", param_space=uiat_space(preset, seeds, root),
+                           name_keys=("dataset", "model", "oneoff", "seed")),
     }
     sweeps, args = with_overrides_each(sweeps, args)  # --set: each key to the sweeps that have it
     require_ddpm(sweeps, args)

@@ -101,16 +101,14 @@ def main(argv: list[str] | None = None) -> None:
     from launch.overrides import with_overrides_each
     from launch.sweep import Sweep
     from launch.tuner import run_sweep
-    from trainables.methods import baseline, uiat
 
     name = args.name or f"uiat-figures-{args.preset}"
     sweeps = {
-        name: Sweep(family="uiat-figures", trainable=uiat.trainable, param_space=uiat_space(args.preset, args.seeds),
-                    name_keys=("oneoff", "seed"), tags={"method": "uiat"}, config_cls=uiat.UIATConfig),
-        f"{name}-baselines": Sweep(family="uiat-figures", trainable=baseline.trainable,
-                                   param_space=baseline_space(args.preset, args.seeds),
-                                   name_keys=("training", "seed"), tags={"method": "baseline"},
-                                   config_cls=baseline.BaselineConfig),
+        name: Sweep.of("uiat", family="uiat-figures", param_space=uiat_space(args.preset, args.seeds),
+                       name_keys=("oneoff", "seed")),
+        f"{name}-baselines": Sweep.of("baseline", family="uiat-figures",
+                                      param_space=baseline_space(args.preset, args.seeds),
+                                      name_keys=("training", "seed")),
     }
     sweeps, args = with_overrides_each(sweeps, args)  # --set: each key to the sweeps that have it
     if check_sweeps(sweeps, args):  # both sweeps are checked before the first one starts

@@ -41,11 +41,9 @@ def main(argv: list[str] | None = None) -> None:
     from launch.sweep import Sweep
     from launch.tuner import run_sweep
     from runstore.reader import load_sweep
-    from trainables.methods.uiat import UIATConfig, trainable
 
     space = search_space(args.preset, args.seeds)
-    sweep = Sweep(family="uiat-lambda", trainable=trainable, param_space=space, name_keys=("lam", "seed"),
-                  tags={"method": "uiat"}, config_cls=UIATConfig)
+    sweep = Sweep.of("uiat", family="uiat-lambda", param_space=space, name_keys=("lam", "seed"))
     name = args.name or f"uiat-lambda-{args.preset}"
     run_sweep(sweep, args, name, report=lambda: emit(lambda_table(load_sweep(name, tracking_uri=args.tracking_uri))),
               next_steps=[f"analysis/uiat_tables.py fig3 --sweep {name} --out lambda.png"])

@@ -56,15 +56,14 @@ def main(argv: list[str] | None = None) -> None:
     from launch.checks import trial_configs
     from launch.optuna_search import describe_study, search_sweep
     from launch.tuner import run_sweep
-    from trainables.methods.uiat import UIATConfig, trainable
+    from trainables.methods.uiat import UIATConfig
 
     space = search_space(args.preset, args.variant)
     cfg = trial_configs(UIATConfig, space)[0]
     metric = f"select/pgd{cfg.attack_steps}"
     study = args.study_name or f"uiat-{args.variant}-{args.preset}"
-    sweep = search_sweep(study=study, trainable=trainable, space=space, name_keys=("lam", "inv_eps", "inv_step"),
-                         metric=metric, epochs=cfg.epochs, args=args, defaults=SEARCH[args.preset],
-                         tags={"method": "uiat"}, config_cls=UIATConfig)
+    sweep = search_sweep("uiat", study=study, space=space, name_keys=("lam", "inv_eps", "inv_step"), metric=metric,
+                         epochs=cfg.epochs, args=args, defaults=SEARCH[args.preset])
     run_sweep(sweep, args, args.name or study, report=lambda: print(describe_study(study, args.optuna_storage, [metric])))
 
 

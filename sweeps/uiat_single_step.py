@@ -64,21 +64,17 @@ def main(argv: list[str] | None = None) -> None:
     from launch.sweep import Sweep
     from launch.tuner import run_sweep
     from runstore.reader import load_sweep
-    from trainables.methods import gradalign, single_step, uiat
 
     name = args.name or f"uiat-single-step-{args.preset}"
     names = [name, f"{name}-gradalign", f"{name}-uiat"]
     family = "uiat-single-step"
     sweeps = {
-        names[0]: Sweep(family=family, trainable=single_step.trainable,
-                        param_space=single_step_space(args.preset, args.seeds), name_keys=("variant", "eps", "seed"),
-                        tags={"method": "single_step"}, config_cls=single_step.SingleStepConfig),
-        names[1]: Sweep(family=family, trainable=gradalign.trainable,
-                        param_space=gradalign_space(args.preset, args.seeds), name_keys=("eps", "seed"),
-                        tags={"method": "gradalign"}, config_cls=gradalign.GradAlignConfig),
-        names[2]: Sweep(family=family, trainable=uiat.trainable, param_space=uiat_space(args.preset, args.seeds),
-                        name_keys=("training_attack", "eps", "seed"), tags={"method": "uiat"},
-                        config_cls=uiat.UIATConfig),
+        names[0]: Sweep.of("single_step", family=family, param_space=single_step_space(args.preset, args.seeds),
+                           name_keys=("variant", "eps", "seed")),
+        names[1]: Sweep.of("gradalign", family=family, param_space=gradalign_space(args.preset, args.seeds),
+                           name_keys=("eps", "seed")),
+        names[2]: Sweep.of("uiat", family=family, param_space=uiat_space(args.preset, args.seeds),
+                           name_keys=("training_attack", "eps", "seed")),
     }
     sweeps, args = with_overrides_each(sweeps, args)  # --set: each key to the sweeps that have it
     if check_sweeps(sweeps, args):  # every sweep is checked before the first one starts

@@ -99,7 +99,7 @@ STEP_LOOPS = {
     "trades_biamat": ("biamat", {"variant": "trades", "attack_bn": "eval", "warmup_epochs": 1, "aux_batch_size": 32}),
     "uiat": ("uiat", {"momentum_start": 1}),
     "uiat one-off": ("uiat", {"oneoff": True, "oneoff_epoch": 0, "components": "uag+fr"}),  # stored, then reused
-    "afs merger": ("afs_merger", {"extractor_sweep": "in-test", "mask": "100000001"}),
+    "afs merger": ("afs", {"extractor_sweep": "in-test", "mask": "100000001"}),
     "mart": ("mart", {}),
     "rs_fgsm": ("single_step", {"variant": "rs_fgsm"}),
     "n_fgsm": ("single_step", {"variant": "n_fgsm"}),
@@ -114,7 +114,7 @@ def method_class(name: str) -> type[Method]:
     """The registered method ``name``; the two that load trained models from MLflow on models built here."""
     from trainables.models import create_model
 
-    if name == "afs_merger":
+    if name == "afs":
         return merger_over({i: create_model("tiny-cnn", 10) for i in (0, 8)})
     if name == "hat":
         from trainables.methods.hat import HAT

@@ -20,7 +20,7 @@ from trainables.methods.registry import METHODS, UnknownMethodError, method, met
 TESTS = Path(__file__).resolve().parent
 
 # Values a config has no default for: the earlier sweep whose trained models the method loads.
-REQUIRED: dict[str, dict[str, Any]] = {"afs_merger": {"extractor_sweep": "x"}, "hat": {"helper_sweep": "x"}}
+REQUIRED: dict[str, dict[str, Any]] = {"afs": {"extractor_sweep": "x"}, "hat": {"helper_sweep": "x"}}
 
 # (method, config values, speed name): every branch of each method's speed naming, with the names that
 # launch/cost.py's isinstance chain (``method_of``, replaced by ``MethodSpec.speed_name``) gave these configs.
@@ -33,7 +33,7 @@ SPEED_NAMES: list[tuple[str, dict[str, Any], str]] = [
     ("afs_extractor", {"eps": 0}, "standard"),
     ("afs_extractor", {"eps": 3 / 255}, "pgd_at"),
     ("afs_extractor", {"training": "trades"}, "trades"),
-    ("afs_merger", {}, "afs_merger"),
+    ("afs", {}, "afs_merger"),
     ("biamat", {"variant": "at"}, "at_biamat"),
     ("biamat", {"variant": "trades", "attack_bn": "eval"}, "trades_biamat"),
     ("uiat", {}, "uiat"),
@@ -67,7 +67,7 @@ PROPERTY_TESTS: dict[str, tuple[str, ...]] = {
         "test_afs.py::test_delta_z_is_the_largest_logit_change_in_the_ball",
         "test_afs.py::test_wrn_28_10_macs_match_table_6",
     ),
-    "afs_merger": (
+    "afs": (
         "test_afs.py::test_merger_training_changes_no_extractor_and_gives_none_a_gradient",
         "test_afs.py::test_merger_attack_targets_the_whole_stack",
         "test_afs.py::test_alpha_decides_what_is_attacked",
@@ -107,21 +107,15 @@ PROPERTY_TESTS: dict[str, tuple[str, ...]] = {
     ),
 }
 
-# Runs of the AFS merger are tagged and named "afs" (Merger.name, sweeps/afs_merger.py, analysis/afs/runs.py);
-# its registry name follows the interface the launch side codes against.
-TAGGED_OTHERWISE = {"afs_merger": "afs"}
-
-
 def config_of(name: str, values: dict[str, Any] | None = None) -> TrainConfig:
     return method(name).config.from_dict({**REQUIRED.get(name, {}), **(values or {})})
 
 
 def test_the_registry_names_the_methods_the_sweeps_tag():
-    assert list(METHODS) == ["baseline", "afs_extractor", "afs_merger", "biamat", "uiat", "hat", "mart",
-                             "single_step", "gradalign"]
+    assert list(METHODS) == ["baseline", "afs_extractor", "afs", "biamat", "uiat", "hat", "mart", "single_step",
+                             "gradalign"]
     for name, spec in METHODS.items():
-        assert spec.name == name and spec.paper
-        assert spec.method.name == TAGGED_OTHERWISE.get(name, name)
+        assert spec.name == name == spec.method.name and spec.paper
 
 
 def test_an_unknown_name_is_refused_listing_the_registered_ones():

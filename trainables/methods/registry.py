@@ -17,11 +17,15 @@ from trainables.runtime import Method
 
 @dataclass(frozen=True)
 class MethodSpec:
-    name: str  # registry key and the MLflow `method` tag
-    method: type[Method]  # the runtime Method subclass; its .Config is the config class
+    method: type[Method]  # the runtime Method subclass: its .name tags the runs, its .Config is the config class
     trainable: Callable[[dict[str, Any], RunSettings], None]  # the Ray Tune function trainable
     paper: str  # the paper (authors, title, venue) it implements
     speed_name: Callable[[TrainConfig], str]  # the method's name in launch/cost.py's speed tables for this config
+
+    @property
+    def name(self) -> str:
+        """The registry key and the MLflow ``method`` tag of every run the method trains."""
+        return self.method.name
 
     @property
     def config(self) -> type[TrainConfig]:
@@ -51,35 +55,35 @@ def _gradalign_speed(lam: float) -> str:
 
 
 _SPECS = (
-    MethodSpec("baseline", baseline.Baseline, baseline.trainable,
+    MethodSpec(baseline.Baseline, baseline.trainable,
                "standard training; PGD-AT: Madry et al., \"Towards Deep Learning Models Resistant to Adversarial "
                "Attacks\" (ICLR 2018); TRADES: Zhang et al., \"Theoretically Principled Trade-off between Robustness "
                "and Accuracy\" (ICML 2019)", _baseline_speed),
     # The paper's venue is not recorded in this project.
-    MethodSpec("afs_extractor", afs.Extractor, afs.extractor_trainable,
+    MethodSpec(afs.Extractor, afs.extractor_trainable,
                "AFS stage 1: Liu & Zhao, \"Towards Both Accurate and Robust Neural Networks without Extra Data\"",
                _baseline_speed),
-    # Its runs are tagged "afs" today (Merger.name, the merger sweep, analysis/afs/runs.py).
-    MethodSpec("afs_merger", afs.Merger, afs.merger_trainable,
+    # The AFS method itself: its stage 2, the merger over the extractors of stage 1.
+    MethodSpec(afs.Merger, afs.merger_trainable,
                "AFS stage 2: Liu & Zhao, \"Towards Both Accurate and Robust Neural Networks without Extra Data\"",
-               lambda cfg: "afs_merger"),
-    MethodSpec("biamat", biamat.BiaMAT, biamat.trainable,
+               lambda cfg: "afs_merger"),  # the speed tables' name (benchmarks/throughput.py)
+    MethodSpec(biamat.BiaMAT, biamat.trainable,
                "Lee et al., \"Inducing Data Amplification Using Auxiliary Datasets in Adversarial Training\" "
                "(WACV 2023)", lambda cfg: f"{cfg.variant}_biamat"),
-    MethodSpec("uiat", uiat.UIAT, uiat.trainable,
+    MethodSpec(uiat.UIAT, uiat.trainable,
                "Dong et al., \"The Enemy of My Enemy is My Friend: Exploring Inverse Adversaries for Improving "
                "Adversarial Training\" (CVPR 2023)", _uiat_speed),
-    MethodSpec("hat", hat.HAT, hat.trainable,
+    MethodSpec(hat.HAT, hat.trainable,
                "Rade & Moosavi-Dezfooli, \"Reducing Excessive Margin to Achieve a Better Accuracy vs. Robustness "
                "Trade-off\" (ICLR 2022)", lambda cfg: "hat"),
-    MethodSpec("mart", mart.MART, mart.trainable,
+    MethodSpec(mart.MART, mart.trainable,
                "Wang et al., \"Improving Adversarial Robustness Requires Revisiting Misclassified Examples\" "
                "(ICLR 2020)", lambda cfg: "mart"),
-    MethodSpec("single_step", single_step.SingleStep, single_step.trainable,
+    MethodSpec(single_step.SingleStep, single_step.trainable,
                "RS-FGSM: Wong, Rice & Kolter, \"Fast is better than free: Revisiting adversarial training\" "
                "(ICLR 2020); N-FGSM: de Jorge et al., \"Make Some Noise: Reliable and Efficient Single-Step "
                "Adversarial Training\" (NeurIPS 2022)", lambda cfg: cfg.variant),
-    MethodSpec("gradalign", gradalign.GradAlign, gradalign.trainable,
+    MethodSpec(gradalign.GradAlign, gradalign.trainable,
                "Andriushchenko & Flammarion, \"Understanding and Improving Fast Adversarial Training\" "
                "(NeurIPS 2020)", lambda cfg: _gradalign_speed(cfg.lam)),
 )
