@@ -12,20 +12,17 @@ import numpy as np
 import pytest
 import torch
 
-from trainables import datasets
 from trainables.datasets import (
-    NONROBUST_AMPLITUDE,
-    ROBUST_AMPLITUDE,
-    ROBUST_P,
     DatasetInvalidError,
     DatasetNotFoundError,
-    ImageSet,
     check_dataset,
     dataset_names,
     load_dataset,
     synthetic_aux_related,
-    synthetic_patterns,
 )
+from trainables.image_set import ImageSet
+from trainables.seeds import derive_seed
+from trainables.synthetic_data import NONROBUST_AMPLITUDE, ROBUST_AMPLITUDE, ROBUST_P, synthetic_patterns
 
 FILE_DATASETS = ["cifar10", "cifar100", "svhn", "imagenet32", "imagenet64", "imgnet100", "imgnet900", "places365_32",
                  "places365_64"]
@@ -550,6 +547,6 @@ def test_synthetic_aux_options() -> None:
 
 
 def test_derive_seed_is_stable_and_separates_streams() -> None:
-    assert datasets.derive_seed(0, "epoch", 1) == datasets.derive_seed(0, "epoch", 1)
-    assert datasets.derive_seed(0, "epoch", 1) != datasets.derive_seed(1, "epoch", 0)
-    assert 0 <= datasets.derive_seed(2**40, "x") < 2**63
+    assert derive_seed(0, "epoch", 1) == derive_seed(0, "epoch", 1)
+    assert derive_seed(0, "epoch", 1) != derive_seed(1, "epoch", 0)
+    assert 0 <= derive_seed(2**40, "x") < 2**63

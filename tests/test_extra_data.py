@@ -15,7 +15,8 @@ from test_loader import same_batches, toy_set
 from analysis import uiat_tables
 from sweeps import uiat_extra_data, uiat_presets
 from trainables.config import ConfigError, RunSettings, TrainConfig
-from trainables.datasets import ImageSet, load_dataset
+from trainables.datasets import load_dataset
+from trainables.image_set import ImageSet
 from trainables.loader import MixedLoader
 from trainables.methods.uiat import UIAT, UIATConfig
 from trainables.runtime import Trial, TrialData

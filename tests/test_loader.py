@@ -7,7 +7,7 @@ import itertools
 import pytest
 import torch
 
-from trainables.datasets import ImageSet
+from trainables.image_set import ImageSet
 from trainables.loader import PAD, Batch, DeviceLoader, EndlessStream, augment_batch
 
 

@@ -1,6 +1,6 @@
 """Science on the synthetic data: the phenomena the papers study must show up, with the numbers printed.
 
-The synthetic set (trainables/datasets.py) gives every class a large robust pattern that predicts the label 75% of
+The synthetic set (trainables/synthetic_data.py) gives every class a large robust pattern that predicts the label 75% of
 the time and a texture below 8/255 that predicts it always. Each test trains for well under two minutes on 2 cores
 (the BiaMAT one for about two and a half, in the slow pass).
 """

@@ -19,14 +19,13 @@ from trainables.config import ConfigError, TrainConfig
 from trainables.datasets import (
     DatasetInvalidError,
     DatasetNotFoundError,
-    ImageSet,
     absolute_dataset_name,
     check_dataset,
     is_builtin,
     load_dataset,
-    seeded_subset,
     validate_dataset_name,
 )
+from trainables.image_set import ImageSet, seeded_subset
 
 
 def nhwc(n: int, size: int = 8, seed: int = 0) -> np.ndarray:

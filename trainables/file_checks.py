@@ -1,4 +1,4 @@
-"""Reading dataset files without trusting them: the checks every reader of ``trainables/datasets.py`` applies to a
+"""Reading dataset files without trusting them: the checks every reader of ``trainables/dataset_files.py`` applies to a
 file's content, and the layout-only reading that lets ``check_dataset`` apply them before a sweep without loading the
 images.
 

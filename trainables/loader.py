@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from trainables.datasets import ImageSet, derive_seed
+from trainables.image_set import ImageSet
+from trainables.seeds import derive_seed
 
 PAD = 4  # the random-crop padding of the CIFAR recipe (He et al. 2016)
 

@@ -31,8 +31,9 @@ from torch import Tensor, nn
 
 from trainables.attacks import bn_mode
 from trainables.config import RunSettings, TrainConfig
-from trainables.datasets import ImageSet, imgnet100_classes, load_dataset
+from trainables.datasets import imgnet100_classes, load_dataset
 from trainables.evaluation import BestTracker, evaluate
+from trainables.image_set import ImageSet
 from trainables.loader import Batch, DeviceLoader, MixedLoader
 from trainables.models import Classifier, create_model
 from trainables.tracking import EPOCH_METRIC, NODE_TAG, TrialRun, failure_reason

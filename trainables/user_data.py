@@ -1,5 +1,5 @@
 """The user's own images, as the dataset names ``npz:PATH`` and ``folder:PATH`` (``trainables/datasets.py`` registers
-them): the arrays and their checks, which ``datasets.py`` turns into an ``ImageSet``.
+them): the arrays and their checks, which ``dataset_files.py`` turns into an ``ImageSet``.
 
 ``npz:PATH``: arrays ``image`` (or ``images``) uint8 (N, H, W, 3) or (N, 3, H, W), told apart by where the 3 is, and
 ``label`` (or ``labels``) integers >= 0 (N,). A ``.npz`` file is the train split only (the published DDPM-generated

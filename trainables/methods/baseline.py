@@ -25,9 +25,9 @@ from torch import Tensor
 
 from trainables import attacks
 from trainables.config import ConfigError, RunSettings, TrainConfig
-from trainables.datasets import derive_seed
 from trainables.loader import Batch
 from trainables.runtime import Method, run_trial
+from trainables.seeds import derive_seed
 from trainables.trades_loss import trades
 
 

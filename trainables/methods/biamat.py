@@ -50,11 +50,13 @@ from torch import Tensor
 
 from trainables import attacks
 from trainables.config import ConfigError, RunSettings, TrainConfig
-from trainables.datasets import ImageSet, derive_seed, load_dataset, seeded_subset
+from trainables.datasets import load_dataset
+from trainables.image_set import ImageSet, seeded_subset
 from trainables.loader import Batch, EndlessStream
 from trainables.losses import kl_divergence, soft_cross_entropy
 from trainables.models import Classifier, create_model
 from trainables.runtime import Method, TrialData, run_trial
+from trainables.seeds import derive_seed
 
 GATE_COUNTS_DIR = "gate_counts"  # a run's artifact folder: epoch_<NNNN>.csv per routed epoch (NNNN: the MLflow step)
 

@@ -59,11 +59,11 @@ from torch import Tensor
 
 from trainables import attacks
 from trainables.config import ConfigError, RunSettings, TrainConfig
-from trainables.datasets import derive_seed
 from trainables.loader import Batch
 from trainables.losses import kl_divergence
 from trainables.models import Classifier
 from trainables.runtime import Method, TrialData, run_trial
+from trainables.seeds import derive_seed
 from trainables.single_step_attacks import SPECS, aligned_fgsm
 
 # Table 6's switches: UAG (universal, class-wise inverse perturbations; otherwise instance-wise IAT), FR (the feature
