@@ -7,7 +7,7 @@ from __future__ import annotations
 PRESETS = {
     # 192 SGD steps (1024 images, batch 16, one-cycle LR): standard training finds the synthetic texture after about
     # 100 (with 96 the eps-0 extractor stayed near 45 % clean), so it is the accurate, non-robust end of the range.
-    # synthetic_absent: its images without a robust pattern are where stacking can pay (trainables/datasets.py).
+    # synthetic_absent: its images without a robust pattern are where stacking can pay (trainables/synthetic_data.py).
     "smoke": {
         "dataset": "synthetic_absent", "train_n": 1024, "model": "tiny-cnn", "epochs": 3, "batch_size": 16, "lr": 0.1,
         "schedule": "cyclic", "nesterov": True, "attack_steps": 3, "eval_n": 128, "final_n": 128,

@@ -196,7 +196,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ce-halves", action="store_true",
                         help="also the accuracy on each half of the points by clean cross-entropy (UIAT Fig. 1/4)")
     parser.add_argument("--batch-size", type=int, default=256)
-    # The run flags of the sweeps (launch/launcher.py), with the same environment defaults.
+    # The run flags of the sweeps (launch/cli.py), with the same environment defaults.
     parser.add_argument("--address", default=os.environ.get("RAY_ADDRESS"),
                         help="Ray cluster address ('auto' on a cluster node); default: start a local Ray")
     parser.add_argument("--data-root", default=os.environ.get("ADVSWEEP_DATA"), help="dataset folder (default ./data)")
@@ -269,7 +269,7 @@ def run_jobs(jobs: Sequence[Job], args: argparse.Namespace, client: MlflowClient
     # A caller that already runs Ray (a notebook, the tests) keeps its session, as with the sweeps.
     owns_ray = not ray.is_initialized()
     if owns_ray:
-        # No --address: a local Ray of its own, as the sweeps start (launch/launcher.py), not whatever cluster this
+        # No --address: a local Ray of its own, as the sweeps start (launch/tuner.py), not whatever cluster this
         # machine last started (another user's, whose token this process lacks).
         ray.init(address=args.address or "local", include_dashboard=False, log_to_driver=False)
     failed = 0
