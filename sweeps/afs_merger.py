@@ -36,6 +36,7 @@ so CIFAR-10 extractors never reach a CIFAR-100 merger.
 
 from __future__ import annotations
 
+import argparse
 from typing import TYPE_CHECKING, Any
 
 from launch.cli import add_search_arguments, run_parser
@@ -123,7 +124,7 @@ def search_space(table: str, preset: str, extractor_sweep: str, mask: str, seeds
     return space | {"mask": tune.grid_search(TABLE3_MASKS), "alpha": TABLE3_ALPHA}
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = run_parser(__doc__, PRESETS)
     parser.add_argument("table", choices=["table2", "table3", "default", "search"],
                         help="which experiment to run")
@@ -131,11 +132,62 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mask", default=None, help="stack of table2/default/search: a 9/10-character mask or "
                         "delta-z (default: the paper's eps 3..8/255 in the paper preset, delta-z in smoke)")
     add_search_arguments(parser)
+    return parser
+
+
+def stacked_extractors(args: argparse.Namespace, extractor_sweep: str,
+                       tracking_uri: str) -> tuple[ExtractorRuns | None, list[str]]:
+    """The dependency on stage 1, checked before Ray starts: the extractor sweep and the masks the mergers stack,
+    every extractor they name registered (else SystemExit naming what is missing). A dry run plans ahead of stage 1:
+    it notes what is missing, without opening a SQLite store that is not there (that would create it), and returns
+    no extractors."""
+    from runstore.uri import missing_sqlite_store
+    from trainables.methods.afs import DEFAULT_MASK, MissingExtractorError, find_extractors
+
+    mask = args.mask or default_stack(args.preset)
+    try:
+        if args.dry_run and missing_sqlite_store(tracking_uri):
+            raise MissingExtractorError(f"no extractor sweep {extractor_sweep!r} yet: {tracking_uri} does not exist")
+        extractors = find_extractors(tracking_uri, extractor_sweep)
+        mask = stack_mask(mask, extractor_sweep, tracking_uri)
+        extractors.require(TABLE3_MASKS if args.table == "table3" else [mask])
+    except MissingExtractorError as exc:
+        if not args.dry_run:
+            raise SystemExit(f"error: {exc}") from None
+        print(f"note: {exc}")
+        if mask == "delta-z":
+            mask = DEFAULT_MASK
+            print(f"note: --mask delta-z is chosen from that sweep's Delta_z; planned with the paper's stack {mask}")
+        extractors = None
+    return extractors, TABLE3_MASKS if args.table == "table3" else [mask]
+
+
+def next_steps(table: str, preset: str, name: str, extractor_sweep: str) -> list[str]:
+    """The commands that print the experiment's other tables and figures once it has run."""
+    from analysis.afs.model_figures import reevaluation
+
+    scatter = f"analysis/afs_tables.py scatter --sweep {name} --out fig1.png"
+    if table == "table2":
+        return [scatter, f"analysis/afs_tables.py fig5b --sweep {name} --out fig5b.png"]
+    if table == "table3":
+        # Table 6 is CIFAR-10's (Sec. 3.5): afs_ablation.py has no CIFAR-100 preset.
+        return [scatter] + ([] if preset == CIFAR100 else [
+            f"analysis/afs_tables.py table6 --sweep {name} --ablation-sweep afs-ablation-{preset}"])
+    if table == "default":
+        # Fig. 5(a) needs the default model and the single networks under every budget: clean (budget 0), PGD-20.
+        n = PRESETS[preset]["final_n"]
+        return [reevaluation(name, n), reevaluation(extractor_sweep, n),
+                f"analysis/afs_tables.py fig5a --sweep {name} --out fig5a.png",
+                f"analysis/afs_tables.py fig6 --sweep {name} --out fig6.png"]
+    return []
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.table == "search" and args.seeds != 1:
         parser.error("--seeds: each trial of a search trains seed 0")
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
-    from analysis.afs.model_figures import reevaluation
     from analysis.afs.tables import table2, table3, tradeoff
     from analysis.render import emit
     from launch.optuna_search import build_search, describe_study
@@ -143,38 +195,13 @@ def main(argv: list[str] | None = None) -> None:
     from launch.sweep import Sweep
     from launch.tuner import run_sweep
     from runstore.reader import load_sweep
-    from runstore.uri import missing_sqlite_store
-    from trainables.methods.afs import (
-        DEFAULT_MASK,
-        EXTRACTOR_EXPERIMENT,
-        MissingExtractorError,
-        find_extractors,
-    )
+    from trainables.methods.afs import EXTRACTOR_EXPERIMENT
 
     extractor_sweep = args.extractor_sweep or f"afs-extractors-{args.preset}"
     tracking_uri = absolute_tracking_uri(args.tracking_uri)
     check_tracking_uri(tracking_uri)  # stage 1's store is read here, before run_sweep's own checks
-
-    # The dependency on stage 1, checked before Ray starts: every extractor the masks name must be registered. A dry
-    # run plans ahead of stage 1: it notes what is missing, without opening a SQLite store that is not there (that
-    # would create it).
-    mask = args.mask or default_stack(args.preset)
-    try:
-        if args.dry_run and missing_sqlite_store(tracking_uri):
-            raise MissingExtractorError(f"no extractor sweep {extractor_sweep!r} yet: {tracking_uri} does not exist")
-        extractors = find_extractors(tracking_uri, extractor_sweep)
-        mask = stack_mask(mask, extractor_sweep, tracking_uri)
-        masks = TABLE3_MASKS if args.table == "table3" else [mask]
-        extractors.require(masks)
-    except MissingExtractorError as exc:
-        extractors = None  # a dry run goes on without them
-        if not args.dry_run:
-            raise SystemExit(f"error: {exc}") from None
-        print(f"note: {exc}")
-        if mask == "delta-z":
-            mask = DEFAULT_MASK
-            print(f"note: --mask delta-z is chosen from that sweep's Delta_z; planned with the paper's stack {mask}")
-    space = search_space(args.table, args.preset, extractor_sweep, mask, args.seeds)
+    extractors, masks = stacked_extractors(args, extractor_sweep, tracking_uri)
+    space = search_space(args.table, args.preset, extractor_sweep, masks[0], args.seeds)
     if extractors is not None:  # --set model=... or dataset=... included: run_sweep applies the same values
         check_extractors_match(extractors, masks, space | {o.key: o.value for o in args.overrides or ()})
 
@@ -199,21 +226,8 @@ def main(argv: list[str] | None = None) -> None:
         emit(tradeoff(runs, load_sweep(extractor_sweep, experiment=EXTRACTOR_EXPERIMENT,
                                        tracking_uri=args.tracking_uri)))
 
-    print(f"stacking the extractors of sweep {extractor_sweep!r}: "
-          f"{', '.join(TABLE3_MASKS) if args.table == 'table3' else mask}")
-    scatter = f"analysis/afs_tables.py scatter --sweep {name} --out fig1.png"
-    # Table 6 is CIFAR-10's (Sec. 3.5): afs_ablation.py has no CIFAR-100 preset.
-    table6 = [] if args.preset == CIFAR100 else [
-        f"analysis/afs_tables.py table6 --sweep {name} --ablation-sweep afs-ablation-{args.preset}"]
-    fig5b = f"analysis/afs_tables.py fig5b --sweep {name} --out fig5b.png"
-    # Fig. 5(a) needs the default model and the single networks under every budget: clean (budget 0) and PGD-20.
-    figures = [reevaluation(name, PRESETS[args.preset]["final_n"]),
-               reevaluation(extractor_sweep, PRESETS[args.preset]["final_n"]),
-               f"analysis/afs_tables.py fig5a --sweep {name} --out fig5a.png",
-               f"analysis/afs_tables.py fig6 --sweep {name} --out fig6.png"]
-    next_steps = {"table2": [scatter, fig5b], "table3": [scatter, *table6], "default": figures, "search": []}
-    run_sweep(sweep, args, name, report=report, next_steps=next_steps[args.table])
-
+    print(f"stacking the extractors of sweep {extractor_sweep!r}: {', '.join(masks)}")
+    run_sweep(sweep, args, name, report=report, next_steps=next_steps(args.table, args.preset, name, extractor_sweep))
 
 if __name__ == "__main__":
     main()
