@@ -35,7 +35,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from analysis.cli import add_source_arguments
+from analysis.cli import add_source_arguments, subcommands
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -64,8 +64,9 @@ FIGURES = {"delta-z": "fig3.png", "scatter": "fig1.png", "fig4": "fig4.png", "fi
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(description=__doc__, allow_abbrev=False,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = subcommands(parser)
     for name, text in COMMANDS.items():
         sub = commands.add_parser(name, help=text, description=text)
         add_source_arguments(sub, output=name not in FIGURES)

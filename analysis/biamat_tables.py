@@ -27,12 +27,13 @@ import argparse
 from pathlib import Path
 
 from analysis.biamat.names import VARIANT_NAMES
-from analysis.cli import add_source_arguments, add_table_commands
+from analysis.cli import add_source_arguments, add_table_commands, subcommands
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(description=__doc__, allow_abbrev=False,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = subcommands(parser)
     helps = {
         "table13": "appendix Table 13: AutoAttack accuracy vs pi, AT and TRADES (mean +- std over seeds)",
         "table1": "Table 1: auxiliary labels y~ vs uniform y^ER per auxiliary dataset, with the baseline",

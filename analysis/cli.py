@@ -4,12 +4,20 @@ nothing heavy, so that ``--help`` answers before MLflow, pandas or torch load.""
 from __future__ import annotations
 
 import argparse
+from functools import partial
 from pathlib import Path
 
 from runstore.uri import DEFAULT_TRACKING_URI
 
 # latex: a table environment for a paper (its first line names the packages); latex-doc: a whole document for pdflatex.
 FORMATS = ("md", "csv", "latex", "latex-doc")
+
+
+def subcommands(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:
+    """The parser's subcommands (table1, fig3, ...), which take no abbreviated flag either (``--sw`` for ``--sweep``
+    would be argparse's default guess)."""
+    return parser.add_subparsers(dest="command", required=True,
+                                 parser_class=partial(argparse.ArgumentParser, allow_abbrev=False))
 
 
 def add_source_arguments(parser: argparse.ArgumentParser, *, output: bool = True, several: bool = False) -> None:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from analysis.cli import add_source_arguments, add_table_commands
+from analysis.cli import add_source_arguments, add_table_commands, subcommands
 
 FIGURES = {
     "fig1": "Fig. 1: standard training and PGD-AT, accuracy at signed eps per half of the points by clean CE",
@@ -39,8 +39,9 @@ MULTI_SWEEP_TABLES = ("table1", "table2", "table4", "table5")  # their methods t
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(description=__doc__, allow_abbrev=False,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = subcommands(parser)
     helps = {
         "table6": "Table 6: UAG / FR / IAM ablation (natural, PGD-20, AutoAttack)",
         "lambda": "Fig. 3 as a table: natural and robust accuracy per lambda",

@@ -177,7 +177,8 @@ def timed(fn: Callable[[], object], device: torch.device) -> tuple[float, float]
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False,
+                                formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     p.add_argument("--model", default=None, help="default: resnet18 on a GPU, tiny-cnn on the CPU")
     p.add_argument("--batch-size", type=int, default=128)

@@ -9,15 +9,19 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 from collections.abc import Callable, Sequence
 
 from launch.overrides import parse_override
 from runstore.uri import DEFAULT_TRACKING_URI, absolute_tracking_uri
 
+_SWEEP_NAME = re.compile(r"[A-Za-z0-9._-]+")
+
 
 def run_parser(description: str, presets: Sequence[str]) -> argparse.ArgumentParser:
     """A sweep script's command line: its docstring as help, and the run flags every sweep shares."""
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=description, allow_abbrev=False,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     add_run_arguments(parser, list(presets))
     return parser
 
@@ -26,7 +30,8 @@ def add_run_arguments(parser: argparse.ArgumentParser, presets: Sequence[str]) -
     """Flags shared by every sweep. Environment variables give cluster-wide defaults (see README)."""
     parser.add_argument("--preset", choices=presets, default=presets[0], help="data/model/schedule preset")
     parser.add_argument("--seeds", type=at_least(1), default=1, help="number of seeds per configuration (0, 1, ...)")
-    parser.add_argument("--name", default=None, help="sweep name (Tune directory and MLflow parent run)")
+    parser.add_argument("--name", type=sweep_name, default=None,
+                        help="sweep name (Tune directory and MLflow parent run): letters, digits, '-', '_' and '.'")
     parser.add_argument("--resume", action="store_true", help="continue the interrupted sweep of this --name")
     parser.add_argument("--address", default=os.environ.get("RAY_ADDRESS"),
                         help="Ray cluster address ('auto' on a cluster node); default: start a local Ray")
@@ -72,6 +77,15 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grace-period", type=at_least(1), default=None,
                         help="ASHA: epochs before a trial can be stopped")
     parser.add_argument("--reduction-factor", type=at_least(2), default=None, help="ASHA: keep 1/factor at each rung")
+
+
+def sweep_name(text: str) -> str:
+    """An argparse ``type`` for ``--name``: it names a folder under the Tune storage and the MLflow parent run, so a
+    '/' (a nested folder), a space or another character a shell or a bucket treats specially is refused."""
+    if not _SWEEP_NAME.fullmatch(text) or text in (".", ".."):
+        raise argparse.ArgumentTypeError(f"{text!r}: use letters, digits, '-', '_' and '.' only, e.g. "
+                                         f"{re.sub(r'[^A-Za-z0-9._-]+', '-', text).strip('-.') or 'my-sweep'}")
+    return text
 
 
 def at_least(minimum: float, kind: type[int | float] = int, *, strictly: bool = False,

@@ -46,6 +46,9 @@ def parse_override(text: str) -> Override:
         value = json.loads(raw)
     except json.JSONDecodeError:
         fraction = _FRACTION.fullmatch(raw.strip())
+        if fraction and float(fraction[2]) == 0:
+            raise argparse.ArgumentTypeError(f"{text!r}: {raw} divides by zero; a fraction is k/N with N > 0, "
+                                             "e.g. 8/255") from None
         value = float(fraction[1]) / float(fraction[2]) if fraction else raw
     return Override(key, value, raw)
 

@@ -184,7 +184,8 @@ def evaluate_job(job: Job, tracking_uri: str, data_root: str | None, batch_size:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, allow_abbrev=False,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     add_source_arguments(parser, output=False)
     parser.add_argument("--attacks", required=True,
                         help="comma-separated: clean, pgd<k>, cw<k>, autoattack (e.g. autoattack,pgd50)")

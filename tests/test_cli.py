@@ -96,3 +96,26 @@ def test_the_closing_lines_run_as_printed_from_where_the_sweep_ran(tmp_path, mon
     script = ROOT / "analysis" / "biamat_tables.py"
     assert commands == [f"Next: {sys.executable} {script} fig3 --sweep s --out fig3.png --tracking-uri t",
                         f"      {sys.executable} {script} table13 --sweep s --tracking-uri t"]
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--name", "a/b"], "'a/b': use letters, digits, '-', '_' and '.' only, e.g. a-b"),
+    (["--name", "my sweep"], "e.g. my-sweep"),
+    (["--name", ".."], "use letters, digits"),
+    (["--seed", "3"], "unrecognized arguments: --seed 3"),  # not taken for --seeds
+    (["--set", "attack_step=8/0"], "8/0 divides by zero"),
+])
+def test_a_bad_name_an_abbreviated_flag_or_a_bad_value_is_refused_while_parsing(flags, message, capsys):
+    from launch.cli import run_parser
+
+    with pytest.raises(SystemExit):
+        run_parser("doc", ["smoke"]).parse_args(flags)
+    assert message in capsys.readouterr().err
+
+
+def test_analysis_subcommands_take_no_abbreviated_flag(capsys):
+    from analysis import biamat_tables
+
+    with pytest.raises(SystemExit):
+        biamat_tables.build_parser().parse_args(["table13", "--sw", "x"])
+    assert "one of the arguments --sweep --parent-run is required" in capsys.readouterr().err

@@ -28,6 +28,10 @@ def test_from_dict_coerces_types():
         ({"training": "fgsm"}, "expected one of ['standard', 'pgd_at', 'trades']"),
         ({"beta": -1.0}, "beta=-1.0 must not be negative"),
         ({"epochs": 0}, "epochs=0 must be at least 1"),
+        ({"lr_milestones": [0.9, 0.5]}, "lr_milestones=[0.9, 0.5] must increase, e.g. [0.5, 0.9]"),
+        ({"epochs": 110, "lr_milestones": [105, 100]}, "must increase"),
+        ({"epochs": 100, "lr_milestones": [0.9, 50]}, "must increase"),  # 0.9 of 100 epochs is after epoch 50
+        ({"final_attacks": []}, "final_attacks is empty"),
     ],
 )
 def test_bad_input_is_rejected_with_the_reason(values, message):

@@ -186,6 +186,13 @@ class TrainConfig:
             if not (0 < m < 1 or (m == round(m) and m >= 1)):
                 raise ConfigError(f"lr_milestones has {m}: a milestone is a fraction of training in (0, 1) or the "
                                   "1-based epoch that first runs at the decayed rate (a whole number >= 1)")
+        # Where each decay starts, in epochs from the start: a fraction of training, or a 1-based epoch.
+        starts = [m * self.epochs if m < 1 else m - 1 for m in self.lr_milestones]
+        if any(a >= b for a, b in zip(starts, starts[1:])):
+            raise ConfigError(f"lr_milestones={list(self.lr_milestones)} must increase, e.g. "
+                              f"{sorted(set(self.lr_milestones))}: each is where the next decay starts")
+        if not self.final_attacks:
+            raise ConfigError("final_attacks is empty: the final protocol needs at least one, e.g. ['clean', 'pgd20']")
         if isinstance(self.eval_from, int) and not 1 <= self.eval_from <= self.epochs:
             raise ConfigError(f"eval_from={self.eval_from} must be a 1-based epoch in 1..epochs={self.epochs} "
                               "or 'first_decay'")
