@@ -15,6 +15,7 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, Literal, Self
 
@@ -188,7 +189,7 @@ class TrainConfig:
                                   "1-based epoch that first runs at the decayed rate (a whole number >= 1)")
         # Where each decay starts, in epochs from the start: a fraction of training, or a 1-based epoch.
         starts = [m * self.epochs if m < 1 else m - 1 for m in self.lr_milestones]
-        if any(a >= b for a, b in zip(starts, starts[1:])):
+        if any(a >= b for a, b in pairwise(starts)):
             raise ConfigError(f"lr_milestones={list(self.lr_milestones)} must increase, e.g. "
                               f"{sorted(set(self.lr_milestones))}: each is where the next decay starts")
         if not self.final_attacks:
