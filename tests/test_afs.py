@@ -619,12 +619,13 @@ def run_cli(*args: str, cwd: Path, timeout: int = 1200) -> str:
 
 @pytest.mark.slow
 def test_both_stages_run_from_the_command_line_and_print_the_tables(tmp_path):
-    # A quarter of the smoke preset's training images (128 left to train on beside the search's 128 held out) and half
-    # its final test points: this test checks the commands and their tables, not the science
-    # (test_merger_is_as_accurate_... does), and a merger's final PGD through its whole stack costs more than its
-    # training. Table 2 stacks two networks; the search keeps the delta-z stack (six here).
+    # A quarter of the smoke preset's training images (128 left to train on beside the search's 128 held out), half
+    # its final test points and one epoch per network: this test checks the commands and their tables, not the
+    # science (test_merger_is_as_accurate_... does), and a merger's final PGD through its whole stack costs more than
+    # its training. Table 2 stacks two networks; the search keeps the delta-z stack.
     flags = ["--preset", "smoke", "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
-             "--storage-path", str(tmp_path / "ray"), "--set", "train_n=256", "--set", "final_n=64"]
+             "--storage-path", str(tmp_path / "ray"), "--set", "train_n=256", "--set", "final_n=64",
+             "--set", "epochs=1"]
     start = time.perf_counter()
     stage1 = run_cli(str(ROOT / "sweeps/afs_extractors.py"), *flags, cwd=tmp_path)
     middle = time.perf_counter()

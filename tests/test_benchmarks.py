@@ -96,9 +96,18 @@ def test_each_throughput_benchmark_is_timed_under_its_methods_speed_name():
         assert method_of_config(cfg).speed_name(cfg) == name
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_throughput_packing_sums_concurrent_processes(capsys):
     script = load_script("throughput")
     rows = script.main(["--device", "cpu", "--small", "--methods", "pgd_at", "--paths", "fp32", "--repeats", "1",
                         "--packing", "1,2", "--threads", "1"])
     assert [r.processes for r in rows[-2:]] == [1, 2]
     assert all(r.images_per_s > 0 for r in rows[-2:])
+
+
+def test_trial_gap_pairs_each_start_with_the_end_that_freed_its_worker():
+    script = load_script("trial_gap")
+    # Two at a time: trials 0 and 1 start at once; 2 starts 0.5 s after 0 ends, 3 0.25 s after 1 ends.
+    starts, ends = [0.0, 0.0, 10.5, 12.25], [10.0, 12.0, 20.0, 21.0]
+    assert script.paired_gaps(starts, ends, concurrent=2) == [0.5, 0.25]
+    assert script.paired_gaps(starts[::-1], ends[::-1], concurrent=2) == [0.5, 0.25]  # order-free

@@ -83,6 +83,7 @@ def child_runs(tracking_uri: str, experiment: str) -> list:
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_pi_ablation_spreads_over_cluster_nodes_through_address(ray_cluster, tmp_path):
     tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     command = [sys.executable, str(SUPPORT), "--name", "multi", "--address", ray_cluster.address,
@@ -100,6 +101,7 @@ def test_pi_ablation_spreads_over_cluster_nodes_through_address(ray_cluster, tmp
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_trial_on_a_removed_node_resumes_from_its_checkpoint_on_another(ray_cluster, tmp_path):
     log = tmp_path / "epochs.log"
     tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

@@ -28,6 +28,7 @@ def small_disk(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_full_disk_stops_the_sweep_with_one_message_and_runs_closed_for_that_reason(tmp_path, small_disk):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     command = [sys.executable, str(SUPPORT), "--name", "full", "--concurrency", "2", "--max-failures", "3",

@@ -70,6 +70,7 @@ def assert_closed_as_interrupted(client: MlflowClient, stopped: subprocess.Compl
 
 
 @pytest.mark.slow  # about 65 s: the default pass stays under 10 minutes (its SIGTERM twin is slow too)
+@pytest.mark.serial
 def test_interrupted_sweep_resumes_without_duplicate_or_dangling_runs(tmp_path):
     """Ctrl-C reaches the driver and its process group while two trials train; --resume then finishes the sweep."""
     client, stopped = start_and_stop_mid_trial(tmp_path, lambda process: os.killpg(process.pid, signal.SIGINT))
@@ -78,6 +79,7 @@ def test_interrupted_sweep_resumes_without_duplicate_or_dangling_runs(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_sweep_stopped_by_sigterm_resumes_from_its_checkpoints(tmp_path):
     """SIGTERM (scancel, a time limit, pre-emption, a pod evicted) is handled like Ctrl-C; the resumed trials
     continue from their checkpoints: none trains epoch 0 again."""
@@ -115,6 +117,7 @@ def assert_resume_completes_with_one_run_per_trial(tmp_path: Path, client: Mlflo
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_sweep_whose_driver_was_killed_resumes_without_duplicate_or_dangling_runs(tmp_path):
     first = subprocess.Popen(sweep_command(tmp_path), cwd=tmp_path, env={**os.environ, "PYTHONUNBUFFERED": "1"},
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)

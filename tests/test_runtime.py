@@ -189,9 +189,11 @@ def test_a_dataset_insert_lost_to_a_concurrent_trial_is_retried_and_other_errors
     assert other.calls == 1
 
 
-# Two different trials (data, training, seed), one after the other: in one reused worker, or each in a new one.
-TWO_TRIALS = {"seed": 0, "epochs": 2, "dataset": "synthetic", "training": "pgd_at"}, \
-    {"seed": 1, "epochs": 2, "dataset": "synthetic_absent", "training": "trades"}
+# Two different trials (training, training images, seed), one after the other: in one reused worker, or each in a
+# new one. Both read the synthetic set, which a reused worker keeps loaded (trainables.datasets): a trial that wrote
+# into it would change the second trial's numbers.
+TWO_TRIALS = {"seed": 0, "epochs": 2, "train_n": 512, "training": "pgd_at"}, \
+    {"seed": 1, "epochs": 2, "train_n": 384, "training": "trades"}
 
 
 def two_trials_in_sequence(tmp_path: Path, reuse: bool) -> tuple[list, object]:
@@ -201,7 +203,7 @@ def two_trials_in_sequence(tmp_path: Path, reuse: bool) -> tuple[list, object]:
     by_seed = {trial["seed"]: trial for trial in TWO_TRIALS}
     space = {**TINY_TRIAL, "seed": tune.grid_search(list(by_seed)),
              **{key: tune.sample_from(lambda config, key=key: by_seed[config["seed"]][key])
-                for key in ("epochs", "dataset", "training")}}
+                for key in ("epochs", "train_n", "training")}}
     tuner = tune.Tuner(tune.with_parameters(baseline.trainable, settings=settings), param_space=space,
                        tune_config=tune.TuneConfig(reuse_actors=reuse, max_concurrent_trials=1),
                        run_config=tune.RunConfig(name=name, storage_path=str(tmp_path)))
@@ -214,7 +216,7 @@ def two_trials_in_sequence(tmp_path: Path, reuse: bool) -> tuple[list, object]:
 def test_a_reused_worker_runs_a_trial_exactly_as_a_new_worker_does(ray_local, tmp_path):
     """Tune reuses a worker for the next trial (launch/tuner.py). The second trial in a reused worker logs the same
     metrics, bit for bit, and ends with the same weights as in a worker of its own; and nothing of the first trial
-    (its MLflow run, its dataset, its model) reaches it."""
+    (its MLflow run, its training images, its model) reaches it."""
     import torch
 
     reused, reused_settings = two_trials_in_sequence(tmp_path, reuse=True)
@@ -239,7 +241,8 @@ def test_a_reused_worker_runs_a_trial_exactly_as_a_new_worker_does(ray_local, tm
                    for result in (reused[seed], fresh[seed])]
         assert weights[0].keys() == weights[1].keys()
         assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0]), seed
-        # Only its own dataset, its own run, its own trial id.
-        assert [d.dataset.name for d in reused_run.inputs.dataset_inputs] == [trial["dataset"]]
+        # Only its own training images, its own run, its own trial id.
+        assert reused_run.data.params["train_n"] == str(trial["train_n"])
+        assert [d.dataset.name for d in reused_run.inputs.dataset_inputs] == ["synthetic"]
         assert reused_run.data.tags["trial_id"] == reused[seed].metrics["trial_id"]
     assert runs["reused"][0].info.run_id != runs["reused"][1].info.run_id

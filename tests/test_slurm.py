@@ -81,6 +81,7 @@ def assert_closed(tracking_uri: str, when: str) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_sweep_job_requeued_at_its_time_limit_and_cancelled_resumes_with_one_run_per_trial(slurm, tmp_path):
     tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {k: v for k, v in os.environ.items() if k not in CLUSTER_VARIABLES}

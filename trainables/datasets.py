@@ -39,7 +39,7 @@ import inspect
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import cache, partial
+from functools import cache, lru_cache, partial
 from pathlib import Path
 
 from trainables import user_data
@@ -323,7 +323,7 @@ def load_dataset(name: str, split: str, root: str | os.PathLike | None = None, *
     reader = _reader(name)
     _check_split(name, reader, split)
     if reader.folder is None:
-        return reader.read(split, **options)
+        return _built_in(name, split, tuple(sorted(options.items())))
     resolved = data_root(root)
     if options.pop("download", False):
         if reader.torchvision_class is None:
@@ -333,6 +333,15 @@ def load_dataset(name: str, split: str, root: str | os.PathLike | None = None, *
     folder = _require_files(name, reader, resolved, split)
     with _naming_the_fix(name, reader, resolved, split):
         return reader.read(folder, split, **options)
+
+
+@lru_cache(maxsize=8)
+def _built_in(name: str, split: str, options: tuple[tuple[str, object], ...]) -> ImageSet:
+    """A built-in set, a pure function of its name, split and options. A worker that Tune reuses for the next trial
+    keeps the last few rather than generate them again (half a second per smoke trial); trials never write into a
+    loaded set (a subset is a copy), which the reused-worker test in tests/test_runtime.py holds them to. Files are
+    read anew by every trial: their sets can be gigabytes, and a few seconds beside a trial of hours."""
+    return _reader(name).read(split, **dict(options))
 
 
 def check_dataset(
