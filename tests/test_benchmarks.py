@@ -95,6 +95,7 @@ def test_each_throughput_benchmark_is_timed_under_its_methods_speed_name():
         cfg = script.trial_config(name, "tiny-cnn", "fp32", args)
         assert method_of_config(cfg).speed_name(cfg) == name
 
+
 @pytest.mark.slow
 @pytest.mark.serial
 def test_throughput_packing_sums_concurrent_processes(capsys):
