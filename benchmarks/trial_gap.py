@@ -16,7 +16,7 @@ back to back, on an otherwise idle machine, 2026-12-06):
 =======================================  ========  ============  ===========
 mode                                     wall (s)  mean gap (s)  max gap (s)
 =======================================  ========  ============  ===========
-fresh workers (before reuse)             233       7.23          8.18
+fresh workers                            233       7.23          8.18
 reused workers, data loaded per trial    196       1.29          1.32
 fresh workers                            241       7.53          9.23
 reused workers, built-in sets kept       200       0.04          0.05

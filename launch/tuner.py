@@ -33,7 +33,7 @@ from launch.resume import check_resumable, set_aside_unreadable_state
 from launch.space import with_absolute_datasets
 from launch.stop_signals import INTERRUPTED_EXIT, StopSignals
 from launch.sweep import Sweep
-from runstore.uri import absolute_tracking_uri, resolve_tracking_uri
+from runstore.uri import SQLITE, absolute_tracking_uri, resolve_tracking_uri
 from trainables.config import RunSettings, git_commit
 from trainables.tracking import SWEEP_TAG, experiment_id
 
@@ -57,8 +57,8 @@ class Where:
     def written_folders(self) -> list[str]:
         """The local folders the sweep writes to, which a full disk stops (a bucket never fills)."""
         written = [self.storage] if "://" not in self.storage else []
-        if self.tracking_uri.startswith("sqlite:///"):
-            written.append(str(Path(self.tracking_uri.removeprefix("sqlite:///")).parent))
+        if self.tracking_uri.startswith(SQLITE):
+            written.append(str(Path(self.tracking_uri.removeprefix(SQLITE)).parent))
         return written
 
 
