@@ -6,31 +6,27 @@ has), Ray retrying an address for minutes, MLflow retrying a dead server for fou
 parent MLflow run was created (a storage folder that cannot be written, a tracking URI that is a path or names no
 installed driver). Every check answers within a few seconds, in one ``error:`` line that says what to do.
 
-The stores are created last, once every check has passed, so that a refused sweep writes nothing. A new SQLite store
-gets its tables under an exclusive lock: two sweeps started together on a new store otherwise both create them, and
-one fails (MLflow: ``table span_metrics already exists``; Optuna: ``table studies already exists``).
+Nothing here writes: the stores are created last (``launch/stores.py``, called by ``run_sweep`` after its own
+refusals), so that a refused sweep leaves nothing behind.
 """
 
 from __future__ import annotations
 
 import argparse
-import fcntl
 import os
 import socket
 import ssl
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Collection
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from mlflow.exceptions import MlflowException
 from mlflow.store.db.db_types import DATABASE_ENGINES
 from mlflow.tracking import MlflowClient
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from runstore.uri import absolute_tracking_uri
 
@@ -46,23 +42,33 @@ OPTUNA_FORMS = "sqlite:///path/to/optuna.db, postgresql://user@host/db or mysql+
 
 
 def check_run_settings(args: argparse.Namespace, *, optuna_study: bool = False) -> None:
-    """Refuse (SystemExit with the fix) run settings a sweep would fail on after Ray starts, then create the MLflow
-    store's tables, and the Optuna study's storage with ``optuna_study`` (a sweep that searches with Optuna)."""
+    """Refuse (SystemExit with the fix) run settings a sweep would fail on after Ray starts: the local resources, the
+    Ray address, the storage folder, the MLflow store and, with ``optuna_study`` (a sweep that searches with Optuna),
+    the study's storage. Nothing is written: :func:`create_stores` does that once every refusal has passed."""
     address = getattr(args, "address", None)
     check_local_resources(address, getattr(args, "gpus_per_trial", None), getattr(args, "cpus_per_trial", 1.0))
     check_ray_address(address)
     check_storage_path(args.storage_path)
-    tracking = absolute_tracking_uri(args.tracking_uri)
-    tracking_db = check_tracking_uri(tracking)
-    storage = getattr(args, "optuna_storage", None)
-    study = absolute_tracking_uri(storage) if optuna_study and storage else None
-    study_db = check_database("--optuna-storage", study, OPTUNA_FORMS) if study else None
-    if tracking_db is not None:
-        create_store("--tracking-uri", tracking_db, lambda: MlflowClient(tracking).search_experiments(max_results=1))
-    if study_db is not None:
-        import optuna  # only the searches need it
+    stores_of(args, optuna_study)
 
-        create_store("--optuna-storage", study_db, lambda: optuna.storages.RDBStorage(study))
+
+def stores_of(args: argparse.Namespace, optuna_study: bool) -> list[tuple[str, URL, Callable[[str], object]]]:
+    """The databases a sweep writes, checked (:func:`check_tracking_uri`, :func:`check_database`), each with its
+    flag and what opens a database of its kind at a URL (creating its tables if they are missing); a server or
+    Databricks is no database of this machine's to create."""
+    found: list[tuple[str, URL, Callable[[str], object]]] = []
+    if (tracking_db := check_tracking_uri(absolute_tracking_uri(args.tracking_uri))) is not None:
+        found.append(("--tracking-uri", tracking_db, lambda uri: MlflowClient(uri).search_experiments(max_results=1)))
+    storage = getattr(args, "optuna_storage", None)
+    if optuna_study and storage:
+        def open_study(uri: str) -> object:
+            import optuna  # only the searches need it
+
+            return optuna.storages.RDBStorage(uri)
+
+        study_db = check_database("--optuna-storage", absolute_tracking_uri(storage), OPTUNA_FORMS)
+        found.append(("--optuna-storage", study_db, open_study))
+    return found
 
 
 def flag(name: str) -> str:
@@ -231,25 +237,3 @@ def check_sqlite_file(name: str, url: URL) -> None:
     if not writable_folder(path.parent) or (path.exists() and not os.access(path, os.W_OK)):
         raise SystemExit(f"error: {flag(name)} {url}: {path} cannot be written (SQLite writes the file and its "
                          f"journal in {path.parent}): pass a file in a folder you can write")
-
-
-@contextmanager
-def exclusive(database: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``<database>.lock`` (the lock file stays: removing it would race another holder).
-    A lock file of its own rather than the database, whose locks are SQLite's."""
-    with open(f"{database}.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
-
-
-def create_store(name: str, url: URL, create: Callable[[], object]) -> None:
-    """Run ``create`` (it opens the store, creating its tables if the store is new); a SQLite store under
-    :func:`exclusive`, so a second process waits, then finds the tables. An out-of-date schema or a database that
-    refuses the connection stops here with the store's own message."""
-    sqlite = url.get_backend_name() == "sqlite"
-    try:
-        with exclusive(Path(url.database).resolve()) if sqlite else nullcontext():
-            create()
-    except (MlflowException, SQLAlchemyError, RuntimeError) as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SystemExit(f"error: {flag(name)} {shown(url)}: {detail}") from None

@@ -32,6 +32,7 @@ from launch.progress import closing_lines, output_options, tune_output, without_
 from launch.resume import check_resumable, set_aside_unreadable_state
 from launch.space import with_absolute_datasets
 from launch.stop_signals import INTERRUPTED_EXIT, StopSignals
+from launch.stores import create_stores
 from launch.sweep import Sweep
 from runstore.uri import SQLITE, absolute_tracking_uri, resolve_tracking_uri
 from trainables.config import RunSettings, git_commit
@@ -86,15 +87,15 @@ def run_sweep(sweep: Sweep, args: argparse.Namespace, name: str, report: Callabl
     sweep = replace(sweep, param_space=with_absolute_datasets(sweep.param_space))
     if check_sweeps({name: sweep}, args):
         return None
-    if callable(sweep.search_alg):
-        sweep = replace(sweep, search_alg=sweep.search_alg())
-
     where = Where(name, absolute_storage_path(args.storage_path), absolute_tracking_uri(args.tracking_uri))
     if not args.resume and "://" not in where.storage and Path(where.sweep_dir).exists():
         raise SystemExit(f"error: {where.sweep_dir} exists: pass --resume to continue that sweep, or --name for a "
                          "new one")
     if args.resume:
         check_resumable(sweep.family, name, where.storage, where.tracking_uri)
+    create_stores(args, optuna_study=sweep.search_alg is not None)  # once nothing is left to refuse
+    if callable(sweep.search_alg):
+        sweep = replace(sweep, search_alg=sweep.search_alg())
 
     # A caller that already runs Ray (a notebook, the tests) keeps its session; otherwise this sweep owns one.
     owns_ray = not ray.is_initialized()

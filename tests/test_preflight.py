@@ -18,6 +18,7 @@ import pytest
 
 from launch.cli import run_parser
 from launch.preflight import check_mlflow_server, check_ray_address, check_run_settings, check_tracking_uri
+from launch.stores import create_stores
 
 ROOT = Path(__file__).resolve().parent.parent
 SUPPORT = Path(__file__).with_name("tests_support.py")  # the reduced pi ablation, a whole sweep script
@@ -40,8 +41,8 @@ def refused(tmp_path: Path, *flags: str, script: Path = SUPPORT, status: int = 1
     assert "error:" in error and "Traceback" not in output, output[-3000:]
     assert "Started a local Ray instance" not in output
     assert not (tmp_path / "ray").exists(), "Tune's folder was created"
-    # No store, so no MLflow parent run; no Optuna study either.
-    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "optuna.db").exists()
+    # No store, so no MLflow parent run; no Optuna study either, and no lock file of either.
+    assert not [path.name for path in tmp_path.iterdir() if path.name.startswith(("mlflow.db", "optuna.db"))]
     return error
 
 
@@ -60,6 +61,11 @@ def refused(tmp_path: Path, *flags: str, script: Path = SUPPORT, status: int = 1
 ], ids=lambda value: value.name if isinstance(value, Path) else " ".join(value) if isinstance(value, list) else "")
 def test_a_count_or_resource_out_of_range_is_refused_while_parsing(tmp_path, script, flags, expected):
     assert expected in refused(tmp_path, *flags, script=script, status=2)
+
+
+def test_resume_of_a_sweep_that_never_ran_creates_no_store(tmp_path):
+    # The refusal reads the store only where it exists; the store is created after every refusal (launch/stores.py).
+    assert "--resume: there is no sweep 'refused'" in refused(tmp_path, "--resume")
 
 
 def test_the_special_values_of_the_run_flags_stay_accepted():
@@ -204,14 +210,16 @@ def test_a_tracking_server_without_health_is_refused(server):
         check_mlflow_server(server)
 
 
-def test_the_checks_create_the_stores_and_nothing_else(tmp_path):
+def test_the_checks_write_nothing_and_the_stores_are_created_after_them(tmp_path):
     args = argparse.Namespace(address="auto", storage_path=str(tmp_path / "results" / "ray"),
                               tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
                               optuna_storage=f"sqlite:///{tmp_path / 'optuna.db'}")
     check_run_settings(args, optuna_study=True)
+    assert not list(tmp_path.iterdir())
+    create_stores(args, optuna_study=True)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["mlflow.db", "mlflow.db.lock", "optuna.db",
                                                                  "optuna.db.lock"]
-    check_run_settings(args)  # an existing store: opened, not created again
+    create_stores(args)  # an existing store: opened, not created again
     assert {"experiments", "span_metrics"} <= tables(tmp_path / "mlflow.db")
 
 
@@ -224,15 +232,19 @@ def tables(database: Path) -> set[str]:
 DRIVER = """
 import argparse, sys, time
 from pathlib import Path
-from launch.preflight import check_run_settings
+from launch.stores import create_stores
 
 folder = Path(sys.argv[1])
 (folder / f"ready-{sys.argv[2]}").touch()
 while len(list(folder.glob("ready-*"))) < 2:
     time.sleep(0.01)
-check_run_settings(argparse.Namespace(address="auto", storage_path=str(folder / "ray"),
-                                      tracking_uri=f"sqlite:///{folder / 'mlflow.db'}",
-                                      optuna_storage=f"sqlite:///{folder / 'optuna.db'}"), optuna_study=True)
+if sys.argv[2] == "mlflow-client":  # another MLflow client (mlflow ui, a notebook): the store's URL spelt otherwise
+    from mlflow.tracking import MlflowClient
+    MlflowClient(f"sqlite:///{folder}/./mlflow.db").search_experiments()
+    sys.exit()
+create_stores(argparse.Namespace(address="auto", storage_path=str(folder / "ray"),
+                                 tracking_uri=f"sqlite:///{folder / 'mlflow.db'}",
+                                 optuna_storage=f"sqlite:///{folder / 'optuna.db'}"), optuna_study=True)
 """
 
 
@@ -244,3 +256,15 @@ def test_two_drivers_on_a_new_sqlite_store_both_find_its_tables(tmp_path):
     assert [driver.returncode for driver in drivers] == [0, 0], "\n".join(outputs)[-3000:]
     assert {"experiments", "span_metrics", "alembic_version"} <= tables(tmp_path / "mlflow.db")
     assert {"studies", "trials", "version_info"} <= tables(tmp_path / "optuna.db")
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_a_sweep_and_another_mlflow_client_on_a_new_sqlite_store_both_open_it(tmp_path, attempt):
+    # MLflow's own lock is keyed by the URL's spelling, so a client that spells it otherwise creates the tables at
+    # the same time as the sweep; launch/stores.py builds a new store aside and waits for another client's schema.
+    drivers = [subprocess.Popen([sys.executable, "-c", DRIVER, str(tmp_path), who], cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+               for who in ("sweep", "mlflow-client")]
+    outputs = [driver.communicate(timeout=120)[0] for driver in drivers]
+    assert [driver.returncode for driver in drivers] == [0, 0], "\n".join(outputs)[-3000:]
+    assert {"experiments", "span_metrics", "alembic_version"} <= tables(tmp_path / "mlflow.db")
