@@ -33,6 +33,9 @@ def add_run_arguments(parser: argparse.ArgumentParser, presets: Sequence[str]) -
     parser.add_argument("--name", type=sweep_name, default=None,
                         help="sweep name (Tune directory and MLflow parent run): letters, digits, '-', '_' and '.'")
     parser.add_argument("--resume", action="store_true", help="continue the interrupted sweep of this --name")
+    parser.add_argument("--allow-code-change", action="store_true",
+                        help="with --resume: continue a sweep started at another commit with this checkout's code "
+                             "(refused otherwise; the preset, --seeds and --set must match in any case)")
     parser.add_argument("--address", default=os.environ.get("RAY_ADDRESS"),
                         help="Ray cluster address ('auto' on a cluster node); default: start a local Ray")
     parser.add_argument("--storage-path", default=os.environ.get("ADVSWEEP_STORAGE", "ray_results"),

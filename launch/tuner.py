@@ -29,7 +29,7 @@ from launch.mlflow_runs import INTERRUPTED, close_child_runs, close_running_runs
 from launch.mlflow_view import publish_view, ui_links, view_columns
 from launch.overrides import with_overrides
 from launch.progress import closing_lines, output_options, tune_output, without_token_auth_notice
-from launch.resume import check_resumable, set_aside_unreadable_state
+from launch.resume import check_resumable, recorded_settings, set_aside_unreadable_state
 from launch.space import with_absolute_datasets
 from launch.stop_signals import INTERRUPTED_EXIT, StopSignals
 from launch.stores import create_stores
@@ -92,7 +92,7 @@ def run_sweep(sweep: Sweep, args: argparse.Namespace, name: str, report: Callabl
         raise SystemExit(f"error: {where.sweep_dir} exists: pass --resume to continue that sweep, or --name for a "
                          "new one")
     if args.resume:
-        check_resumable(sweep.family, name, where.storage, where.tracking_uri)
+        check_resumable(sweep, args, name, where.storage, where.tracking_uri)
     create_stores(args, optuna_study=sweep.search_alg is not None)  # once nothing is left to refuse
     if callable(sweep.search_alg):
         sweep = replace(sweep, search_alg=sweep.search_alg())
@@ -175,8 +175,8 @@ def _fit(sweep: Sweep, args: argparse.Namespace, where: Where, stop: StopSignals
     # MLflow's own tags for where a run came from (the UI's Source and Version columns), on the parent and every trial.
     source = {MLFLOW_GIT_COMMIT: commit, MLFLOW_SOURCE_NAME: Path(sys.argv[0]).name, MLFLOW_SOURCE_TYPE: "LOCAL"}
     parent_id = parent_run(client, exp_id, where.name, args.resume,
-                           {"git_commit": commit, "preset": args.preset, "storage": where.sweep_dir,
-                            "trials": str(sweep.size()), **source, **sweep.tags})
+                           {"git_commit": commit, "storage": where.sweep_dir, **recorded_settings(args, sweep),
+                            **source, **sweep.tags})
     view = publish_view(client, exp_id, where.name, *view_columns(sweep.name_keys, sweep.param_space))
     settings = RunSettings(tracking_uri=where.tracking_uri, experiment=sweep.family, data_root=args.data_root,
                            parent_run_id=parent_id, name_keys=sweep.name_keys, git_commit=commit,

@@ -159,6 +159,32 @@ def test_same_seed_and_preset_give_the_same_metrics_in_two_runs(tmp_path):
     print("\nreproduced:", {name: round(m["best/pgd20"], 4) for name, m in first.items()})
 
 
+@pytest.mark.parametrize(("recorded", "flags", "named"), [
+    ({"overrides": "train_n=512"}, ["--set", "train_n=256"],
+     "it was started with --set train_n=512, this command gives --set train_n=256"),
+    ({"seeds": "2", "trials": "8"}, [],
+     "it was started with --seeds 2, this command gives --seeds 1; it was started with 8 trials, this command gives 4"),
+    ({"git_commit": "0" * 40}, [], "started at commit 000000000000, this checkout is at"),
+], ids=["set", "seeds", "code"])
+def test_resume_with_other_settings_than_the_sweep_started_with_is_refused(tmp_path, recorded, flags, named):
+    # The reduced pi ablation's parent run as the sweep records it (launch/resume.py recorded_settings), then a
+    # --resume that differs: refused before Ray, naming the setting, with nothing written.
+    from trainables.config import git_commit
+    from trainables.tracking import SWEEP_TAG, experiment_id
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    tags = {SWEEP_TAG: "e2e", "preset": "smoke", "seeds": "1", "trials": "4", "git_commit": git_commit(), **recorded}
+    parent = client.create_run(experiment_id(client, "biamat-pi-ablation"), tags=tags)
+    refused = subprocess.run(sweep_command(tmp_path, "--resume", *flags), cwd=tmp_path, capture_output=True,
+                             text=True, timeout=120, check=False)
+    assert refused.returncode != 0 and named in refused.stderr, refused.stderr
+    assert "Traceback" not in refused.stderr and "Started a local Ray" not in refused.stdout + refused.stderr
+    assert client.get_run(parent.info.run_id).info.status == "RUNNING"  # as created here: not reopened, not closed
+    assert not (tmp_path / "ray").exists()
+    if "git_commit" in recorded:
+        assert "--allow-code-change" in refused.stderr
+
+
 def test_resume_of_a_sweep_that_does_not_exist_lists_the_ones_that_do(tmp_path):
     from trainables.tracking import SWEEP_TAG, experiment_id
 
