@@ -618,23 +618,32 @@ def run_cli(*args: str, cwd: Path, timeout: int = 1200) -> str:
 
 
 @pytest.mark.slow
-def test_both_stages_run_from_the_command_line_and_print_the_tables(tmp_path):
+def test_both_stages_run_from_the_command_line_and_print_the_tables(tmp_path, ray_local, capsys):
     # A quarter of the smoke preset's training images (128 left to train on beside the search's 128 held out), half
     # its final test points and one epoch per network: this test checks the commands and their tables, not the
     # science (test_merger_is_as_accurate_... does), and a merger's final PGD through its whole stack costs more than
-    # its training. Table 2 stacks two networks; the search keeps the delta-z stack.
+    # its training. Table 2 stacks two networks; the search keeps the delta-z stack. Stage 1 runs as a user types
+    # it; the later sweeps run their scripts' main() on the session's Ray, which saves a Ray start and the imports
+    # per script (the same main a command line calls; tests/test_cli.py holds every script's command line).
+    from sweeps import afs_ablation, afs_merger
+
     flags = ["--preset", "smoke", "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
              "--storage-path", str(tmp_path / "ray"), "--set", "train_n=256", "--set", "final_n=64",
              "--set", "epochs=1"]
+
+    def printed(main, *args: str) -> str:
+        main([*args, *flags])
+        return capsys.readouterr().out
+
     start = time.perf_counter()
     stage1 = run_cli(str(ROOT / "sweeps/afs_extractors.py"), *flags, cwd=tmp_path)
     middle = time.perf_counter()
-    stage2 = run_cli(str(ROOT / "sweeps/afs_merger.py"), "table3", *flags, cwd=tmp_path)
-    alphas = run_cli(str(ROOT / "sweeps/afs_merger.py"), "table2", "--mask", "100000001", *flags, cwd=tmp_path)
-    search = run_cli(str(ROOT / "sweeps/afs_merger.py"), "search", "--num-samples", "2", "--optuna-storage",
-                     f"sqlite:///{tmp_path / 'optuna.db'}", *flags, cwd=tmp_path)
+    stage2 = printed(afs_merger.main, "table3")
+    alphas = printed(afs_merger.main, "table2", "--mask", "100000001")
+    search = printed(afs_merger.main, "search", "--num-samples", "2", "--optuna-storage",
+                     f"sqlite:///{tmp_path / 'optuna.db'}")
     middle2 = time.perf_counter()
-    ablation = run_cli(str(ROOT / "sweeps/afs_ablation.py"), *flags, cwd=tmp_path)
+    ablation = printed(afs_ablation.main)
     end = time.perf_counter()
     print(stage1[stage1.find("**Table 1"):], stage2[stage2.find("**Table 3"):], alphas[alphas.find("**Table 2"):],
           ablation[ablation.find("**Table 6"):], search[search.find("Optuna study"):], f"stage 1 {middle - start:.0f} s, stage 2 (tables 3 and 2) "

@@ -20,9 +20,11 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_labels_sweep_gives_table1_with_its_baseline_and_fig3_per_auxiliary_set(tmp_path, capsys):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    # Half the smoke preset's training images in all three sweeps (so the baseline still matches): this test checks
-    # the sweeps, their tables and the figure, not the science (tests/test_science.py, tests/test_pi_gate.py do).
-    run = ["--storage-path", str(tmp_path / "ray"), "--tracking-uri", uri, "--concurrency", "2", "--set", "train_n=1024"]
+    # A quarter of the smoke preset's training images and half its final test points in all three sweeps (so the
+    # baseline still matches): this test checks the sweeps, their tables and the figure, not the science
+    # (tests/test_science.py, tests/test_pi_gate.py do).
+    run = ["--storage-path", str(tmp_path / "ray"), "--tracking-uri", uri, "--concurrency", "2", "--set", "train_n=512",
+           "--set", "final_n=64"]
     biamat_labels.main(run)
     baselines.main([*run, "--preset", "biamat-smoke"])
     capsys.readouterr()

