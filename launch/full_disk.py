@@ -9,7 +9,7 @@ failed for that reason.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from mlflow.tracking import MlflowClient
@@ -22,13 +22,30 @@ from trainables.tracking import DISK_FULL, END_REASON_TAG, FULL_DISK_ERRORS, PAR
 MIN_FREE_BYTES = 1 << 30
 
 
-def low_space(folders: Iterable[str | Path]) -> str | None:
-    """The first of ``folders`` (or the nearest existing folder above it) on a nearly full disk, said in words."""
+# Below this, a sweep cannot even start: Ray's session files, Tune's first state files and a new MLflow store take
+# tens of MB. Checked before Ray starts; the mid-sweep watch above uses MIN_FREE_BYTES.
+START_MIN_FREE_BYTES = 32 << 20
+
+
+def low_space(folders: Iterable[str | Path], min_free: int = MIN_FREE_BYTES) -> str | None:
+    """The first of ``folders`` (or the nearest existing folder above it) with less than ``min_free`` bytes free, said
+    in words."""
     for folder in map(Path, folders):
         existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
-        if existing is not None and (free := shutil.disk_usage(existing).free) < MIN_FREE_BYTES:
+        if existing is not None and (free := shutil.disk_usage(existing).free) < min_free:
             return f"{existing} has {free / 2**20:.0f} MB free"
     return None
+
+
+def check_room_to_start(folders: Mapping[str, str]) -> None:
+    """Refuse, before Ray starts and before anything is written, a sweep whose folders (each mapped to the flag or
+    variable that moves it) are on a disk already full: otherwise Ray starts and the first file Tune writes fails
+    with a raw ``No space left on device``."""
+    for folder, moved_by in folders.items():
+        if (full := low_space([folder], START_MIN_FREE_BYTES)) is not None:
+            raise SystemExit(f"error: {full}, less than the {START_MIN_FREE_BYTES >> 20} MB a sweep needs to start "
+                             f"(Ray's session files, Tune's state, the MLflow store): free space there (old sweeps' "
+                             f"Tune folders, MLflow artifacts), or move it to another disk with {moved_by}")
 
 
 class FullDiskStop(tune.Callback, tune.stopper.Stopper):

@@ -9,8 +9,10 @@ space, so they never show up as hyperparameters in MLflow or Optuna.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
@@ -24,7 +26,7 @@ from ray import tune
 
 from launch.checks import check_sweeps
 from launch.cluster import check_cluster_reachable
-from launch.full_disk import FullDiskStop, full_disk_message, stopped_by_full_disk
+from launch.full_disk import FullDiskStop, check_room_to_start, full_disk_message, stopped_by_full_disk
 from launch.mlflow_runs import INTERRUPTED, close_child_runs, close_running_runs, parent_run, report_and_keep
 from launch.mlflow_view import publish_view, ui_links, view_columns
 from launch.overrides import with_overrides
@@ -54,6 +56,18 @@ class Where:
     @property
     def sweep_dir(self) -> str:
         return f"{self.storage.rstrip('/')}/{self.name}"
+
+    def start_folders(self, local_ray: bool) -> dict[str, str]:
+        """The local folders a sweep writes from its start, each with what moves it elsewhere: Tune's storage, the
+        SQLite store's folder and, for a Ray this sweep starts, Ray's temp folder."""
+        moved_by: dict[str, list[str]] = {}
+        if "://" not in self.storage:
+            moved_by.setdefault(self.storage, []).append("--storage-path")
+        if self.tracking_uri.startswith(SQLITE):
+            moved_by.setdefault(str(Path(self.tracking_uri.removeprefix(SQLITE)).parent), []).append("--tracking-uri")
+        if local_ray:
+            moved_by.setdefault(os.environ.get("RAY_TMPDIR") or tempfile.gettempdir(), []).append("RAY_TMPDIR")
+        return {folder: " and ".join(flags) for folder, flags in moved_by.items()}
 
     def written_folders(self) -> list[str]:
         """The local folders the sweep writes to, which a full disk stops (a bucket never fills)."""
@@ -93,6 +107,7 @@ def run_sweep(sweep: Sweep, args: argparse.Namespace, name: str, report: Callabl
                          "new one")
     if args.resume:
         check_resumable(sweep, args, name, where.storage, where.tracking_uri)
+    check_room_to_start(where.start_folders(local_ray=args.address is None and not ray.is_initialized()))
     create_stores(args, optuna_study=sweep.search_alg is not None)  # once nothing is left to refuse
     if callable(sweep.search_alg):
         sweep = replace(sweep, search_alg=sweep.search_alg())
@@ -177,24 +192,24 @@ def _fit(sweep: Sweep, args: argparse.Namespace, where: Where, stop: StopSignals
     parent_id = parent_run(client, exp_id, where.name, args.resume,
                            {"git_commit": commit, "storage": where.sweep_dir, **recorded_settings(args, sweep),
                             **source, **sweep.tags})
-    view = publish_view(client, exp_id, where.name, *view_columns(sweep.name_keys, sweep.param_space))
-    settings = RunSettings(tracking_uri=where.tracking_uri, experiment=sweep.family, data_root=args.data_root,
-                           parent_run_id=parent_id, name_keys=sweep.name_keys, git_commit=commit,
-                           tags={**sweep.tags, **source, SWEEP_TAG: where.name})
-    gpus = args.gpus_per_trial
-    if gpus is None:
-        gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
-    trainable = tune.with_resources(tune.with_parameters(sweep.trainable, settings=settings),
-                                    {"cpu": args.cpus_per_trial, "gpu": gpus})
-    written = where.written_folders()
-    disk_guard = FullDiskStop(written)
-    tuner = _tuner(sweep, args, where, trainable, client, exp_id, parent_id, disk_guard)
-
+    # From here on the parent run is closed whatever happens, a failure while the Tuner is built included.
     status = "FAILED"
     resume_line = f"\nInterrupted ({{}}): continue with the same command plus --resume --name {where.name}"
     started_ms = int(time.time() * 1000)
+    written = where.written_folders()
     try:
         try:
+            view = publish_view(client, exp_id, where.name, *view_columns(sweep.name_keys, sweep.param_space))
+            settings = RunSettings(tracking_uri=where.tracking_uri, experiment=sweep.family, data_root=args.data_root,
+                                   parent_run_id=parent_id, name_keys=sweep.name_keys, git_commit=commit,
+                                   tags={**sweep.tags, **source, SWEEP_TAG: where.name})
+            gpus = args.gpus_per_trial
+            if gpus is None:
+                gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+            trainable = tune.with_resources(tune.with_parameters(sweep.trainable, settings=settings),
+                                            {"cpu": args.cpus_per_trial, "gpu": gpus})
+            disk_guard = FullDiskStop(written)
+            tuner = _tuner(sweep, args, where, trainable, client, exp_id, parent_id, disk_guard)
             with tune_output(args.verbose), stop.graceful():
                 results = tuner.fit()
         except Exception:

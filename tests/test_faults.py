@@ -1,4 +1,5 @@
-"""Faults a sweep must survive with nothing lost and one clear message: a disk that fills up mid-sweep."""
+"""Faults a sweep must survive with nothing lost and one clear message: a disk already full when a sweep starts, a
+failure while its Tuner is built, a disk that fills up mid-sweep."""
 
 from __future__ import annotations
 
@@ -25,6 +26,39 @@ def small_disk(tmp_path):
         pytest.skip(f"cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN): {made.stderr.strip()}")
     yield mount
     subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_sweep_on_a_disk_already_full_is_refused_before_ray_with_nothing_written(tmp_path, small_disk):
+    # Before the check Ray started, then Tune failed writing tuner.pkl with a raw OSError and the parent run was
+    # left RUNNING.
+    (small_disk / "filler").write_bytes(b"\0" * (os.statvfs(small_disk).f_bavail * os.statvfs(small_disk).f_frsize))
+    command = [sys.executable, str(SUPPORT), "--name", "full", "--storage-path", str(small_disk / "ray"),
+               "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]
+    refused = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+    error = refused.stderr.strip().splitlines()[-1]
+    assert refused.returncode == 1 and error.startswith(f"error: {small_disk} has 0 MB free"), refused.stderr[-3000:]
+    assert "--storage-path" in error and "Traceback" not in refused.stderr
+    assert "Started a local Ray" not in refused.stdout + refused.stderr
+    assert not (tmp_path / "mlflow.db").exists() and not (small_disk / "ray").exists()
+
+
+def test_a_failure_while_the_tuner_is_built_closes_the_parent_run(tmp_path, ray_local, monkeypatch):
+    import errno
+
+    import tests_support
+    from launch import tuner
+
+    def no_room(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", "tuner.pkl")
+
+    monkeypatch.setattr(tuner, "_tuner", no_room)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with pytest.raises(OSError, match="No space left"):
+        tests_support.reduced_pi_ablation(["--name", "broken", "--storage-path", str(tmp_path / "ray"),
+                                           "--tracking-uri", uri])
+    client = MlflowClient(uri)
+    (parent,) = client.search_runs([client.get_experiment_by_name("biamat-pi-ablation").experiment_id])
+    assert parent.info.status == "FAILED"  # was left RUNNING
 
 
 @pytest.mark.slow
