@@ -55,11 +55,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from trainables.checkpoints import STATE_FILE
 from trainables.config import RunSettings
 from trainables.loader import augment_batch
 from trainables.methods.baseline import Baseline, BaselineConfig
 from trainables.models import Classifier, create_model
-from trainables.runtime import STATE_FILE, Trial, TrialData
+from trainables.runtime import Trial, TrialData
 from trainables.seeds import derive_seed
 from trainables.training import decay_steps, seed_everything
 

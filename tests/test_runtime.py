@@ -12,8 +12,8 @@ from mlflow.tracking import MlflowClient
 from ray import tune
 
 from tests_support import TINY_TRIAL, crash_once, epochs_by_process, settings_for, stalling
+from trainables.checkpoints import STATE_FILE
 from trainables.methods import baseline
-from trainables.runtime import STATE_FILE
 
 
 def fit(trainable, config: dict, storage: Path, name: str, max_failures: int = 0):
@@ -151,7 +151,7 @@ def test_trial_with_no_readable_checkpoint_fails_clearly_instead_of_restarting(r
 def test_truncated_checkpoint_is_a_clear_error_not_a_silent_restart(tmp_path):
     import torch
 
-    from trainables.runtime import CorruptCheckpointError, load_checkpoint_state
+    from trainables.checkpoints import CorruptCheckpointError, load_checkpoint_state
 
     folder = tmp_path / "checkpoint_000003"
     folder.mkdir()
@@ -246,3 +246,43 @@ def test_a_reused_worker_runs_a_trial_exactly_as_a_new_worker_does(ray_local, tm
         assert [d.dataset.name for d in reused_run.inputs.dataset_inputs] == ["synthetic"]
         assert reused_run.data.tags["trial_id"] == reused[seed].metrics["trial_id"]
     assert runs["reused"][0].info.run_id != runs["reused"][1].info.run_id
+
+
+class _RunsCode:
+    """A pickle that runs a command when it is read (what a checkpoint from someone else's storage could hold)."""
+
+    def __reduce__(self):
+        import os
+
+        return os.system, ("touch /tmp/advsweep-checkpoint-ran-code",)
+
+
+def test_a_checkpoint_is_read_as_weights_only_and_one_that_would_run_code_is_refused(tmp_path):
+    import pickle
+
+    import numpy as np
+    import torch
+
+    from small_methods import make_method, small_data
+    from trainables.checkpoints import read_state
+    from trainables.runtime import Trial
+
+    trial = Trial(make_method(baseline.Baseline, small_data()))
+    trial.train_epoch(0)
+    np.random.rand(3)  # numpy's generator away from its seeded start, so the round trip below means something
+    state = trial.state_dict()
+    (tmp_path / "good").mkdir()
+    torch.save(state, tmp_path / "good" / STATE_FILE)
+    read = read_state(tune.Checkpoint(str(tmp_path / "good")))
+    assert read["next_epoch"] == state["next_epoch"] and read["model"].keys() == state["model"].keys()
+    assert all(torch.equal(read["model"][key], value) for key, value in state["model"].items())
+    expected = np.random.rand(3)
+    trial.load_state_dict(read)  # the RNGs as saved, numpy's included
+    assert np.array_equal(np.random.rand(3), expected)
+
+    (tmp_path / "evil").mkdir()
+    torch.save({"model": _RunsCode()}, tmp_path / "evil" / STATE_FILE, pickle_module=pickle)
+    Path("/tmp/advsweep-checkpoint-ran-code").unlink(missing_ok=True)
+    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+        read_state(tune.Checkpoint(str(tmp_path / "evil")))
+    assert not Path("/tmp/advsweep-checkpoint-ran-code").exists()

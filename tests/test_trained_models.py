@@ -18,6 +18,7 @@ from trainables.methods.afs import MergerConfig, StackedFeatures, mask_of
 from trainables.methods.baseline import BaselineConfig
 from trainables.models import Classifier, create_model
 from trainables.runtime import TrialData
+from trainables.safe_export import SAFE_FOLDER, classifier_architecture, load_safe_model, save_safe_model
 from trainables.tracking import TrialRun, load_model
 
 X = torch.rand(4, 3, 32, 32)
@@ -57,9 +58,15 @@ def test_a_trials_best_model_loads_by_its_run_uri_and_scores_what_the_run_logged
         result = evaluate(model, test.images, test.labels, eps=cfg.eps, attacks=cfg.final_attacks, device="cpu",
                           seed=cfg.seed)
         assert result == {attack: run.data.metrics[f"{checkpoint}/{attack}"] for attack in cfg.final_attacks}
+        # The same model from safetensors and its JSON, rebuilt by this project's code with nothing unpickled.
+        safe = load_safe_model(client, run.info.run_id, checkpoint)
+        with torch.no_grad():
+            assert torch.equal(safe(X), model(X)) and not safe.training
+    assert sorted(f.path for f in client.list_artifacts(run.info.run_id, SAFE_FOLDER)) == [
+        f"{SAFE_FOLDER}/{name}.{kind}" for name in ("best", "last") for kind in ("json", "safetensors")]
 
 
-def test_a_logged_model_keeps_its_extra_heads(runs_uri):
+def test_a_logged_model_keeps_its_extra_heads(runs_uri, tmp_path):
     torch.manual_seed(0)
     model = create_model("tiny-cnn", 10, extra_heads={"aux": 11}).eval()  # BiaMAT's two heads
     run = open_run(runs_uri)
@@ -69,9 +76,16 @@ def test_a_logged_model_keeps_its_extra_heads(runs_uri):
         assert torch.equal(loaded(X), model(X))
         assert torch.equal(loaded(X, head="aux"), model(X, head="aux"))
     assert loaded.heads["aux"].out_features == 11
+    folder = tmp_path / "safe"
+    folder.mkdir()
+    save_safe_model(model, classifier_architecture(model, "tiny-cnn", 32), {}, folder, "best")
+    run.log_artifacts(str(folder), SAFE_FOLDER)
+    safe = load_safe_model(MlflowClient(runs_uri), run.run_id, "best")
+    with torch.no_grad():
+        assert torch.equal(safe(X, head="aux"), model(X, head="aux"))
 
 
-def test_an_afs_merger_model_carries_and_moves_its_stack(runs_uri):
+def test_an_afs_merger_model_carries_and_moves_its_stack(runs_uri, tmp_path):
     torch.manual_seed(0)
     extractors = {i: create_model("tiny-cnn", 10) for i in (3, 5)}
     cfg = MergerConfig.from_dict({**TINY_TRIAL, "extractor_sweep": "unused", "mask": mask_of(extractors)})
@@ -90,6 +104,16 @@ def test_an_afs_merger_model_carries_and_moves_its_stack(runs_uri):
     assert not any(m.training for m in loaded.modules())
     with torch.no_grad():
         assert torch.allclose(loaded(X), merger.model(X))
+
+    # Without unpickling: the merger's architecture names its stack, rebuilt from the extractors' model name.
+    folder = tmp_path / "safe"
+    folder.mkdir()
+    save_safe_model(exported, merger.exported_architecture(), {"mask": cfg.mask}, folder, "best")
+    run.log_artifacts(str(folder), SAFE_FOLDER)
+    safe = load_safe_model(MlflowClient(runs_uri), run.run_id, "best")
+    assert isinstance(safe.body, StackedFeatures) and safe.body.indices == [3, 5]
+    with torch.no_grad():
+        assert torch.equal(safe(X), loaded(X))
 
 
 def test_metric_names_say_checkpoint_attack_eps_and_points():

@@ -28,7 +28,7 @@ from __future__ import annotations
 import functools
 import re
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -293,6 +293,28 @@ def create_model(
     for head_name, head_classes in (extra_heads or {}).items():
         model.add_head(head_name, head_classes)
     return model
+
+
+def stack_features(extractors: Iterable[Classifier], x: Tensor) -> Tensor:
+    """Eq. 2's concatenation, in extractor order (the order the merger's weights follow)."""
+    return torch.cat([extractor.features(x) for extractor in extractors], dim=1)
+
+
+class StackedFeatures(nn.Module):
+    """The frozen stack as a registered module, the body of the AFS merger a trial logs as its MLflow model: ``.to()``,
+    ``.eval()`` and ``state_dict()`` then reach the extractors, as a model used on its own (RobustBench, an attack
+    library) needs. Training keeps ``trainables.methods.afs.FrozenStack``, which leaves the extractors out of the
+    optimiser and the checkpoints. Here rather than in the AFS method so that a merger rebuilds from its
+    architecture alone (trainables/safe_export.py)."""
+
+    def __init__(self, indices: Iterable[int], extractors: Iterable[Classifier]) -> None:
+        super().__init__()
+        self.indices = list(indices)  # extractor i was trained at eps i/255
+        self.extractors = nn.ModuleList(extractors)
+        self.feature_dim = sum(e.feature_dim for e in self.extractors)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return stack_features(self.extractors, x)
 
 
 def count_macs(model: nn.Module, x: Tensor) -> int:

@@ -30,12 +30,14 @@ from ray import tune
 from torch import Tensor, nn
 
 from trainables.attacks import bn_mode
+from trainables.checkpoints import STATE_FILE, load_checkpoint_state
 from trainables.config import RunSettings, TrainConfig
 from trainables.datasets import imgnet100_classes, load_dataset
 from trainables.evaluation import BestTracker, evaluate
 from trainables.image_set import ImageSet
 from trainables.loader import Batch, DeviceLoader, MixedLoader
 from trainables.models import Classifier, create_model
+from trainables.safe_export import SAFE_FOLDER, classifier_architecture, save_safe_model
 from trainables.tracking import EPOCH_METRIC, NODE_TAG, TrialRun, failure_reason
 from trainables.training import (
     first_decay_epoch,
@@ -47,7 +49,6 @@ from trainables.training import (
     start_as_fresh_worker,
 )
 
-STATE_FILE = "state.pt"
 # On a trial that resumed from an older checkpoint because a newer one was unreadable: which, and why.
 RECOVERED_TAG = "resumed_from_older_checkpoint"
 IMGNET100_CLASSES_TAG = "imgnet100_classes"
@@ -181,6 +182,11 @@ class Method:
         model = copy.deepcopy(self.model)
         model.load_state_dict(weights)
         return model
+
+    def exported_architecture(self) -> dict[str, Any]:
+        """What rebuilds :meth:`exported_model` without unpickling (trainables/safe_export.py); AFS's merger
+        overrides it with its stack."""
+        return classifier_architecture(self.model, self.cfg.model, self.data.train.image_size)
 
     def state_dict(self) -> dict[str, Any]:
         """Method state beyond the model weights that a resume needs (omega, z_c, per-sample targets, streams)."""
@@ -317,45 +323,6 @@ class Trial:
         self.next_epoch = state["next_epoch"]
 
 
-class CorruptCheckpointError(RuntimeError):
-    """No checkpoint of the trial could be read; resuming would silently restart from scratch, so the trial stops."""
-
-
-def read_state(checkpoint: tune.Checkpoint) -> dict[str, Any]:
-    with checkpoint.as_directory() as directory:
-        return torch.load(Path(directory) / STATE_FILE, map_location="cpu", weights_only=False)
-
-
-def earlier_checkpoints(checkpoint: tune.Checkpoint) -> list[tune.Checkpoint]:
-    """The trial's other kept checkpoints older than ``checkpoint``, newest first (Tune names them
-    ``checkpoint_000012`` in the trial's folder, locally or in a bucket)."""
-    from pyarrow.fs import FileSelector, FileType
-
-    folder, name = checkpoint.path.rstrip("/").rsplit("/", 1)
-    siblings = checkpoint.filesystem.get_file_info(FileSelector(folder))
-    older = sorted((info.path for info in siblings if info.type == FileType.Directory
-                    and info.base_name.startswith("checkpoint_") and info.base_name < name), reverse=True)
-    return [tune.Checkpoint(path, filesystem=checkpoint.filesystem) for path in older]
-
-
-def load_checkpoint_state(checkpoint: tune.Checkpoint) -> tuple[dict[str, Any], str | None]:
-    """The state of the newest readable checkpoint of the trial, starting at Tune's latest; and, when that one was
-    unreadable (truncated by a full disk or a partial upload), why, for the run's record. The epochs after the one
-    used are trained again from its saved state and RNG."""
-    problems = []
-    for candidate in (checkpoint, *earlier_checkpoints(checkpoint)):
-        try:
-            state = read_state(candidate)
-        except Exception as exc:  # noqa: BLE001 - torch raises several types for truncated or garbled files
-            problems.append(f"{candidate.path} ({type(exc).__name__}: {exc})")
-            continue
-        return state, (f"resumed from {candidate.path}: unreadable {'; '.join(problems)}" if problems else None)
-    raise CorruptCheckpointError(
-        f"no checkpoint of this trial is readable: {'; '.join(problems)}. Its finished epochs stay in its MLflow "
-        "run; to train it again from epoch 0, start a new sweep (--name) with the same settings."
-    )
-
-
 def run_name(method: str, config: Mapping[str, Any], keys: Iterable[str]) -> str:
     """A run name that says what differs, e.g. ``pgd_at eps=0.0314 seed=0``."""
     parts = [f"{k}={config[k]:.4g}" if isinstance(config.get(k), float) else f"{k}={config.get(k)}" for k in keys]
@@ -365,12 +332,19 @@ def run_name(method: str, config: Mapping[str, Any], keys: Iterable[str]) -> str
 def log_models(run: TrialRun, trial: Trial) -> None:
     """Log the selected (``best``, whatever the config's selection rule) and the ``last`` weights as the run's MLflow
     models: stand-alone modules on the CPU in eval mode whose ``forward`` gives the main head, normalisation inside,
-    that ``mlflow.pytorch.load_model("runs:/<run_id>/best")`` returns. Unlike Tune's checkpoints (the last two kept),
-    they stay with the run for later evaluation."""
+    that ``mlflow.pytorch.load_model("runs:/<run_id>/best")`` returns, and as safetensors with a JSON of their
+    architecture and config (``safetensors/best.*``, which load without unpickling). Unlike Tune's checkpoints (the
+    last two kept), they stay with the run for later evaluation."""
     method = trial.method
     for name, weights in (("best", trial.best_weights), ("last", method.model.state_dict())):
         # One at a time: an AFS merger's copy holds its whole stack of extractors.
-        run.log_model(method.exported_model(weights).cpu().eval(), name)
+        model = method.exported_model(weights).cpu().eval()
+        run.log_model(model, name)
+        # The same weights without pickle, loadable by trainables.safe_export.load_safe_model.
+        with tempfile.TemporaryDirectory() as directory:
+            save_safe_model(model, method.exported_architecture(), asdict(method.cfg), Path(directory), name)
+            run.log_artifacts(directory, SAFE_FOLDER)
+        del model
 
 
 def run_trial(config: Mapping[str, Any], method_cls: type[Method], settings: RunSettings) -> None:

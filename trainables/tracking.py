@@ -191,6 +191,10 @@ class TrialRun:
                                       pip_requirements=mlflow.pytorch.get_default_pip_requirements())
             self.client.log_artifacts(self.run_id, str(path), artifact_path=name)
 
+    def log_artifacts(self, folder: str, artifact_path: str) -> None:
+        """Every file of ``folder`` into the run's artifact folder ``artifact_path``."""
+        self.client.log_artifacts(self.run_id, folder, artifact_path=artifact_path)
+
     def log_text(self, text: str, path: str) -> None:
         """``text`` as the run's artifact file ``path`` (a folder in it may be named: ``gate_counts/epoch_0001.csv``)."""
         self.client.log_text(self.run_id, text, path)

@@ -27,15 +27,18 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from mlflow.tracking import MlflowClient
-from torch import Tensor, nn
+from torch import Tensor
 
 from trainables import attacks
 from trainables.config import ConfigError, RunSettings, TrainConfig
 from trainables.evaluation import logit_change
 from trainables.loader import Batch
 from trainables.methods.baseline import Baseline, BaselineConfig
-from trainables.models import Classifier, count_macs, create_model
+
+# StackedFeatures is imported here too because mergers pickled before it moved to models.py name it as this module's.
+from trainables.models import Classifier, StackedFeatures, count_macs, create_model, stack_features
 from trainables.runtime import Method, TrialData, run_trial
+from trainables.safe_export import classifier_architecture
 from trainables.stage_runs import finished_trials
 from trainables.tracking import download_weights
 
@@ -197,27 +200,6 @@ def load_extractors(cfg: MergerConfig, tracking_uri: str, num_classes: int, devi
 # --- stage 2: the merger ---------------------------------------------------------------------------------------------
 
 
-def stack_features(extractors: Iterable[Classifier], x: Tensor) -> Tensor:
-    """Eq. 2's concatenation, in extractor order (the order the merger's weights follow)."""
-    return torch.cat([extractor.features(x) for extractor in extractors], dim=1)
-
-
-class StackedFeatures(nn.Module):
-    """The frozen stack as a registered module, the body of the merger a trial logs as its MLflow model: ``.to()``,
-    ``.eval()`` and ``state_dict()`` then reach the extractors, as a model used on its own (RobustBench, an attack
-    library) needs. Training keeps :class:`FrozenStack`, which leaves the extractors out of the optimiser and the
-    checkpoints."""
-
-    def __init__(self, indices: Iterable[int], extractors: Iterable[Classifier]) -> None:
-        super().__init__()
-        self.indices = list(indices)  # extractor i was trained at eps i/255
-        self.extractors = nn.ModuleList(extractors)
-        self.feature_dim = sum(e.feature_dim for e in self.extractors)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return stack_features(self.extractors, x)
-
-
 class FrozenStack:
     """``G(x) = [g_1(x); ...; g_n(x)]`` (Eq. 2): the concatenated penultimate features of frozen extractors.
 
@@ -332,6 +314,12 @@ class Merger(Method):
         model = super().exported_model(weights)  # a copy that shares the training stack (FrozenStack.__deepcopy__)
         model.body = self.stack.as_module()
         return model
+
+    def exported_architecture(self) -> dict[str, Any]:
+        """The merger's head over its stack, each extractor a classifier of the merger's model."""
+        size = self.data.train.image_size
+        return {"kind": "afs-merger", "num_classes": self.data.train.num_classes, "indices": self.stack.indices,
+                "extractors": [classifier_architecture(e, self.cfg.model, size) for e in self.stack.extractors]}
 
     def final_metrics(self, models: Mapping[str, Classifier]) -> dict[str, float]:
         image = self.data.test.images[:1].to(self.device).float() / 255
