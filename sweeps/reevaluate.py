@@ -162,11 +162,11 @@ def evaluate_job(job: Job, tracking_uri: str, data_root: str | None, batch_size:
 
     from trainables.datasets import load_dataset
     from trainables.evaluation import evaluate
+    from trainables.safe_export import load_trained_model
     from trainables.signed_eval import signed_accuracies
-    from trainables.tracking import load_model
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model = load_model(MlflowClient(tracking_uri), job.run_id, job.checkpoint).to(device)
+    model = load_trained_model(MlflowClient(tracking_uri), job.run_id, job.checkpoint).to(device)
     test = load_dataset(job.dataset, "test", root=data_root)
     test = test.subset(torch.arange(min(job.n, len(test))))
     metrics: dict[str, float] = {}

@@ -65,3 +65,13 @@ def load_safe_model(client: MlflowClient, run_id: str, name: str = "best") -> Cl
         model = build(record["architecture"])
         load_model(model, str(folder / f"{name}.safetensors"), strict=True)
     return model.eval()
+
+
+def load_trained_model(client: MlflowClient, run_id: str, name: str = "best") -> nn.Module:
+    """The run's logged model ``name``: from its safetensors where the run has them (:func:`load_safe_model`, nothing
+    unpickled), else its pickled MLflow model (runs trained before the safetensors were logged)."""
+    if any(f.path == f"{SAFE_FOLDER}/{name}.safetensors" for f in client.list_artifacts(run_id, SAFE_FOLDER)):
+        return load_safe_model(client, run_id, name)
+    from trainables.tracking import load_model  # the pickled MLflow model
+
+    return load_model(client, run_id, name)

@@ -49,8 +49,9 @@ from trainables.config import ConfigError, RunSettings, TrainConfig
 from trainables.loader import Batch
 from trainables.models import Classifier, create_model
 from trainables.runtime import Method, TrialData, run_trial
+from trainables.safe_export import load_trained_model
 from trainables.stage_runs import finished_trials
-from trainables.tracking import has_model, load_model
+from trainables.tracking import has_model
 from trainables.trades_loss import trades
 
 HELPER_EXPERIMENT = "baselines"  # the MLflow experiment (sweep family) of sweeps/baselines.py
@@ -121,7 +122,7 @@ def load_helper(cfg: HATConfig, tracking_uri: str, num_classes: int, image_size:
                                  "again with `python sweeps/baselines.py` under a new --name and set helper_sweep to it")
     with torch.random.fork_rng(devices=[]):
         helper = create_model(cfg.model, num_classes, image_size=image_size)
-    helper.load_state_dict(load_model(client, run_id, HELPER_MODEL).state_dict())
+    helper.load_state_dict(load_trained_model(client, run_id, HELPER_MODEL).state_dict())
     return helper
 
 
