@@ -136,8 +136,12 @@ def tune_output(verbose: bool) -> Iterator[None]:
       CSV and JSON loggers, so :func:`output_options` passes those itself.
     - without ``--verbose``, ``RAY_AIR_NEW_OUTPUT=0``: at verbosity 0 the new output engine still prints a box for
       the experiment and the last result of every failed trial; the legacy one prints nothing.
+    - without ``--verbose``, ``TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S=0``: no four-line warning
+      each time trials end within 5 s of each other (every trial end forces a snapshot of Tune's state, which is
+      what lets ``--resume`` lose nothing; short trials, as after a resume, make them frequent).
     """
-    settings = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"} | ({} if verbose else {"RAY_AIR_NEW_OUTPUT": "0"})
+    quiet = {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}
+    settings = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"} | ({} if verbose else quiet)
     unset = [key for key in settings if key not in os.environ]
     os.environ.update({key: settings[key] for key in unset})
     try:

@@ -69,6 +69,13 @@ class Where:
             moved_by.setdefault(os.environ.get("RAY_TMPDIR") or tempfile.gettempdir(), []).append("RAY_TMPDIR")
         return {folder: " and ".join(flags) for folder, flags in moved_by.items()}
 
+    def state_saved_since(self, since: float) -> bool:
+        """Whether Tune wrote the sweep's experiment state at or after ``since`` (a time.time()); unknown, so False,
+        for a bucket."""
+        if "://" in self.storage:
+            return False
+        return any(state.stat().st_mtime >= since for state in Path(self.sweep_dir).glob("experiment_state-*.json"))
+
     def written_folders(self) -> list[str]:
         """The local folders the sweep writes to, which a full disk stops (a bucket never fills)."""
         written = [self.storage] if "://" not in self.storage else []
@@ -210,7 +217,13 @@ def _fit(sweep: Sweep, args: argparse.Namespace, where: Where, stop: StopSignals
                                             {"cpu": args.cpus_per_trial, "gpu": gpus})
             disk_guard = FullDiskStop(written)
             tuner = _tuner(sweep, args, where, trainable, client, exp_id, parent_id, disk_guard)
-            with tune_output(args.verbose), stop.graceful():
+
+            def close_interrupted() -> None:  # what the end of a signalled fit does, for a fit stuck in Ray
+                close_running_runs(client, exp_id, parent_id, lambda run: ("KILLED", INTERRUPTED))
+                client.set_terminated(parent_id, status="KILLED")
+                print(resume_line.format(stop.received))
+
+            with tune_output(args.verbose), stop.graceful(where.state_saved_since, close_interrupted):
                 results = tuner.fit()
         except Exception:
             if not stopped_by_full_disk(client, exp_id, parent_id, written, True, started_ms):

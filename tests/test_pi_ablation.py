@@ -81,9 +81,18 @@ def test_interrupted_sweep_resumes_without_duplicate_or_dangling_runs(tmp_path):
 @pytest.mark.slow
 @pytest.mark.serial
 def test_sweep_stopped_by_sigterm_resumes_from_its_checkpoints(tmp_path):
-    """SIGTERM (scancel, a time limit, pre-emption, a pod evicted) is handled like Ctrl-C; the resumed trials
-    continue from their checkpoints: none trains epoch 0 again."""
-    client, stopped = start_and_stop_mid_trial(tmp_path, lambda process: process.send_signal(signal.SIGTERM))
+    """SIGTERM to every process of the sweep, Ray's own included (scancel, a Slurm time limit, pre-emption) is
+    handled like Ctrl-C; the resumed trials continue from their checkpoints: none trains epoch 0 again. With the
+    local Ray's GCS gone, Tune's clean-up used to wait for it until Ray ended the driver after 60 s with status 1,
+    the runs left RUNNING (launch/stop_signals.py's watchdog)."""
+    start = []
+
+    def terminate_all(process: subprocess.Popen) -> None:
+        start.append(time.monotonic())
+        os.killpg(process.pid, signal.SIGTERM)
+
+    client, stopped = start_and_stop_mid_trial(tmp_path, terminate_all)
+    print(f"exited {time.monotonic() - start[0]:.1f} s after SIGTERM")
     assert_closed_as_interrupted(client, stopped)
     assert "SIGTERM" in stopped.stdout
     assert_resume_completes_with_one_run_per_trial(tmp_path, client, STOPPED_EPOCHS)
