@@ -43,15 +43,20 @@ def test_a_sweep_on_a_disk_already_full_is_refused_before_ray_with_nothing_writt
 
 
 def test_a_failure_while_the_tuner_is_built_closes_the_parent_run(tmp_path, ray_local, monkeypatch):
+    import copy
     import errno
 
     import tests_support
     from launch import tuner
+    from sweeps import pi_ablation
 
     def no_room(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", "tuner.pkl")
 
     monkeypatch.setattr(tuner, "_tuner", no_room)
+    # reduced_pi_ablation shrinks the script's module-level grid and presets in place: copies here, for this test only.
+    for constant in ("PIS", "SHARED", "VARIANTS"):
+        monkeypatch.setattr(pi_ablation, constant, copy.deepcopy(getattr(pi_ablation, constant)))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     with pytest.raises(OSError, match="No space left"):
         tests_support.reduced_pi_ablation(["--name", "broken", "--storage-path", str(tmp_path / "ray"),
