@@ -17,6 +17,7 @@ import os
 import socket
 import ssl
 import tempfile
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Collection
@@ -138,10 +139,14 @@ def writable_folder(folder: Path) -> bool:
         return False
 
 
+REMOTE_TIMEOUT_S = 15.0  # for a bucket to take a first write (credential look-up, DNS, the request itself)
+
+
 def check_storage_path(storage: str) -> None:
-    """Tune's local storage folder: a folder that exists or can be created, and written (s3:// and gs:// are left
-    to Tune, with the cluster's credentials)."""
+    """Tune's storage: a local folder that exists or can be created, and written; or a bucket (``s3://``,
+    ``gs://``, any file system pyarrow knows) that takes a write, tried as Tune will write there."""
     if "://" in storage:
+        check_remote_storage(storage)
         return
     path = Path(storage).resolve()
     existing = next(folder for folder in (path, *path.parents) if folder.exists())
@@ -151,6 +156,47 @@ def check_storage_path(storage: str) -> None:
     if not writable_folder(existing):
         raise SystemExit(f"error: {flag('--storage-path')} {storage}: {existing} cannot be written: pass a folder "
                          "you can write, or s3://... on a cluster")
+
+
+def check_remote_storage(storage: str) -> None:
+    """Write and delete one empty object under ``storage`` through pyarrow's file system for its URI, the one Tune
+    uses: a bucket that does not exist, credentials that are missing or refused, or no answer within
+    :data:`REMOTE_TIMEOUT_S` stop here instead of as a raw traceback once Ray runs."""
+    from pyarrow import ArrowException, fs
+
+    def write_probe() -> None:
+        filesystem, path = fs.FileSystem.from_uri(storage)
+        probe = f"{path.rstrip('/')}/.advsweep-write-check-{os.getpid()}"
+        with filesystem.open_output_stream(probe) as out:
+            out.write(b"")
+        filesystem.delete_file(probe)
+
+    fix = ("create the bucket, or give this machine credentials that may write there (for s3://: AWS_ACCESS_KEY_ID "
+           "and AWS_SECRET_ACCESS_KEY, AWS_PROFILE or an instance role; for gs://: GOOGLE_APPLICATION_CREDENTIALS), "
+           "or pass a local folder")
+    # A daemon thread: a probe that never answers must not keep this process from exiting with the refusal.
+    outcome: list[BaseException | None] = []
+
+    def attempt() -> None:
+        try:
+            write_probe()
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which says what it was
+            outcome.append(exc)
+
+    probe = threading.Thread(target=attempt, name="storage-write-check", daemon=True)
+    probe.start()
+    probe.join(REMOTE_TIMEOUT_S)
+    if not outcome:
+        raise SystemExit(f"error: {flag('--storage-path')} {storage}: no answer within {REMOTE_TIMEOUT_S:g} s: check "
+                         f"the network, or {fix}")
+    if isinstance(outcome[0], ArrowException | OSError | ValueError):
+        detail = " ".join(str(outcome[0]).split())[:300]
+        if "Unrecognized filesystem type" in detail:
+            fix = "pass s3://bucket/path, gs://bucket/path or a local folder"
+        raise SystemExit(f"error: {flag('--storage-path')} {storage} cannot be written ({detail}): {fix}")
+    if outcome[0] is not None:
+        raise outcome[0]
 
 
 def check_tracking_uri(uri: str) -> URL | None:

@@ -63,6 +63,18 @@ def test_a_count_or_resource_out_of_range_is_refused_while_parsing(tmp_path, scr
     assert expected in refused(tmp_path, *flags, script=script, status=2)
 
 
+@pytest.mark.parametrize(("storage", "fix"), [
+    ("s3://no-such-bucket/sweeps", "create the bucket, or give this machine credentials"),
+    ("s4://bucket/sweeps", "pass s3://bucket/path, gs://bucket/path or a local folder"),
+])
+def test_a_bucket_that_cannot_be_written_is_refused(tmp_path, storage, fix):
+    # Written once through pyarrow, as Tune writes there: offline the bucket's host does not resolve, online it is
+    # not this machine's (or there are no credentials); an unknown scheme names the ones that work. Before the check
+    # Ray started, then a raw OSError after 46 s left the parent run RUNNING.
+    error = refused(tmp_path, "--storage-path", storage)
+    assert error.startswith(f"error: --storage-path {storage}") and fix in error
+
+
 def test_resume_of_a_sweep_that_never_ran_creates_no_store(tmp_path):
     # The refusal reads the store only where it exists; the store is created after every refusal (launch/stores.py).
     assert "--resume: there is no sweep 'refused'" in refused(tmp_path, "--resume")
