@@ -36,12 +36,14 @@ def child_runs(client: MlflowClient) -> list:
     return [r for r in runs if "sweep_run_id" in r.data.tags]
 
 
-def start_and_stop_mid_trial(tmp_path: Path, send) -> tuple[MlflowClient, subprocess.CompletedProcess]:
+def start_and_stop_mid_trial(tmp_path: Path, send, stuck_cleanup: bool = False
+                             ) -> tuple[MlflowClient, subprocess.CompletedProcess]:
     """Start the reduced sweep with two trials at a time; once both are mid-training (each has logged an epoch and
-    neither has finished), ``send(process)`` a signal; return the MLflow client and what the sweep printed."""
+    neither has finished), ``send(process)`` a signal; return the MLflow client and what the sweep printed. With
+    ``stuck_cleanup``, Tune's clean-up of the stopped fit blocks (tests_support.stuck_cleanup_after_a_stop)."""
+    env = {**e2e_env(STOPPED_EPOCHS), **({"E2E_STUCK_CLEANUP": "1"} if stuck_cleanup else {})}
     first = subprocess.Popen(sweep_command(tmp_path, concurrency=2), cwd=tmp_path, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True, start_new_session=True,
-                             env=e2e_env(STOPPED_EPOCHS))
+                             stderr=subprocess.STDOUT, text=True, start_new_session=True, env=env)
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     deadline = time.time() + 300
     while time.time() < deadline and first.poll() is None:
@@ -81,18 +83,19 @@ def test_interrupted_sweep_resumes_without_duplicate_or_dangling_runs(tmp_path):
 @pytest.mark.slow
 @pytest.mark.serial
 def test_sweep_stopped_by_sigterm_resumes_from_its_checkpoints(tmp_path):
-    """SIGTERM to every process of the sweep, Ray's own included (scancel, a Slurm time limit, pre-emption) is
-    handled like Ctrl-C; the resumed trials continue from their checkpoints: none trains epoch 0 again. With the
-    local Ray's GCS gone, Tune's clean-up used to wait for it until Ray ended the driver after 60 s with status 1,
-    the runs left RUNNING (launch/stop_signals.py's watchdog)."""
+    """SIGTERM (scancel, a time limit, pre-emption, a pod evicted) is handled like Ctrl-C, even when Tune's clean-up
+    then blocks (as it does waiting for a local Ray's GCS that the same signal killed: it used to last until Ray
+    ended the driver after 60 s with status 1, the runs left RUNNING; launch/stop_signals.py's watchdog); the
+    resumed trials continue from their checkpoints: none trains epoch 0 again."""
     start = []
 
-    def terminate_all(process: subprocess.Popen) -> None:
+    def terminate(process: subprocess.Popen) -> None:
         start.append(time.monotonic())
-        os.killpg(process.pid, signal.SIGTERM)
+        process.send_signal(signal.SIGTERM)
 
-    client, stopped = start_and_stop_mid_trial(tmp_path, terminate_all)
+    client, stopped = start_and_stop_mid_trial(tmp_path, terminate, stuck_cleanup=True)
     print(f"exited {time.monotonic() - start[0]:.1f} s after SIGTERM")
+    assert "did not return within 5 s" in stopped.stdout, stopped.stdout[-3000:]
     assert_closed_as_interrupted(client, stopped)
     assert "SIGTERM" in stopped.stdout
     assert_resume_completes_with_one_run_per_trial(tmp_path, client, STOPPED_EPOCHS)

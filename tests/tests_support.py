@@ -134,11 +134,31 @@ def reduced_pi_ablation(argv: list[str]) -> None:
     or ``E2E_EPOCHS`` (a test that stops the sweep mid-trial needs trials that outlast the stopping)."""
     from sweeps import pi_ablation
 
+    if os.environ.get("E2E_STUCK_CLEANUP"):
+        stuck_cleanup_after_a_stop()
     pi_ablation.PIS[:] = [0.5, 0.6]
     pi_ablation.SHARED["smoke"].update(train_n=128, eval_n=32, final_n=64, warmup_epochs=1)
     for variant in pi_ablation.VARIANTS["smoke"].values():
         variant["epochs"] = int(os.environ.get("E2E_EPOCHS", "2"))
     pi_ablation.main(argv)
+
+
+def stuck_cleanup_after_a_stop() -> None:
+    """Make Tune's clean-up of a stopped fit block as it does when the stop signal also killed the local Ray's GCS
+    (Slurm signals every process of a job): ``remove_placement_group`` waiting for it (seen with py-spy), until Ray
+    ends the driver after 60 s."""
+    import inspect
+
+    from ray.air.execution.resources import placement_group
+
+    remove = placement_group.remove_placement_group
+
+    def stuck(pg):
+        if any(frame.function == "_cleanup_trials" for frame in inspect.stack()):
+            time.sleep(600)
+        return remove(pg)
+
+    placement_group.remove_placement_group = stuck
 
 
 def fit_test_model(make_model, x, y, n_train: int = 1024):
