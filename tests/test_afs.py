@@ -627,9 +627,10 @@ def test_both_stages_run_from_the_command_line_and_print_the_tables(tmp_path, ra
     # per script (the same main a command line calls; tests/test_cli.py holds every script's command line).
     from sweeps import afs_ablation, afs_merger
 
+    # The final protocol without PGD-10: the tables report clean and the strongest attack, PGD-20.
     flags = ["--preset", "smoke", "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
              "--storage-path", str(tmp_path / "ray"), "--set", "train_n=256", "--set", "final_n=64",
-             "--set", "epochs=1"]
+             "--set", "epochs=1", "--set", 'final_attacks=["clean","pgd20"]']
 
     def printed(main, *args: str) -> str:
         main([*args, *flags])
