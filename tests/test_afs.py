@@ -597,7 +597,6 @@ def segment_at(results: dict[str, dict[str, float]]) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("afs_science")  # one worker trains the shared fixture once
 def test_merger_is_as_accurate_as_the_robust_and_as_robust_as_the_standard_extractor(standard_robust_and_merger):
     standard, robust, merger = (standard_robust_and_merger[k] for k in ("eps 0", "eps 8", "merger"))
     assert merger["clean"] >= robust["clean"], "at least as accurate as the robust extractor"
@@ -605,7 +604,6 @@ def test_merger_is_as_accurate_as_the_robust_and_as_robust_as_the_standard_extra
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("afs_science")  # one worker trains the shared fixture once
 def test_merger_point_lies_above_the_segment_between_the_two_extractors(standard_robust_and_merger):
     merger = standard_robust_and_merger["merger"]
     assert merger["pgd20"] > segment_at(standard_robust_and_merger), "a better trade-off than mixing the two"

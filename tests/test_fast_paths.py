@@ -54,7 +54,6 @@ def test_compiled_model_matches_fp32_eager_training_loss(fp32_eager):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("science_pgd_at")
 def test_fast_paths_reach_the_same_clean_and_robust_accuracy():
     """PGD-AT trained to the science test's robustness with bf16 + channels_last and with torch.compile; accuracies on
     500 test points within 3 points of fp32 eager (the seed-to-seed spread of this setup is larger), final training

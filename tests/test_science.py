@@ -22,7 +22,6 @@ from trainables.methods.single_step import SingleStep
 
 
 @pytest.mark.slow  # with the PGD-AT reference the slow pass's other science tests share (tests_support.science_pgd_at)
-@pytest.mark.xdist_group("science_pgd_at")
 def test_pgd_at_buys_robustness_with_clean_accuracy():
     results, seconds = {}, {}
     for training, train in (("standard", lambda: train_without_ray(Baseline, {**SCIENCE, "training": "standard"})),
@@ -69,7 +68,6 @@ def test_biamat_gate_passes_related_auxiliary_classes_more_often():
 
 
 @pytest.mark.slow  # four trainings (PGD-AT shared), about 3 minutes on 2 cores
-@pytest.mark.xdist_group("science_pgd_at")
 def test_single_step_methods_come_near_pgd_at_and_rs_fgsm_is_reported_at_16():
     """UIAT Table 5's single-step methods at 8/255 reach PGD-AT's PGD-20 accuracy within 5 points on the synthetic
     data (2026-12-01: PGD-AT 0.516, N-FGSM 0.502, RS-FGSM 0.492, GradAlign 0.496, clean 0.69 for all). RS-FGSM at

@@ -29,7 +29,6 @@ TOLERANCE = 0.03
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("science_pgd_at")
 def test_inverse_examples_are_easiest_and_uiat_keeps_pgd_at_robustness():
     start = time.perf_counter()
     uiat = train_without_ray(UIAT, {**BUDGET, "lam": 1.0, "momentum_start": 2})

@@ -39,9 +39,7 @@ def merger_over(extractors: dict) -> type:
 @functools.cache
 def science_pgd_at() -> tuple[Any, list[dict[str, float]]]:
     """PGD-AT on :data:`SCIENCE` and its per-epoch training metrics, trained once per pytest process: the reference
-    that the science, single-step, UIAT and fast-path tests all compare against (each test only evaluates it). Those
-    tests share the xdist group ``science_pgd_at``, so that .ci/run's two workers (``--dist loadgroup``) train it once,
-    not once each."""
+    that the science, single-step, UIAT and fast-path tests all compare against (each test only evaluates it)."""
     from trainables.methods.baseline import Baseline
 
     logs: list[dict[str, float]] = []
