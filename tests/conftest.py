@@ -60,3 +60,21 @@ def ray_cluster():
     cluster.shutdown()
     if had_local_ray:
         _start_local_ray()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """``-n 2`` schedules each test on its own, except that the tests of one class run on one worker: a class-scoped
+    fixture (a model that several tests check) is then built once per run instead of once per worker at the same
+    time. xdist's ``--dist loadgroup`` cannot do this here: it renames the grouped items through an attribute that
+    pytest 9 no longer reads, so every group is split."""
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ClassScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path, *names = nodeid.split("::")
+            return "::".join([path, names[0]]) if len(names) > 1 else nodeid
+
+    return ClassScheduling(config, log)

@@ -597,16 +597,19 @@ def segment_at(results: dict[str, dict[str, float]]) -> float:
 
 
 @pytest.mark.slow
-def test_merger_is_as_accurate_as_the_robust_and_as_robust_as_the_standard_extractor(standard_robust_and_merger):
-    standard, robust, merger = (standard_robust_and_merger[k] for k in ("eps 0", "eps 8", "merger"))
-    assert merger["clean"] >= robust["clean"], "at least as accurate as the robust extractor"
-    assert merger["pgd20"] >= standard["pgd20"], "at least as robust as the standard extractor"
+class TestMergerOverAStandardAndARobustExtractor:
+    """The two checks of one trained pair of extractors and merger: one class, so that `-n 2` runs both on one
+    worker and the fixture (about 150 s) is built once (tests/conftest.py's scheduler)."""
 
+    def test_merger_is_as_accurate_as_the_robust_and_as_robust_as_the_standard_extractor(
+            self, standard_robust_and_merger):
+        standard, robust, merger = (standard_robust_and_merger[k] for k in ("eps 0", "eps 8", "merger"))
+        assert merger["clean"] >= robust["clean"], "at least as accurate as the robust extractor"
+        assert merger["pgd20"] >= standard["pgd20"], "at least as robust as the standard extractor"
 
-@pytest.mark.slow
-def test_merger_point_lies_above_the_segment_between_the_two_extractors(standard_robust_and_merger):
-    merger = standard_robust_and_merger["merger"]
-    assert merger["pgd20"] > segment_at(standard_robust_and_merger), "a better trade-off than mixing the two"
+    def test_merger_point_lies_above_the_segment_between_the_two_extractors(self, standard_robust_and_merger):
+        merger = standard_robust_and_merger["merger"]
+        assert merger["pgd20"] > segment_at(standard_robust_and_merger), "a better trade-off than mixing the two"
 
 
 def run_cli(*args: str, cwd: Path, timeout: int = 1200) -> str:
