@@ -52,6 +52,21 @@ def test_a_dry_run_shows_the_set_value(tmp_path, monkeypatch, capsys):
     assert list(tmp_path.iterdir()) == []  # a dry run writes nothing
 
 
+def test_any_field_of_the_trials_config_can_be_set_and_a_radius_takes_its_step_along(tmp_path, monkeypatch,
+                                                                                       capsys):
+    monkeypatch.chdir(tmp_path)
+    assert "autoattack_n" not in baselines.SMOKE and "eps" not in baselines.SMOKE  # the config's defaults apply
+    out = dry_run(baselines.main, ["--set", "eps=16/255", "--set", "autoattack_n=100"], capsys)
+    # The smoke preset steps 3/255 at the config's 8/255, so 6/255 at 16/255; the line says so before the plan.
+    assert out.startswith("attack_step=6/255: the step follows the radius set")
+    assert all(f" {value} " in out.replace("\n", " ") + " "
+               for value in ("eps=16/255", "attack_step=6/255", "autoattack_n=100")), out
+    chosen = dry_run(baselines.main, ["--set", "eps=16/255", "--set", "attack_step=2/255"], capsys)
+    assert "attack_step=2/255" in chosen and "follows" not in chosen
+    space = apply_overrides({"inv_eps": 4 / 255, "inv_step": 1 / 255}, [parse_override("inv_eps=2/255")])
+    assert space["inv_step"] == pytest.approx(0.5 / 255)  # UIAT's eps' and its step, the same rule
+
+
 def test_bad_keys_and_values_are_refused_before_ray_starts(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
 
@@ -63,8 +78,9 @@ def test_bad_keys_and_values_are_refused_before_ray_starts(tmp_path, monkeypatch
         return str(info.value)
 
     message = refused(pi_ablation.main, "--set", "epoch=3")
-    assert message.startswith("error: --set epoch: this sweep's search space has no 'epoch'; the keys --set can "
-                              "change: alpha, attack_bn,") and "epochs, eval_n" in message
+    assert message.startswith("error: --set epoch: the trials of this sweep have no 'epoch' (did you mean epochs?); "
+                              "the keys --set can change: alpha,") and "epochs, eps, eval_every" in message
+    assert " seed," not in message and " pi," not in message  # grid axes are not settable
     assert refused(pi_ablation.main, "--set", "epochs=-1") == "error: epochs=-1 must be at least 1"
     assert "must be" in refused(baselines.main, "--set", "lr=-0.1")
     assert "unknown model 'resnet-18'" in refused(baselines.main, "--set", "model=resnet-18")
