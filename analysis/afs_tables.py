@@ -106,14 +106,14 @@ def add_figure_arguments(commands: dict[str, argparse.ArgumentParser]) -> None:
         commands[name].add_argument("--mask", default=None, help="the mergers' stack, if several")
     commands["fig4"].add_argument("--networks", type=networks, default=[3, 8],
                                   help="networks whose features to embed, then their concatenation (default: 3,8)")
-    commands["fig4"].add_argument("--n", type=int, default=1000, help="the first N test points (default: 1000)")
+    commands["fig4"].add_argument("--n", type=int, default=1000, help="N test points, the evaluation points of the trials (default: 1000)")
     commands["fig4"].add_argument("--data-root", default=None, help="dataset folder (default $ADVSWEEP_DATA or ./data)")
     commands["fig5a"].add_argument("--networks", type=networks, default=None,
                                    help="single networks to compare (default: those the mergers stack)")
     commands["fig5a"].add_argument("--attack", default=None,
                                    help="re-evaluated attack, e.g. pgd20 (default: the strongest every series has)")
     commands["fig5a"].add_argument("--n", type=int, default=None,
-                                   help="re-evaluated on the first N test points (default: the most every series has)")
+                                   help="re-evaluated on N test points (default: the most every series has)")
     commands["fig6"].add_argument("--networks", type=networks, default=[1, 8],
                                   help="single networks beside the merger (default: 1,8)")
 

@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--attack", default="autoattack" if name == "fig5" else "pgd20",
                              help="the re-evaluated attack to plot (default: %(default)s)")
             sub.add_argument("--n", type=int, default=None,
-                             help="re-evaluated on the first N test points (default: the largest N all methods have)")
+                             help="re-evaluated on N test points (default: the largest N all methods have)")
             sub.add_argument("--checkpoint", choices=("best", "last"), default="best")
     return parser
 

@@ -12,7 +12,7 @@ from launch.preflight import check_run_settings
 from launch.space import grid_points
 from launch.sweep import Sweep, no_extra_datasets
 from trainables.config import ConfigError, TrainConfig
-from trainables.datasets import DatasetNotFoundError, check_dataset
+from trainables.datasets import DatasetNotFoundError, check_dataset, test_split_of
 
 
 def trial_configs(config_cls: type[TrainConfig], space: Mapping[str, Any]) -> list[TrainConfig]:
@@ -27,24 +27,27 @@ def validate(config_cls: type[TrainConfig], space: Mapping[str, Any], data_root:
              extra_datasets: Callable[[TrainConfig], Sequence[str]] = no_extra_datasets,
              notes: list[str] | None = None) -> list[TrainConfig]:
     """Reject bad hyperparameters and missing data before Ray starts (raises SystemExit with the reason); returns
-    the configs of :func:`trial_configs`. With ``notes``, a missing dataset is added there instead: a dry run plans a
-    sweep before its data is downloaded."""
+    the configs of :func:`trial_configs`. With ``notes``, a missing dataset is added there instead, in the words that
+    stop a run: a dry run plans a sweep before its data is downloaded."""
     configs = trial_configs(config_cls, space)
-    checked: set[tuple[str, bool]] = set()
+    checked: set[tuple[str, tuple[str, ...] | None]] = set()
     for cfg in configs:
-        # extra_data (generated images mixed into the batches) is a dataset of every method's config.
-        for name in (cfg.dataset, *extra_datasets(cfg), *([cfg.extra_data] if cfg.extra_data else [])):
-            primary = name == cfg.dataset
-            if (name, primary) in checked:
+        # What a trial reads: the primary set's train split, the test split of test_data or else the primary set's
+        # own (a user's single .npz holds a train split only), the method's other sets and extra_data.
+        reads = [(cfg.dataset, ("train",) if cfg.test_data else ("train", "test"))]
+        reads += [(cfg.test_data, (test_split_of(cfg.test_data),))] if cfg.test_data else []
+        reads += [(name, None) for name in (*extra_datasets(cfg), *([cfg.extra_data] if cfg.extra_data else []))]
+        for name, splits in reads:
+            if (name, splits) in checked:
                 continue
-            checked.add((name, primary))
+            checked.add((name, splits))
             try:
-                # The primary set's test split too: a user's single .npz holds a train split only.
-                check_dataset(name, root=data_root, splits=("train", "test") if primary else None)
+                check_dataset(name, root=data_root, splits=splits)
             except DatasetNotFoundError as exc:
                 if notes is None:
                     raise SystemExit(f"error: {exc}") from None
-                notes.append(f"dataset {name} is not under {data_root or './data'}: {exc}")
+                # A dry run plans a sweep before its data is there, and says in the real run's words what stops it.
+                notes.append(f"a run would stop here until the data is there: error: {exc}")
             except ValueError as exc:  # DatasetInvalidError: files present but wrong, which a dry run must say too
                 raise SystemExit(f"error: {exc}") from None
     return configs

@@ -222,10 +222,14 @@ def selection_protocol(df: pd.DataFrame) -> str:
         return ""
     protocols = df[[f"params.{k}" for k in keys]].assign(
         clean=(column(df, "params.training") == "standard")
-        | (pd.to_numeric(column(df, "params.eps"), errors="coerce") == 0))
+        | (pd.to_numeric(column(df, "params.eps"), errors="coerce") == 0),
+        # Runs logged before subset_seed existed selected on the first N test points (trainables/trial_data.py).
+        sampled=column(df, "params.subset_seed").notna())
     described = []
-    for select_on, n, every, start, keep, steps, clean in protocols.drop_duplicates().itertuples(index=False):
-        where = "the first {} test points" if select_on == "test" else "{} held-out training points"
+    for select_on, n, every, start, keep, steps, clean, sampled in protocols.drop_duplicates().itertuples(
+            index=False):
+        drawn = "{} random test points" if sampled else "the first {} test points"
+        where = drawn if select_on == "test" else "{} held-out training points"
         start = "the first LR decay" if start == "first_decay" else f"epoch {start}"
         best = "best clean accuracy kept (standard training)" if clean else f"best PGD-{steps} kept"
         kept = f"epoch {keep} kept" if int(keep) else best

@@ -5,7 +5,7 @@
     python sweeps/afs_extractors.py --preset paper-cifar100 --address auto   # the same on CIFAR-100 (Table 5)
 
 eps 0 is standard training. Every trial evaluates clean and PGD (``attack_steps``) accuracy at its own training eps
-on the first ``eval_n`` test points after every epoch, registers its selected weights in MLflow (the artifact stage 2
+on ``eval_n`` test points after every epoch, registers its selected weights in MLflow (the artifact stage 2
 stacks), and evaluates them at 8/255 for every eps: clean, PGD-10, PGD-20 (and AutoAttack in the paper preset) plus
 Delta_z (Eq. 8).
 

@@ -23,7 +23,7 @@ the masks name: this is checked before Ray starts, and the error names the missi
 Paper preset, the reference code's recipe (the paper says "5 epochs"): CIFAR-10 with WRN-28-10 extractors, batch
 100, 7 epochs, LR 0.1 for epochs 1-2, 0.01 for 3-5, 0.001 for 6-7 (1-based; ``lr_milestones: [3, 6]``), and the
 weights after epoch 5 (index 4) kept whatever their score (``keep_epoch: 5``): ``best/*`` and Tables 2, 3 and 6 are
-that epoch's (``keep_epoch: 0`` would keep the epoch with the best PGD-10 on the first 1000 test points, evaluated
+that epoch's (``keep_epoch: 0`` would keep the epoch with the best PGD-10 on 1000 test points, evaluated
 after every epoch). PGD-10 (2/255, 8/255) through the whole stack; one trial attacks six WRN-28-10s per step, about
 six extractor epochs of compute per merger epoch. Smoke preset: 2 epochs, the best epoch kept. Tables print from
 MLflow at the end, with the trade-off of Table 4 (CIFAR-10) or Table 5 (CIFAR-100).

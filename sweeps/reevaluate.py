@@ -7,8 +7,9 @@
 
 Every FINISHED trial of the sweep logged its selected and last weights as the MLflow models ``best`` and ``last``
 (``trainables/runtime.py``). One Ray task per run and checkpoint loads that model, evaluates it with
-``trainables.evaluation.evaluate`` on the first ``--n`` test points of the run's own dataset (all of them if the test
-set is smaller; AutoAttack on all N too), seeded with the run's seed, PGD/CW with step eps/4, and the driver logs the
+``trainables.evaluation.evaluate`` on ``--n`` test points of the run's own test data (all of them if the test set is
+smaller; AutoAttack on all N too), drawn as the trial drew its evaluation points (``image_set.evaluation_points``
+with the run's ``subset_seed``: ``--n`` equal to the run's ``final_n`` re-evaluates its final points), seeded with the run's seed, PGD/CW with step eps/4, and the driver logs the
 accuracies into the same run as ``reeval/<checkpoint>/<attack>/eps<k>_255/n<N>`` (``reeval/best/clean/n<N>`` for
 clean accuracy, which no eps changes; an eps that is no k/255 is written as a decimal: ``eps0.03``). Those names
 cannot collide with the training metrics, and ``analysis/`` reads them like any other metric.
@@ -30,10 +31,10 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from analysis.cli import add_source_arguments
 from runstore.uri import absolute_tracking_uri
@@ -87,6 +88,8 @@ class Job:
     n: int
     groups: tuple[tuple[float, tuple[str, ...]], ...]
     halves: bool = False  # also per half by clean cross-entropy (--ce-halves)
+    test_data: str = ""  # the run's test source, when it was not the dataset's own test split
+    subset_seed: int = 0  # the seed of the run's evaluation points
     # Other checkpoints of the run that hold the same weights (best and last from the same epoch): their metrics are
     # this job's, logged under their names, without evaluating the same weights twice.
     same_weights: tuple[str, ...] = ()
@@ -148,27 +151,36 @@ def plan(sweep: SweepRuns, checkpoints: Sequence[str], attacks: Sequence[str], e
             elif not has_model(sweep.client, run["run_id"], checkpoint):
                 without_model += 1
             else:
-                seed = run.get("params.seed")
                 by_epoch[(epoch, groups)] = len(jobs)
                 jobs.append(Job(run["run_id"], run["run_name"], checkpoint, str(run["params.dataset"]),
-                                0 if pd.isna(seed) else int(seed), n, groups, halves))
+                                param_int(run, "seed"), n, groups, halves,
+                                test_data=str(run.get("params.test_data") or ""),
+                                subset_seed=param_int(run, "subset_seed")))
     return Plan(jobs, done, without_model)
 
 
+def param_int(run: Mapping[str, Any], name: str) -> int:
+    """An integer param of the run (a row of the sweep's runs), 0 where the run has none (runs logged before the
+    param existed)."""
+    value = run.get(f"params.{name}")
+    return int(value) if isinstance(value, str) and value else 0  # MLflow params are strings; NaN where absent
+
+
 def evaluate_job(job: Job, tracking_uri: str, data_root: str | None, batch_size: int) -> dict[str, float]:
-    """Body of one Ray task: the run's model on the first ``job.n`` test points of its dataset, every group."""
+    """Body of one Ray task: the run's model on ``job.n`` of its test points, every group."""
     import torch
     from mlflow.tracking import MlflowClient
 
-    from trainables.datasets import load_dataset
+    from trainables.datasets import load_dataset, test_split_of
     from trainables.evaluation import evaluate
+    from trainables.image_set import evaluation_points
     from trainables.safe_export import load_trained_model
     from trainables.signed_eval import signed_accuracies
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = load_trained_model(MlflowClient(tracking_uri), job.run_id, job.checkpoint).to(device)
-    test = load_dataset(job.dataset, "test", root=data_root)
-    test = test.subset(torch.arange(min(job.n, len(test))))
+    source = job.test_data or job.dataset
+    test = evaluation_points(load_dataset(source, test_split_of(source), root=data_root), job.n, job.subset_seed)
     metrics: dict[str, float] = {}
     for eps, attacks in job.groups:
         if eps < 0 or job.halves:
@@ -192,7 +204,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--eps", default="8/255",
                         help="comma-separated threat models, k/255 or a number in (0, 1]; negative: the inverse attack "
                              "(write --eps=-8/255,... with '=')")
-    parser.add_argument("--n", type=int, default=10000, help="the first N test points (default: 10000)")
+    parser.add_argument("--n", type=int, default=10000, help="N test points, drawn as the trials drew theirs (default: 10000)")
     parser.add_argument("--checkpoints", default="best", help="best, last or best,last (default: best)")
     parser.add_argument("--ce-halves", action="store_true",
                         help="also the accuracy on each half of the points by clean cross-entropy (UIAT Fig. 1/4)")

@@ -4,7 +4,7 @@
 weight decay 5e-4, PGD-10 (2/255) at 8/255 during training; final protocol clean, PGD-20, CW and AutoAttack on the
 10,000 test images (Table 1 reports natural, PGD-20, CW and AutoAttack accuracy; Tables 3 and 6 and Fig. 3 natural,
 PGD-20 and AutoAttack). The paper does not give CW's steps: CW-20 here, the steps and step size of its PGD-20. Nor
-does it say how it selects a checkpoint: the best PGD-10 on the first 1,000 test points, evaluated every epoch. UIAT's own defaults (lambda
+does it say how it selects a checkpoint: the best PGD-10 on 1,000 test points, evaluated every epoch. UIAT's own defaults (lambda
 3.5, eps' 4/255, alpha' 1/255, beta 1.0, gamma 0.9, T = 10, T' = 50) come from ``trainables/methods/uiat.py``.
 
 ``smoke``: synthetic data, tiny CNN, 3 epochs on 512 images with PGD-3; momentum from epoch 1 and the one-off epoch 1,

@@ -40,6 +40,8 @@ PGD_FINAL = ("clean", "pgd20", "pgd100", "cw100", "autoattack")
 RUNTIME: Card = {
     "seed": (0, "one seed: --seeds N gives 0..N-1"),
     "train_n": (0, "papers: the whole training set"),
+    "test_data": ("", "papers: the dataset's own test split"),
+    "subset_seed": (0, "not a recipe value: which test points a subset draws (the papers evaluate on all of them)"),
     "extra_data": ("", "papers: no extra data (UIAT Table 4 alone adds generated images)"),
     "original_fraction": (1.0, "every image from the training set when there is no extra data"),
     "momentum": (0.9, "papers: SGD with momentum 0.9"),

@@ -7,7 +7,8 @@ import torch
 
 from trainables.config import RunSettings
 from trainables.datasets import load_dataset
-from trainables.runtime import Method, TrialData
+from trainables.runtime import Method
+from trainables.trial_data import TrialData
 
 SMALL = {"epochs": 1, "batch_size": 32, "train_n": 64, "attack_steps": 2, "attack_step": 4 / 255, "eval_n": 32,
          "final_n": 32}

@@ -40,9 +40,10 @@ from trainables.methods.afs import (
     mask_of,
 )
 from trainables.models import Classifier, count_macs, create_model
-from trainables.runtime import Trial, TrialData
+from trainables.runtime import Trial
 from trainables.tracking import TrialRun
 from trainables.training import lr_factor
+from trainables.trial_data import TrialData
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = {"dataset": "synthetic", "model": "tiny-cnn", "epochs": 1, "batch_size": 16, "attack_steps": 2,

@@ -64,12 +64,12 @@ def test_dry_runs_check_the_cifar100_files_and_name_the_cifar100_sweeps(empty_cw
     afs_extractors.main(["--preset", CIFAR100, "--dry-run"])
     out = capsys.readouterr().out
     assert "sweep 'afs-extractors-paper-cifar100'" in out and "trials: 10" in out and "dataset=cifar100" in out
-    assert "is not under" not in out and "GPU estimate: about" in out  # the files were found, and checked
+    assert "a run would stop here" not in out and "GPU estimate: about" in out  # the files were found, and checked
     afs_merger.main(["default", "--preset", CIFAR100, "--dry-run"])
     out = capsys.readouterr().out
     assert "note: no extractor sweep 'afs-extractors-paper-cifar100' yet" in out
     assert "sweep 'afs-default-paper-cifar100'" in out and "trials: 1" in out and "mask=000111111" in out
-    assert "extractor_sweep=afs-extractors-paper-cifar100" in out and "is not under" not in out
+    assert "extractor_sweep=afs-extractors-paper-cifar100" in out and "a run would stop here" not in out
     assert sorted(p.name for p in empty_cwd.iterdir()) == ["data"] and not ray.is_initialized()
 
     # The dry run reads the files: a label outside CIFAR-100's 100 classes stops it, naming the file.
@@ -111,7 +111,8 @@ def test_a_cifar100_merger_stacks_the_cifar100_extractors_and_refuses_cifar10_on
     capsys.readouterr()
     afs_merger.main(["default", "--preset", CIFAR100, "--dry-run", *flags])  # the default name: CIFAR-100's sweep
     out = capsys.readouterr().out
-    assert "stacking the extractors of sweep 'afs-extractors-paper-cifar100': 000111111" in out and "error" not in out
+    assert "stacking the extractors of sweep 'afs-extractors-paper-cifar100': 000111111" in out
+    assert "refuse" not in out and "mixes" not in out  # only the missing CIFAR-100 files are noted
     # --set dataset=... is what the trials would train on, so it is what the extractors are held to.
     afs_merger.main(["default", "--preset", CIFAR100, "--extractor-sweep", "afs-extractors-paper", "--set",
                      "dataset=cifar10", "--dry-run", *flags])

@@ -21,6 +21,7 @@ from runstore.reader import load_sweep
 from sweeps import afs_merger
 from sweeps.reevaluate import metric_key
 from trainables.datasets import load_dataset
+from trainables.image_set import evaluation_points
 from trainables.methods.afs import StackedFeatures
 from trainables.models import Classifier, create_model
 from trainables.tracking import TrialRun
@@ -128,8 +129,8 @@ def test_fig4_embeds_each_network_and_their_concatenation(afs):
     panels = afs_figures.embeddings(afs["ext"], (3, 8), n=60)
     assert [p.title for p in panels] == ["network-3 (eps 3/255)", "network-8 (eps 8/255)",
                                          "network-3 + network-8 (concatenated)"]
-    test = load_dataset(DATASET, "test")
-    images, labels = test.images[:60].float() / 255, test.labels[:60].numpy()
+    test = evaluation_points(load_dataset(DATASET, "test"), 60, seed=0)  # the trials' evaluation points
+    images, labels = test.images.float() / 255, test.labels.numpy()
     with torch.no_grad():
         f3, f8 = (afs["extractors"][i].features(images).numpy() for i in (3, 8))
     for panel, values in zip(panels, (f3, f8, np.concatenate([f3, f8], axis=1))):

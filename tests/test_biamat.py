@@ -11,7 +11,8 @@ from trainables.datasets import load_dataset
 from trainables.loader import DeviceLoader
 from trainables.losses import soft_cross_entropy
 from trainables.methods.biamat import BiaMAT, BiaMATConfig, primary_confidence
-from trainables.runtime import Trial, TrialData
+from trainables.runtime import Trial
+from trainables.trial_data import TrialData
 
 SMALL = {"epochs": 3, "warmup_epochs": 1, "batch_size": 32, "aux_batch_size": 32, "attack_steps": 2,
          "attack_step": 4 / 255, "train_n": 128, "eval_n": 32, "final_n": 32}

@@ -40,7 +40,7 @@ def test_labels_sweep_gives_table1_with_its_baseline_and_fig3_per_auxiliary_set(
          "baselines-biamat-smoke", "--tracking-uri", uri], cwd=ROOT, capture_output=True, text=True, check=False)
     assert table.returncode == 0, table.stderr
     assert "| ỹ |" in table.stdout and "| y^ER |" in table.stdout and "Baseline (AT)" in table.stdout
-    assert "checkpoint selection: PGD-3 on the first 64 test points, every 1 epoch(s) from epoch 1" in table.stdout
+    assert "checkpoint selection: PGD-3 on 64 random test points, every 1 epoch(s) from epoch 1" in table.stdout
     rows = [line for line in table.stdout.splitlines() if line.startswith("| ỹ |")]
     assert rows and rows[0].rstrip(" |").split("|")[-1].strip()  # the baseline cell is filled
 

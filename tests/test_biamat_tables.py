@@ -22,8 +22,9 @@ from runstore.reader import load_sweep
 from trainables import datasets
 from trainables.config import RunSettings
 from trainables.methods.biamat import BiaMAT, BiaMATConfig
-from trainables.runtime import Trial, TrialData
+from trainables.runtime import Trial
 from trainables.tracking import TrialRun
+from trainables.trial_data import TrialData
 
 AT_BASE = {"training": "pgd_at", "dataset": "cifar10", "model": "wrn-28-10", "epochs": 100}
 # Table 14's seeded counts, (seen, high) per auxiliary class 0..5 for seeds 0 and 1, at epochs 1 and 2. Class 4 is

@@ -21,8 +21,9 @@ from trainables.methods import gradalign, mart, single_step
 from trainables.methods.gradalign import GradAlign, GradAlignConfig
 from trainables.methods.mart import MARTConfig, boosted_cross_entropy, mart_loss
 from trainables.methods.single_step import SingleStep, SingleStepConfig
-from trainables.runtime import Method, TrialData
+from trainables.runtime import Method
 from trainables.single_step_attacks import alignment
+from trainables.trial_data import TrialData
 
 EPS = 8 / 255
 SETTINGS = UNUSED_STORE

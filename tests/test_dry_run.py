@@ -97,7 +97,7 @@ def test_pi_ablation_paper_costs_about_960_v100_hours(empty_cwd, capsys):
     # 6 x AT+BiaMAT (56.5 h) + 6 x TRADES+BiaMAT (103 h), BiaMAT appendix Table 11.
     assert "GPU estimate: about 957 V100-hours" in out
     assert "56.5 h each" in out and "103 h each" in out
-    assert "note: dataset cifar10 is not under ./data" in out and "note: dataset imagenet32" in out
+    assert "note: a run would stop here until the data is there: error: cifar10 (train) not found" in out and "error: imagenet32 (train) not found" in out
 
 
 def test_imgnet100_main_results_cost_appendix_table_11s_wrn_16_10_hours(empty_cwd, capsys):

@@ -19,7 +19,8 @@ from trainables.datasets import load_dataset
 from trainables.image_set import ImageSet
 from trainables.loader import MixedLoader
 from trainables.methods.uiat import UIAT, UIATConfig
-from trainables.runtime import Trial, TrialData
+from trainables.runtime import Trial
+from trainables.trial_data import TrialData
 
 # --- config -----------------------------------------------------------------------------------------------------------
 
@@ -121,7 +122,11 @@ def test_trial_data_reads_the_extra_set_and_counts_its_indices_after_the_trainin
     data = TrialData.load(cfg, None)
     full = load_dataset("synthetic", "train")
     assert len(data.train) == 200 and len(data.extra) == len(full) - 300  # the images train_n leaves out
-    assert torch.equal(data.extra.images, full.images[300:]) and data.index_size == len(full) - 100
+    # Training, held-out and extra images are the training set split three ways: each image in exactly one part.
+    parts = torch.cat([data.train.images, data.select.images, data.extra.images])
+    assert len(parts) == len(full) - 50  # the holdout's other 50 images are held out, unused by eval_n=50
+    assert len({bytes(image.numpy()) for image in parts}) == len(parts)
+    assert data.index_size == len(full) - 100
 
     npz = write_npz(tmp_path / "gen.npz", 40, classes=7)  # labels 0..6 of the training set's 10 classes
     data = TrialData.load(TrainConfig.from_dict({"train_n": 64, "extra_data": f"npz:{npz}",
@@ -214,7 +219,7 @@ def test_paper_dry_run_with_the_ddpm_files_in_place_lists_the_trials(empty_cwd, 
     assert f"npz:{root.resolve() / 'cifar100_ddpm.npz'}" in out and "original_fraction=0.3" in out
     assert "batch_size=1024" in out and "epochs=400" in out and "GPU estimate: about" in out
     assert "ddpm.npz is missing" not in out and "dataset npz:" not in out  # the DDPM files passed their checks
-    assert "note: dataset cifar10 is not under" in out  # CIFAR itself is not there: noted in a dry run
+    assert "until the data is there: error: cifar10 (train) not found" in out  # CIFAR itself is not there: noted in a dry run
     assert list(empty_cwd.iterdir()) == [] and not ray.is_initialized()
 
 

@@ -136,7 +136,8 @@ def test_every_registered_method_has_its_step_loop_checked():
 def host_reads_in_two_epochs(method_cls, config: dict, steps: int, monkeypatch) -> list[str]:
     from trainables.config import RunSettings
     from trainables.datasets import load_dataset
-    from trainables.runtime import Trial, TrialData
+    from trainables.runtime import Trial
+    from trainables.trial_data import TrialData
 
     cfg = method_cls.Config.from_dict(config)
     # Only the images the epochs use: generating the full synthetic set would take most of the test's time.

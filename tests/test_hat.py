@@ -21,9 +21,10 @@ from trainables.methods import hat
 from trainables.methods.baseline import Baseline
 from trainables.methods.hat import HAT, HATConfig, MissingHelperError, find_helpers, helper_examples
 from trainables.models import Classifier, create_model
-from trainables.runtime import Method, Trial, TrialData
+from trainables.runtime import Method, Trial
 from trainables.tracking import TrialRun
 from trainables.training import seed_everything
+from trainables.trial_data import TrialData
 
 CPU = torch.device("cpu")
 EPS = 8 / 255

@@ -12,8 +12,9 @@ import torch
 from sweeps.pi_ablation import PIS, SHARED, VARIANTS
 from trainables.config import RunSettings
 from trainables.methods.biamat import BiaMAT, BiaMATConfig
-from trainables.runtime import Trial, TrialData
+from trainables.runtime import Trial
 from trainables.training import seed_everything
+from trainables.trial_data import TrialData
 
 
 def smoke_trial(pi: float) -> Trial:

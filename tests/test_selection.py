@@ -12,7 +12,8 @@ from tests_support import TINY_TRIAL
 from trainables.config import ConfigError, RunSettings
 from trainables.evaluation import BestTracker
 from trainables.methods.baseline import Baseline, BaselineConfig
-from trainables.runtime import Trial, TrialData
+from trainables.runtime import Trial
+from trainables.trial_data import TrialData
 
 SETTINGS = RunSettings(tracking_uri="sqlite:///unused.db", experiment="x")
 

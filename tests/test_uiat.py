@@ -17,8 +17,9 @@ from trainables.datasets import load_dataset
 from trainables.loader import Batch, DeviceLoader
 from trainables.methods.uiat import UIAT, UIATConfig, inverse_objective
 from trainables.models import create_model
-from trainables.runtime import Trial, TrialData
+from trainables.runtime import Trial
 from trainables.training import set_rng_state
+from trainables.trial_data import TrialData
 
 SMALL = {"epochs": 3, "batch_size": 32, "attack_steps": 2, "attack_step": 4 / 255, "train_n": 128, "eval_n": 32,
          "final_n": 32, "momentum_start": 1, "oneoff_epoch": 1, "iat_steps": 2}

@@ -32,8 +32,9 @@ from tests_support import TINY_TRIAL
 from trainables.config import ConfigError, RunSettings
 from trainables.evaluation import evaluate
 from trainables.methods.baseline import Baseline
-from trainables.runtime import Trial, TrialData
+from trainables.runtime import Trial
 from trainables.signed_eval import ce_halves, clean_losses, signed_accuracies
+from trainables.trial_data import TrialData
 
 EPS = (-8, -4, 4, 8)  # re-evaluated signed eps, in 1/255
 SEEDS = (0, 1)
@@ -106,13 +107,14 @@ def test_reevaluation_keys_and_flags_for_signed_eps_and_halves(capsys):
 
 # --- the per-epoch training-subset evaluation behind Fig. 2 ---------------------------------------------------------
 
-def test_train_eval_n_evaluates_the_first_training_images_with_the_selection():
+def test_train_eval_n_evaluates_a_sample_of_the_training_images_with_the_selection():
     settings = RunSettings("sqlite:///unused.db", "t")
     cfg = Baseline.Config.from_dict({**TINY_TRIAL, "train_eval_n": 48})
     method = Baseline(cfg, TrialData.load(cfg, None), torch.device("cpu"), settings)
     metrics = Trial(method).end_epoch(0)
-    train = method.data.train
-    expected = evaluate(method.model, train.images[:48], train.labels[:48], eps=cfg.eps, attacks=("clean", "pgd3"),
+    points = method.data.train_eval_points(48, cfg.subset_seed)  # 48 of the training images, drawn once
+    assert len(points) == 48 and torch.equal(points.images, method.data.train_eval_points(48, 0).images)
+    expected = evaluate(method.model, points.images, points.labels, eps=cfg.eps, attacks=("clean", "pgd3"),
                         device="cpu", seed=cfg.seed)
     assert {k: v for k, v in metrics.items() if k.startswith("train_eval/")} == {
         "train_eval/clean": expected["clean"], "train_eval/pgd3": expected["pgd3"]}

@@ -20,7 +20,8 @@ from trainables.methods import uiat
 from trainables.methods.gradalign import GradAlign
 from trainables.methods.single_step import SingleStep
 from trainables.methods.uiat import UIAT, UIATConfig
-from trainables.runtime import Method, TrialData
+from trainables.runtime import Method
+from trainables.trial_data import TrialData
 
 EPS = 8 / 255
 SMALL = {**SMALL_METHOD, "epochs": 3}

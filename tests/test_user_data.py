@@ -320,7 +320,7 @@ def test_a_damaged_image_is_named_before_ray_starts(tmp_path: Path, monkeypatch:
 def test_the_size_in_the_name_reaches_a_trial(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """folder@64:PATH is 64x64 wherever the name goes (a trial config, its data, the cache), folder:PATH 32x32; an
     @ inside PATH is part of the path."""
-    from trainables.runtime import TrialData
+    from trainables.trial_data import TrialData
 
     root = write_folder(tmp_path / "p@ts")
     for name, side in ((f"folder@64:{root}", 64), (f"folder:{root}", 32)):

@@ -187,8 +187,9 @@ def train_without_ray(method_cls, config: dict[str, Any], logs: list[dict[str, f
     epoch's training metrics are appended to ``logs`` when given."""
     import torch
 
-    from trainables.runtime import Trial, TrialData
+    from trainables.runtime import Trial
     from trainables.training import seed_everything
+    from trainables.trial_data import TrialData
 
     cfg = method_cls.Config.from_dict(config)
     seed_everything(cfg.seed)

@@ -81,7 +81,13 @@ class TrainConfig:
     """Hyperparameters every method shares. Epsilons are in [0, 1] pixel units (8/255 = 0.0314)."""
 
     dataset: str = "synthetic"
-    train_n: int = 0  # train on the first N training images only (0: all), for quick runs on a real dataset
+    # Test on another source's test split (npz:FOLDER's test.npz, an npz:FILE's images, folder:PATH's test/, which
+    # may be all PATH holds), checked to fit the training set; "": the dataset's own test split.
+    test_data: str = ""
+    train_n: int = 0  # train on N of the training images only (0: all), for quick runs on a real dataset
+    # Every subset a trial uses (train_n, holdout_n, eval_n, final_n, autoattack_n, train_eval_n) is a random sample
+    # drawn with this seed, not the trial's: every trial of a sweep sees the same images (trainables/trial_data.py).
+    subset_seed: int = 0
     # Extra training data in every batch (UIAT Table 4 and its references add 1M DDPM-generated images): any dataset
     # name, in practice npz:PATH, its train split read; "" for none. A batch then holds original_per_batch images of
     # the training set and the rest from extra_data, each stream reshuffled per pass (trainables/loader.py
@@ -120,18 +126,18 @@ class TrainConfig:
     eval_every: int = 1
     eval_from: int | Literal["first_decay"] = 1
     keep_epoch: int = 0
-    # Where the selection points come from: the first eval_n test points (the papers' protocol), or a held-out split
-    # of the last holdout_n training images, which the trial then does not train on (no test-set leakage).
+    # Where the selection points come from: eval_n test points (the papers' protocol), or a held-out split of
+    # holdout_n training images, which the trial then does not train on (no test-set leakage).
     select_on: Literal["test", "holdout"] = "test"
     holdout_n: int = 1000
     # Learning curves on training data (UIAT Fig. 2, robust overfitting): with train_eval_n > 0, every epoch that
-    # checkpoint selection evaluates also evaluates clean and PGD-<attack_steps> accuracy on the first train_eval_n
+    # checkpoint selection evaluates also evaluates clean and PGD-<attack_steps> accuracy on train_eval_n of the
     # training images (un-augmented), logged as train_eval/clean and train_eval/pgd<k>; 0: off.
     train_eval_n: int = 0
     # Final protocol on the selected and the last checkpoint.
     final_attacks: tuple[str, ...] = ("clean", "pgd20")
     final_n: int = 10000
-    autoattack_n: int = 0  # AutoAttack on the first N final points (0: all of them), when listed in final_attacks
+    autoattack_n: int = 0  # AutoAttack on N of the final points (0: all of them), when listed in final_attacks
     # PGD/CW step of the final protocol (0: eps / 4, i.e. 2/255 at 8/255); the TRADES repository evaluates with 0.003.
     final_attack_step: float = 0.0
     # Fast paths (results must agree with fp32 eager within tolerance, tests/test_fast_paths.py).
@@ -159,6 +165,8 @@ class TrainConfig:
 
         try:
             validate_dataset_name(self.dataset)  # a registered name, npz:PATH or folder:PATH
+            if self.test_data:
+                validate_dataset_name(self.test_data)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         try:
@@ -175,7 +183,8 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "eval_every", "eval_n", "final_n"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)} must be at least 1")
-        for name in ("train_n", "attack_steps", "autoattack_n", "holdout_n", "seed", "lr_base_batch", "train_eval_n"):
+        for name in ("train_n", "attack_steps", "autoattack_n", "holdout_n", "seed", "lr_base_batch", "train_eval_n",
+                     "subset_seed"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}={getattr(self, name)} must not be negative")
         if self.lr <= 0 or self.weight_decay < 0:

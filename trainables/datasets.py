@@ -223,7 +223,7 @@ def _user_reader(name: str) -> _Reader | None:
     relative = "" if Path(text).is_absolute() else " (a relative PATH resolves against the current directory)"
     if kind == "folder":
         return _Reader(partial(read_folder, size, name), splits=("train", "test"), check_splits=("train", "test"),
-                       folder=str(path), files={"train": ("train",), "test": ("train", "test")},
+                       folder=str(path), files={"train": ("train",), "test": ("test",)},
                        check=partial(user_data.check_folder, size=size), how_to_get=user_data.FOLDER_HOW + relative,
                        fix=f"To fix it, {user_data.FOLDER_HOW}")
     if path.is_file() or (not path.is_dir() and path.suffix == ".npz"):  # one file: the train split only
@@ -258,6 +258,13 @@ def absolute_dataset_name(name: str) -> str:
     except ValueError:
         return name
     return name if parsed is None else f"{name.partition(':')[0]}:{os.path.abspath(parsed[2])}"
+
+
+def test_split_of(name: str) -> str:
+    """The split that ``test_data=name`` reads: the test split, or the only split of a dataset with one (an
+    ``npz:FILE``, whose images are then the test points)."""
+    splits = _reader(name).splits
+    return "test" if "test" in splits else splits[0]
 
 
 def is_builtin(name: str) -> bool:

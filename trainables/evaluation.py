@@ -2,7 +2,8 @@
 
 Protocol (the three papers'): clean; PGD-k with step 2/255 at eps 8/255 (``eps / 4`` in general), CE loss, uniform start;
 CW-k (CW margin, kappa 50, same steps); AutoAttack ``standard`` (APGD-CE, APGD-T, FAB-T, Square), Linf, through the
-``pyautoattack`` package on the first N points in file order (the RobustBench protocol).
+``pyautoattack`` package on the first N points given (a trial gives its final points in a random order,
+``image_set.evaluation_points``, so these are a random sample).
 
 A point counts as robust under PGD/CW only if both the clean input and the attacked input are classified correctly:
 the clean input is itself a point of the eps-ball, and AutoAttack counts the same way, so every robust accuracy is
@@ -94,7 +95,7 @@ def evaluate(
     is in eval mode throughout and its modes are restored afterwards. Each PGD/CW attack draws its random starts from
     its own generator seeded with ``seed``, so a result does not depend on which other attacks run or in what order,
     and the global RNG state is left untouched. PGD/CW step ``step_size`` (default ``eps / 4``: 2/255 at 8/255; the
-    TRADES repository's evaluation uses 0.003 at 0.031). ``"autoattack"`` runs on the first ``autoattack_n`` points (all if
+    TRADES repository's evaluation uses 0.003 at 0.031). ``"autoattack"`` runs on the first ``autoattack_n`` points given (all if
     None), so its denominator can differ from the other entries'.
     """
     parsed = {name: parse_attack(name) for name in attacks}

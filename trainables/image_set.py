@@ -1,4 +1,4 @@
-"""The in-memory image set every dataset reader returns, and a fixed random subset of one."""
+"""The in-memory image set every dataset reader returns, and the seeded random samples drawn from one."""
 
 from __future__ import annotations
 
@@ -47,11 +47,27 @@ class ImageSet:
         return ImageSet(self.images[idx], self.labels[idx], self.num_classes, self.name)
 
 
+def sample_order(n_points: int, seed: int, purpose: str) -> Tensor:
+    """A random order of the indices ``0 .. n_points - 1``, the same on every machine for the same ``seed`` and
+    ``purpose`` (a CPU ``torch.Generator`` seeded by :func:`derive_seed`). Its first n are a random sample of n
+    points, and a smaller n's sample lies inside a larger one's."""
+    return torch.randperm(n_points, generator=torch.Generator().manual_seed(derive_seed(seed, purpose)))
+
+
+def evaluation_points(test: ImageSet, n: int, seed: int) -> ImageSet:
+    """The ``n`` points of ``test`` (all of them if it has fewer) that a trial's evaluations use, a seeded random
+    sample in its drawn order, never "the first n": a folder of images is read class by class, where the first n
+    would hold the first classes only. The checkpoint-selection points (``eval_n``), the final points (``final_n``),
+    AutoAttack's (the first ``autoattack_n`` of the final points) and a re-evaluation's (``--n``) are all prefixes of
+    one order, so each smaller set lies inside the larger, and every trial and sweep with the same ``seed``
+    (``subset_seed``) evaluates on the same points."""
+    return test.subset(sample_order(len(test), seed, "evaluation-points")[:n])
+
+
 def seeded_subset(images: ImageSet, n: int, seed: int) -> ImageSet:
     """``n`` of the images, drawn without replacement and kept in their order in the set (e.g. BiaMAT Table 9's
-    ImageNet-100k). The same ``n`` and ``seed`` draw the same images on every machine (a CPU ``torch.Generator``
-    seeded by :func:`derive_seed`), and a smaller ``n`` draws a subset of what a larger one draws."""
+    ImageNet-100k). The same ``n`` and ``seed`` draw the same images on every machine, and a smaller ``n`` draws a
+    subset of what a larger one draws."""
     if not 1 <= n <= len(images):
         raise ValueError(f"seeded_subset: n={n} must be from 1 to the {len(images)} images of {images.name}")
-    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(derive_seed(seed, "seeded-subset")))
-    return images.subset(order[:n].sort().values)
+    return images.subset(sample_order(len(images), seed, "seeded-subset")[:n].sort().values)

@@ -20,7 +20,7 @@ import copy
 import tempfile
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from trainables.attacks import bn_mode
 from trainables.checkpoints import STATE_FILE, load_checkpoint_state
 from trainables.config import RunSettings, TrainConfig
-from trainables.datasets import imgnet100_classes, load_dataset
+from trainables.datasets import imgnet100_classes
 from trainables.evaluation import BestTracker, evaluate
 from trainables.image_set import ImageSet
 from trainables.loader import Batch, DeviceLoader, MixedLoader
@@ -48,64 +48,11 @@ from trainables.training import (
     set_rng_state,
     start_as_fresh_worker,
 )
+from trainables.trial_data import TrialData
 
 # On a trial that resumed from an older checkpoint because a newer one was unreadable: which, and why.
 RECOVERED_TAG = "resumed_from_older_checkpoint"
 IMGNET100_CLASSES_TAG = "imgnet100_classes"
-
-
-@dataclass(frozen=True)
-class TrialData:
-    """The primary data of a trial. ``select`` drives checkpoint selection; ``test`` is for the final protocol;
-    ``extra`` (``extra_data``), when there is any, is mixed into every training batch (loader.MixedLoader)."""
-
-    train: ImageSet
-    select: ImageSet
-    test: ImageSet
-    extra: ImageSet | None = None
-
-    @property
-    def index_size(self) -> int:
-        """How many sample indices a training batch's ``idx`` ranges over: the training set, then the extra data."""
-        return len(self.train) + (len(self.extra) if self.extra is not None else 0)
-
-    @classmethod
-    def load(cls, cfg: TrainConfig, data_root: str | None) -> TrialData:
-        full = load_dataset(cfg.dataset, "train", root=data_root)
-        test = load_dataset(cfg.dataset, "test", root=data_root)
-        train = full.subset(torch.arange(min(cfg.train_n, len(full)))) if cfg.train_n else full
-        extra = extra_data(cfg, full, len(train), data_root) if cfg.extra_data else None
-        if cfg.select_on == "holdout":
-            # The last holdout_n training images: the same split for every trial and seed.
-            n = len(train) - cfg.holdout_n
-            holdout = train.subset(torch.arange(n, len(train)))
-            train = train.subset(torch.arange(n))
-            select = holdout.subset(torch.arange(min(cfg.eval_n, len(holdout))))
-        else:
-            select = test.subset(torch.arange(min(cfg.eval_n, len(test))))
-        # RobustBench protocol: the first N test points in file order.
-        return cls(train=train, select=select, test=test.subset(torch.arange(min(cfg.final_n, len(test)))),
-                   extra=extra)
-
-
-def extra_data(cfg: TrainConfig, full: ImageSet, train_n: int, data_root: str | None) -> ImageSet:
-    """The train split of ``extra_data`` (with ``extra_data == dataset``: the images after the first ``train_n``),
-    checked to fit the training set: the same image size, labels among its classes."""
-    name = cfg.extra_data
-    if name == cfg.dataset:
-        extra = full.subset(torch.arange(train_n, len(full)))
-    else:
-        extra = load_dataset(name, "train", root=data_root)
-    if len(extra) == 0:
-        raise ValueError(f"extra_data={name!r} holds no images beyond the first train_n={train_n}: lower train_n")
-    if extra.images.shape[1:] != full.images.shape[1:]:
-        raise ValueError(f"extra_data={name!r} has images of shape {tuple(extra.images.shape[1:])}, {cfg.dataset} "
-                         f"{tuple(full.images.shape[1:])}: the extra images must be the training set's size")
-    if extra.num_classes > full.num_classes:
-        raise ValueError(f"extra_data={name!r} has labels up to {extra.num_classes - 1}, but {cfg.dataset} has "
-                         f"{full.num_classes} classes: give it extra data of the same classes (cifar100_ddpm.npz "
-                         "for cifar100, cifar10_ddpm.npz for cifar10)")
-    return ImageSet(extra.images, extra.labels, full.num_classes, extra.name)
 
 
 class Method:
@@ -245,13 +192,12 @@ class Trial:
         return self.accuracies(self.method.data.select)
 
     def train_eval_metrics(self) -> dict[str, float]:
-        """The same on the first ``train_eval_n`` training images, un-augmented (none when it is 0): the training-set
+        """The same on ``train_eval_n`` of the training images (TrialData.train_eval_points), un-augmented (none when it is 0): the training-set
         learning curves of UIAT Fig. 2, whose gap to the selection curves shows robust overfitting."""
-        train = self.method.data.train
-        n = min(self.cfg.train_eval_n, len(train))
-        if n == 0:
+        if self.cfg.train_eval_n == 0:
             return {}
-        return {f"train_eval/{k}": v for k, v in self.accuracies(train.subset(torch.arange(n))).items()}
+        points = self.method.data.train_eval_points(self.cfg.train_eval_n, self.cfg.subset_seed)
+        return {f"train_eval/{k}": v for k, v in self.accuracies(points).items()}
 
     def accuracies(self, subset: ImageSet) -> dict[str, float]:
         """Clean and PGD-<attack_steps> accuracy on ``subset`` at the training threat model, seeded, eval mode."""

@@ -7,7 +7,9 @@ CIFAR-10 data, 1M images, is one); a folder holds ``train.npz`` and ``test.npz``
 max(label) + 1 over the train split.
 
 ``folder:PATH``: torchvision's ImageFolder layout, ``PATH/train/<class>/<image>`` and ``PATH/test/<class>/<image>``.
-The classes are train's folder names, sorted (test may lack some, not add any). The images are resized once to
+The classes are train's folder names, sorted (test may lack some, not add any). A folder of test images only
+(``PATH/test`` without ``PATH/train``, for a config's ``test_data``) takes its own test folder names, sorted: name
+them so that their order is the training labels' (``0``..``9``, zero-padded past 9: ``00``..``11``). The images are resized once to
 ``size`` x ``size`` (aspect ratio not kept, bilinear with antialiasing, RGB), 32 (:data:`FOLDER_SIZE`) unless the
 name says otherwise: ``folder@64:PATH`` is the same folder at 64x64. The size sits before the colon, in the part of
 the name that is never a path, so no PATH (``@`` in it or not) is read as a size; being part of the name, it reaches
@@ -172,13 +174,18 @@ def _classes(split_folder: Path) -> list[str]:
         raise DatasetInvalidError(message) from None
 
 
+def _class_folder(root: Path, split: str) -> Path:
+    """Where the class names come from: ``PATH/train``, or a test split's own folder when there is no train split."""
+    return root / "train" if split == "train" or (root / "train").is_dir() else root / split
+
+
 def _image_folder(root: Path, split: str, size: int | None = None) -> tuple[ImageFolder, np.ndarray, int]:
     """torchvision's ImageFolder of ``split`` (resizing to ``size`` when given), the map from its class indices to
     train's, and train's class count; DatasetInvalidError if test has a class that train lacks."""
     from torchvision import transforms
     from torchvision.datasets import ImageFolder
 
-    classes = _classes(root / "train")
+    classes = _classes(_class_folder(root, split))
     split_classes = _classes(root / split)
     extra = sorted(set(split_classes) - set(classes))
     if extra:
@@ -200,7 +207,7 @@ def _image_folder(root: Path, split: str, size: int | None = None) -> tuple[Imag
 def _cache_is_fresh(cache: Path, root: Path, split: str) -> bool:
     if not cache.exists():
         return False
-    folders = [root / "train", root / split, *(e for e in os.scandir(root / split) if e.is_dir())]
+    folders = [_class_folder(root, split), root / split, *(e for e in os.scandir(root / split) if e.is_dir())]
     return cache.stat().st_mtime_ns >= max(os.stat(f).st_mtime_ns for f in folders)
 
 
@@ -215,7 +222,7 @@ def folder_arrays(root: Path, split: str, size: int = FOLDER_SIZE) -> Arrays:
         raise ValueError(f"size must be at least {MIN_SIZE}, got {size}")
     cache = cache_path(root, split, size)
     if _cache_is_fresh(cache, root, split):
-        return npz_arrays(cache, num_classes=len(_classes(root / "train")))
+        return npz_arrays(cache, num_classes=len(_classes(_class_folder(root, split))))
     data, to_train, num_classes = _image_folder(root, split, size)
     log.info("resizing %d images of %s to %dx%d once, into %s", len(data), root / split, size, size, cache)
     images = np.empty((len(data), 3, size, size), dtype=np.uint8)
@@ -251,7 +258,7 @@ def check_folder(root: Path, split: str, size: int = FOLDER_SIZE) -> None:
 
     cache = cache_path(root, split, size)
     if _cache_is_fresh(cache, root, split):
-        npz_arrays(cache, num_classes=len(_classes(root / "train")), layout_only=True)
+        npz_arrays(cache, num_classes=len(_classes(_class_folder(root, split))), layout_only=True)
         return
     data, _, _ = _image_folder(root, split)
     for file, _ in data.samples:

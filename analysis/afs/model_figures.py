@@ -8,7 +8,7 @@
 Fig. 5(a) reads the accuracies ``sweeps/reevaluate.py`` logged into the runs of the default model (``sweeps/
 afs_merger.py default``: alpha 0.5 on table2's stack) and of the single networks (the extractor sweep), clean accuracy
 being budget 0. Figs. 4, 5(b) and 6 read the weights the trials logged as MLflow models (``best`` by default): Fig. 4
-embeds the penultimate features of network-3, network-8 and their concatenation on the first test points of the
+embeds the penultimate features of network-3, network-8 and their concatenation on the evaluation test points of the
 runs' dataset with t-SNE (scikit-learn, seeded), Fig. 5(b) splits each merger's weight matrix into one sub-matrix per
 stacked network, and Fig. 6 is the histogram of the linear classifier weights of network-1, network-8 and the
 default merger. Nothing is trained again. Where a sweep has several seeds, Figs. 4 and 6 show the lowest seed's model
@@ -46,7 +46,7 @@ MIN_TSNE_POINTS = 20
 
 
 def reevaluation(sweep: str, n: int) -> str:
-    """The re-evaluation Fig. 5(a) needs of ``sweep`` on the first ``n`` test points: the script and its arguments
+    """The re-evaluation Fig. 5(a) needs of ``sweep`` on ``n`` test points: the script and its arguments
     (``sweeps/afs_merger.py default`` prints it as a next step)."""
     eps = ",".join(f"{k}/255" for k in FIG5A_EPS)
     return f"sweeps/reevaluate.py --sweep {sweep} --attacks clean,pgd20 --eps {eps} --n {n}"
@@ -127,14 +127,15 @@ class Embedding:
 
 
 def test_points(dataset: str, n: int, data_root: str | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first ``n`` test images (floats in [0, 1]) and labels of ``dataset``."""
+    """``n`` test images (floats in [0, 1]) and labels of ``dataset``: the evaluation points a trial and a
+    re-evaluation use (``image_set.evaluation_points``, subset seed 0), never the first n of a class-sorted set."""
     # The dataset registry is the one part of trainables/ analysis reads: Fig. 4 needs the test images themselves
     # (the logged models it embeds them with need this project to unpickle anyway).
     from trainables.datasets import load_dataset
+    from trainables.image_set import evaluation_points
 
-    test = load_dataset(dataset, "test", root=data_root)
-    count = min(n, len(test))
-    return test.images[:count].float() / 255, test.labels[:count]
+    test = evaluation_points(load_dataset(dataset, "test", root=data_root), n, seed=0)
+    return test.images.float() / 255, test.labels
 
 
 @torch.no_grad()
@@ -149,7 +150,8 @@ def features(model: nn.Module, images: torch.Tensor, batch_size: int = 256) -> n
 
 def embeddings(extractors: SweepRuns, networks: Sequence[int] = (3, 8), n: int = 1000, data_root: str | None = None,
                checkpoint: str = "best") -> list[Embedding]:
-    """Fig. 4's panels: the features of each network on the first ``n`` test points, then their concatenation."""
+    """Fig. 4's panels: the features of each network on ``n`` test points (:func:`test_points`), then their
+    concatenation."""
     from sklearn.manifold import TSNE
     from sklearn.metrics import silhouette_score
 
@@ -276,7 +278,7 @@ def fig5a(curves: pd.DataFrame, attack: str, n: int, checkpoint: str = "best") -
     ax.set_ylabel(f"accuracy under {metric_label(f'{checkpoint}/{attack}').split(' (')[0]} (%)")
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
-    ax.set_title(f"Fig. 5(a): accuracy by attack budget ({checkpoint} checkpoint, first {n} test points)", fontsize=9)
+    ax.set_title(f"Fig. 5(a): accuracy by attack budget ({checkpoint} checkpoint, {n} test points)", fontsize=9)
     legend_outside(ax)
     return figure
 

@@ -18,7 +18,7 @@ commands that produce it on the synthetic data (``--tracking-uri`` as the sweep'
   command above with ``--sweep uiat-figures-smoke``, then
   ``fig4 --sweep uiat-figures-smoke --sweep uiat-figures-smoke-baselines``.
 - Fig. 2 (:func:`fig2`): PGD-AT and one-off UIAT, natural and PGD accuracy per epoch on a fixed training subset
-  (``train_eval/*``, trials with ``train_eval_n`` > 0) and on the selection points (``select/*``, the first test
+  (``train_eval/*``, trials with ``train_eval_n`` > 0) and on the selection points (``select/*``, the test
   points); needs only the sweep: ``fig2 --sweep uiat-figures-smoke --sweep uiat-figures-smoke-baselines``. The
   curves use the training attack (PGD-10 in the paper preset) where the paper plots PGD-20.
 - Fig. 5 (:func:`fig5`): AutoAttack accuracy of one-off UIAT and TRADES across budgets, and their difference.
@@ -166,7 +166,7 @@ def signed_figure(sweeps: Sequence[SweepRuns], methods: Sequence[str], figure: s
     axes[0].set_ylabel("accuracy (%)")
     axes[0].set_ylim(-3, 103)
     runs = pd.concat(chosen.values())
-    fig.suptitle(f"{title} ({datasets(runs)}; first {n} test points, {checkpoint} checkpoint, {seeds_note(found)})",
+    fig.suptitle(f"{title} ({datasets(runs)}; {n} test points, {checkpoint} checkpoint, {seeds_note(found)})",
                  fontsize=9)
     outside_legend(fig, axes, 3)
     return fig
@@ -255,8 +255,8 @@ def subset_labels(runs: pd.DataFrame) -> dict[str, str]:
     eval_n = sorted(set(runs["params.eval_n"].astype(int)))
     held_out = set(runs["params.select_on"]) == {"holdout"}
     where = "held-out training images" if held_out else "test set"
-    return {"train": f"training set (first {'/'.join(map(str, train_n))} images, fixed)",
-            "test": f"{where} (first {'/'.join(map(str, eval_n))} points: checkpoint selection)"}
+    return {"train": f"training set ({'/'.join(map(str, train_n))} images, fixed)",
+            "test": f"{where} ({'/'.join(map(str, eval_n))} points: checkpoint selection)"}
 
 
 def band(ax: Axes, series: str, label: str, points: Sequence[tuple[float, Cell]]) -> None:
@@ -306,7 +306,7 @@ def fig5(sweeps: Sequence[SweepRuns], *, attack: str = "autoattack", n: int | No
     for ax in (absolute, difference):
         ax.set_xlabel("attack budget ε (/255); red dashed: training ε")
         ax.grid(alpha=0.3)
-    fig.suptitle(f"Fig. 5. {label} across budgets ({datasets(pd.concat(chosen.values()))}; first {n} test points, "
+    fig.suptitle(f"Fig. 5. {label} across budgets ({datasets(pd.concat(chosen.values()))}; {n} test points, "
                  f"{checkpoint} checkpoint, {seeds_note(found)})", fontsize=9)
     outside_legend(fig, (absolute, difference), 3)
     return fig
