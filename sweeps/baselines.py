@@ -98,14 +98,24 @@ def main(argv: list[str] | None = None) -> None:
     space = search_space(args.preset, args.seeds)
     sweep = Sweep.of("baseline", family="baselines", param_space=space, name_keys=("training", "seed"))
     name = args.name or f"baselines-{args.preset}"
-    # The tables these baselines are a column of (biamat-paper: BiaMAT's paper preset, whose labels sweep is
-    # biamat-labels-paper); the smoke preset's three trainings are a check of the whole path.
+    # Every preset ends with its trainings' accuracies (UIAT Table 1's layout, which takes any baselines), then the
+    # tables these baselines are a column of (biamat-paper: BiaMAT's paper preset, whose labels sweep is
+    # biamat-labels-paper).
     method, _, size = args.preset.partition("-")
     next_steps = {"biamat": [f"analysis/biamat_tables.py table1 --sweep biamat-labels-{size} --baseline-sweep {name}"],
                   "uiat": [f"analysis/uiat_tables.py table2 --sweep {name}"]}
     if size.startswith("main-"):  # BiaMAT Table 2: its sweep is biamat_main_results.py's default name for the preset
         next_steps["biamat"] = [f"analysis/biamat_tables.py table2 --sweep biamat-{size} --baseline-sweep {name}"]
-    run_sweep(sweep, args, name, next_steps=next_steps.get(method, []))
+
+    def report() -> None:
+        from analysis.render import emit
+        from analysis.uiat.tables import table1
+        from runstore.reader import load_sweep
+
+        emit(table1([load_sweep(name, tracking_uri=args.tracking_uri)], title=f"Baselines of sweep {name!r}"))
+
+    run_sweep(sweep, args, name, report=report,
+              next_steps=[f"analysis/uiat_tables.py table1 --sweep {name}", *next_steps.get(method, [])])
 
 
 if __name__ == "__main__":

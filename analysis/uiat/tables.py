@@ -100,10 +100,11 @@ TABLE1_DATASETS = ("cifar10", "cifar100", "svhn")
 TABLE1_ATTACKS = ("clean", "pgd20", "cw20", "autoattack")
 
 
-def table1(sweeps: Sequence[SweepRuns], checkpoint: str = "best") -> Table:
+def table1(sweeps: Sequence[SweepRuns], checkpoint: str = "best",
+           title: str = "Table 1. Adversarial training methods") -> Table:
     """Table 1: one row per method (the paper's order), per dataset its natural, PGD-20, CW and AutoAttack accuracy
     of the ``checkpoint``, from the runs of every sweep given (the methods train in several sweeps); the best mean
-    per column in bold."""
+    per column in bold. The same table of any sweep of baselines, under another ``title``."""
     df = all_runs(sweeps)
     present = set(column(df, "params.dataset").dropna())
     order = [d for d in TABLE1_DATASETS if d in present] + sorted(present - set(TABLE1_DATASETS))
@@ -127,8 +128,7 @@ def table1(sweeps: Sequence[SweepRuns], checkpoint: str = "best") -> Table:
     models = ", ".join(sorted(set(column(df, "params.model").dropna())))
     notes = [f"accuracy of the {checkpoint} checkpoint; best mean per column in bold; PGD-AT is the paper's SAT",
              *(s.summary() for s in sweeps)]
-    return Table(f"Table 1. Adversarial training methods ({models}): accuracy (%)", header, rows_out, notes,
-                 label="uiat-table1")
+    return Table(f"{title} ({models}): accuracy (%)", header, rows_out, notes, label="uiat-table1")
 
 
 # Table 4's rows in its order, as the paper names them (its "Rebuffi et al." row is their loss, TRADES, trained with the
