@@ -72,7 +72,14 @@ def empty_cwd(tmp_path, monkeypatch):
     for name in ("RAY_ADDRESS", "ADVSWEEP_STORAGE", "MLFLOW_TRACKING_URI", "ADVSWEEP_DATA", "ADVSWEEP_OPTUNA_STORAGE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
+    # No Ray may start: asserted on ray.init itself, since another test on this xdist worker may have left the
+    # session's Ray running (ray.is_initialized() would then say nothing about this test).
+    monkeypatch.setattr(ray, "init", started_ray)
     return tmp_path
+
+
+def started_ray(*args, **kwargs):
+    raise AssertionError("ray.init was called: the code under test started Ray")
 
 
 def dry_run(module: ModuleType, argv: list[str], capsys) -> str:
@@ -84,8 +91,7 @@ def dry_run(module: ModuleType, argv: list[str], capsys) -> str:
 def test_dry_run_lists_the_grid_and_starts_nothing(module, argv, preset, trials, empty_cwd, capsys):
     out = dry_run(module, [*argv, "--preset", preset], capsys)
     assert [int(n) for n in re.findall(r"^trials: (\d+)$", out, re.MULTILINE)] == trials(preset)
-    assert list(empty_cwd.iterdir()) == []  # no mlflow.db, ray_results, optuna.db, data folder
-    assert not ray.is_initialized()
+    assert list(empty_cwd.iterdir()) == []  # no mlflow.db, ray_results, optuna.db, data folder (and no Ray)
     if "smoke" in preset:
         assert "runs on a CPU in minutes, no GPU estimate" in out
     else:
@@ -97,7 +103,20 @@ def test_pi_ablation_paper_costs_about_960_v100_hours(empty_cwd, capsys):
     # 6 x AT+BiaMAT (56.5 h) + 6 x TRADES+BiaMAT (103 h), BiaMAT appendix Table 11.
     assert "GPU estimate: about 957 V100-hours" in out
     assert "56.5 h each" in out and "103 h each" in out
-    assert "note: a run would stop here until the data is there: error: cifar10 (train) not found" in out and "error: imagenet32 (train) not found" in out
+    assert "note: a run would stop here until the data is there: error: cifar10 (train) not found" in out
+    assert "error: imagenet32 (train) not found" in out
+
+
+def test_the_dry_run_says_what_difference_the_seeds_and_points_resolve(empty_cwd, capsys):
+    # Table 13 on the paper preset with three seeds: 12 rows x 3 seeds, 10,000 points each. Two rows' means over
+    # 30,000 point-evaluations each: 1.96 x sqrt(2 x 0.25 / 30,000) = 0.8 percentage points.
+    out = dry_run(pi_ablation, ["--preset", "paper", "--seeds", "3"], capsys)
+    assert "trials: 36" in out
+    assert ("resolution: two rows of its table differ at 95% from about 0.8 percentage points of accuracy apart "
+            "(10000 final points x 3 seed(s) per row;") in out
+    # The main job: 128 points and one seed cannot tell rows within 12 points apart.
+    assert "about 12.2 percentage points of accuracy apart (128 final points x 1 seed(s)" in dry_run(pi_ablation, [],
+                                                                                                  capsys)
 
 
 def test_imgnet100_main_results_cost_appendix_table_11s_wrn_16_10_hours(empty_cwd, capsys):
@@ -156,6 +175,5 @@ def test_a_real_search_opens_its_study_after_the_checks_and_before_ray(empty_cwd
 
     monkeypatch.setattr(optuna_search, "build_search", build_search)
     uiat_search.main(["--dry-run"])  # a dry run never opens it
-    with pytest.raises(StudyOpened):
+    with pytest.raises(StudyOpened):  # and empty_cwd's ray.init would have raised first
         uiat_search.main([])
-    assert not ray.is_initialized()
