@@ -154,6 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     from analysis.afs.tables import delta_z_summary, table1, table2, table3, table6, tradeoff
     from analysis.render import emit
     from analysis.runs import load_from_args
+    from analysis.significance import with_stats
     from runstore.reader import SweepNotFoundError, load_sweep
 
     sweep = load_from_args(args)
@@ -181,7 +182,7 @@ def main(argv: list[str] | None = None) -> None:
                 table = table6(extractors, sweep, ablation)
     except (SweepNotFoundError, ValueError) as exc:
         raise SystemExit(f"error: {exc}") from None
-    emit(table, args.format, args.out)
+    emit(with_stats(table, args), args.format, args.out)
 
 
 if __name__ == "__main__":

@@ -91,13 +91,14 @@ def main(argv: list[str] | None = None) -> None:
     from analysis.biamat.training_time import table11
     from analysis.render import emit
     from analysis.runs import load_from_args
+    from analysis.significance import with_stats
     from runstore.reader import SweepNotFoundError, load_sweep
 
     try:
         if args.command == "table11":
             sweeps = [load_sweep(name, experiment=args.experiment, tracking_uri=args.tracking_uri)
                       for name in args.sweep]
-            emit(table11(sweeps), args.format, args.out)
+            emit(with_stats(table11(sweeps), args), args.format, args.out)
             return
         sweep = load_from_args(args)
         if args.command == "fig3":
@@ -126,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
                 table = table1(sweep, baseline, args.metric, args.variant)
     except (SweepNotFoundError, ValueError) as exc:
         raise SystemExit(f"error: {exc}") from None
-    emit(table, args.format, args.out)
+    emit(with_stats(table, args), args.format, args.out)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,12 @@ class Cell:
     bold: bool = False
     scale: float = 100.0
     spec: str = ".2f"
+    # What stands behind the cell, for analysis/significance.py: the runs (ordered by seed) and the metric.
+    runs: tuple[str, ...] = field(default=(), compare=False)
+    metric: str = field(default="", compare=False)
+    # Set by analysis/significance.py (``--stats``): the 95% interval and a mark for a significant difference.
+    interval: tuple[float, float] | None = None
+    mark: str = ""
 
     @classmethod
     def of(cls, values: Iterable[float], *, scale: float = 100.0, spec: str = ".2f") -> Cell:
@@ -36,7 +42,10 @@ class Cell:
         out = f"{self.scale * self.mean:{self.spec}}"
         if self.std is not None:
             out += f" {pm} {self.scale * self.std:{self.spec}}"
-        return out + (f" (n={self.n})" if show_n else "")
+        if self.interval is not None:
+            low, high = (self.scale * bound for bound in self.interval)
+            out += f" [{low:{self.spec}}, {high:{self.spec}}]"
+        return out + self.mark + (f" (n={self.n})" if show_n else "")
 
 
 K = TypeVar("K")  # a table's cell key
@@ -54,7 +63,10 @@ def aggregate(df: pd.DataFrame, by: Sequence[str], metric: str) -> dict[tuple, C
     """One :class:`Cell` per combination of the ``by`` columns, over the runs (seeds) that logged ``metric``."""
     col = f"metrics.{metric}"
     logged = df.dropna(subset=[col]) if col in df else df.iloc[0:0]
-    return {(key if isinstance(key, tuple) else (key,)): Cell.of(group[col])
+    if "params.seed" in logged:  # the runs of a cell in seed order, so two cells' runs pair by seed
+        logged = logged.assign(_seed=pd.to_numeric(logged["params.seed"], errors="coerce")).sort_values("_seed")
+    return {(key if isinstance(key, tuple) else (key,)): replace(
+                Cell.of(group[col]), runs=tuple(group["run_id"]) if "run_id" in group else (), metric=metric)
             for key, group in logged.groupby(list(by), sort=True)}
 
 

@@ -39,6 +39,12 @@ def add_source_arguments(parser: argparse.ArgumentParser, *, output: bool = True
                             help="md (default), csv, latex (a table environment) or latex-doc (a document that "
                                  "pdflatex compiles as it is)")
         parser.add_argument("--out", type=Path, default=None, help="write to this file instead of the terminal")
+        parser.add_argument("--stats", action="store_true",
+                            help="add each cell's 95%% interval and mark (with a dagger) the rows that differ from the "
+                                 "reference row by a paired test on the same test points (analysis/significance.py)")
+        parser.add_argument("--reference", default=None, metavar="ROW",
+                            help="with --stats: the row the others are tested against, by its first column (default: "
+                                 "the first row)")
 
 
 def add_table_commands(commands: argparse._SubParsersAction, helps: dict[str, str]) -> None:

@@ -86,7 +86,7 @@ _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$",
                   # LaTeX gets the math-mode symbol. \checkmark is amssymb's (:func:`latex_packages`).
                   "π": r"$\pi$", "α": r"$\alpha$", "β": r"$\beta$", "λ": r"$\lambda$", "ε": r"$\epsilon$",
                   "ω": r"$\omega$", "Δ": r"$\Delta$", "ỹ": r"$\tilde{y}$", "±": r"$\pm$", "×": r"$\times$",
-                  "≥": r"$\geq$", "≤": r"$\leq$", "→": r"$\rightarrow$", "−": "-", "✓": r"$\checkmark$"}
+                  "≥": r"$\geq$", "†": r"$^\dagger$", "≤": r"$\leq$", "→": r"$\rightarrow$", "−": "-", "✓": r"$\checkmark$"}
 # A caption's leading paper number ("Table 13. ", "Fig. 3. "), which LaTeX would print after its own "Table N:".
 _PAPER_NUMBER = re.compile(r"(?:Table|Fig\.|Figure)\s+[0-9]+[a-z]?[.:]\s*")
 
@@ -119,7 +119,8 @@ def to_latex(table: Table) -> str:
 
     def tex(value: str | Cell) -> str:
         if isinstance(value, Cell):
-            text = _cell_text(value, table, pm="$\\pm$")
+            # A cell's text is numbers and its marks (--stats' dagger), which LaTeX takes as math.
+            text = _cell_text(value, table, pm="$\\pm$").replace("†", _LATEX_SPECIAL["†"])
             return f"\\textbf{{{text}}}" if value.bold else text
         return to_tex(value)
 

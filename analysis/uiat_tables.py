@@ -87,6 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     # Imported once the arguments are parsed, so that --help and a bad flag answer before pandas and MLflow load.
     from analysis.render import emit
     from analysis.runs import load_from_args
+    from analysis.significance import with_stats
     from analysis.uiat import figures as uiat_figures
     from analysis.uiat.tables import lambda_table, table1, table2, table3, table4, table5, table6
     from runstore.reader import SweepNotFoundError, load_sweep
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
             if args.command in MULTI_SWEEP_TABLES:
                 tables = {"table1": lambda: table1(sweeps, args.checkpoint), "table2": lambda: table2(sweeps),
                           "table4": lambda: table4(sweeps, args.metric), "table5": lambda: table5(sweeps, args.metric)}
-                emit(tables[args.command](), args.format, args.out)
+                emit(with_stats(tables[args.command](), args), args.format, args.out)
                 return
             options = {} if args.command == "fig2" else {"attack": args.attack, "n": args.n,
                                                          "checkpoint": args.checkpoint}
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
             table = table3(sweep, baseline, args.metric)
     except (SweepNotFoundError, ValueError) as exc:
         raise SystemExit(f"error: {exc}") from None
-    emit(table, args.format, args.out)
+    emit(with_stats(table, args), args.format, args.out)
 
 
 if __name__ == "__main__":

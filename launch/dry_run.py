@@ -1,13 +1,15 @@
 """``--dry-run``: what a sweep would run, printed from its search space alone.
 
 A grid sweep lists one row per trial (only the values that differ between trials), then the values every trial
-shares, the number of trials and the GPU-hours estimate (``launch/cost.py``). A search cannot list its trials in
+shares, the number of trials, the GPU-hours estimate (``launch/cost.py``) and the smallest difference between two
+rows of its table that the planned seeds and final points can resolve (:func:`resolution_line`). A search cannot list its trials in
 advance: it prints the searched domains instead, with ``num_samples`` as the number of trials. Nothing is started or
 written: no Ray, no MLflow run, no Optuna study.
 """
 
 from __future__ import annotations
 
+import math
 import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -69,9 +71,22 @@ def plan(name: str, sweep: Sweep, configs: Sequence[TrainConfig]) -> list[str]:
     lines.append(f"trials: {sweep.num_samples if searched else len(points)}")
     if trials:
         lines += cost_lines(trials)
+        lines.append(resolution_line(trials))
     if sweep.scheduler is not None:
         lines.append("the scheduler stops poor trials early, so the estimate is an upper bound")
     return lines
+
+
+def resolution_line(trials: Sequence[TrainConfig]) -> str:
+    """How far apart two rows' accuracies must be to differ at 95% with the planned final points and seeds: twice
+    the binomial variance at 50% accuracy (the worst case) over points x seeds, two-sided. Seed-to-seed spread adds to
+    it; a paired test on the same points (the analysis' ``--stats``) resolves less where two rows agree on most."""
+    points = min(cfg.final_n for cfg in trials)
+    seeds = len({cfg.seed for cfg in trials})
+    half_width = 1.96 * math.sqrt(2 * 0.25 / (points * seeds))
+    return (f"resolution: two rows of its table differ at 95% from about {100 * half_width:.1f} percentage points "
+            f"of accuracy apart ({points} final points x {seeds} seed(s) per row; binomial variance at 50%, the worst case; "
+            "fewer where the analysis' --stats pairs them point by point)")
 
 
 def print_plans(sweeps: Mapping[str, Sweep], configs: Mapping[str, Sequence[TrainConfig]],

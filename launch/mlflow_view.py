@@ -31,8 +31,9 @@ def view_key(sweep: str) -> str:
 
 
 def view_state(sweep: str, swept: Sequence[str], metrics: Sequence[str], chart_x: str) -> dict:
-    """The shared view of one sweep: only its trials (not its parent run), newest first; columns: the swept params,
-    then the metrics; one scatter chart of ``metrics[-1]`` (the headline metric) against the param ``chart_x``."""
+    """The shared view of one sweep: only its trials (not its parent run), newest first, every one of them drawn;
+    columns: the swept params, then the metrics; one scatter chart of ``metrics[-1]`` (the headline metric) against
+    the param ``chart_x``."""
     section = f"{view_key(sweep)}-section"
     chart = {"uuid": f"{view_key(sweep)}-chart", "type": "SCATTER", "metricSectionId": section, "deleted": False,
              "isGenerated": False, "runsCountToCompare": 100,
@@ -46,6 +47,8 @@ def view_state(sweep: str, swept: Sequence[str], metrics: Sequence[str], chart_x
         "compareRunSections": [{"uuid": section, "name": f"{sweep}: {metrics[-1]} by {chart_x}", "display": True,
                                 "isReordered": True}],
         "isAccordionReordered": True,  # keep this section above the ones the UI generates per metric prefix
+        # Every trial in the charts: the UI's default draws the first 10 runs only (a 12-trial sweep lost two).
+        "runsHiddenMode": "SHOW_ALL",
     }
 
 

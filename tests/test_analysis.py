@@ -279,7 +279,7 @@ def test_fig3_one_line_per_auxiliary_dataset(store):
     lines = figure.axes[0].get_lines()
     assert sorted(line.get_label() for line in lines) == ["CIFAR-100", "ImageNet", "SVHN"]
     assert len({line.get_color() for line in lines}) == 3
-    assert all(list(line.get_xdata()) == [2, 3, 4, 5] for line in lines)
+    assert all(list(line.get_xdata()) == [3, 4, 5, 6] for line in lines)  # 1-based: MLflow steps 2-5
 
 
 def test_fig3_cli_writes_png(store, tmp_path, capsys):

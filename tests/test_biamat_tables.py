@@ -225,7 +225,7 @@ def test_fig3_gives_each_variant_a_panel_and_each_pi_its_own_colour(store, tmp_p
         lines = ax.get_lines()
         assert [line.get_label() for line in lines] == [f"π = {pi:.2f}" for pi in PIS]
         for i, line in enumerate(lines):
-            assert list(line.get_xdata()) == [5, 6, 7]
+            assert list(line.get_xdata()) == [6, 7, 8]  # MLflow steps 5-7: the 6th to 8th epochs
             assert list(line.get_ydata()) == pytest.approx([0.9 - 0.1 * i - 0.05 * v + 0.01 * e for e in (5, 6, 7)])
     styles = {(str(line.get_color()), line.get_marker()) for ax in figure.axes for line in ax.get_lines()}
     assert len(styles) == len(PIS)  # one colour and marker per pi, the same in both panels

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 SUPPORT = Path(__file__).with_name("tests_support.py")
+ANALYSIS = Path(__file__).parents[1] / "analysis" / "biamat_tables.py"
 
 
 def sweep_command(tmp_path: Path, *extra: str, concurrency: int = 1) -> list[str]:
@@ -173,6 +175,13 @@ def test_same_seed_and_preset_give_the_same_metrics_in_two_runs(tmp_path):
         learned = {k for k in first[name] if k not in {"epoch_time_s"}}
         assert {k: first[name][k] for k in learned} == {k: second[name][k] for k in learned}, name
     print("\nreproduced:", {name: round(m["best/pgd20"], 4) for name, m in first.items()})
+    # The per-point results of both sweeps' trials are the same too, and --stats reads them: each cell gets its
+    # interval over its 64 test points, and one seed of 4 short trials resolves no difference between rows.
+    table = subprocess.run([sys.executable, str(ANALYSIS), "table13", "--sweep", "e2e", "--stats", "--tracking-uri",
+                            f"sqlite:///{sweeps[0][0] / 'mlflow.db'}"], capture_output=True, text=True, check=True)
+    rows = [line for line in table.stdout.splitlines() if line.startswith("| 0.")]
+    assert len(rows) == 2 and all(re.search(r"\d \[\d+\.\d\d, \d+\.\d\d\] \|", row) for row in rows), table.stdout
+    assert "†" not in "".join(rows) and "differs from the row '0.50'" in table.stdout
 
 
 @pytest.mark.parametrize(("recorded", "flags", "named"), [

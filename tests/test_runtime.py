@@ -11,6 +11,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from ray import tune
 
+from runstore.points import load_points
 from tests_support import TINY_TRIAL, crash_once, epochs_by_process, settings_for, stalling
 from trainables.checkpoints import STATE_FILE
 from trainables.methods import baseline
@@ -92,6 +93,13 @@ def test_trial_logs_params_tags_and_final_protocol(ray_local, tmp_path):
     for key in ("best/clean", "best/pgd5", "last/clean", "last/pgd5", "select/clean", "epoch_time_s", "lr"):
         assert key in run.data.metrics, key
     assert 0 <= run.data.metrics["best/pgd5"] <= run.data.metrics["best/clean"] <= 1
+    # Which final points each checkpoint got right, in the order the test split's random sample drew them.
+    points = load_points(client, run.info.run_id)
+    final_n = TINY_TRIAL["final_n"]
+    assert sorted(points.indices.tolist()) != list(range(final_n)) and len(set(points.indices.tolist())) == final_n
+    for key in ("best/clean", "best/pgd5", "last/clean", "last/pgd5"):
+        assert points.correct[key].mean() == pytest.approx(run.data.metrics[key]), key
+    assert not (points.correct["best/pgd5"] & ~points.correct["best/clean"]).any()  # robust only where clean is right
 
 
 def run_with_tampered_checkpoints(tmp_path: Path, tamper, stall_at_epoch: int, epochs: int):

@@ -89,14 +89,35 @@ def evaluate(
     seed: int = 0,
     step_size: float | None = None,
 ) -> dict[str, float]:
-    """Accuracy of the main head under each attack, as fractions in [0, 1]: ``{"clean": ..., "pgd20": ...}``.
+    """Accuracy of the main head under each attack, as fractions in [0, 1]: ``{"clean": ..., "pgd20": ...}``, the
+    means of :func:`evaluate_points` (which says how each attack runs)."""
+    points = evaluate_points(model, x, y, eps=eps, attacks=attacks, batch_size=batch_size, device=device,
+                             autoattack_n=autoattack_n, seed=seed, step_size=step_size)
+    return {name: int(correct.sum()) / len(correct) for name, correct in points.items()}
+
+
+def evaluate_points(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    *,
+    eps: float,
+    attacks: Sequence[str] = ("clean", "pgd20"),
+    batch_size: int = 256,
+    device: torch.device | str,
+    autoattack_n: int | None = None,
+    seed: int = 0,
+    step_size: float | None = None,
+) -> dict[str, Tensor]:
+    """Which points the main head gets right under each attack: ``{"clean": bool (N,), "pgd20": bool (N,)}`` on the
+    CPU, so that two models evaluated on the same points can be compared point by point (a paired test).
 
     ``x`` is uint8 (as stored by the datasets) or float in [0, 1]; ``model`` must already be on ``device``. The model
     is in eval mode throughout and its modes are restored afterwards. Each PGD/CW attack draws its random starts from
     its own generator seeded with ``seed``, so a result does not depend on which other attacks run or in what order,
     and the global RNG state is left untouched. PGD/CW step ``step_size`` (default ``eps / 4``: 2/255 at 8/255; the
-    TRADES repository's evaluation uses 0.003 at 0.031). ``"autoattack"`` runs on the first ``autoattack_n`` points given (all if
-    None), so its denominator can differ from the other entries'.
+    TRADES repository's evaluation uses 0.003 at 0.031). ``"autoattack"`` runs on the first ``autoattack_n`` points
+    given (all if None), so its entry can be shorter than the others.
     """
     parsed = {name: parse_attack(name) for name in attacks}
     if len(x) != len(y) or len(x) == 0:
@@ -106,23 +127,23 @@ def evaluate(
         raise ValueError(f"autoattack_n must be positive, got {autoattack_n}")
     device = torch.device(device)
     step_attacks = {name: spec for name, spec in parsed.items() if spec[0] in ("pgd", "cw")}
-    results: dict[str, float] = {}
+    results: dict[str, Tensor] = {}
 
     with bn_mode(model, "eval"):
         if "clean" in parsed or step_attacks:
-            correct = _count_correct(
+            correct = _correct_points(
                 model, x, y, step_attacks, eps=eps, step_size=eps / 4 if step_size is None else step_size,
                 batch_size=batch_size, device=device, seed=seed,
             )
-            results.update({name: count / len(x) for name, count in correct.items() if name in parsed})
+            results.update({name: points for name, points in correct.items() if name in parsed})
         if "autoattack" in parsed:
-            results["autoattack"] = _autoattack_accuracy(
+            results["autoattack"] = _autoattack_points(
                 model, x[:n_autoattack], y[:n_autoattack], eps=eps, batch_size=batch_size, device=device, seed=seed
             )
     return {name: results[name] for name in attacks}
 
 
-def _count_correct(
+def _correct_points(
     model: nn.Module,
     x: Tensor,
     y: Tensor,
@@ -133,23 +154,23 @@ def _count_correct(
     batch_size: int,
     device: torch.device,
     seed: int,
-) -> dict[str, int]:
-    """Correct counts for "clean" and each PGD/CW attack, in one pass over the data."""
+) -> dict[str, Tensor]:
+    """Which points "clean" and each PGD/CW attack leave correct (bool, on the CPU), in one pass over the data."""
     generators = {name: torch.Generator(device=device).manual_seed(seed) for name in step_attacks}
-    correct = dict.fromkeys(["clean", *step_attacks], 0)
+    correct: dict[str, list[Tensor]] = {name: [] for name in ["clean", *step_attacks]}
     for start in range(0, len(x), batch_size):
         xb = to_images(x[start : start + batch_size], device)
         yb = y[start : start + batch_size].to(device)
         with torch.no_grad():
             clean_ok = model(xb).argmax(dim=1) == yb
-        correct["clean"] += int(clean_ok.sum())
+        correct["clean"].append(clean_ok.cpu())
         for name, (kind, steps) in step_attacks.items():
             objective = ce(model, yb) if kind == "pgd" else cw_margin(model, yb, kappa=CW_KAPPA)
             x_adv = pgd(objective, xb, eps=eps, step_size=step_size, steps=steps, generator=generators[name])
             with torch.no_grad():
                 adv_ok = model(x_adv).argmax(dim=1) == yb
-            correct[name] += int((clean_ok & adv_ok).sum())
-    return correct
+            correct[name].append((clean_ok & adv_ok).cpu())
+    return {name: torch.cat(parts) for name, parts in correct.items()}
 
 
 def logit_change(
@@ -182,9 +203,9 @@ def logit_change(
     return total / len(x)
 
 
-def _autoattack_accuracy(
+def _autoattack_points(
     model: nn.Module, x: Tensor, y: Tensor, *, eps: float, batch_size: int, device: torch.device, seed: int
-) -> float:
+) -> Tensor:
     # Imported here so that training code that never runs AutoAttack does not pay for the import.
     from pyautoattack import AutoAttack
 
@@ -198,7 +219,7 @@ def _autoattack_accuracy(
     with _forked_rng(device):
         # y_adv is the model's prediction on x_adv (on x for points it never attacked, i.e. misclassified ones).
         _, y_adv = adversary.run_standard_evaluation(images, labels, batch_size=batch_size)
-    return float((y_adv == labels).float().mean())
+    return (y_adv == labels).cpu()
 
 
 def _forked_rng(device: torch.device) -> AbstractContextManager[None]:

@@ -54,6 +54,11 @@ def sample_order(n_points: int, seed: int, purpose: str) -> Tensor:
     return torch.randperm(n_points, generator=torch.Generator().manual_seed(derive_seed(seed, purpose)))
 
 
+def evaluation_indices(n_points: int, n: int, seed: int) -> Tensor:
+    """The indices into a test split of ``n_points`` of :func:`evaluation_points`, in their drawn order."""
+    return sample_order(n_points, seed, "evaluation-points")[:n]
+
+
 def evaluation_points(test: ImageSet, n: int, seed: int) -> ImageSet:
     """The ``n`` points of ``test`` (all of them if it has fewer) that a trial's evaluations use, a seeded random
     sample in its drawn order, never "the first n": a folder of images is read class by class, where the first n
@@ -61,7 +66,7 @@ def evaluation_points(test: ImageSet, n: int, seed: int) -> ImageSet:
     AutoAttack's (the first ``autoattack_n`` of the final points) and a re-evaluation's (``--n``) are all prefixes of
     one order, so each smaller set lies inside the larger, and every trial and sweep with the same ``seed``
     (``subset_seed``) evaluates on the same points."""
-    return test.subset(sample_order(len(test), seed, "evaluation-points")[:n])
+    return test.subset(evaluation_indices(len(test), n, seed))
 
 
 def seeded_subset(images: ImageSet, n: int, seed: int) -> ImageSet:

@@ -33,7 +33,7 @@ from trainables.attacks import bn_mode
 from trainables.checkpoints import STATE_FILE, load_checkpoint_state
 from trainables.config import RunSettings, TrainConfig
 from trainables.datasets import imgnet100_classes
-from trainables.evaluation import BestTracker, evaluate
+from trainables.evaluation import BestTracker, evaluate, evaluate_points
 from trainables.image_set import ImageSet
 from trainables.loader import Batch, DeviceLoader, MixedLoader
 from trainables.models import Classifier, create_model
@@ -162,6 +162,7 @@ class Trial:
         self.scheduler = make_scheduler(self.optimizer, cfg, len(self.loader))
         self.tracker = BestTracker(method.selection_metric(), keep_epoch=cfg.keep_epoch - 1 if cfg.keep_epoch else None)
         self.best_weights: dict[str, Tensor] | None = None
+        self.final_points: dict[str, Tensor] = {}
         self.next_epoch = 0
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
@@ -228,7 +229,8 @@ class Trial:
         return {f"select/{k}": v for k, v in metrics.items()} | selected | self.train_eval_metrics()
 
     def final_metrics(self) -> dict[str, float]:
-        """The paper protocol on the best and the last weights (fp32, eval mode)."""
+        """The paper protocol on the best and the last weights (fp32, eval mode); which points each got right is
+        kept in :attr:`final_points` (``{"best/clean": bool (N,), ...}``) for the run's per-point artifact."""
         cfg, method = self.cfg, self.method
         test = method.data.test
         best = copy.deepcopy(method.model)
@@ -236,12 +238,13 @@ class Trial:
         models = {"best": best, "last": method.model}
         metrics: dict[str, float] = {}
         for tag, model in models.items():
-            result = evaluate(
+            points = evaluate_points(
                 model, test.images, test.labels, eps=method.final_eps(), attacks=cfg.final_attacks,
                 device=method.device, autoattack_n=cfg.autoattack_n or None, seed=cfg.seed,
                 step_size=cfg.final_attack_step or None,
             )
-            metrics.update({f"{tag}/{k}": v for k, v in result.items()})
+            self.final_points.update({f"{tag}/{k}": v for k, v in points.items()})
+            metrics.update({f"{tag}/{k}": int(v.sum()) / len(v) for k, v in points.items()})
         with bn_mode(best, "eval"), bn_mode(method.model, "eval"):
             metrics.update(method.final_metrics(models))
         return metrics
@@ -335,6 +338,9 @@ def run_trial(config: Mapping[str, Any], method_cls: type[Method], settings: Run
             metrics.update(trial.end_epoch(epoch))
             if trial.next_epoch == cfg.epochs:
                 metrics.update(trial.final_metrics())
+                data = trial.method.data  # a TrialData built by hand (tests) has no indices: its own order
+                run.log_points(trial.final_points, torch.arange(len(data.test)) if data.test_indices is None
+                               else data.test_indices)
                 if method_cls.registers_weights:
                     run.log_weights(trial.best_weights)
                 log_models(run, trial)

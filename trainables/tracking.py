@@ -41,6 +41,11 @@ NODE_TAG = "ray_node_id"  # the Ray node of the trial's latest attempt
 WEIGHTS_ARTIFACT = "weights.pt"
 MLMODEL_FILE = "MLmodel"  # the file that makes an artifact folder an MLflow model
 CONFIG_ARTIFACT = "config.json"  # a trial's config at full precision (params show floats to 6 digits)
+# Which final points each checkpoint got right under each attack: an npz of ``indices`` (int64, the points' positions
+# in the test split, in evaluation order) and one bool array per metric (``best/clean``, ``last/pgd20``; AutoAttack's
+# covers the first entries of ``indices`` only). runstore/points.py reads it; two runs on the same points can then be
+# compared point by point (a paired test) without evaluating again.
+POINTS_ARTIFACT = "per_point/final.npz"
 
 
 def experiment_id(client: MlflowClient, name: str) -> str:
@@ -190,6 +195,17 @@ class TrialRun:
             mlflow.pytorch.save_model(model, path, serialization_format="pickle",
                                       pip_requirements=mlflow.pytorch.get_default_pip_requirements())
             self.client.log_artifacts(self.run_id, str(path), artifact_path=name)
+
+    def log_points(self, points: Mapping[str, torch.Tensor], indices: torch.Tensor) -> None:
+        """Log the per-point results of the final protocol as :data:`POINTS_ARTIFACT` (compressed: a few kB for
+        10,000 points and a dozen metrics). A restarted trial overwrites them."""
+        import numpy as np
+
+        arrays = {name: value.numpy().astype(bool) for name, value in points.items()}
+        with tempfile.TemporaryDirectory() as directory:
+            path = Path(directory) / Path(POINTS_ARTIFACT).name
+            np.savez_compressed(path, indices=indices.numpy().astype(np.int64), **arrays)
+            self.client.log_artifact(self.run_id, str(path), artifact_path=str(Path(POINTS_ARTIFACT).parent))
 
     def log_artifacts(self, folder: str, artifact_path: str) -> None:
         """Every file of ``folder`` into the run's artifact folder ``artifact_path``."""

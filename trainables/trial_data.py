@@ -23,18 +23,20 @@ import torch
 
 from trainables.config import TrainConfig
 from trainables.datasets import load_dataset, test_split_of
-from trainables.image_set import ImageSet, evaluation_points, sample_order
+from trainables.image_set import ImageSet, evaluation_indices, evaluation_points, sample_order
 
 
 @dataclass(frozen=True)
 class TrialData:
-    """The primary data of a trial. ``select`` drives checkpoint selection; ``test`` is for the final protocol;
-    ``extra`` (``extra_data``), when there is any, is mixed into every training batch (loader.MixedLoader)."""
+    """The primary data of a trial. ``select`` drives checkpoint selection; ``test`` is for the final protocol, and
+    ``test_indices`` says which points of the test split it holds (for per-point results); ``extra``
+    (``extra_data``), when there is any, is mixed into every training batch (loader.MixedLoader)."""
 
     train: ImageSet
     select: ImageSet
     test: ImageSet
     extra: ImageSet | None = None
+    test_indices: torch.Tensor | None = None
 
     @property
     def index_size(self) -> int:
@@ -58,8 +60,8 @@ class TrialData:
             select = holdout.subset(torch.arange(min(cfg.eval_n, len(holdout))))
         else:
             select = evaluation_points(test, cfg.eval_n, cfg.subset_seed)
-        return cls(train=train, select=select, test=evaluation_points(test, cfg.final_n, cfg.subset_seed),
-                   extra=extra)
+        final = evaluation_indices(len(test), cfg.final_n, cfg.subset_seed)
+        return cls(train=train, select=select, test=test.subset(final), extra=extra, test_indices=final)
 
     def train_eval_points(self, n: int, seed: int) -> ImageSet:
         """``n`` of the training images (all if there are fewer), the same for every epoch: the training-set points

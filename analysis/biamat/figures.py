@@ -44,6 +44,8 @@ def fig3(sweep: SweepRuns, key: str = HIGH_FRACTION) -> Figure:
     panel_col = "params.variant" if "params.variant" in label_cols and len(label_cols) > 1 else None
     series_cols = [c for c in label_cols if c != panel_col]
     history = history.merge(df[["run_id", *label_cols]], on="run_id")
+    # MLflow's steps are 0-based epochs; the figure counts from 1, as the progress lines, the tables and UIAT's do.
+    history = history.assign(step=history["step"] + 1)
 
     series = sorted(history[series_cols].drop_duplicates().itertuples(index=False, name=None))
     # An ordered hyperparameter (pi, alpha) reads best along a sequential colour map, datasets on distinct hues.
