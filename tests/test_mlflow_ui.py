@@ -1,7 +1,7 @@
 """The MLflow UI as a user meets it (slow): a real smoke sweep, the real `mlflow ui` on its store, and the links the
 sweep printed opened in headless Chromium (Debian's package; .ci/run installs it). Without a click, the table link
 shows the trials as rows with the swept values and the final metrics as columns, and the charts link a chart of the
-final metric against the swept value."""
+final metric against the swept value, with every trial drawn (a sweep of 12, logged directly, beside the real one)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,33 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 from test_pi_ablation import child_runs, sweep_command
+
+from launch.mlflow_view import publish_view, ui_links
+from trainables.tracking import SWEEP_TAG, TRIAL_TAG, experiment_id
+
+MANY = 12  # more trials than the UI draws by default (its first 10)
+
+
+def log_many_trials(client: MlflowClient) -> str:
+    """A 12-trial sweep's runs and view, logged without training (what each trial run carries for the view); returns
+    its charts link on port 5000."""
+    exp_id = experiment_id(client, "many-trials")
+    for i in range(MANY):
+        run = client.create_run(exp_id, run_name=f"trial pi={i}", tags={SWEEP_TAG: "many", TRIAL_TAG: str(i)})
+        client.log_batch(run.info.run_id, params=[Param("pi", str(i))],
+                         metrics=[Metric(name, 0.5 + i / 100, 0, 0) for name in ("best/clean", "best/pgd20")])
+        client.set_terminated(run.info.run_id)
+    key = publish_view(client, exp_id, "many", ["pi"], ["best/clean", "best/pgd20"], "pi")
+    return ui_links("sqlite:///unused.db", exp_id, key)["charts"]
+
+
+def plot_points(dom: str) -> list[int]:
+    """Points drawn per plotly chart of a rendered page (each chart draws each visible run's point a fixed number of
+    times), zero-point containers left out."""
+    return [count for part in dom.split("js-plotly-plot")[1:] if (count := part.count('class="point"'))]
 
 
 def free_port() -> int:
@@ -54,6 +79,7 @@ def test_printed_links_show_trials_swept_values_metrics_and_a_chart(tmp_path):
     table_md = Path(client.download_artifacts(parent, "table.md", str(tmp_path))).read_text()
     assert "Table 13" in table_md and table_md in done.stdout
 
+    many_link = log_many_trials(client)
     port = free_port()
     mlflow = Path(sys.executable).with_name("mlflow")
     server = subprocess.Popen([str(mlflow), "ui", "--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
@@ -70,6 +96,7 @@ def test_printed_links_show_trials_swept_values_metrics_and_a_chart(tmp_path):
                 time.sleep(2)
         table = rendered(chromium, links["TABLE"].replace(":5000/", f":{port}/"))
         charts = rendered(chromium, links["CHART"].replace(":5000/", f":{port}/"))
+        many = rendered(chromium, many_link.replace(":5000/", f":{port}/"))
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -83,3 +110,6 @@ def test_printed_links_show_trials_swept_values_metrics_and_a_chart(tmp_path):
     assert expected <= shown, f"columns shown: {sorted(shown)}"
     # The scatter chart of the final metric against pi, drawn in the chart view.
     assert "pi vs. best/pgd20" in charts, "no chart of best/pgd20 against pi in the rendered chart view"
+    # Every one of 12 trials in the charts (the UI's default draws its first 10: 40, 20, ... points, not 48, 24, ...).
+    counts = plot_points(many)
+    assert counts and all(count % MANY == 0 for count in counts), f"points per chart: {counts}"
