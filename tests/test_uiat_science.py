@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from analysis.significance import mcnemar
 from tests_support import SCIENCE, science_pgd_at, train_without_ray
 from trainables import attacks
-from trainables.evaluation import accuracy, evaluate_points
+from trainables.evaluation import accuracy, evaluate_points, point_means
 from trainables.methods.uiat import UIAT
 
 BUDGET = SCIENCE  # PGD-AT's budget: the reference trained once per test session (tests_support.science_pgd_at)
@@ -49,7 +49,7 @@ def test_inverse_examples_are_easiest_and_uiat_keeps_pgd_at_robustness():
     points = evaluate_points(model, test.images, y, eps=8 / 255, attacks=("clean", "pgd20"), device="cpu")
     reference = evaluate_points(pgd_at.method.model, test.images, y, eps=8 / 255, attacks=("clean", "pgd20"),
                                 device="cpu")
-    result, baseline = ({k: int(v.sum()) / len(v) for k, v in p.items()} for p in (points, reference))
+    result, baseline = point_means(points), point_means(reference)
     with attacks.bn_mode(model, "eval"):
         inverse = {"z_y": (x + z[y]).clamp(0, 1),  # the learned class-wise z_y
                    "PGD-10": attacks.inverse_pgd(attacks.ce(model, y), x, eps=4 / 255, step_size=1 / 255, steps=10,

@@ -93,6 +93,11 @@ def evaluate(
     means of :func:`evaluate_points` (which says how each attack runs)."""
     points = evaluate_points(model, x, y, eps=eps, attacks=attacks, batch_size=batch_size, device=device,
                              autoattack_n=autoattack_n, seed=seed, step_size=step_size)
+    return point_means(points)
+
+
+def point_means(points: Mapping[str, Tensor]) -> dict[str, float]:
+    """Each attack's accuracy from :func:`evaluate_points`' per-point results: right points over all points."""
     return {name: int(correct.sum()) / len(correct) for name, correct in points.items()}
 
 

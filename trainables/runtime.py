@@ -33,7 +33,7 @@ from trainables.attacks import bn_mode
 from trainables.checkpoints import STATE_FILE, load_checkpoint_state
 from trainables.config import RunSettings, TrainConfig
 from trainables.datasets import imgnet100_classes
-from trainables.evaluation import BestTracker, evaluate, evaluate_points
+from trainables.evaluation import BestTracker, evaluate, evaluate_points, point_means
 from trainables.image_set import ImageSet
 from trainables.loader import Batch, DeviceLoader, MixedLoader
 from trainables.models import Classifier, create_model
@@ -244,7 +244,7 @@ class Trial:
                 step_size=cfg.final_attack_step or None,
             )
             self.final_points.update({f"{tag}/{k}": v for k, v in points.items()})
-            metrics.update({f"{tag}/{k}": int(v.sum()) / len(v) for k, v in points.items()})
+            metrics.update({f"{tag}/{k}": v for k, v in point_means(points).items()})
         with bn_mode(best, "eval"), bn_mode(method.model, "eval"):
             metrics.update(method.final_metrics(models))
         return metrics
