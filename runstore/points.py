@@ -1,5 +1,12 @@
-"""The per-point results a trial logs with its final protocol (``trainables/tracking.py``'s ``POINTS_ARTIFACT``):
-which test points each checkpoint got right under each attack, for paired comparisons between runs."""
+"""Which test points a run got right, per metric, for paired comparisons between runs (``analysis/significance.py``).
+
+A run's artifact folder ``per_point/`` holds them (``trainables/tracking.py`` writes both kinds):
+
+- ``final.npz``, from the trial's final protocol: ``indices`` (the points' positions in the test split) and one bool
+  array per metric (``best/pgd20``; AutoAttack's covers the first entries of ``indices`` only);
+- ``<metric>.npz`` for each metric of a later re-evaluation (``per_point/reeval/best/autoattack/eps8_255/n1000.npz``,
+  ``sweeps/reevaluate.py``): ``indices`` and ``correct``.
+"""
 
 from __future__ import annotations
 
@@ -11,33 +18,47 @@ import numpy as np
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-POINTS_ARTIFACT = "per_point/final.npz"  # the name trainables/tracking.py writes (runstore imports no trainables)
+POINTS_FOLDER = "per_point"
+FINAL_FILE = "final.npz"  # the names trainables/tracking.py writes (runstore imports no trainables)
 
 
 @dataclass(frozen=True)
 class RunPoints:
-    """``indices``: the points' positions in the test split; ``correct``: per metric (``best/pgd20``), whether each
-    point was right (AutoAttack's array covers the first entries of ``indices`` only)."""
+    """Per metric (``best/pgd20``, ``reeval/best/pgd50/eps8_255/n1000``): the positions in the test split of the
+    points it was evaluated on, and whether each was right."""
 
-    indices: np.ndarray
-    correct: dict[str, np.ndarray]
+    metrics: dict[str, tuple[np.ndarray, np.ndarray]]
+
+    @classmethod
+    def sharing(cls, indices: np.ndarray, correct: dict[str, np.ndarray]) -> RunPoints:
+        """Metrics evaluated on (a prefix of) the same ``indices``, as the final protocol logs them."""
+        return cls({metric: (indices[: len(values)], values.astype(bool)) for metric, values in correct.items()})
 
     def of(self, metric: str) -> tuple[np.ndarray, np.ndarray] | None:
         """``(indices, correct)`` of ``metric``, or None when the run did not evaluate it per point."""
-        if metric not in self.correct:
-            return None
-        correct = self.correct[metric]
-        return self.indices[: len(correct)], correct
+        return self.metrics.get(metric)
+
+
+def read_points(folder: Path) -> RunPoints:
+    """The per-point results in a downloaded ``per_point/`` folder."""
+    metrics: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for path in sorted(folder.rglob("*.npz")):
+        with np.load(path) as data:
+            arrays = {key: data[key] for key in data.files}
+        indices = arrays.pop("indices")
+        if path == folder / FINAL_FILE:
+            metrics |= RunPoints.sharing(indices, arrays).metrics
+        else:
+            metrics[path.relative_to(folder).with_suffix("").as_posix()] = (indices, arrays["correct"].astype(bool))
+    return RunPoints(metrics)
 
 
 def load_points(client: MlflowClient, run_id: str) -> RunPoints | None:
     """The run's per-point results, or None for a run that logged none (trained before they were logged)."""
     with tempfile.TemporaryDirectory() as directory:
         try:
-            path = client.download_artifacts(run_id, POINTS_ARTIFACT, directory)
+            path = client.download_artifacts(run_id, POINTS_FOLDER, directory)
         except (MlflowException, OSError):
             return None
-        with np.load(Path(path)) as data:
-            arrays = {key: data[key] for key in data.files}
-    indices = arrays.pop("indices")
-    return RunPoints(indices, {key: value.astype(bool) for key, value in arrays.items()})
+        points = read_points(Path(path))
+    return points if points.metrics else None

@@ -12,7 +12,9 @@ smaller; AutoAttack on all N too), drawn as the trial drew its evaluation points
 with the run's ``subset_seed``: ``--n`` equal to the run's ``final_n`` re-evaluates its final points), seeded with the run's seed, PGD/CW with step eps/4, and the driver logs the
 accuracies into the same run as ``reeval/<checkpoint>/<attack>/eps<k>_255/n<N>`` (``reeval/best/clean/n<N>`` for
 clean accuracy, which no eps changes; an eps that is no k/255 is written as a decimal: ``eps0.03``). Those names
-cannot collide with the training metrics, and ``analysis/`` reads them like any other metric.
+cannot collide with the training metrics, and ``analysis/`` reads them like any other metric. Which points each
+metric got right goes beside it, as the artifact ``per_point/<metric>.npz`` (``runstore/points.py``), so the
+analysis's ``--stats`` compares re-evaluated runs point by point too.
 
 A negative eps is the inverse attack (PGD-k *descending* the loss within |eps|, ``trainables/signed_eval.py``),
 ``eps-8_255`` in the key; ``--ce-halves`` adds the accuracy on each half of the points ranked by clean cross-entropy,
@@ -40,9 +42,11 @@ from analysis.cli import add_source_arguments
 from runstore.uri import absolute_tracking_uri
 
 if TYPE_CHECKING:  # the heavy modules load after the arguments are parsed, so --help answers at once
+    import torch
     from mlflow.tracking import MlflowClient
 
     from runstore.reader import SweepRuns
+    from trainables.tracking import TrialRun
 
 CHECKPOINTS = ("best", "last")
 PREFIX = "reeval"
@@ -166,33 +170,40 @@ def param_int(run: Mapping[str, Any], name: str) -> int:
     return int(value) if isinstance(value, str) and value else 0  # MLflow params are strings; NaN where absent
 
 
-def evaluate_job(job: Job, tracking_uri: str, data_root: str | None, batch_size: int) -> dict[str, float]:
-    """Body of one Ray task: the run's model on ``job.n`` of its test points, every group."""
+Points = dict[str, tuple["torch.Tensor", "torch.Tensor"]]  # metric key -> (positions in the test split, correct)
+
+
+def evaluate_job(job: Job, tracking_uri: str, data_root: str | None, batch_size: int) -> Points:
+    """Body of one Ray task: the run's model on ``job.n`` of its test points, every group; per metric key, which
+    points (positions in the test split) it got right."""
     import torch
     from mlflow.tracking import MlflowClient
 
     from trainables.datasets import load_dataset, test_split_of
-    from trainables.evaluation import evaluate
-    from trainables.image_set import evaluation_points
+    from trainables.evaluation import evaluate_points
+    from trainables.image_set import evaluation_indices
     from trainables.safe_export import load_trained_model
-    from trainables.signed_eval import signed_accuracies
+    from trainables.signed_eval import signed_points
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = load_trained_model(MlflowClient(tracking_uri), job.run_id, job.checkpoint).to(device)
     source = job.test_data or job.dataset
-    test = evaluation_points(load_dataset(source, test_split_of(source), root=data_root), job.n, job.subset_seed)
-    metrics: dict[str, float] = {}
+    split = load_dataset(source, test_split_of(source), root=data_root)
+    indices = evaluation_indices(len(split), job.n, job.subset_seed)  # image_set.evaluation_points' draw
+    test = split.subset(indices)
+    points: Points = {}
     for eps, attacks in job.groups:
         if eps < 0 or job.halves:
-            result = signed_accuracies(model, test.images, test.labels, eps=eps, attacks=attacks, halves=job.halves,
-                                       batch_size=batch_size, device=device, seed=job.seed)
+            result = signed_points(model, test.images, test.labels, eps=eps, attacks=attacks, halves=job.halves,
+                                   batch_size=batch_size, device=device, seed=job.seed)
         else:
-            result = evaluate(model, test.images, test.labels, eps=eps, attacks=attacks, batch_size=batch_size,
-                              device=device, seed=job.seed)
-        for name, value in result.items():
-            attack, _, half = name.partition("/")  # signed_accuracies names a half's accuracy "pgd20/low_ce"
-            metrics[metric_key(job.checkpoint, attack, eps, job.n, half)] = value
-    return metrics
+            correct = evaluate_points(model, test.images, test.labels, eps=eps, attacks=attacks,
+                                      batch_size=batch_size, device=device, seed=job.seed)
+            result = {name: (torch.arange(len(right)), right) for name, right in correct.items()}
+        for name, (positions, right) in result.items():
+            attack, _, half = name.partition("/")  # signed_points names a half's results "pgd20/low_ce"
+            points[metric_key(job.checkpoint, attack, eps, job.n, half)] = (indices[positions], right)
+    return points
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -272,6 +283,18 @@ def progress_note(finished: int, total: int, elapsed_s: float) -> str:
     return f"[{finished}/{total}, {span(elapsed_s)}" + (f", about {span(left)} left]" if finished < total else "]")
 
 
+def log_results(run: TrialRun, job: Job, points: Points) -> dict[str, float]:
+    """Log each metric's per-point results (``per_point/<key>.npz``), then its accuracy, into the run, and return
+    the accuracies. Points first: a metric logged means its points are there too, so the plan's skipping of logged
+    metrics never leaves a metric without them."""
+    for key, (indices, right) in points.items():
+        for other in (job.checkpoint, *job.same_weights):
+            run.log_metric_points(key.replace(f"{PREFIX}/{job.checkpoint}/", f"{PREFIX}/{other}/", 1), indices, right)
+    metrics = {key: right.float().mean().item() for key, (_, right) in points.items()}
+    run.log_metrics(job.metrics_for_every_checkpoint(metrics), step=0)
+    return metrics
+
+
 def run_jobs(jobs: Sequence[Job], args: argparse.Namespace, client: MlflowClient) -> int:
     """One Ray task per job; each result is logged into its run as it arrives. Returns how many failed."""
     import ray
@@ -299,12 +322,12 @@ def run_jobs(jobs: Sequence[Job], args: argparse.Namespace, client: MlflowClient
             job = pending.pop(ready)
             progress = progress_note(len(jobs) - len(pending), len(jobs), time.monotonic() - started)
             try:
-                metrics = ray.get(ready)
+                points = ray.get(ready)
             except ray.exceptions.RayError as exc:
                 failed += 1
                 print(f"{progress} FAILED {job.run_name} ({job.run_id}) {job.checkpoint}: {exc}")
                 continue
-            TrialRun(client, job.run_id).log_metrics(job.metrics_for_every_checkpoint(metrics), step=0)
+            metrics = log_results(TrialRun(client, job.run_id), job, points)
             shown = ", ".join(f"{key.split('/', 2)[2]} {value:.4f}" for key, value in sorted(metrics.items()))
             checkpoints = "/".join((job.checkpoint, *job.same_weights))
             print(f"{progress} {job.run_name} ({job.run_id}) {checkpoints}: {shown}", flush=True)

@@ -96,10 +96,12 @@ def test_trial_logs_params_tags_and_final_protocol(ray_local, tmp_path):
     # Which final points each checkpoint got right, in the order the test split's random sample drew them.
     points = load_points(client, run.info.run_id)
     final_n = TINY_TRIAL["final_n"]
-    assert sorted(points.indices.tolist()) != list(range(final_n)) and len(set(points.indices.tolist())) == final_n
+    indices, best_clean = points.of("best/clean")
+    assert sorted(indices.tolist()) != list(range(final_n)) and len(set(indices.tolist())) == final_n
     for key in ("best/clean", "best/pgd5", "last/clean", "last/pgd5"):
-        assert points.correct[key].mean() == pytest.approx(run.data.metrics[key]), key
-    assert not (points.correct["best/pgd5"] & ~points.correct["best/clean"]).any()  # robust only where clean is right
+        assert points.of(key)[1].mean() == pytest.approx(run.data.metrics[key]), key
+        assert (points.of(key)[0] == indices).all()
+    assert not (points.of("best/pgd5")[1] & ~best_clean).any()  # robust only where clean is right
 
 
 def run_with_tampered_checkpoints(tmp_path: Path, tamper, stall_at_epoch: int, epochs: int):

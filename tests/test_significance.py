@@ -20,7 +20,7 @@ def runs_table(correct: dict[str, list[np.ndarray]], indices: np.ndarray) -> tup
     for name, seeds in correct.items():
         runs = tuple(f"{name}-{seed}" for seed in range(len(seeds)))
         for run, values in zip(runs, seeds):
-            points[run] = RunPoints(indices, {"best/pgd20": values})
+            points[run] = RunPoints.sharing(indices, {"best/pgd20": values})
         cell = Cell.of([values.mean() for values in seeds])
         rows.append([name, Cell(cell.mean, cell.std, cell.n, runs=runs, metric="best/pgd20")])
     return Table("Table 0. Synthetic rows", ["Row", "PGD-20"], rows), points
@@ -68,7 +68,7 @@ def test_points_pair_by_index_and_seeds_pool():
     single, single_points = runs_table({"a": seeds_a[:1], "b": seeds_b[:1]}, order)
     assert annotate(single, single_points.get).rows[1][1].mark == ""
     # The same points in another order in row b's runs: pairing is by test point, not by position.
-    reordered = {run: RunPoints(p.indices[::-1], {k: v[::-1] for k, v in p.correct.items()}) if run.startswith("b")
+    reordered = {run: RunPoints({k: (i[::-1], v[::-1]) for k, (i, v) in p.metrics.items()}) if run.startswith("b")
                  else p for run, p in points.items()}
     assert annotate(table, reordered.get).rows[1][1].mark == MARK
     # Several seeds: the interval is the t interval over the seeds' accuracies.

@@ -9,6 +9,7 @@ import torch
 from mlflow.tracking import MlflowClient
 from ray import tune
 
+from runstore.points import load_points
 from sweeps import baselines, reevaluate
 from tests_support import TINY_TRIAL, merger_over, settings_for
 from trainables.config import RunSettings
@@ -198,6 +199,15 @@ def test_reevaluation_adds_its_metrics_to_the_sweeps_runs_once(ray_local, tmp_pa
     assert keys <= set(run.data.metrics), sorted(run.data.metrics)
     assert 0 <= run.data.metrics["reeval/best/pgd5/eps8_255/n48"] <= run.data.metrics["reeval/best/clean/n48"] <= 1
     assert "best/pgd5" in run.data.metrics  # the training protocol's own metrics stay
+    # Every re-evaluated metric logged which points it got right: the run's final points first (a prefix of one
+    # seeded order), and the same answers on them for the same weights where no attack draws noise (clean).
+    points = load_points(client, run.info.run_id)
+    final_indices, final_clean = points.of("best/clean")
+    for key in keys:
+        indices, correct = points.of(key)
+        assert len(indices) == 48 and correct.mean() == pytest.approx(run.data.metrics[key]), key
+        assert (indices[:32] == final_indices).all(), key
+    assert (points.of("reeval/best/clean/n48")[1][:32] == final_clean).all()
 
     monkeypatch.setattr(reevaluate, "run_jobs", lambda *args: pytest.fail("nothing may be evaluated again"))
     second = reevaluate.main(command)

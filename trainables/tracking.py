@@ -43,7 +43,8 @@ MLMODEL_FILE = "MLmodel"  # the file that makes an artifact folder an MLflow mod
 CONFIG_ARTIFACT = "config.json"  # a trial's config at full precision (params show floats to 6 digits)
 # Which final points each checkpoint got right under each attack: an npz of ``indices`` (int64, the points' positions
 # in the test split, in evaluation order) and one bool array per metric (``best/clean``, ``last/pgd20``; AutoAttack's
-# covers the first entries of ``indices`` only). runstore/points.py reads it; two runs on the same points can then be
+# covers the first entries of ``indices`` only). A re-evaluation's metrics get a file each under the same folder
+# (:meth:`TrialRun.log_metric_points`). runstore/points.py reads both; two runs on the same points can then be
 # compared point by point (a paired test) without evaluating again.
 POINTS_ARTIFACT = "per_point/final.npz"
 
@@ -199,13 +200,21 @@ class TrialRun:
     def log_points(self, points: Mapping[str, torch.Tensor], indices: torch.Tensor) -> None:
         """Log the per-point results of the final protocol as :data:`POINTS_ARTIFACT` (compressed: a few kB for
         10,000 points and a dozen metrics). A restarted trial overwrites them."""
+        self._log_npz(POINTS_ARTIFACT, indices=indices, **points)
+
+    def log_metric_points(self, metric: str, indices: torch.Tensor, correct: torch.Tensor) -> None:
+        """Log which points (positions in the test split) one metric got right, as ``per_point/<metric>.npz``
+        (``per_point/reeval/best/pgd50/eps8_255/n1000.npz``). Logging the same metric again overwrites it."""
+        self._log_npz(f"{Path(POINTS_ARTIFACT).parent}/{metric}.npz", indices=indices, correct=correct)
+
+    def _log_npz(self, artifact: str, indices: torch.Tensor, **correct: torch.Tensor) -> None:
         import numpy as np
 
-        arrays = {name: value.numpy().astype(bool) for name, value in points.items()}
+        arrays = {name: value.numpy().astype(bool) for name, value in correct.items()}
         with tempfile.TemporaryDirectory() as directory:
-            path = Path(directory) / Path(POINTS_ARTIFACT).name
+            path = Path(directory) / Path(artifact).name
             np.savez_compressed(path, indices=indices.numpy().astype(np.int64), **arrays)
-            self.client.log_artifact(self.run_id, str(path), artifact_path=str(Path(POINTS_ARTIFACT).parent))
+            self.client.log_artifact(self.run_id, str(path), artifact_path=str(Path(artifact).parent))
 
     def log_artifacts(self, folder: str, artifact_path: str) -> None:
         """Every file of ``folder`` into the run's artifact folder ``artifact_path``."""
