@@ -206,7 +206,7 @@ def _fit(sweep: Sweep, args: argparse.Namespace, where: Where, stop: StopSignals
     written = where.written_folders()
     try:
         try:
-            view = publish_view(client, exp_id, where.name, *view_columns(sweep.name_keys, sweep.param_space))
+            view = publish_view(client, exp_id, where.name, view_columns(sweep.name_keys, sweep.param_space))
             settings = RunSettings(tracking_uri=where.tracking_uri, experiment=sweep.family, data_root=args.data_root,
                                    parent_run_id=parent_id, name_keys=sweep.name_keys, git_commit=commit,
                                    tags={**sweep.tags, **source, SWEEP_TAG: where.name})

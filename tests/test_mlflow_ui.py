@@ -1,7 +1,8 @@
 """The MLflow UI as a user meets it (slow): a real smoke sweep, the real `mlflow ui` on its store, and the links the
 sweep printed opened in headless Chromium (Debian's package; .ci/run installs it). Without a click, the table link
 shows the trials as rows with the swept values and the final metrics as columns, and the charts link a chart of the
-final metric against the swept value, with every trial drawn (a sweep of 12, logged directly, beside the real one)."""
+final metric against the swept value, with every trial drawn (a sweep of 12, logged directly, beside the real one)
+and the trials grouped by variant."""
 
 from __future__ import annotations
 
@@ -17,24 +18,31 @@ from pathlib import Path
 import pytest
 from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
+from ray import tune
 from test_pi_ablation import child_runs, sweep_command
 
-from launch.mlflow_view import publish_view, ui_links
+from launch.mlflow_view import publish_view, ui_links, view_columns
 from trainables.tracking import SWEEP_TAG, TRIAL_TAG, experiment_id
 
 MANY = 12  # more trials than the UI draws by default (its first 10)
 
 
 def log_many_trials(client: MlflowClient) -> str:
-    """A 12-trial sweep's runs and view, logged without training (what each trial run carries for the view); returns
-    its charts link on port 5000."""
+    """A 12-trial sweep's runs (two variants, six values of pi) and view, logged without training (what each trial
+    run carries for the view); returns its charts link on port 5000."""
     exp_id = experiment_id(client, "many-trials")
     for i in range(MANY):
-        run = client.create_run(exp_id, run_name=f"trial pi={i}", tags={SWEEP_TAG: "many", TRIAL_TAG: str(i)})
-        client.log_batch(run.info.run_id, params=[Param("pi", str(i))],
+        variant, pi = ("at", "trades")[i % 2], 0.45 + i // 2 * 0.05
+        run = client.create_run(exp_id, run_name=f"trial {variant} pi={pi:g}",
+                                tags={SWEEP_TAG: "many", TRIAL_TAG: str(i)})
+        client.log_batch(run.info.run_id, params=[Param("variant", variant), Param("pi", f"{pi:g}")],
                          metrics=[Metric(name, 0.5 + i / 100, 0, 0) for name in ("best/clean", "best/pgd20")])
         client.set_terminated(run.info.run_id)
-    key = publish_view(client, exp_id, "many", ["pi"], ["best/clean", "best/pgd20"], "pi")
+    view = view_columns(["variant", "pi"], {"variant": tune.grid_search(["at", "trades"]),
+                                            "pi": tune.grid_search([0.45 + k * 0.05 for k in range(MANY // 2)]),
+                                            "final_attacks": ["clean", "pgd20"]})
+    assert view.chart_x == "pi" and view.group_by == ("variant",)
+    key = publish_view(client, exp_id, "many", view)
     return ui_links("sqlite:///unused.db", exp_id, key)["charts"]
 
 
@@ -113,3 +121,6 @@ def test_printed_links_show_trials_swept_values_metrics_and_a_chart(tmp_path):
     # Every one of 12 trials in the charts (the UI's default draws its first 10: 40, 20, ... points, not 48, 24, ...).
     counts = plot_points(many)
     assert counts and all(count % MANY == 0 for count in counts), f"points per chart: {counts}"
+    # The trials are grouped by the variant in the runs list; the charts still draw each trial (a group's averaged
+    # point would be one point per group: counts of 2, 4, ...).
+    assert "Group: at<" in many and "Group: trades<" in many
