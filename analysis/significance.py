@@ -24,7 +24,7 @@ import numpy as np
 from scipy import stats
 
 from analysis.cells import Cell, Table
-from runstore.points import RunPoints, load_points
+from runstore.points import RunPoints, load_points, paired
 from runstore.reader import open_store
 
 ALPHA = 0.05
@@ -63,8 +63,7 @@ def holm(pvalues: Sequence[float]) -> list[float]:
 def discordant(row: tuple[np.ndarray, np.ndarray], reference: tuple[np.ndarray, np.ndarray]) -> tuple[int, int]:
     """Points right only in ``row`` and only in ``reference`` (``(indices, correct)`` each), over the points both
     evaluated."""
-    _, i, j = np.intersect1d(row[0], reference[0], assume_unique=True, return_indices=True)
-    a, b = row[1][i], reference[1][j]
+    a, b = paired(row, reference)
     return int((a & ~b).sum()), int((~a & b).sum())
 
 

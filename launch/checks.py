@@ -7,7 +7,8 @@ import argparse
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from launch.dry_run import print_plans
+from launch.dry_run import measured_agreement, print_plans
+from launch.mlflow_view import view_columns
 from launch.preflight import check_run_settings
 from launch.space import grid_points
 from launch.sweep import Sweep, no_extra_datasets
@@ -61,7 +62,9 @@ def check_sweeps(sweeps: Mapping[str, Sweep], args: argparse.Namespace) -> bool:
     configs = {name: validate(sweep.config_cls, sweep.param_space, args.data_root, sweep.extra_datasets, notes)
                if sweep.config_cls else [] for name, sweep in sweeps.items()}
     if args.dry_run:
-        print_plans(sweeps, configs, list(dict.fromkeys(notes)))  # sweeps on the same data note it once
+        measured = {name: measured_agreement(args, name, view_columns(sweep.name_keys, sweep.param_space).metrics[-1])
+                    for name, sweep in sweeps.items()}
+        print_plans(sweeps, configs, list(dict.fromkeys(notes)), measured)  # sweeps on the same data note it once
     else:  # a dry run starts nothing and writes nothing
         check_run_settings(args, optuna_study=any(sweep.search_alg is not None for sweep in sweeps.values()))
     return args.dry_run

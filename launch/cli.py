@@ -59,6 +59,9 @@ def add_run_arguments(parser: argparse.ArgumentParser, presets: Sequence[str]) -
     parser.add_argument("--dry-run", action="store_true",
                         help="validate every trial and print the trials, their shared values and a GPU-hours estimate; "
                              "start nothing and write nothing")
+    parser.add_argument("--agreement-from", metavar="SWEEP",
+                        help="with --dry-run: size the table's resolution from how the rows of this finished sweep "
+                             "disagreed point by point (default: an earlier sweep of the same name, if any)")
     parser.add_argument("--verbose", action="store_true",
                         help="Tune's own output: every trial's config and results, and a status table every 30 s "
                              "(default: one line per trial event)")

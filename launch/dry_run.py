@@ -9,10 +9,11 @@ written: no Ray, no MLflow run, no Optuna study.
 
 from __future__ import annotations
 
+import argparse
 import math
 import textwrap
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ray.tune.search.sample import Categorical, Domain, Function, Integer
 
@@ -20,6 +21,9 @@ from launch.cost import cost_lines
 from launch.space import grid_points
 from launch.sweep import Sweep
 from trainables.config import TrainConfig
+
+if TYPE_CHECKING:  # read from the store only when a dry run measures a finished sweep
+    from runstore.agreement import Agreement
 
 
 def value_text(value: Any) -> str:
@@ -46,8 +50,9 @@ def table(rows: Sequence[Sequence[str]]) -> list[str]:
     return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
 
 
-def plan(name: str, sweep: Sweep, configs: Sequence[TrainConfig]) -> list[str]:
-    """The dry run of one sweep; ``configs`` are its validated trial configs, in :func:`grid_points` order."""
+def plan(name: str, sweep: Sweep, configs: Sequence[TrainConfig], measured: Agreement | None = None) -> list[str]:
+    """The dry run of one sweep; ``configs`` are its validated trial configs, in :func:`grid_points` order;
+    ``measured``: how a finished sweep's rows disagreed point by point (:func:`measured_agreement`)."""
     searched = {key: value for key, value in sweep.param_space.items()
                 if isinstance(value, Domain) and not isinstance(value, Function)}
     lines = [f"sweep {name!r} (MLflow experiment {sweep.family!r}), dry run: nothing started"]
@@ -71,27 +76,55 @@ def plan(name: str, sweep: Sweep, configs: Sequence[TrainConfig]) -> list[str]:
     lines.append(f"trials: {sweep.num_samples if searched else len(points)}")
     if trials:
         lines += cost_lines(trials)
-        lines.append(resolution_line(trials))
+        lines.append(resolution_line(trials, measured))
     if sweep.scheduler is not None:
         lines.append("the scheduler stops poor trials early, so the estimate is an upper bound")
     return lines
 
 
-def resolution_line(trials: Sequence[TrainConfig]) -> str:
-    """How far apart two rows' accuracies must be to differ at 95% with the planned final points and seeds: twice
-    the binomial variance at 50% accuracy (the worst case) over points x seeds, two-sided. Seed-to-seed spread adds to
-    it; a paired test on the same points (the analysis' ``--stats``) resolves less where two rows agree on most."""
+def resolution_line(trials: Sequence[TrainConfig], measured: Agreement | None = None) -> str:
+    """How far apart two rows' accuracies must be to differ at 95% with the planned final points and seeds. Without
+    a finished sweep to measure: twice the binomial variance at 50% accuracy (the worst case) over points x seeds,
+    two-sided. With one (``measured``): the paired test's, from the rate ``d`` at which its rows disagreed point by
+    point, ``1.96 sqrt(d / (points x seeds))`` (``runstore/agreement.py``)."""
     points = min(cfg.final_n for cfg in trials)
     seeds = len({cfg.seed for cfg in trials})
+    planned = f"{points} final points x {seeds} seed(s) per row"
+    if measured is not None:
+        half_width = 1.96 * math.sqrt(measured.discordant / (points * seeds))
+        return (f"resolution: two rows of its table differ at 95% from about {100 * half_width:.1f} percentage points "
+                f"of accuracy apart ({planned}; paired on the same points, as --stats tests them: the rows of sweep "
+                f"{measured.sweep!r} disagreed on {100 * measured.discordant:.1f}% of their points under "
+                f"{measured.metric}, {measured.pairs} pair(s) of runs)")
     half_width = 1.96 * math.sqrt(2 * 0.25 / (points * seeds))
     return (f"resolution: two rows of its table differ at 95% from about {100 * half_width:.1f} percentage points "
-            f"of accuracy apart ({points} final points x {seeds} seed(s) per row; binomial variance at 50%, the worst case; "
-            "fewer where the analysis' --stats pairs them point by point)")
+            f"of accuracy apart ({planned}; binomial variance at 50%, the worst case; fewer where the analysis' "
+            "--stats pairs them point by point: --agreement-from SWEEP measures that on a finished sweep)")
+
+
+def measured_agreement(args: argparse.Namespace, name: str, metric: str) -> Agreement | None:
+    """How the rows of a finished sweep disagreed point by point under ``metric`` (this sweep's headline): the sweep
+    ``--agreement-from`` names, else an earlier sweep of this name in the store, if there is one. Reads the store
+    only where it exists (a dry run creates nothing)."""
+    from runstore.agreement import measure_agreement
+    from runstore.reader import StoreNotFoundError, SweepNotFoundError, load_sweep
+
+    source = args.agreement_from or name
+    try:
+        found = measure_agreement(load_sweep(source, tracking_uri=args.tracking_uri), metric)
+    except (StoreNotFoundError, SweepNotFoundError) as exc:
+        if args.agreement_from:
+            raise SystemExit(f"error: --agreement-from: {exc}") from None
+        return None
+    if found is None and args.agreement_from:
+        raise SystemExit(f"error: --agreement-from {source}: the sweep has no two rows whose finished runs logged "
+                         f"per-point results of {metric} (runs trained before they were logged have none)")
+    return found
 
 
 def print_plans(sweeps: Mapping[str, Sweep], configs: Mapping[str, Sequence[TrainConfig]],
-                notes: Sequence[str]) -> None:
+                notes: Sequence[str], measured: Mapping[str, Agreement | None] | None = None) -> None:
     for note in notes:
         print(f"note: {note}")
     for name, sweep in sweeps.items():
-        print("\n".join(plan(name, sweep, configs[name])))
+        print("\n".join(plan(name, sweep, configs[name], (measured or {}).get(name))))

@@ -62,3 +62,11 @@ def load_points(client: MlflowClient, run_id: str) -> RunPoints | None:
             return None
         points = read_points(Path(path))
     return points if points.metrics else None
+
+
+def paired(row: tuple[np.ndarray, np.ndarray], reference: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The correct bits of ``row`` and ``reference`` (``(indices, correct)`` each) on the points both evaluated,
+    aligned point by point (pairing is by test point, not by position)."""
+    _, i, j = np.intersect1d(row[0], reference[0], assume_unique=True, return_indices=True)
+    return row[1][i], reference[1][j]
+

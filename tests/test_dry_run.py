@@ -9,8 +9,11 @@ import re
 from collections.abc import Callable
 from types import ModuleType
 
+import numpy as np
 import pytest
 import ray
+import torch
+from mlflow.tracking import MlflowClient
 
 from launch import optuna_search
 from launch.checks import trial_configs
@@ -31,6 +34,7 @@ from sweeps import (
     uiat_search,
 )
 from trainables.methods.biamat import BiaMATConfig
+from trainables.tracking import SWEEP_TAG, TrialRun, experiment_id
 
 SEEDS = 2
 GRID_SCRIPTS = [pi_ablation, biamat_labels, biamat_main_results, biamat_oat, baselines, afs_extractors, afs_ablation,
@@ -117,6 +121,43 @@ def test_the_dry_run_says_what_difference_the_seeds_and_points_resolve(empty_cwd
     # The main job: 128 points and one seed cannot tell rows within 12 points apart.
     assert "about 12.2 percentage points of accuracy apart (128 final points x 1 seed(s)" in dry_run(pi_ablation, [],
                                                                                                   capsys)
+
+
+def log_pilot_sweep(uri: str, flips: dict[str, int], n: int = 1000) -> None:
+    """A finished pi-ablation-like sweep named "pilot" with one seed per row; the row ``flips`` names is right on
+    the reference row's points except ``count`` of them flipped (what the trials' final protocol logs per point)."""
+    client = MlflowClient(uri)
+    parent = client.create_run(experiment_id(client, "biamat"), run_name="pilot", tags={SWEEP_TAG: "pilot"})
+    client.set_terminated(parent.info.run_id)
+    rng = np.random.default_rng(0)
+    indices = torch.from_numpy(rng.permutation(5 * n)[:n])
+    reference = torch.from_numpy(rng.random(n) < 0.5)
+    for row, count in flips.items():
+        correct = reference.clone()
+        correct[:count] = ~correct[:count]
+        run = TrialRun.open(uri, "biamat", run_name=f"biamat {row} seed=0", params={"seed": 0}, tags={},
+                            trial_id=row, parent_run_id=parent.info.run_id)
+        run.log_points({"best/autoattack": correct}, indices)
+        run.finish()
+
+
+def test_the_resolution_is_measured_on_a_finished_sweeps_point_by_point_agreement(empty_cwd, capsys):
+    uri = f"sqlite:///{empty_cwd / 'pilot.db'}"
+    # Rows pi=0.5 and pi=0.6 disagree with the reference (pi=0.45, first by name) on 100 and 300 of 1000 points:
+    # d = 0.2, and with 10,000 points x 3 seeds the paired half-width is 1.96 x sqrt(0.2 / 30,000) = 0.5 points,
+    # below the 0.8 of the binomial worst case.
+    log_pilot_sweep(uri, {"pi=0.45": 0, "pi=0.5": 100, "pi=0.6": 300})
+    out = dry_run(pi_ablation, ["--preset", "paper", "--seeds", "3", "--tracking-uri", uri,
+                                "--agreement-from", "pilot"], capsys)
+    assert ("resolution: two rows of its table differ at 95% from about 0.5 percentage points of accuracy apart "
+            "(10000 final points x 3 seed(s) per row; paired on the same points, as --stats tests them: the rows of "
+            "sweep 'pilot' disagreed on 20.0% of their points under best/autoattack, 2 pair(s) of runs)") in out
+    # Without the flag, a sweep of the dry run's own name is measured when the store has one; here none: the
+    # worst case, and nothing is created.
+    assert "binomial variance at 50%" in dry_run(pi_ablation, ["--preset", "paper", "--tracking-uri", uri], capsys)
+    with pytest.raises(SystemExit, match="--agreement-from: no sweep named 'nope'"):
+        dry_run(pi_ablation, ["--tracking-uri", uri, "--agreement-from", "nope"], capsys)
+    assert not (empty_cwd / "mlflow.db").exists()
 
 
 def test_imgnet100_main_results_cost_appendix_table_11s_wrn_16_10_hours(empty_cwd, capsys):
