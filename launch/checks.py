@@ -62,8 +62,8 @@ def check_sweeps(sweeps: Mapping[str, Sweep], args: argparse.Namespace) -> bool:
     configs = {name: validate(sweep.config_cls, sweep.param_space, args.data_root, sweep.extra_datasets, notes)
                if sweep.config_cls else [] for name, sweep in sweeps.items()}
     if args.dry_run:
-        measured = {name: measured_agreement(args, name, view_columns(sweep.name_keys, sweep.param_space).metrics[-1])
-                    for name, sweep in sweeps.items()}
+        views = {name: view_columns(sweep.name_keys, sweep.param_space) for name, sweep in sweeps.items()}
+        measured = {name: measured_agreement(args, name, view.metrics[-1], view.chart_x) for name, view in views.items()}
         print_plans(sweeps, configs, list(dict.fromkeys(notes)), measured)  # sweeps on the same data note it once
     else:  # a dry run starts nothing and writes nothing
         check_run_settings(args, optuna_study=any(sweep.search_alg is not None for sweep in sweeps.values()))

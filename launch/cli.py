@@ -36,6 +36,9 @@ def add_run_arguments(parser: argparse.ArgumentParser, presets: Sequence[str]) -
     parser.add_argument("--allow-code-change", action="store_true",
                         help="with --resume: continue a sweep started at another commit with this checkout's code "
                              "(refused otherwise; the preset, --seeds and --set must match in any case)")
+    parser.add_argument("--restart-unreadable", action="store_true",
+                        help="with --resume: train again from epoch 0, in a new MLflow run, each trial none of whose "
+                             "checkpoints can be read (the sweep's last line says when); every other trial is kept")
     parser.add_argument("--address", default=os.environ.get("RAY_ADDRESS"),
                         help="Ray cluster address ('auto' on a cluster node); default: start a local Ray")
     parser.add_argument("--storage-path", default=os.environ.get("ADVSWEEP_STORAGE", "ray_results"),

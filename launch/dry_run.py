@@ -102,8 +102,9 @@ def resolution_line(trials: Sequence[TrainConfig], measured: Agreement | None = 
             "--stats pairs them point by point: --agreement-from SWEEP measures that on a finished sweep)")
 
 
-def measured_agreement(args: argparse.Namespace, name: str, metric: str) -> Agreement | None:
-    """How the rows of a finished sweep disagreed point by point under ``metric`` (this sweep's headline): the sweep
+def measured_agreement(args: argparse.Namespace, name: str, metric: str, row_key: str) -> Agreement | None:
+    """How the rows (values of ``row_key``) of a finished sweep disagreed point by point under ``metric`` (this
+    sweep's headline): the sweep
     ``--agreement-from`` names, else an earlier sweep of this name in the store, if there is one. Reads the store
     only where it exists (a dry run creates nothing)."""
     from runstore.agreement import measure_agreement
@@ -111,14 +112,15 @@ def measured_agreement(args: argparse.Namespace, name: str, metric: str) -> Agre
 
     source = args.agreement_from or name
     try:
-        found = measure_agreement(load_sweep(source, tracking_uri=args.tracking_uri), metric)
+        found = measure_agreement(load_sweep(source, tracking_uri=args.tracking_uri), metric, row_key)
     except (StoreNotFoundError, SweepNotFoundError) as exc:
         if args.agreement_from:
             raise SystemExit(f"error: --agreement-from: {exc}") from None
         return None
     if found is None and args.agreement_from:
-        raise SystemExit(f"error: --agreement-from {source}: the sweep has no two rows whose finished runs logged "
-                         f"per-point results of {metric} (runs trained before they were logged have none)")
+        raise SystemExit(f"error: --agreement-from {source}: the sweep has no two runs that differ in {row_key} "
+                         f"alone and logged per-point results of {metric} (runs trained before they were logged "
+                         "have none)")
     return found
 
 

@@ -36,6 +36,7 @@ from launch.space import with_absolute_datasets
 from launch.stop_signals import INTERRUPTED_EXIT, StopSignals
 from launch.stores import create_stores
 from launch.sweep import Sweep
+from launch.unreadable import FailUnreadableOnce, failed_lines
 from runstore.uri import SQLITE, absolute_tracking_uri, resolve_tracking_uri
 from trainables.config import RunSettings, git_commit
 from trainables.tracking import SWEEP_TAG, experiment_id
@@ -104,6 +105,8 @@ def run_sweep(sweep: Sweep, args: argparse.Namespace, name: str, report: Callabl
     script and arguments, see :func:`launch.progress.closing_lines`). Failed trials make the command exit non-zero
     after that, so a script or CI notices. With ``--dry-run`` it prints the plan and returns None.
     """
+    if getattr(args, "restart_unreadable", False) and not args.resume:
+        raise SystemExit("error: --restart-unreadable continues a sweep: add --resume --name NAME of that sweep")
     sweep = with_overrides(sweep, args)  # --set first: every check and the MLflow runs see its values
     sweep = replace(sweep, param_space=with_absolute_datasets(sweep.param_space))
     if check_sweeps({name: sweep}, args):
@@ -149,8 +152,7 @@ def run_sweep(sweep: Sweep, args: argparse.Namespace, name: str, report: Callabl
     if outcome.interrupted:
         raise SystemExit(INTERRUPTED_EXIT)
     if outcome.results.errors:
-        raise SystemExit(f"error: {len(outcome.results.errors)} trial(s) failed (their error files are listed above); "
-                         f"fix the cause and continue with --resume --name {name}")
+        raise SystemExit(failed_lines(outcome.results.errors, name))
     return outcome.results
 
 
@@ -158,7 +160,7 @@ def _tuner(sweep: Sweep, args: argparse.Namespace, where: Where, trainable, clie
            parent_id: str, disk_guard: FullDiskStop) -> tune.Tuner:
     """A new Tuner, or with ``--resume`` the sweep's own one restored from its Tune folder."""
     output = output_options(args.verbose, sweep.name_keys, sweep.size())
-    output["callbacks"].append(disk_guard)
+    output["callbacks"] += [disk_guard, FailUnreadableOnce()]
     if args.resume:
         set_aside_unreadable_state(where.sweep_dir)
         if tune.Tuner.can_restore(where.sweep_dir):
@@ -209,7 +211,8 @@ def _fit(sweep: Sweep, args: argparse.Namespace, where: Where, stop: StopSignals
             view = publish_view(client, exp_id, where.name, view_columns(sweep.name_keys, sweep.param_space))
             settings = RunSettings(tracking_uri=where.tracking_uri, experiment=sweep.family, data_root=args.data_root,
                                    parent_run_id=parent_id, name_keys=sweep.name_keys, git_commit=commit,
-                                   tags={**sweep.tags, **source, SWEEP_TAG: where.name})
+                                   tags={**sweep.tags, **source, SWEEP_TAG: where.name},
+                                   restart_unreadable=getattr(args, "restart_unreadable", False))
             gpus = args.gpus_per_trial
             if gpus is None:
                 gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0

@@ -8,6 +8,7 @@ McNemar test's large-sample form), not ``sqrt(2 p (1 - p) / n)`` as for two inde
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 
@@ -16,13 +17,13 @@ import numpy as np
 from runstore.points import RunPoints, load_points, paired
 from runstore.reader import SweepRuns
 
-SEED_IN_NAME = re.compile(r"\s*\bseed=\S+")
+NAME_VALUE = re.compile(r"(\w+)=(\S+)")  # a trial's run name: "biamat variant=at pi=0.55 seed=0"
 
 
 @dataclass(frozen=True)
 class Agreement:
-    """``discordant``: the mean fraction of shared test points on which a row's run and the reference row's run of
-    the same seed disagree under ``metric``, over ``pairs`` such pairs of runs."""
+    """``discordant``: the mean fraction of shared test points on which two rows' runs of the same seed disagree
+    under ``metric``, over ``pairs`` such pairs of runs."""
 
     sweep: str
     metric: str
@@ -30,20 +31,17 @@ class Agreement:
     pairs: int
 
 
-def row_of(run_name: str) -> str:
-    """A trial's row in its sweep's table: its run name without the seed (``biamat variant=at pi=0.55``)."""
-    return SEED_IN_NAME.sub("", run_name).strip()
-
-
-def measure_agreement(sweep: SweepRuns, metric: str) -> Agreement | None:
-    """The discordance of every row against the first row (in name order, the tables' reference by default),
-    seed by seed, under ``metric`` (``best/pgd20``); None where the sweep has fewer than two rows or no per-point
-    results for ``metric``."""
-    rows: dict[str, dict[str, str]] = {}  # row -> seed -> run id
-    for _, run in sweep.runs.sort_values("run_name").iterrows():
-        rows.setdefault(row_of(run["run_name"]), {})[str(run.get("params.seed"))] = run["run_id"]
-    if len(rows) < 2:
-        return None
+def measure_agreement(sweep: SweepRuns, metric: str, row_key: str) -> Agreement | None:
+    """The discordance under ``metric`` (``best/pgd20``) of every two runs of the sweep that differ in ``row_key``
+    (the table's rows, pi in Table 13) and in nothing else their run names give (the variant, the seed): the
+    comparisons ``--stats`` makes, rows of one column. None where the sweep has no such pair with per-point
+    results."""
+    runs: dict[tuple, dict[str, str]] = {}  # the other named values -> row value -> run id
+    for _, run in sweep.runs.iterrows():
+        named = dict(NAME_VALUE.findall(run["run_name"]))
+        if row_key in named:
+            value = named.pop(row_key)
+            runs.setdefault(tuple(sorted(named.items())), {})[value] = run["run_id"]
     loaded: dict[str, RunPoints | None] = {}
 
     def points(run_id: str) -> tuple[np.ndarray, np.ndarray] | None:
@@ -52,11 +50,10 @@ def measure_agreement(sweep: SweepRuns, metric: str) -> Agreement | None:
         found = loaded[run_id]
         return None if found is None else found.of(metric)
 
-    reference, *others = rows.values()
     rates = []
-    for row in others:
-        for seed, run_id in row.items():
-            pair = (points(run_id), points(reference[seed])) if seed in reference else (None, None)
+    for column in runs.values():
+        for first, second in itertools.combinations(sorted(column.values()), 2):
+            pair = points(first), points(second)
             if pair[0] is not None and pair[1] is not None:
                 a, b = paired(*pair)
                 if len(a):

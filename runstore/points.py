@@ -10,11 +10,13 @@ A run's artifact folder ``per_point/`` holds them (``trainables/tracking.py`` wr
 
 from __future__ import annotations
 
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -55,6 +57,8 @@ def read_points(folder: Path) -> RunPoints:
 
 def load_points(client: MlflowClient, run_id: str) -> RunPoints | None:
     """The run's per-point results, or None for a run that logged none (trained before they were logged)."""
+    # A table reads dozens of runs' points: no MLflow progress bar for each download (unless asked for).
+    os.environ.setdefault(MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name, "false")
     with tempfile.TemporaryDirectory() as directory:
         try:
             path = client.download_artifacts(run_id, POINTS_FOLDER, directory)

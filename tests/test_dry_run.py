@@ -143,7 +143,7 @@ def log_pilot_sweep(uri: str, flips: dict[str, int], n: int = 1000) -> None:
 
 def test_the_resolution_is_measured_on_a_finished_sweeps_point_by_point_agreement(empty_cwd, capsys):
     uri = f"sqlite:///{empty_cwd / 'pilot.db'}"
-    # Rows pi=0.5 and pi=0.6 disagree with the reference (pi=0.45, first by name) on 100 and 300 of 1000 points:
+    # Rows pi=0.5 and pi=0.6 disagree with pi=0.45 on 100 and 300 of 1000 points, and with each other on 200:
     # d = 0.2, and with 10,000 points x 3 seeds the paired half-width is 1.96 x sqrt(0.2 / 30,000) = 0.5 points,
     # below the 0.8 of the binomial worst case.
     log_pilot_sweep(uri, {"pi=0.45": 0, "pi=0.5": 100, "pi=0.6": 300})
@@ -151,7 +151,7 @@ def test_the_resolution_is_measured_on_a_finished_sweeps_point_by_point_agreemen
                                 "--agreement-from", "pilot"], capsys)
     assert ("resolution: two rows of its table differ at 95% from about 0.5 percentage points of accuracy apart "
             "(10000 final points x 3 seed(s) per row; paired on the same points, as --stats tests them: the rows of "
-            "sweep 'pilot' disagreed on 20.0% of their points under best/autoattack, 2 pair(s) of runs)") in out
+            "sweep 'pilot' disagreed on 20.0% of their points under best/autoattack, 3 pair(s) of runs)") in out
     # Without the flag, a sweep of the dry run's own name is measured when the store has one; here none: the
     # worst case, and nothing is created.
     assert "binomial variance at 50%" in dry_run(pi_ablation, ["--preset", "paper", "--tracking-uri", uri], capsys)

@@ -73,13 +73,40 @@ def assert_closed_as_interrupted(client: MlflowClient, stopped: subprocess.Compl
     assert parent.info.status == "KILLED"
 
 
-@pytest.mark.slow  # about 65 s: the default pass stays under 10 minutes (its SIGTERM twin is slow too)
+@pytest.mark.slow  # about 75 s with its three sweeps: the default pass stays under 10 minutes (its SIGTERM twin is slow too)
 @pytest.mark.serial
 def test_interrupted_sweep_resumes_without_duplicate_or_dangling_runs(tmp_path):
-    """Ctrl-C reaches the driver and its process group while two trials train; --resume then finishes the sweep."""
+    """Ctrl-C reaches the driver and its process group while two trials train; --resume then finishes the sweep.
+    In between, every checkpoint of one cut-off trial is truncated (a full disk, a partial upload): the first
+    --resume fails that trial once, not --max-failures times, and its last line names the command that trains it
+    again from epoch 0, which then finishes the sweep with every other trial kept."""
     client, stopped = start_and_stop_mid_trial(tmp_path, lambda process: os.killpg(process.pid, signal.SIGINT))
     assert_closed_as_interrupted(client, stopped)
-    assert_resume_completes_with_one_run_per_trial(tmp_path, client, STOPPED_EPOCHS)
+    damaged = next(r for r in child_runs(client) if r.info.status == "KILLED")
+    (folder,) = (tmp_path / "ray" / "e2e").glob(f"*{damaged.data.tags['trial_id']}*")
+    states = sorted(folder.glob("checkpoint_*/state.pt"))
+    assert states
+    for state in states:
+        state.write_bytes(state.read_bytes()[:1000])
+
+    failed = subprocess.run(sweep_command(tmp_path, "--resume"), check=False, cwd=tmp_path,
+                            env=e2e_env(STOPPED_EPOCHS), capture_output=True, text=True, timeout=600)
+    assert failed.returncode == 1, failed.stdout[-3000:] + failed.stderr[-3000:]
+    last = failed.stderr.strip().splitlines()[-1]
+    assert "1 trial(s) have no readable checkpoint left" in last and \
+        "--resume --restart-unreadable --name e2e" in last, failed.stderr[-3000:]
+    failures = (folder / "error.txt").read_text()
+    assert "Failure # 1 " in failures and "Failure # 2 " not in failures, failures[-3000:]
+    (run,) = [r for r in child_runs(client) if r.info.run_id == damaged.info.run_id]
+    assert run.info.status == "FAILED" and run.data.tags["end_reason"] == "unreadable_checkpoints"
+    assert sum(r.info.status == "FINISHED" for r in child_runs(client)) == 3  # the others finished meanwhile
+
+    assert_resume_completes_with_one_run_per_trial(tmp_path, client, STOPPED_EPOCHS, "--restart-unreadable")
+    (restarted,) = [r for r in child_runs(client) if r.data.tags["trial_id"] == damaged.data.tags["trial_id"]]
+    assert restarted.info.run_id != damaged.info.run_id and "no checkpoint of this trial is readable" in \
+        restarted.data.tags["restarted_from_epoch_0"]
+    old = client.get_run(damaged.info.run_id)  # kept, deleted softly, pointing at its replacement
+    assert old.info.lifecycle_stage == "deleted" and old.data.tags["replaced_by"] == restarted.info.run_id
 
 
 @pytest.mark.slow
@@ -106,8 +133,10 @@ def test_sweep_stopped_by_sigterm_resumes_from_its_checkpoints(tmp_path):
         assert epochs.count(0) == 1, f"{result_file.parent.name} reported epochs {epochs} across its attempts"
 
 
-def assert_resume_completes_with_one_run_per_trial(tmp_path: Path, client: MlflowClient, epochs: int = 2) -> None:
-    resumed = subprocess.run(sweep_command(tmp_path, "--resume"), check=False, cwd=tmp_path, env=e2e_env(epochs),
+def assert_resume_completes_with_one_run_per_trial(tmp_path: Path, client: MlflowClient, epochs: int = 2,
+                                                   *flags: str) -> None:
+    resumed = subprocess.run(sweep_command(tmp_path, "--resume", *flags), check=False, cwd=tmp_path,
+                             env=e2e_env(epochs),
                              capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
 

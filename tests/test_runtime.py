@@ -156,6 +156,8 @@ def test_trial_with_no_readable_checkpoint_fails_clearly_instead_of_restarting(r
     assert processes == [[0, 1]], "no attempt may train again from epoch 0"
     (run,) = mlflow_runs(settings)
     assert run.data.metrics["epoch"] == 1
+    # Closed as what it is, not left for the sweep to close as interrupted (--resume could not continue it).
+    assert run.info.status == "FAILED" and run.data.tags["end_reason"] == "unreadable_checkpoints"
 
 
 def test_truncated_checkpoint_is_a_clear_error_not_a_silent_restart(tmp_path):

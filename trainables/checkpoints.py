@@ -3,6 +3,7 @@ newest readable one of those Tune keeps when the latest is cut short."""
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,8 @@ STATE_FILE = "state.pt"  # in each checkpoint folder: the runtime's Trial.state_
 
 
 class CorruptCheckpointError(RuntimeError):
-    """No checkpoint of the trial could be read; resuming would silently restart from scratch, so the trial stops."""
+    """No checkpoint of the trial could be read; resuming would silently restart from scratch, so the trial stops
+    (``--resume --restart-unreadable`` trains it again from epoch 0, on purpose)."""
 
 
 def read_state(checkpoint: tune.Checkpoint) -> dict[str, Any]:
@@ -35,6 +37,23 @@ def earlier_checkpoints(checkpoint: tune.Checkpoint) -> list[tune.Checkpoint]:
     return [tune.Checkpoint(path, filesystem=checkpoint.filesystem) for path in older]
 
 
+def intact(checkpoint: tune.Checkpoint) -> bool:
+    """Whether the checkpoint's state file is a whole ``torch.save`` archive: a zip whose directory, at the file's
+    end, opens. A cheap check for the driver (it reads the end of the file, not the weights): a file cut short by a
+    full disk or a partial upload fails it; one garbled in the middle passes and fails when the trial reads it."""
+    try:
+        with checkpoint.filesystem.open_input_file(f"{checkpoint.path.rstrip('/')}/{STATE_FILE}") as stream, \
+                zipfile.ZipFile(stream):
+            return True
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def any_intact(checkpoint: tune.Checkpoint) -> bool:
+    """Whether Tune's latest checkpoint of a trial or one of the older ones it keeps passes :func:`intact`."""
+    return any(intact(candidate) for candidate in (checkpoint, *earlier_checkpoints(checkpoint)))
+
+
 def load_checkpoint_state(checkpoint: tune.Checkpoint) -> tuple[dict[str, Any], str | None]:
     """The state of the newest readable checkpoint of the trial, starting at Tune's latest; and, when that one was
     unreadable (truncated by a full disk or a partial upload), why, for the run's record. The epochs after the one
@@ -48,6 +67,6 @@ def load_checkpoint_state(checkpoint: tune.Checkpoint) -> tuple[dict[str, Any], 
             continue
         return state, (f"resumed from {candidate.path}: unreadable {'; '.join(problems)}" if problems else None)
     raise CorruptCheckpointError(
-        f"no checkpoint of this trial is readable: {'; '.join(problems)}. Its finished epochs stay in its MLflow "
-        "run; to train it again from epoch 0, start a new sweep (--name) with the same settings."
+        f"no checkpoint of this trial is readable: {'; '.join(problems)}. To train it again from epoch 0, keeping "
+        "every other trial, continue the sweep with --resume --restart-unreadable."
     )

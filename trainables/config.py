@@ -288,6 +288,9 @@ class RunSettings:
     git_commit: str = field(default_factory=git_commit)
     tags: Mapping[str, str] = field(default_factory=dict)
     device: str | None = None
+    # A trial none of whose checkpoints can be read trains again from epoch 0 in a new run (--restart-unreadable),
+    # instead of failing with CorruptCheckpointError.
+    restart_unreadable: bool = False
 
     def resolve_device(self) -> torch.device:
         if self.device:

@@ -30,7 +30,7 @@ from ray import tune
 from torch import Tensor, nn
 
 from trainables.attacks import bn_mode
-from trainables.checkpoints import STATE_FILE, load_checkpoint_state
+from trainables.checkpoints import STATE_FILE, CorruptCheckpointError, load_checkpoint_state
 from trainables.config import RunSettings, TrainConfig
 from trainables.datasets import imgnet100_classes
 from trainables.evaluation import BestTracker, evaluate, evaluate_points, point_means
@@ -38,7 +38,7 @@ from trainables.image_set import ImageSet
 from trainables.loader import Batch, DeviceLoader, MixedLoader
 from trainables.models import Classifier, create_model
 from trainables.safe_export import SAFE_FOLDER, classifier_architecture, save_safe_model
-from trainables.tracking import EPOCH_METRIC, NODE_TAG, TrialRun, failure_reason
+from trainables.tracking import EPOCH_METRIC, NODE_TAG, TRIAL_TAG, TrialRun, failure_reason, retire_trial_run
 from trainables.training import (
     first_decay_epoch,
     make_optimizer,
@@ -52,6 +52,7 @@ from trainables.trial_data import TrialData
 
 # On a trial that resumed from an older checkpoint because a newer one was unreadable: which, and why.
 RECOVERED_TAG = "resumed_from_older_checkpoint"
+RESTARTED_TAG = "restarted_from_epoch_0"  # --restart-unreadable trained the trial again: why (its checkpoints' errors)
 IMGNET100_CLASSES_TAG = "imgnet100_classes"
 
 
@@ -306,19 +307,31 @@ def run_trial(config: Mapping[str, Any], method_cls: type[Method], settings: Run
 
     state: dict[str, Any] = {}
     checkpoint = tune.get_checkpoint()
-    recovered = None
+    trial_id = tune.get_context().get_trial_id()
+    recovered = unreadable = None
     if checkpoint is not None:
-        state, recovered = load_checkpoint_state(checkpoint)
-        trial.load_state_dict(state)
+        try:
+            state, recovered = load_checkpoint_state(checkpoint)
+            trial.load_state_dict(state)
+        except CorruptCheckpointError as error:
+            if not settings.restart_unreadable:
+                retire_trial_run(settings.tracking_uri, settings.experiment, trial_id, settings.parent_run_id)
+                raise
+            unreadable = str(error)  # --restart-unreadable: from epoch 0, in a new run, on purpose
 
-    context = tune.get_context()
     tags = {"method": method_cls.name, "git_commit": settings.git_commit, **settings.tags}
     run = TrialRun.open(
         settings.tracking_uri, settings.experiment,
         run_name=run_name(method_cls.name, config, settings.name_keys),
-        params=cfg.params(), tags=tags, trial_id=context.get_trial_id(), parent_run_id=settings.parent_run_id,
-        run_id=state.get("mlflow_run_id"), config=asdict(cfg), datasets=method.datasets(),
+        params=cfg.params(), tags=tags, trial_id=None if unreadable else trial_id,
+        parent_run_id=settings.parent_run_id, run_id=state.get("mlflow_run_id"), config=asdict(cfg),
+        datasets=method.datasets(),
     )
+    if unreadable:
+        retire_trial_run(settings.tracking_uri, settings.experiment, trial_id, settings.parent_run_id,
+                         replaced_by=run.run_id)
+        run.set_tag(TRIAL_TAG, trial_id)
+        run.set_tag(RESTARTED_TAG, unreadable[:5000])
     # The node that runs this attempt: after a lost node, the UI shows where the retried trial went on.
     run.set_tag(NODE_TAG, ray.get_runtime_context().get_node_id())
     # What trained it: the device analysis names beside the epoch times (BiaMAT Table 11).

@@ -106,6 +106,27 @@ def find_trial_run(client: MlflowClient, exp_id: str, trial_id: str, parent_run_
     return runs[0].info.run_id if runs else None
 
 
+UNREADABLE = "unreadable_checkpoints"  # end_reason of a trial's run whose checkpoints can no longer be read
+REPLACED_BY_TAG = "replaced_by"  # on that run, once the trial is trained again from epoch 0: the new run's id
+
+
+def retire_trial_run(tracking_uri: str, experiment: str, trial_id: str, parent_run_id: str | None,
+                     replaced_by: str | None = None) -> None:
+    """Close the run of a trial none of whose checkpoints can be read: FAILED, ``end_reason`` :data:`UNREADABLE`.
+    With ``replaced_by`` (the trial is trained again from epoch 0 in a run of its own) the old run is also deleted
+    (MLflow's soft delete: ``mlflow runs restore --run-id ...`` brings it back), so that the sweep's tables and views
+    hold the trial once, and the new run is never mixed with the damaged one's epochs."""
+    client = MlflowClient(tracking_uri)
+    run_id = find_trial_run(client, experiment_id(client, experiment), trial_id, parent_run_id)
+    if run_id is None:
+        return
+    client.set_tag(run_id, END_REASON_TAG, UNREADABLE)
+    client.set_terminated(run_id, status="FAILED")
+    if replaced_by is not None:
+        client.set_tag(run_id, REPLACED_BY_TAG, replaced_by)
+        client.delete_run(run_id)
+
+
 class TrialRun:
     """The MLflow run of one trial. Params are written once, at creation; metrics go out in one batch per epoch."""
 
