@@ -13,8 +13,8 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -127,9 +127,40 @@ def output_options(verbose: bool, name_keys: Sequence[str], total: int) -> dict[
     return {"verbose": 0, "callbacks": [TrialLines(name_keys, total), *loggers]}
 
 
+# Tune's own log records that say nothing true or useful to a user of the sweep scripts, by logger:
+QUIETED: dict[str, Callable[[logging.LogRecord], bool]] = {
+    # After a signal: how to resume with Tune's Python API, beside the script's own "--resume --name NAME" line.
+    "ray.tune.tune": lambda record: record.getMessage().startswith(
+        ("Experiment has been interrupted, but the most recent state was saved", "Trials did not complete")),
+    # After a killed driver: Tune deletes a trial's checkpoints beyond the two kept, one of which the killed driver
+    # had deleted already; the trial goes on, and nothing is lost.
+    "ray.tune.execution.tune_controller": lambda record: record.getMessage().startswith(
+        "Trial ") and "Error handling checkpoint" in record.getMessage() and record.exc_info is not None
+        and isinstance(record.exc_info[1], FileNotFoundError),
+    # Building the result grid: trials without a results file yet (never started, or cut off before reporting).
+    "ray.tune.analysis.experiment_analysis": lambda record: record.getMessage().startswith(
+        "Failed to fetch metrics") and all("FileNotFoundError" in line for line in
+                                           record.getMessage().splitlines()[1:]),
+}
+
+
+@contextmanager
+def without_records(quieted: Mapping[str, Callable[[logging.LogRecord], bool]]) -> Iterator[None]:
+    """While inside: the records ``quieted[logger]`` matches are dropped from that logger, the others kept."""
+    filters = {name: (lambda record, drop=drop: not drop(record)) for name, drop in quieted.items()}
+    for name, keep in filters.items():
+        logging.getLogger(name).addFilter(keep)
+    try:
+        yield
+    finally:
+        for name, keep in filters.items():
+            logging.getLogger(name).removeFilter(keep)
+
+
 @contextmanager
 def tune_output(verbose: bool) -> Iterator[None]:
-    """Around ``Tuner.fit``, the output settings Tune reads only from the environment (where not set already):
+    """Around ``Tuner.fit``, without Tune's records in :data:`QUIETED`, and with the output settings Tune reads only
+    from the environment (where not set already):
 
     - ``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1``: no TensorBoard logger, whose presence makes Tune print how to open
       its files with TensorBoard, which is not a dependency (MLflow holds the metrics). It also drops Tune's default
@@ -145,27 +176,19 @@ def tune_output(verbose: bool) -> Iterator[None]:
     unset = [key for key in settings if key not in os.environ]
     os.environ.update({key: settings[key] for key in unset})
     try:
-        yield
+        with without_records(QUIETED):
+            yield
     finally:
         for key in unset:
             os.environ.pop(key, None)
 
 
-@contextmanager
-def without_token_auth_notice() -> Iterator[None]:
+def without_token_auth_notice() -> AbstractContextManager[None]:
     """While this process starts a local Ray: without Ray's warning that it turned token authentication on for the
     new cluster. That is Ray's default and asks nothing of the user; the warning's own way out, RAY_AUTH_MODE=disabled,
     would remove the protection, and RAY_AUTH_MODE=token set here would come too late (Ray reads it on import)."""
-    source = logging.getLogger("ray._private.authentication.authentication_token_setup")
-
-    def notice(record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("Token authentication is enabled for this Ray cluster")
-
-    source.addFilter(notice)
-    try:
-        yield
-    finally:
-        source.removeFilter(notice)
+    return without_records({"ray._private.authentication.authentication_token_setup": lambda record: (
+        record.getMessage().startswith("Token authentication is enabled for this Ray cluster"))})
 
 
 def as_typed(path: Path) -> str:

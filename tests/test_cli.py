@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import warnings
@@ -13,7 +14,7 @@ import pytest
 from ray.tune.experiment import Trial
 
 from launch.optuna_search import build_search
-from launch.progress import TrialLines, closing_lines
+from launch.progress import TrialLines, closing_lines, tune_output
 
 ROOT = Path(__file__).resolve().parent.parent
 # Every command-line script: the sweeps and the analysis commands.
@@ -119,3 +120,43 @@ def test_analysis_subcommands_take_no_abbreviated_flag(capsys):
     with pytest.raises(SystemExit):
         biamat_tables.build_parser().parse_args(["table13", "--sw", "x"])
     assert "one of the arguments --sweep --parent-run is required" in capsys.readouterr().err
+
+
+class Collected(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def test_tunes_misleading_records_are_dropped_around_a_fit_and_others_kept():
+    """Tune's hint to resume with its Python API, its traceback for deleting a checkpoint a killed driver had deleted
+    already, and its warning for trials without a results file say nothing true to a sweep script's user."""
+    gone = FileNotFoundError("Path not found: checkpoint_000000")
+    records = {
+        "ray.tune.tune": [(("Experiment has been interrupted, but the most recent state was saved.\nResume experiment "
+                           'with: Tuner.restore(path="/x", trainable=...)'), None, True),
+                          ("Trials did not complete: [trainable_1]", None, True),
+                          ("Total run time: 3.00 seconds", None, False)],
+        "ray.tune.execution.tune_controller": [("Trial trainable_1: Error handling checkpoint /x", gone, True),
+                                               ("Trial trainable_1: Error handling checkpoint /x",
+                                                PermissionError("denied"), False)],
+        "ray.tune.analysis.experiment_analysis": [
+            ("Failed to fetch metrics for 1 trial(s):\n- t1: FileNotFoundError('progress.csv')", None, True),
+            ("Failed to fetch metrics for 1 trial(s):\n- t1: ValueError('bad csv')", None, False)],
+    }
+    for name, cases in records.items():
+        logger, handler = logging.getLogger(name), Collected()
+        logger.addHandler(handler)
+        try:
+            with tune_output(verbose=False):
+                for message, error, _ in cases:
+                    logger.warning(message, exc_info=(type(error), error, None) if error else None)
+            for message, error, _ in cases:  # after the fit, nothing is filtered any more
+                logger.warning(message, exc_info=(type(error), error, None) if error else None)
+        finally:
+            logger.removeHandler(handler)
+        kept = [message for message, _, dropped in cases if not dropped]
+        assert handler.messages == kept + [message for message, _, _ in cases], name

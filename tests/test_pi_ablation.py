@@ -64,6 +64,7 @@ def assert_closed_as_interrupted(client: MlflowClient, stopped: subprocess.Compl
     (what a batch script requeues on), and no table printed as if the sweep were done."""
     assert stopped.returncode == 75, stopped.stdout[-3000:]
     assert "--resume --name e2e" in stopped.stdout and "AT+BiaMAT" not in stopped.stdout, stopped.stdout[-3000:]
+    assert "Tuner.restore" not in stopped.stdout, "one resume hint: the script's, not Tune's Python API's"
     runs = child_runs(client)
     assert not [r for r in runs if r.info.status in {"RUNNING", "FAILED"}], [(r.info.run_name, r.info.status)
                                                                              for r in runs]
@@ -139,6 +140,7 @@ def assert_resume_completes_with_one_run_per_trial(tmp_path: Path, client: Mlflo
                              env=e2e_env(epochs),
                              capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert "Traceback" not in resumed.stderr, resumed.stderr[-3000:]  # no Tune noise about trials that went on
 
     runs = child_runs(client)
     trial_ids = [r.data.tags["trial_id"] for r in runs]
