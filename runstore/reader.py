@@ -226,12 +226,17 @@ def selection_protocol(df: pd.DataFrame) -> str:
         # Runs logged before subset_seed existed selected on the first N test points (trainables/trial_data.py).
         sampled=column(df, "params.subset_seed").notna())
     described = []
-    for select_on, n, every, start, keep, steps, clean, sampled in protocols.drop_duplicates().itertuples(
-            index=False):
+    # Runs that differ only in keeping clean accuracy (an AFS extractor at eps 0 beside those at 1..9/255) are one
+    # protocol with an exception, not two near-identical descriptions.
+    for (select_on, n, every, start, keep, steps, sampled), group in protocols.groupby(
+            [f"params.{k}" for k in keys] + ["sampled"], sort=False):
         drawn = "{} random test points" if sampled else "the first {} test points"
         where = drawn if select_on == "test" else "{} held-out training points"
         start = "the first LR decay" if start == "first_decay" else f"epoch {start}"
-        best = "best clean accuracy kept (standard training)" if clean else f"best PGD-{steps} kept"
+        clean = set(group["clean"])
+        best = {frozenset({True}): "best clean accuracy kept (standard training)",
+                frozenset({False}): f"best PGD-{steps} kept"}.get(
+            frozenset(clean), f"best PGD-{steps} kept (best clean accuracy at eps 0 and for standard training)")
         kept = f"epoch {keep} kept" if int(keep) else best
         described.append(f"PGD-{steps} on {where.format(n)}, every {every} epoch(s) from {start}, {kept}")
     return "checkpoint selection: " + " | ".join(described)

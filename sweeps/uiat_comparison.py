@@ -64,7 +64,8 @@ def baseline_space(preset: str, seeds: int) -> dict:
 
 
 def mart_space(preset: str, seeds: int) -> dict:
-    return {**shared(preset, seeds, baseline_preset(preset)), "beta": 6.0}
+    # MART's reference crafts like TRADES's: from x + 0.001 N(0, 1) (trainables/methods/mart.py).
+    return {**shared(preset, seeds, baseline_preset(preset)), "beta": 6.0, "attack_start": "normal"}
 
 
 def hat_space(preset: str, seeds: int, helper_sweep: str) -> dict:

@@ -8,8 +8,9 @@ Two sweeps, one after the other: ``NAME`` (UIAT with all components and one-off 
 ``NAME-trades`` (TRADES, beta 6, its x + 0.001 N(0, 1) start), on the same data, model, schedule and attack budget
 (``sweeps/uiat_presets.py``); ``--resume`` continues both. Every trial is evaluated at its own training eps, as in
 Table 3. The PGD step follows eps with the preset's step-to-eps ratio at 8/255 (2/255 in the paper preset, so 2.5,
-3 and 4 /255), for TRADES too (its usual 0.007 at 0.031 is a similar ratio). The paper's Table 3 also lists HAT,
-which this project does not implement.
+3 and 4 /255), for TRADES too (its usual 0.007 at 0.031 is a similar ratio). The paper's Table 3 also lists HAT
+rows, which this sweep does not train yet; HAT itself is implemented (``trainables/methods/hat.py``) and trained by
+UIAT Table 1's comparison (``sweeps/uiat_comparison.py``).
 
 The table is printed at the end (rebuilt from MLflow, like ``python analysis/uiat_tables.py table3``).
 """

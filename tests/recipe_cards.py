@@ -70,7 +70,8 @@ BIAMAT_TRAINING: Card = {
     "eval_every": (2, f"{BIAMAT_REF}: every 2 epochs"),
     "eval_from": ("first_decay", f"{BIAMAT_REF}: only after the first LR decay"),
     "keep_epoch": (0, f"{BIAMAT} Sec. 3.1: the best checkpoint"),
-    "final_attacks": (PGD_FINAL, f"{BIAMAT} Table 2: Clean, PGD-100, CW-100, AA (and PGD-20)"),
+    "final_attacks": (PGD_FINAL, (f"{BIAMAT} Table 2: Clean, PGD-100, CW-100 (kappa not stated: 50, "
+                                 "trainables/evaluation.CW_KAPPA), AA (and PGD-20)")),
 }
 BIAMAT_AT_TRAINING: Card = {
     **BIAMAT_TRAINING,
@@ -94,7 +95,7 @@ BIAMAT_TRADES_TRAINING: Card = {
     "eps": (0.031, f"{BIAMAT} App. E: l_inf bound 0.031 for TRADES"),
     "attack_step": (0.007, "TRADES convention: 10 steps of 0.007"),
     "attack_steps": (10, "TRADES convention: 10 steps"),
-    "attack_start": ("normal", "TRADES convention: x + 0.001 N(0, 1)"),
+    "attack_start": ("normal", "TRADES reference: x + 0.001 N(0, 1), the first gradient taken there unprojected"),
     "attack_bn": ("eval", "TRADES: the attack runs in eval mode"),
     "final_attack_step": (0.003, "the TRADES repository's evaluation: PGD and CW with step 0.003"),
 }
@@ -228,7 +229,8 @@ UIAT_TRAINING: Card = {
     "lr": (0.1, f"{UIAT} Sec. 4.1: cyclic LR peaking at 0.1"),
     "nesterov": (True, f"{UIAT} Sec. 4.1: Nesterov momentum"),
     "weight_decay": (5e-4, f"{UIAT} Sec. 4.1: weight decay 5e-4"),
-    "schedule": ("cyclic", f"{UIAT} Sec. 4.1: cyclic learning rate"),
+    "schedule": ("cyclic", (f"{UIAT} Sec. 4.1: cyclic learning rate; its peak's place is not stated: mid-training "
+                           "(one triangle, Smith & Topin)")),
     "lr_milestones": ((0.5, 0.75), "unused by the cyclic schedule"),
     "eps": (8 / 255, f"{UIAT} Sec. 4.1: eps 8/255"),
     "attack_step": (2 / 255, f"{UIAT} Sec. 4.1: PGD-10, step 2/255"),
@@ -241,7 +243,9 @@ UIAT_TRAINING: Card = {
     "eval_from": (1, "not stated; from the first epoch"),
     "keep_epoch": (0, "not stated; the best checkpoint"),
     "final_attacks": (("clean", "pgd20", "cw20", "autoattack"),
-                      f"{UIAT} Table 1: natural, PGD-20, CW (steps not stated: 20) and AutoAttack"),
+                      (f"{UIAT} Table 1: natural, PGD-20, CW (steps not stated: 20; its margin's kappa not stated: "
+                      "50, trainables/evaluation.CW_KAPPA) and "
+                      "AutoAttack")),
     "final_attack_step": (0.0, f"{UIAT} Sec. 4.2: PGD-20 step 2/255 = eps / 4"),
 }
 UIAT_ONLY: Card = {
@@ -279,7 +283,7 @@ UIAT_BASELINE: Card = {
     **UIAT_TRAINING, **BASELINE_ONLY,
     "training": (Axis(("pgd_at", "trades")), f"{UIAT} Table 1: SAT (PGD-AT) and TRADES rows, on UIAT's recipe"),
     "attack_start": (Rule(lambda c: "normal" if c.training == "trades" else "uniform", "TRADES: normal start"),
-                     "TRADES convention: x + 0.001 N(0, 1); PGD-AT: uniform"),
+                     "TRADES reference: x + 0.001 N(0, 1), first gradient unprojected; PGD-AT: uniform"),
 }
 UIAT_EPS_TRADES: Card = {**UIAT_BASELINE, "training": ("trades", f"{UIAT} Table 3: the TRADES rows"),
                          "eps": TABLE3_EPS, "attack_step": EPS_STEP}
@@ -321,14 +325,16 @@ UIAT_TABLE1_BASELINES: Card = {
     **UIAT_BASELINE, **TABLE1_DATA,
     "training": (Axis(("standard", "pgd_at", "trades")), f"{UIAT} Table 1: SAT, TRADES; standard: HAT's helpers"),
 }
-UIAT_TABLE1_MART: Card = {**UIAT_TRAINING, **TABLE1_DATA, "beta": (6.0, f"{MART_PAPER}: beta 6 on CIFAR-10")}
+UIAT_TABLE1_MART: Card = {**UIAT_TRAINING, **TABLE1_DATA, "beta": (6.0, f"{MART_PAPER}: beta 6 on CIFAR-10"),
+                          "attack_start": ("normal", (f"{MART_PAPER}'s reference: x + 0.001 N(0, 1), first gradient "
+                                                     "unprojected"))}
 UIAT_TABLE1_HAT: Card = {
     **UIAT_TRAINING, **TABLE1_DATA,
     "helper_sweep": ("uiat-comparison-paper-baselines", "the standard-training trials of the same script"),
     "beta": (2.5, f"{HAT_PAPER}: beta 2.5 for CIFAR-10 ResNet-18 (none given for SVHN)"),
     "gamma": (0.5, f"{HAT_PAPER}: gamma 0.5"),
     "h": (2.0, f"{HAT_PAPER}: helper x + 2 (x_adv - x)"),
-    "attack_start": ("normal", f"{HAT_PAPER}: the TRADES attack, x + 0.001 N(0, 1)"),
+    "attack_start": ("normal", f"{HAT_PAPER}: the TRADES attack, x + 0.001 N(0, 1), first gradient unprojected"),
 }
 # UIAT Table 5 (sweeps/uiat_single_step.py): single-step methods at three eps, alone and with one-off UIAT.
 TABLE5_SHARED: Card = {
@@ -386,7 +392,7 @@ UIAT_TABLE4_HAT: Card = {
     "beta": (3.5, f"{HAT_EXTRA}: --beta 3.5"),
     "gamma": (0.5, f"{HAT_EXTRA}: --gamma 0.5"),
     "h": (2.0, f"{HAT_PAPER}: helper x + 2 (x_adv - x)"),
-    "attack_start": ("normal", f"{HAT_PAPER}: the TRADES attack, x + 0.001 N(0, 1)"),
+    "attack_start": ("normal", f"{HAT_PAPER}: the TRADES attack, x + 0.001 N(0, 1), first gradient unprojected"),
 }
 
 # --- AFS -------------------------------------------------------------------------------------------------------------

@@ -383,9 +383,11 @@ def test_the_selection_note_says_standard_training_kept_its_best_clean_epoch():
     runs = pd.DataFrame([protocol | {"params.training": training, "params.eps": eps}
                          for training, eps in [("standard", 16 / 255), ("pgd_at", 0.0), ("pgd_at", 8 / 255)]])
     note = selection_protocol(runs)
-    assert note == ("checkpoint selection: PGD-3 on the first 64 test points, every 1 epoch(s) from epoch 1, best clean "
-                    "accuracy kept (standard training) | PGD-3 on the first 64 test points, every 1 epoch(s) from "
-                    "epoch 1, best PGD-3 kept")
+    # One protocol with its exception, said once (not twice, differing only in what is kept).
+    assert note == ("checkpoint selection: PGD-3 on the first 64 test points, every 1 epoch(s) from epoch 1, best PGD-3 "
+                    "kept (best clean accuracy at eps 0 and for standard training)")
+    assert selection_protocol(runs[runs["params.training"] == "standard"]).endswith(
+        "best clean accuracy kept (standard training)")
     assert selection_protocol(runs.drop(columns=["params.training", "params.eps"])).endswith("best PGD-3 kept")
 
 

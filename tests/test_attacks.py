@@ -78,7 +78,7 @@ OBJECTIVE_NAMES = ["ce", "cw", "kl", "soft_ce_uniform", "ce_aux_head", "any_call
 
 
 @pytest.mark.parametrize("name", OBJECTIVE_NAMES)
-@pytest.mark.parametrize("random_start", ["uniform", "normal", "none"])
+@pytest.mark.parametrize("random_start", ["uniform", "normal", "normal_clamped", "none"])
 @pytest.mark.parametrize("descend", [False, True])
 def test_pgd_stays_in_ball_and_box(trained, name: str, random_start: str, descend: bool) -> None:
     model = trained[0]
@@ -241,6 +241,28 @@ def test_random_starts_have_the_documented_distributions() -> None:
     assert delta.min() < -0.099 and delta.max() > 0.099
     delta = pgd(unused, x, eps=0.1, step_size=0.01, steps=0, random_start="normal", normal_std=0.01, generator=g) - x
     assert abs(delta.mean().item()) < 1e-3 and abs(delta.std().item() - 0.01) < 1e-3
+
+
+def test_the_normal_start_takes_its_first_gradient_unprojected_as_the_trades_mart_and_hat_references_do() -> None:
+    """On saturated pixels (0 and 1) the references' first gradient is taken at x + 0.001 N(0, 1) itself, outside
+    [0, 1]; "normal_clamped" projects the start first. Every returned iterate is in the box either way."""
+    x = torch.cat([torch.zeros(2, 3, SIZE, SIZE), torch.ones(2, 3, SIZE, SIZE)])
+    seen: dict[str, Tensor] = {}
+
+    def recording(start: str):
+        def objective(x_adv: Tensor) -> Tensor:
+            seen.setdefault(start, x_adv.detach().clone())
+            return x_adv.flatten(1).sum(1)
+        return objective
+
+    for start in ("normal", "normal_clamped"):
+        x_adv = pgd(recording(start), x, eps=8 / 255, step_size=2 / 255, steps=2, random_start=start,
+                    generator=torch.Generator().manual_seed(0))
+        assert x_adv.min() >= 0 and x_adv.max() <= 1
+    assert seen["normal"].min() < 0 and seen["normal"].max() > 1  # about half the saturated pixels leave [0, 1]
+    assert seen["normal_clamped"].min() >= 0 and seen["normal_clamped"].max() <= 1
+    # The same draw: projecting the reference start gives the clamped variant's start.
+    assert torch.equal(seen["normal"].clamp(0, 1), seen["normal_clamped"])
 
 
 def test_pgd_rejects_bad_arguments(trained) -> None:

@@ -42,16 +42,20 @@ def pgd(
     eps: float,
     step_size: float,
     steps: int,
-    random_start: Literal["uniform", "normal", "none"] = "uniform",
+    random_start: Literal["uniform", "normal", "normal_clamped", "none"] = "uniform",
     normal_std: float = 0.001,
     descend: bool = False,
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """Projected sign-gradient ascent (descent with ``descend=True``) on ``objective`` in the Linf ball around ``x``.
 
-    Starts: ``"uniform"`` in the eps-ball (Madry et al.), ``"normal"`` at ``x + normal_std * N(0, 1)`` (the TRADES
-    convention), ``"none"`` at ``x``. After the start and after every step the iterate is projected onto the
-    intersection of the eps-ball and [0, 1]; both are boxes, so per-coordinate clamping is the exact projection.
+    Starts: ``"uniform"`` in the eps-ball (Madry et al.; Wong et al.'s fast-AT code), ``"normal"`` at
+    ``x + normal_std * N(0, 1)`` as the TRADES, MART and HAT reference loops start, ``"normal_clamped"`` the same
+    start projected first, ``"none"`` at ``x``. Every step's result is projected onto the intersection of the eps-ball
+    and [0, 1] (both are boxes, so per-coordinate clamping is the exact projection), and so is the start, except
+    ``"normal"``'s: those references take the first gradient at the unprojected start, which differs where pixels are
+    saturated (0 or 1: on such images 20-48 % of ``x_adv``'s pixels change). With ``steps=0`` the start is returned
+    projected whatever it is.
     Gradients are taken with ``torch.autograd.grad`` w.r.t. the input only, so no parameter ``.grad`` is touched and
     the model's train/eval mode is never changed (choose it with :func:`bn_mode`). Works under ``torch.autocast``
     and inside ``torch.no_grad()``. Returns a detached tensor of ``x``'s dtype.
@@ -64,13 +68,14 @@ def pgd(
 
     if random_start == "uniform":
         x_adv = x + (2 * _rand(torch.rand, x, generator) - 1) * eps
-    elif random_start == "normal":
+    elif random_start in ("normal", "normal_clamped"):
         x_adv = x + normal_std * _rand(torch.randn, x, generator)
     elif random_start == "none":
         x_adv = x.clone()
     else:
-        raise ValueError(f"random_start must be 'uniform', 'normal' or 'none', got {random_start!r}")
-    x_adv = torch.minimum(torch.maximum(x_adv, lower), upper)
+        raise ValueError(f"random_start must be 'uniform', 'normal', 'normal_clamped' or 'none', got {random_start!r}")
+    if random_start != "normal" or steps == 0:
+        x_adv = torch.minimum(torch.maximum(x_adv, lower), upper)
 
     direction = -1.0 if descend else 1.0
     for _ in range(steps):
@@ -98,7 +103,7 @@ class ThreatModel(Protocol):
     def attack_steps(self) -> int: ...
 
     @property
-    def attack_start(self) -> Literal["uniform", "normal"]: ...
+    def attack_start(self) -> Literal["uniform", "normal", "normal_clamped"]: ...
 
 
 def craft(cfg: ThreatModel, objective: Objective, x: Tensor, eps: float | None = None) -> Tensor:

@@ -113,8 +113,9 @@ class TrainConfig:
     eps: float = 8 / 255
     attack_step: float = 2 / 255
     attack_steps: int = 10
-    # PGD start: "uniform" in the eps-ball (Madry) or x + 0.001*N(0, 1) (TRADES convention).
-    attack_start: Literal["uniform", "normal"] = "uniform"
+    # PGD start: "uniform" in the eps-ball (Madry), x + 0.001*N(0, 1) with the first gradient taken there unprojected
+    # ("normal": the TRADES, MART and HAT reference loops), or that start projected first ("normal_clamped").
+    attack_start: Literal["uniform", "normal", "normal_clamped"] = "uniform"
     # BatchNorm while crafting: running statistics ("eval"), batch statistics without updating them ("batch"), or
     # train mode, batch statistics that also update the running ones ("train", AFS's reference extractors).
     attack_bn: Literal["eval", "batch", "train"] = "eval"

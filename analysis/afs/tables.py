@@ -43,7 +43,8 @@ def table1(sweep: SweepRuns) -> Table:
     """Table 1: accuracy and robustness (at 8/255) of every extractor, by its training eps."""
     df = extractor_runs(sweep)
     labels = {i: f"{i}/255" for i in sorted(df["extractor"].unique())}
-    eval_eps = ", ".join(f"{255 * e:g}/255" for e in sorted(df["params.eval_eps"].astype(float).unique()))
+    # Params keep 6 significant digits (8/255 reads back as 0.0313725): the nearest k/255 at 3 significant digits.
+    eval_eps = ", ".join(f"{255 * e:.3g}/255" for e in sorted(df["params.eval_eps"].astype(float).unique()))
     return accuracy_table(f"Table 1. Extractors by training eps: accuracy (%) at {eval_eps}, selected checkpoint",
                           df, "extractor", labels, [sweep.summary()])
 

@@ -7,9 +7,10 @@ training plus their regulariser Omega (the paper's gradient-alignment term):
 
 with ``x_adv`` from FGSM: one signed step of ``eps`` from ``x`` (no random start), clipped to [0, 1]. Both input
 gradients are taken with ``create_graph=True`` (double backprop), so the regulariser's gradient reaches the weights
-through each of them, as the paper's objective and the README snippet of the authors' code have it; their train.py
-reuses the FGSM gradient at ``x`` detached, so only the gradient at ``x + eta`` carries the graph there. Here too the
-gradient at ``x`` is computed once and serves both the FGSM step (its sign, detached) and the regulariser. As in their
+through each of them, as the paper's objective reads. This is a choice, not the authors' code: their train.py and
+the README snippet both detach the gradient at ``x`` (it is the FGSM gradient, reused), so only the gradient at
+``x + eta`` carries the graph there. Here the gradient at ``x`` is computed once too and serves both the FGSM step
+(its sign, detached) and the regulariser. As in their
 code, ``x + eta`` is not clipped to [0, 1] (a point where a gradient is measured, not a training input) and samples
 whose gradient at either point is exactly zero drop out of the mean. lam = 0.2 is their CIFAR-10 value at eps 8/255
 (it grows with eps). Both gradients are taken in the attack's BatchNorm mode ``attack_bn`` (eval by default; their code
