@@ -32,7 +32,7 @@ def make(data: TrialData, **overrides) -> BiaMAT:
 
 
 def batches(method: BiaMAT):
-    loader = DeviceLoader(method.data.train, method.cfg.batch_size, device="cpu", augment=False, shuffle=True, seed=0)
+    loader = DeviceLoader(method.data.train, method.cfg.batch_size, device="cpu", augment="none", shuffle=True, seed=0)
     return loader.epoch(0)
 
 

@@ -55,7 +55,7 @@ def with_helper(helper: nn.Module) -> type[HAT]:
 
 
 def first_batch(method: Method) -> Batch:
-    loader = DeviceLoader(method.data.train, method.cfg.batch_size, device="cpu", augment=False, shuffle=True, seed=0)
+    loader = DeviceLoader(method.data.train, method.cfg.batch_size, device="cpu", augment="none", shuffle=True, seed=0)
     return next(loader.epoch(0))
 
 

@@ -9,6 +9,7 @@ import torch
 
 from trainables.image_set import ImageSet
 from trainables.loader import PAD, Batch, DeviceLoader, EndlessStream, augment_batch
+from trainables.methods.biamat import BiaMATConfig
 
 
 def toy_set(n: int = 50, size: int = 8) -> ImageSet:
@@ -18,7 +19,7 @@ def toy_set(n: int = 50, size: int = 8) -> ImageSet:
 
 
 def loader(data: ImageSet, batch_size: int = 16, **kwargs) -> DeviceLoader:
-    options = {"device": "cpu", "augment": True, "shuffle": True, "seed": 0, **kwargs}
+    options = {"device": "cpu", "augment": "crop_flip", "shuffle": True, "seed": 0, **kwargs}
     return DeviceLoader(data, batch_size, **options)
 
 
@@ -32,7 +33,7 @@ def same_batches(a: list[Batch], b: list[Batch]) -> bool:
 
 def test_epoch_covers_every_index_once() -> None:
     data = toy_set(50)
-    plain = loader(data, augment=False)
+    plain = loader(data, augment="none")
     batches = list(plain.epoch(0))
     assert len(plain) == len(batches) == 4 and [len(b.idx) for b in batches] == [16, 16, 16, 2]
     idx = torch.cat([b.idx for b in batches])
@@ -47,7 +48,7 @@ def test_epoch_covers_every_index_once() -> None:
     assert len(dropping) == len(batches) == 3 and all(len(b.idx) == 16 for b in batches)
     assert len(set(torch.cat([b.idx for b in batches]).tolist())) == 48
 
-    in_order = loader(data, shuffle=False, augment=False)
+    in_order = loader(data, shuffle=False, augment="none")
     assert torch.equal(torch.cat([b.idx for b in in_order.epoch(5)]), torch.arange(50))
 
 
@@ -98,6 +99,20 @@ def test_augment_flips_about_half() -> None:
     assert set(offsets.tolist()) == set(range(-PAD, PAD + 1))
 
 
+def test_digits_are_cropped_but_never_flipped_with_the_same_crops() -> None:
+    ramp = torch.arange(1, 17, dtype=torch.uint8).expand(2000, 3, 16, 16)  # pixel value = column + 1
+    cropped = augment_batch(ramp, torch.Generator().manual_seed(1), flip=False)
+    middle = cropped[:, 0, 8, 6:10].int()
+    assert (middle[:, 1:] > middle[:, :-1]).all()  # no sample reversed
+    both = augment_batch(ramp, torch.Generator().manual_seed(1))
+    unflipped = (both[:, 0, 8, 7] < both[:, 0, 8, 8])
+    assert torch.equal(cropped[unflipped], both[unflipped])  # the same draws: only the flips differ
+    # "auto" crops SVHN alone and flips the others; a named augmentation is taken as given.
+    assert BiaMATConfig(dataset="svhn").augmentation() == "crop"
+    assert BiaMATConfig(dataset="cifar10").augmentation() == "crop_flip"
+    assert BiaMATConfig(dataset="svhn", augment="crop_flip").augmentation() == "crop_flip"
+
+
 def test_loader_augments_each_batch() -> None:
     data = toy_set(32)
     batch = next(loader(data, batch_size=32).epoch(0))
@@ -108,7 +123,7 @@ def test_loader_augments_each_batch() -> None:
 
 def test_endless_stream_wraps_with_full_batches() -> None:
     data = toy_set(50)
-    stream = EndlessStream(data, 16, device="cpu", augment=False, seed=0)
+    stream = EndlessStream(data, 16, device="cpu", augment="none", seed=0)
     batches = [stream.next() for _ in range(10)]  # 160 samples: three passes and a bit
     assert all(len(b.idx) == 16 and len(b.x) == 16 for b in batches)
     idx = torch.cat([b.idx for b in batches])
@@ -118,30 +133,30 @@ def test_endless_stream_wraps_with_full_batches() -> None:
     assert torch.equal(batches[3].y, data.labels[batches[3].idx])
     assert stream.state_dict()["pass"] == 3 and stream.state_dict()["position"] == 10
 
-    big = EndlessStream(data, 120, device="cpu", augment=False, seed=0)  # one batch spans more than two passes
+    big = EndlessStream(data, 120, device="cpu", augment="none", seed=0)  # one batch spans more than two passes
     assert len(big.next().idx) == 120 and big.state_dict()["position"] == 20
 
 
 def test_endless_stream_resumes_exactly() -> None:
     data = toy_set(50)
-    stream = EndlessStream(data, 16, device="cpu", augment=True, seed=7)
+    stream = EndlessStream(data, 16, device="cpu", augment="crop_flip", seed=7)
     for _ in range(5):
         stream.next()
     state = stream.state_dict()
     expected = [stream.next() for _ in range(6)]
 
-    resumed = EndlessStream(data, 16, device="cpu", augment=True, seed=7)
+    resumed = EndlessStream(data, 16, device="cpu", augment="crop_flip", seed=7)
     resumed.load_state_dict(state)
     assert same_batches([resumed.next() for _ in range(6)], expected)
 
     with pytest.raises(ValueError, match="seed"):
-        EndlessStream(data, 16, device="cpu", augment=True, seed=8).load_state_dict(state)
+        EndlessStream(data, 16, device="cpu", augment="crop_flip", seed=8).load_state_dict(state)
     with pytest.raises(ValueError, match="samples"):
-        EndlessStream(toy_set(40), 16, device="cpu", augment=True, seed=7).load_state_dict(state)
+        EndlessStream(toy_set(40), 16, device="cpu", augment="crop_flip", seed=7).load_state_dict(state)
 
 
 def test_stream_and_loader_with_one_seed_are_independent() -> None:
     data = toy_set(64)
-    epoch_order = torch.cat([b.idx for b in loader(data, batch_size=64, augment=False).epoch(0)])
-    stream = EndlessStream(data, 64, device="cpu", augment=False, seed=0)
+    epoch_order = torch.cat([b.idx for b in loader(data, batch_size=64, augment="none").epoch(0)])
+    stream = EndlessStream(data, 64, device="cpu", augment="none", seed=0)
     assert not torch.equal(stream.next().idx, epoch_order)

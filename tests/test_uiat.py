@@ -47,7 +47,7 @@ def make(data: TrialData, **overrides) -> UIAT:
 
 
 def first_batch(method: UIAT) -> Batch:
-    loader = DeviceLoader(method.data.train, method.cfg.batch_size, device="cpu", augment=False, shuffle=True, seed=0)
+    loader = DeviceLoader(method.data.train, method.cfg.batch_size, device="cpu", augment="none", shuffle=True, seed=0)
     return next(loader.epoch(0))
 
 

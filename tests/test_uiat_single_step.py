@@ -40,7 +40,7 @@ def make(method_cls: type[Method], data: TrialData, **overrides) -> Method:
 
 
 def first_batch(method: Method) -> Batch:
-    loader = DeviceLoader(method.data.train, method.cfg.batch_size, device="cpu", augment=False, shuffle=True, seed=0)
+    loader = DeviceLoader(method.data.train, method.cfg.batch_size, device="cpu", augment="none", shuffle=True, seed=0)
     return next(loader.epoch(0))
 
 

@@ -116,6 +116,10 @@ class TrainConfig:
     # PGD start: "uniform" in the eps-ball (Madry), x + 0.001*N(0, 1) with the first gradient taken there unprojected
     # ("normal": the TRADES, MART and HAT reference loops), or that start projected first ("normal_clamped").
     attack_start: Literal["uniform", "normal", "normal_clamped"] = "uniform"
+    # Training-set augmentation: "auto" is random crop (4 px) and horizontal flip, except on digits (SVHN: no paper of
+    # the three states its augmentation, and a flipped digit is no digit) where it is the crop alone; or name one:
+    # "crop_flip", "crop", "none" (trainables/loader.py). Extra data follows it; BiaMAT's auxiliary sets use their own.
+    augment: Literal["auto", "crop_flip", "crop", "none"] = "auto"
     # BatchNorm while crafting: running statistics ("eval"), batch statistics without updating them ("batch"), or
     # train mode, batch statistics that also update the running ones ("train", AFS's reference extractors).
     attack_bn: Literal["eval", "batch", "train"] = "eval"
@@ -158,6 +162,12 @@ class TrainConfig:
             raise ConfigError(f"unknown hyperparameters {unknown} for {cls.__name__}; known: {sorted(fields)}")
         hints = typing.get_type_hints(cls)
         return cls(**{name: _coerce(name, value, hints[name]) for name, value in values.items()})
+
+    def augmentation(self) -> Literal["crop_flip", "crop", "none"]:
+        """The training set's augmentation: :attr:`augment`, with "auto" resolved for :attr:`dataset`."""
+        from trainables.datasets import default_augmentation
+
+        return default_augmentation(self.dataset) if self.augment == "auto" else self.augment
 
     def __post_init__(self) -> None:
         from trainables.datasets import validate_dataset_name

@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache, partial
 from pathlib import Path
+from typing import Literal
 
 from trainables import user_data
 from trainables.dataset_files import (
@@ -265,6 +266,16 @@ def test_split_of(name: str) -> str:
     ``npz:FILE``, whose images are then the test points)."""
     splits = _reader(name).splits
     return "test" if "test" in splits else splits[0]
+
+
+# Datasets of digits: flipping one horizontally makes no digit (a 2 looks like an S, a 5 like a 2), so "auto"
+# augmentation crops them without flipping. The papers do not state SVHN's augmentation.
+DIGITS = frozenset({"svhn"})
+
+
+def default_augmentation(name: str) -> Literal["crop_flip", "crop"]:
+    """What ``augment="auto"`` means on dataset ``name``: the crop alone on digits, else crop and flip."""
+    return "crop" if name in DIGITS else "crop_flip"
 
 
 def is_builtin(name: str) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -31,8 +32,14 @@ class Batch:
     idx: Tensor
 
 
-def augment_batch(x: Tensor, generator: torch.Generator) -> Tensor:
-    """Random crop with ``PAD``-pixel zero padding and a random horizontal flip, drawn per sample.
+# A training stream's augmentation: random crop with a random horizontal flip (the CIFAR recipe), the crop alone
+# (digits: a flipped 2 or 5 is no digit), or none. TrainConfig.augment chooses it per dataset.
+Augment = Literal["crop_flip", "crop", "none"]
+
+
+def augment_batch(x: Tensor, generator: torch.Generator, flip: bool = True) -> Tensor:
+    """Random crop with ``PAD``-pixel zero padding and (with ``flip``) a random horizontal flip, drawn per sample.
+    The flips are drawn either way, so the crops of a stream do not depend on whether it flips.
 
     Works on uint8 or float (N, C, H, W) on ``x``'s device (``generator`` must live there too) and keeps the dtype.
     The crop offsets and the flip become one row-index and one column-index table, so the whole batch is two gathers
@@ -40,10 +47,10 @@ def augment_batch(x: Tensor, generator: torch.Generator) -> Tensor:
     """
     n, c, h, w = x.shape
     dy, dx = torch.randint(0, 2 * PAD + 1, (2, n, 1), generator=generator, device=x.device)
-    flip = torch.rand(n, 1, generator=generator, device=x.device) < 0.5
+    flips = (torch.rand(n, 1, generator=generator, device=x.device) < 0.5) & flip
     cols = torch.arange(w, device=x.device)
     rows = dy + torch.arange(h, device=x.device)  # (n, h): padded rows to keep
-    cols = dx + torch.where(flip, cols.flip(0), cols)  # (n, w): padded columns, reversed for a flip
+    cols = dx + torch.where(flips, cols.flip(0), cols)  # (n, w): padded columns, reversed for a flip
     padded = F.pad(x, (PAD, PAD, PAD, PAD))
     out = padded.gather(2, rows.view(n, 1, h, 1).expand(n, c, h, w + 2 * PAD))
     return out.gather(3, cols.view(n, 1, 1, w).expand(n, c, h, w))
@@ -52,7 +59,8 @@ def augment_batch(x: Tensor, generator: torch.Generator) -> Tensor:
 class _OnDevice:
     """The set's tensors on the device, moved once, and the batch assembly both loaders share."""
 
-    def __init__(self, data: ImageSet, batch_size: int, device: torch.device | str, augment: bool, seed: int) -> None:
+    def __init__(self, data: ImageSet, batch_size: int, device: torch.device | str, augment: Augment,
+                 seed: int) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         if len(data) == 0:
@@ -69,8 +77,8 @@ class _OnDevice:
 
     def _batch(self, idx: Tensor, generator: torch.Generator) -> Batch:
         x = self.images[idx]
-        if self.augment:
-            x = augment_batch(x, generator)  # on uint8: a quarter of the bytes to move
+        if self.augment != "none":
+            x = augment_batch(x, generator, flip=self.augment == "crop_flip")  # on uint8: a quarter of the bytes
         return Batch(x.float().div_(255), self.labels[idx], idx)
 
 
@@ -78,7 +86,7 @@ class DeviceLoader(_OnDevice):
     """Epochs over an ImageSet; batch order and augmentation depend only on ``(seed, epoch)``."""
 
     def __init__(
-        self, data: ImageSet, batch_size: int, *, device: torch.device | str, augment: bool, shuffle: bool, seed: int,
+        self, data: ImageSet, batch_size: int, *, device: torch.device | str, augment: Augment, shuffle: bool, seed: int,
         drop_last: bool = False,
     ) -> None:
         super().__init__(data, batch_size, device, augment, seed)
@@ -104,7 +112,7 @@ class EndlessStream(_OnDevice):
     """
 
     def __init__(
-        self, data: ImageSet, batch_size: int, *, device: torch.device | str, augment: bool, seed: int
+        self, data: ImageSet, batch_size: int, *, device: torch.device | str, augment: Augment, seed: int
     ) -> None:
         super().__init__(data, batch_size, device, augment, seed)
         self.pass_ = 0
@@ -163,10 +171,10 @@ class MixedLoader:
     """
 
     def __init__(self, original: ImageSet, extra: ImageSet, batch_size: int, n_original: int, *,
-                 device: torch.device | str, seed: int) -> None:
+                 device: torch.device | str, seed: int, augment: Augment = "crop_flip") -> None:
         if not 1 <= n_original < batch_size:
             raise ValueError(f"n_original={n_original} must leave both sets a part of batch_size={batch_size}")
-        self.streams = [EndlessStream(part, share, device=device, augment=True, seed=derive_seed(seed, role))
+        self.streams = [EndlessStream(part, share, device=device, augment=augment, seed=derive_seed(seed, role))
                         for part, share, role in ((original, n_original, "original"),
                                                   (extra, batch_size - n_original, "extra"))]
         self.offset = len(original)

@@ -154,11 +154,11 @@ class Trial:
         data = method.data
         self.loader: DeviceLoader | MixedLoader
         if data.extra is None:
-            self.loader = DeviceLoader(data.train, cfg.batch_size, device=method.device, augment=True, shuffle=True,
-                                       seed=cfg.seed, drop_last=True)
+            self.loader = DeviceLoader(data.train, cfg.batch_size, device=method.device, augment=cfg.augmentation(),
+                                       shuffle=True, seed=cfg.seed, drop_last=True)
         else:
             self.loader = MixedLoader(data.train, data.extra, cfg.batch_size, cfg.original_per_batch,
-                                      device=method.device, seed=cfg.seed)
+                                      device=method.device, seed=cfg.seed, augment=cfg.augmentation())
         self.optimizer = make_optimizer(method.parameters(), cfg)
         self.scheduler = make_scheduler(self.optimizer, cfg, len(self.loader))
         self.tracker = BestTracker(method.selection_metric(), keep_epoch=cfg.keep_epoch - 1 if cfg.keep_epoch else None)

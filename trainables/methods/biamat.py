@@ -50,7 +50,7 @@ from torch import Tensor
 
 from trainables import attacks
 from trainables.config import ConfigError, RunSettings, TrainConfig
-from trainables.datasets import load_dataset
+from trainables.datasets import default_augmentation, load_dataset
 from trainables.image_set import ImageSet, seeded_subset
 from trainables.loader import Batch, EndlessStream
 from trainables.losses import kl_divergence, soft_cross_entropy
@@ -144,7 +144,8 @@ class EqualShareStream:
     def __init__(self, parts: list[ImageSet], batch_size: int, *, device: torch.device, seed: int) -> None:
         self.starts = [0, *torch.tensor([len(p.labels) for p in parts]).cumsum(0).tolist()[:-1]]
         self.streams = [
-            EndlessStream(part, share, device=device, augment=True, seed=derive_seed(seed, "aux-set", i))
+            EndlessStream(part, share, device=device, augment=default_augmentation(part.name),
+                          seed=derive_seed(seed, "aux-set", i))
             for i, (part, share) in enumerate(zip(parts, equal_shares(batch_size, len(parts))))
         ]
 
@@ -213,7 +214,8 @@ class BiaMAT(Method):
         if cfg.aux_mix == "equal" and len(parts) > 1:
             self.stream = EqualShareStream(parts, cfg.aux_batch_size, device=device, seed=cfg.seed + 1)
         else:
-            self.stream = EndlessStream(concatenated(parts), cfg.aux_batch_size, device=device, augment=True,
+            aux = concatenated(parts)
+            self.stream = EndlessStream(aux, cfg.aux_batch_size, device=device, augment=default_augmentation(aux.name),
                                         seed=cfg.seed + 1)
         k = data.train.num_classes
         self.uniform = torch.full((k,), 1.0 / k, device=device)
