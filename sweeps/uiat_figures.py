@@ -3,14 +3,16 @@
     python sweeps/uiat_figures.py                      # smoke: synthetic data, tiny CNN, 5 trials: 3 min on 2 CPUs
     python sweeps/uiat_figures.py --preset paper --seeds 3 --address auto     # 5 x 3 ResNet-18 runs on a GPU cluster
 
-Two sweeps, one after the other (``--resume`` continues both), on UIAT's recipe (``sweeps/uiat_presets.py``):
+Two sweeps (four on the paper preset), one after the other (``--resume`` continues them), on UIAT's recipe (``sweeps/uiat_presets.py``):
 ``NAME`` trains UIAT (all components; Fig. 4) and one-off UIAT (``components=uag+fr``; Figs. 2 and 5), and
 ``NAME-baselines`` standard training (Fig. 1), PGD-AT (Figs. 1 and 2) and TRADES (beta 6, its x + 0.001 N(0, 1)
-start; Figs. 4 and 5). Every trial also evaluates clean and PGD-10 accuracy on the first 1,000 training images (64 in
+start; Figs. 4 and 5). Every trial also evaluates clean and PGD-10 accuracy on 1,000 random training images (64 in
 smoke) whenever it evaluates its selection points, every epoch (``train_eval_n``): Fig. 2's training curves beside
-the test ones. The paper trains Fig. 2's runs for 200 epochs "for better visualization" and the others for 100;
-this sweep trains every run on the 100-epoch recipe, so one set of models serves all four figures
-(``--set epochs=200 --name uiat-figures-paper-200`` trains the paper's longer Fig. 2 runs).
+the test ones; and PGD-20 on both (``curve_steps``), the attack Fig. 2 plots, while PGD-10 still selects the
+checkpoint. The paper trains Fig. 2's two runs for 200 epochs "for better visualization" (Sec. 5.2) and the others
+for 100: the paper preset adds two more sweeps, ``NAME-fig2`` (one-off UIAT, its T' = 100 keeping its share of
+training as on SVHN) and ``NAME-fig2-baselines`` (PGD-AT), for 200 epochs; ``fig2`` reads those. The smoke preset
+keeps its short schedule and draws Fig. 2 from the first two sweeps.
 
 The figures need evaluations beyond the final protocol; they run on the trained models, into the same runs, with
 ``sweeps/reevaluate.py`` (the sweep prints these commands, with its names, when it ends; paper preset shown):
@@ -42,6 +44,7 @@ VARIANTS = {False: {"components": "uag+fr+iam"}, True: {"components": "uag+fr"}}
 BASELINES = ["standard", "pgd_at", "trades"]
 ATTACK_START = {"standard": "uniform", "pgd_at": "uniform", "trades": "normal"}  # TRADES: x + 0.001 N(0, 1)
 TRAIN_EVAL_N = {"paper": 1000, "smoke": 64}
+CURVE_STEPS = 20  # UIAT Fig. 2's curves are PGD-20 accuracy
 # The re-evaluations the figures read: signed eps (1/255) and test points for Figs. 1 and 4, AutoAttack budgets
 # (1/255) and test points for Fig. 5. AutoAttack on a CPU takes minutes for a few dozen points of the tiny CNN.
 SIGNED_EPS = {"paper": [-12, -10, -8, -6, -4, -2, 2, 4, 6, 8, 10, 12], "smoke": [-8, -4, 4, 8]}
@@ -58,6 +61,7 @@ def uiat_space(preset: str, seeds: int) -> dict:
     return {
         **PRESETS[preset],
         "train_eval_n": TRAIN_EVAL_N[preset],
+        "curve_steps": CURVE_STEPS,
         "oneoff": tune.grid_search([False, True]),
         "seed": tune.grid_search(list(range(seeds))),
         **per_value("oneoff", VARIANTS),
@@ -72,11 +76,32 @@ def baseline_space(preset: str, seeds: int) -> dict:
     return {
         **baseline_preset(preset),
         "train_eval_n": TRAIN_EVAL_N[preset],
+        "curve_steps": CURVE_STEPS,
         "beta": 6.0,
         "training": tune.grid_search(BASELINES),
         "seed": tune.grid_search(list(range(seeds))),
         **per_value("training", {t: {"attack_start": ATTACK_START[t]} for t in BASELINES}),
     }
+
+
+# Fig. 2's runs train longer than the others in the paper (Sec. 5.2: 200 epochs "for better visualization").
+FIG2_EPOCHS = {"paper": 200}
+
+
+def fig2_uiat_space(preset: str, seeds: int) -> dict:
+    """One-off UIAT for Fig. 2: the figures' UIAT space at Fig. 2's epochs, T and T' keeping their share of training."""
+    from trainables.methods.uiat import UIATConfig
+
+    space = uiat_space(preset, seeds)
+    scale = FIG2_EPOCHS[preset] / space["epochs"]
+    shares = {key: round(space.get(key, getattr(UIATConfig, key)) * scale) for key in ("momentum_start", "oneoff_epoch")}
+    return {**space, **VARIANTS[True], "oneoff": True, "epochs": FIG2_EPOCHS[preset], **shares}
+
+
+def fig2_baseline_space(preset: str, seeds: int) -> dict:
+    """PGD-AT for Fig. 2: the figures' baseline space at Fig. 2's epochs."""
+    return {**baseline_space(preset, seeds), "training": "pgd_at", "attack_start": ATTACK_START["pgd_at"],
+            "epochs": FIG2_EPOCHS[preset]}
 
 
 def evaluations(preset: str, name: str) -> list[str]:
@@ -88,9 +113,11 @@ def evaluations(preset: str, name: str) -> list[str]:
               f"--n {SIGNED_N[preset]}" for sweep in both]
     reeval += [f"sweeps/reevaluate.py --sweep {sweep} --attacks autoattack --eps {budgets} --n {AUTOATTACK_N[preset]}"
                for sweep in both]
-    figures = [f"analysis/uiat_tables.py fig1 --sweep {name}-baselines --out fig1.png"]
+    fig2 = f"{name}-fig2" if preset in FIG2_EPOCHS else name
+    figures = [f"analysis/uiat_tables.py fig1 --sweep {name}-baselines --out fig1.png",
+               f"analysis/uiat_tables.py fig2 --sweep {fig2} --sweep {fig2}-baselines --out fig2.png"]
     figures += [f"analysis/uiat_tables.py {fig} --sweep {name} --sweep {name}-baselines --out {fig}.png"
-                for fig in ("fig2", "fig4", "fig5")]
+                for fig in ("fig4", "fig5")]
     return reeval + figures
 
 
@@ -110,11 +137,21 @@ def main(argv: list[str] | None = None) -> None:
                                       param_space=baseline_space(args.preset, args.seeds),
                                       name_keys=("training", "seed")),
     }
+    if args.preset in FIG2_EPOCHS:
+        sweeps |= {
+            f"{name}-fig2": Sweep.of("uiat", family="uiat-figures", param_space=fig2_uiat_space(args.preset, args.seeds),
+                                     name_keys=("oneoff", "seed")),
+            f"{name}-fig2-baselines": Sweep.of("baseline", family="uiat-figures",
+                                               param_space=fig2_baseline_space(args.preset, args.seeds),
+                                               name_keys=("training", "seed")),
+        }
     sweeps, args = with_overrides_each(sweeps, args)  # --set: each key to the sweeps that have it
-    if check_sweeps(sweeps, args):  # both sweeps are checked before the first one starts
+    if check_sweeps(sweeps, args):  # every sweep is checked before the first one starts
         return
-    run_sweep(sweeps[name], args, name)
-    run_sweep(sweeps[f"{name}-baselines"], args, f"{name}-baselines", next_steps=evaluations(args.preset, name))
+    *first, last = sweeps
+    for sweep_name in first:
+        run_sweep(sweeps[sweep_name], args, sweep_name)
+    run_sweep(sweeps[last], args, last, next_steps=evaluations(args.preset, name))
 
 
 if __name__ == "__main__":

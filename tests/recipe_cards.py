@@ -54,6 +54,7 @@ RUNTIME: Card = {
                         "(trainables/datasets.default_augmentation: no flipped digits)")),
     "holdout_n": (1000, "unused when selecting on the test set"),
     "train_eval_n": (0, "not a recipe value: UIAT Fig. 2's training curves (sweeps/uiat_figures.py)"),
+    "curve_steps": (0, "not a recipe value: UIAT Fig. 2's PGD-20 curves (sweeps/uiat_figures.py)"),
     "final_n": (10000, "papers: the whole CIFAR-10 test set"),
     "autoattack_n": (10000, "papers: AutoAttack on the whole test set"),
 }
@@ -290,14 +291,24 @@ UIAT_BASELINE: Card = {
 UIAT_EPS_TRADES: Card = {**UIAT_BASELINE, "training": ("trades", f"{UIAT} Table 3: the TRADES rows"),
                          "eps": TABLE3_EPS, "attack_step": EPS_STEP}
 FIG2_TRAIN_EVAL = (1000, f"{UIAT} Fig. 2: training-set curves; not stated how many: the first 1,000 images")
-UIAT_FIGURES: Card = {**UIAT_FULL, "train_eval_n": FIG2_TRAIN_EVAL,
+FIG2_CURVES = (20, f"{UIAT} Fig. 2: PGD-20 accuracy curves (PGD-10 still selects the checkpoint)")
+UIAT_FIGURES: Card = {**UIAT_FULL, "train_eval_n": FIG2_TRAIN_EVAL, "curve_steps": FIG2_CURVES,
                       "oneoff": (Axis((False, True)), f"{UIAT} Fig. 4 (UIAT) and Figs. 2, 5 (one-off UIAT)"),
                       "components": (Rule(lambda c: "uag+fr" if c.oneoff else "uag+fr+iam", "no momentum when one-off"),
                                      f"{UIAT}: one-off UIAT stores its targets once")}
 UIAT_FIGURES_BASELINES: Card = {
-    **UIAT_BASELINE, "train_eval_n": FIG2_TRAIN_EVAL,
+    **UIAT_BASELINE, "train_eval_n": FIG2_TRAIN_EVAL, "curve_steps": FIG2_CURVES,
     "training": (Axis(("standard", "pgd_at", "trades")), f"{UIAT} Fig. 1 (standard, PGD-AT), Figs. 2, 4, 5"),
 }
+FIG2_EPOCHS = (200, f"{UIAT} Sec. 5.2: Fig. 2's runs train 200 epochs \"for better visualization\"")
+UIAT_FIGURES_FIG2: Card = {
+    **UIAT_FIGURES, "epochs": FIG2_EPOCHS, "oneoff": (True, f"{UIAT} Fig. 2 (b): one-off UIAT"),
+    "components": ("uag+fr", "one-off UIAT stores its targets once: no momentum"),
+    "momentum_start": (20, "not stated at 200 epochs: T keeps its share of training (10 of 100)"),
+    "oneoff_epoch": (100, "not stated at 200 epochs: T' keeps its share of training (50 of 100)"),
+}
+UIAT_FIGURES_FIG2_BASELINE: Card = {**UIAT_FIGURES_BASELINES, "epochs": FIG2_EPOCHS,
+                                    "training": ("pgd_at", f"{UIAT} Fig. 2 (a): PGD-AT")}
 
 # UIAT Table 1 (sweeps/uiat_comparison.py): every method on UIAT's recipe, per dataset as Sec. 4.1 says.
 MART_PAPER = "MART (Wang et al., ICLR 2020)"

@@ -118,20 +118,39 @@ def test_train_eval_n_evaluates_a_sample_of_the_training_images_with_the_selecti
                         device="cpu", seed=cfg.seed)
     assert {k: v for k, v in metrics.items() if k.startswith("train_eval/")} == {
         "train_eval/clean": expected["clean"], "train_eval/pgd3": expected["pgd3"]}
+    # curve_steps adds the curves' PGD on both subsets; the selection's PGD still chooses the checkpoint.
+    curves = Baseline(Baseline.Config.from_dict({**TINY_TRIAL, "train_eval_n": 48, "curve_steps": 5}), method.data,
+                      torch.device("cpu"), settings)
+    logged = Trial(curves).end_epoch(0)
+    assert {"select/pgd3", "select/pgd5", "train_eval/pgd3", "train_eval/pgd5"} <= set(logged)
+    assert curves.selection_metric() == method.selection_metric()
     off = Baseline(Baseline.Config.from_dict(TINY_TRIAL), method.data, torch.device("cpu"), settings)
     assert not any(k.startswith("train_eval/") for k in Trial(off).end_epoch(0))
     with pytest.raises(ConfigError, match="train_eval_n=-1 must not be negative"):
         Baseline.Config.from_dict({**TINY_TRIAL, "train_eval_n": -1})
 
 
+def test_fig2_plots_the_curves_own_pgd_where_the_runs_logged_one():
+    runs = pd.DataFrame({"params.attack_steps": ["10", "10"], "params.curve_steps": ["20", "20"]})
+    assert uiat_figures.curve_keys(runs)["test/robust"] == "select/pgd20"
+    # Runs without curve_steps (or with 0) keep their selection attack's curves.
+    assert uiat_figures.curve_keys(runs.drop(columns="params.curve_steps"))["train/robust"] == "train_eval/pgd10"
+    assert uiat_figures.curve_keys(runs.assign(**{"params.curve_steps": "0"}))["test/robust"] == "select/pgd10"
+
+
 def test_the_figure_sweep_evaluates_a_training_subset_and_prints_its_evaluations():
     space = figure_sweep.baseline_space("paper", 1)
     assert space["train_eval_n"] == 1000 and space["training"] == {"grid_search": ["standard", "pgd_at", "trades"]}
     assert figure_sweep.uiat_space("smoke", 2)["train_eval_n"] == 64
+    assert space["curve_steps"] == figure_sweep.uiat_space("paper", 1)["curve_steps"] == 20  # Fig. 2 plots PGD-20
     steps = figure_sweep.evaluations("smoke", "figs")
     assert "sweeps/reevaluate.py --sweep figs-baselines --attacks clean,pgd20 --ce-halves " \
            "--eps=-8/255,-4/255,4/255,8/255 --n 128" in steps
     assert "analysis/uiat_tables.py fig5 --sweep figs --sweep figs-baselines --out fig5.png" in steps
+    assert "analysis/uiat_tables.py fig2 --sweep figs --sweep figs-baselines --out fig2.png" in steps
+    # The paper preset trains Fig. 2's two runs for 200 epochs in sweeps of their own, which fig2 reads.
+    assert "analysis/uiat_tables.py fig2 --sweep figs-fig2 --sweep figs-fig2-baselines --out fig2.png" in \
+        figure_sweep.evaluations("paper", "figs")
 
 
 # --- the figures, from runs seeded in the sweeps' layout ------------------------------------------------------------

@@ -139,6 +139,10 @@ class TrainConfig:
     # checkpoint selection evaluates also evaluates clean and PGD-<attack_steps> accuracy on train_eval_n of the
     # training images (un-augmented), logged as train_eval/clean and train_eval/pgd<k>; 0: off.
     train_eval_n: int = 0
+    # The curves' PGD: with curve_steps > 0, every epoch that selection evaluates also logs PGD-<curve_steps> accuracy
+    # on the selection points (select/pgd<k>) and the training subset (train_eval/pgd<k>) beside the selection's own
+    # PGD-<attack_steps>, which still chooses the checkpoint (UIAT Fig. 2 plots PGD-20 curves); 0: none.
+    curve_steps: int = 0
     # Final protocol on the selected and the last checkpoint.
     final_attacks: tuple[str, ...] = ("clean", "pgd20")
     final_n: int = 10000
@@ -195,6 +199,7 @@ class TrainConfig:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)} must be at least 1")
         for name in ("train_n", "attack_steps", "autoattack_n", "holdout_n", "seed", "lr_base_batch", "train_eval_n",
+                     "curve_steps",
                      "subset_seed"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}={getattr(self, name)} must not be negative")

@@ -202,12 +202,12 @@ class Trial:
         return {f"train_eval/{k}": v for k, v in self.accuracies(points).items()}
 
     def accuracies(self, subset: ImageSet) -> dict[str, float]:
-        """Clean and PGD-<attack_steps> accuracy on ``subset`` at the training threat model, seeded, eval mode."""
+        """Clean and PGD-<attack_steps> accuracy on ``subset`` at the training threat model, seeded, eval mode; and
+        PGD-<curve_steps> for the curves when the config asks for it."""
         cfg = self.cfg
-        return evaluate(
-            self.method.model, subset.images, subset.labels, eps=cfg.eps, attacks=("clean", f"pgd{cfg.attack_steps}"),
-            device=self.method.device, seed=cfg.seed,
-        )
+        attacks = dict.fromkeys(("clean", f"pgd{cfg.attack_steps}", *([f"pgd{cfg.curve_steps}"] * bool(cfg.curve_steps))))
+        return evaluate(self.method.model, subset.images, subset.labels, eps=cfg.eps, attacks=tuple(attacks),
+                        device=self.method.device, seed=cfg.seed)
 
     def evaluates(self, epoch: int) -> bool:
         """Whether checkpoint selection evaluates after 0-based ``epoch``: from ``eval_from`` every ``eval_every``

@@ -54,7 +54,7 @@ from analysis.cells import Cell
 from analysis.reevaluations import choose_n, reevaluations
 from analysis.runs import metric_label
 from analysis.uiat.runs import datasets, lambda_cells, method_label
-from runstore.reader import SweepRuns
+from runstore.reader import SweepRuns, column
 
 HALVES = {"low_ce": "lower-loss half (top 50%)", "high_ce": "higher-loss half (bottom 50%)"}
 # One (colour, marker) per series, the same wherever it appears.
@@ -201,8 +201,10 @@ def fig4(sweeps: Sequence[SweepRuns], *, attack: str = "pgd20", n: int | None = 
 # --- Fig. 2: learning curves on a training subset and on the test points ---------------------------------------------
 
 def curve_keys(runs: pd.DataFrame) -> dict[str, str]:
-    """Series -> the per-epoch metric (``train_eval/pgd10``...), at the runs' training attack."""
-    steps = sorted(set(runs["params.attack_steps"].astype(int)))
+    """Series -> the per-epoch metric (``train_eval/pgd20``...): the curves' own PGD where the runs logged one
+    (``curve_steps``, 20 for the paper's figure), else their training attack's."""
+    curve = pd.to_numeric(column(runs, "params.curve_steps"), errors="coerce").fillna(0).astype(int)
+    steps = sorted(set(curve.where(curve > 0, runs["params.attack_steps"].astype(int))))
     if len(steps) != 1:
         raise ValueError(f"fig2: the runs were evaluated with different PGD steps {steps}: pass sweeps of one recipe")
     k = steps[0]
