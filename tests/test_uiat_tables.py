@@ -7,7 +7,7 @@ import pandas as pd
 from analysis.cells import Cell
 from analysis.render import render
 from analysis.uiat.runs import method_label
-from analysis.uiat.tables import lambda_table, table1, table3, table4, table5, table6
+from analysis.uiat.tables import lambda_table, table1, table2, table3, table4, table5, table6
 from runstore.reader import SweepRuns
 
 
@@ -129,6 +129,20 @@ def test_table5_per_eps_natural_and_robust_and_seconds_per_epoch():
     assert [round(100 * c.mean, 2) for c in table.rows[1][1:5]] == [85.53, 58.21, 81.85, 49.84]  # the paper's row
     assert all(c.bold for c in table.rows[1][1:5]) and not any(c.bold for c in table.rows[0][1:5])
     assert table.rows[0][5].text() == "48.4 ± 0.0" and table.rows[1][5].text() == "57.3 ± 0.0"
+
+
+def test_table2_takes_iat_from_the_ablation_sweep_and_leaves_its_partial_uiats_out():
+    ablation = [uiat(c) | {"run_id": f"a{i}"} for i, c in enumerate(("none", "uag", "uag+fr+iam"))]
+    comparison = [{"tags.method": "baseline", "params.training": "trades", "run_id": "t"},
+                  uiat("uag+fr", oneoff=True) | {"run_id": "o"}]
+    seconds = {"a0": [170.0], "a1": [150.0], "a2": [132.0], "t": [154.0], "o": [118.0]}
+    sweeps = [SweepRuns(name, "parent", "exp", pd.DataFrame([{"params.dataset": "cifar10", "params.model": "resnet18"}
+                                                             | r for r in rows]), {}, client=EpochTimes(seconds))
+              for name, rows in (("ablation", ablation), ("comparison", comparison))]
+    table = table2(sweeps)
+    assert [row[0] for row in table.rows] == ["TRADES", "IAT", "UIAT", "UIAT (One-off)"]  # the paper's order
+    assert [row[1] for row in table.rows] == ["2.57", "2.83", "2.20", "1.97"]
+    assert table.notes[-1] == "left out, not methods of the paper's table: UIAT [uag]"
 
 
 def with_extra(method: dict, dataset: str, model: str, clean: float, aa: float) -> dict:
