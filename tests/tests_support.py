@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,13 +39,31 @@ def merger_over(extractors: dict) -> type:
 
 @functools.cache
 def science_pgd_at() -> tuple[Any, list[dict[str, float]]]:
-    """PGD-AT on :data:`SCIENCE` and its per-epoch training metrics, trained once per pytest process: the reference
-    that the science, single-step, UIAT and fast-path tests all compare against (each test only evaluates it)."""
+    """PGD-AT on :data:`SCIENCE` and its per-epoch training metrics, trained once per test run: the reference that
+    the science, single-step, UIAT and fast-path tests all compare against (each test only evaluates it). Under
+    xdist the first worker that needs it trains it and saves the trial's state (the runtime's checkpoint state) and
+    logs; the other workers load them."""
+    import torch
+    from filelock import FileLock
+
     from trainables.methods.baseline import Baseline
 
-    logs: list[dict[str, float]] = []
-    trial = train_without_ray(Baseline, {**SCIENCE, "training": "pgd_at"}, logs)
-    return trial, logs
+    config = {**SCIENCE, "training": "pgd_at"}
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")  # one id shared by the workers of one pytest run
+    if run is None:
+        logs: list[dict[str, float]] = []
+        return train_without_ray(Baseline, config, logs), logs
+    saved = Path(tempfile.gettempdir()) / f"advsweep-science-pgd-at-{run}.pt"
+    with FileLock(f"{saved}.lock"):
+        if saved.exists():
+            state = torch.load(saved, weights_only=True)
+            trial = new_trial(Baseline, config)
+            trial.load_state_dict(state["trial"])
+            return trial, state["logs"]
+        logs = []
+        trial = train_without_ray(Baseline, config, logs)
+        torch.save({"trial": trial.state_dict(), "logs": logs}, saved)
+        return trial, logs
 
 
 def robustness(trial) -> dict[str, float]:
@@ -182,9 +201,8 @@ def fit_test_model(make_model, x, y, n_train: int = 1024):
     return model
 
 
-def train_without_ray(method_cls, config: dict[str, Any], logs: list[dict[str, float]] | None = None):
-    """Train a method through the runtime's Trial (the epoch loop run_trial drives) without Ray or MLflow; each
-    epoch's training metrics are appended to ``logs`` when given."""
+def new_trial(method_cls, config: dict[str, Any]):
+    """The runtime's Trial of a method on ``config``, untrained, without Ray or MLflow, on the CPU."""
     import torch
 
     from trainables.runtime import Trial
@@ -195,8 +213,14 @@ def train_without_ray(method_cls, config: dict[str, Any], logs: list[dict[str, f
     seed_everything(cfg.seed)
     method = method_cls(cfg, TrialData.load(cfg, None), torch.device("cpu"),
                         RunSettings(tracking_uri="sqlite:///unused.db", experiment="science"))
-    trial = Trial(method)
-    for epoch in range(cfg.epochs):
+    return Trial(method)
+
+
+def train_without_ray(method_cls, config: dict[str, Any], logs: list[dict[str, float]] | None = None):
+    """Train a method through the runtime's Trial (the epoch loop run_trial drives) without Ray or MLflow; each
+    epoch's training metrics are appended to ``logs`` when given."""
+    trial = new_trial(method_cls, config)
+    for epoch in range(trial.cfg.epochs):
         metrics = trial.train_epoch(epoch)
         if logs is not None:
             logs.append(metrics)
