@@ -2,8 +2,9 @@
 
     python sweeps/biamat_oat.py                                 # smoke: synthetic data, 1,000 auxiliary images, 2 min
     python sweeps/biamat_oat.py --preset paper --seeds 3        # CIFAR-10 + 100,000 ImageNet32 images
-    python sweeps/biamat_oat.py --preset paper --set aux_datasets='["npz:/path/to/imagenet100k.npz"]' --set aux_n=0 \\
-        --name biamat-oat-paper-selected                        # your own ImageNet-100k selection
+    python sweeps/biamat_confident_subset.py --run RUN_ID --per-class 10000 --out imagenet-100k.npz
+    python sweeps/biamat_oat.py --preset paper --set aux_datasets='["npz:imagenet-100k.npz"]' --set aux_n=0 \\
+        --name biamat-oat-paper-selected                        # an ImageNet-100k selected by confidence
     python analysis/biamat_tables.py table9 --sweep biamat-oat-paper
 
 Two rows, one run each per seed, on the same auxiliary images: OAT (Lee et al., ICLR 2021), where every auxiliary
@@ -20,8 +21,10 @@ here (neither the distance nor the features it is measured on; appendix D's Imag
 ImageNet images a CIFAR-10 classifier is most confident on, the top N x 10k per class, but Table 9 does not say it
 uses them). The paper preset therefore draws a seeded random subset of 100,000 ImageNet32 training images
 (``aux_n=100000``: the same images for every trial and seed), a weaker stand-in whose numbers need not match the
-paper's. A selection of your own, written as an ``npz:`` file (arrays ``image`` uint8 (N, 32, 32, 3) and ``label``;
-README "Your own data"), replaces it with the third command above: ``aux_n=0`` takes all of its images. Cost: 2 runs
+paper's. ``sweeps/biamat_confident_subset.py`` builds appendix D's ImageNet-100k instead (the top 10k ImageNet images
+per CIFAR-10 class under a classifier trained on CIFAR-10, RUN_ID: a finished run's id); that file, or any selection
+of your own written as an ``npz:`` file (arrays ``image`` uint8 (N, 32, 32, 3) and ``label``; README "Your own
+data"), replaces the random subset with the commands above: ``aux_n=0`` takes all of its images. Cost: 2 runs
 of about 103 V100-hours each per seed (appendix Table 11's TRADES+BiaMAT).
 """
 

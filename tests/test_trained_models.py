@@ -4,6 +4,7 @@ sweep's models (sweeps/reevaluate.py)."""
 from __future__ import annotations
 
 import mlflow
+import numpy as np
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
@@ -213,3 +214,45 @@ def test_reevaluation_adds_its_metrics_to_the_sweeps_runs_once(ray_local, tmp_pa
     second = reevaluate.main(command)
     assert second.jobs == [] and second.done == 2
     assert "skipped 2 that already have these metrics" in capsys.readouterr().out
+
+
+def test_the_confident_subset_keeps_each_primary_classs_most_confident_auxiliary_images(runs_uri, tmp_path, capsys):
+    """BiaMAT appendix D's ImageNet-(N x 100)k, on the synthetic auxiliary set: each image goes to its arg-max
+    primary class, and per class the most confident ones are kept, written as an npz a sweep reads."""
+    from sweeps import biamat_confident_subset
+    from trainables.datasets import load_dataset
+
+    torch.manual_seed(0)
+    model = create_model("tiny-cnn", 10)
+    run = open_run(runs_uri)
+    run.log_model(model.eval(), "best")
+    whole = load_dataset("synthetic_aux", "train")  # 800 of its images as an npz: an auxiliary set of one's own
+    np.savez(tmp_path / "aux.npz", image=whole.images[:800].numpy(), label=whole.labels[:800].numpy())
+    out = biamat_confident_subset.main(["--run", run.run_id, "--aux", f"npz:{tmp_path / 'aux.npz'}", "--per-class",
+                                        "40", "--out", str(tmp_path / "top.npz"), "--tracking-uri", runs_uri])
+    assert "as auxiliary data: --set aux_datasets=" in capsys.readouterr().out
+    aux = load_dataset(f"npz:{tmp_path / 'aux.npz'}", "train")
+    with torch.no_grad():
+        probabilities = torch.softmax(model(aux.images.float() / 255), dim=1)
+    confidence, predicted = probabilities.max(dim=1)
+    arrays = np.load(out)
+    kept = load_dataset(f"npz:{out}", "train")
+    assert len(kept) == len(arrays["label"]) == sum(min(40, int((predicted == c).sum())) for c in range(10))
+    for c in range(10):
+        mine = arrays["pseudo_label"] == c
+        shown = torch.from_numpy(arrays["confidence"][mine])
+        assert torch.equal(shown, shown.sort(descending=True).values)  # most confident first
+        # Nothing left out of class c is more confident than what was kept of it.
+        left = confidence[predicted == c].sort(descending=True).values[int(mine.sum()):]
+        assert len(shown) == 0 or len(left) == 0 or left.max() <= shown.min() + 1e-6
+    # Each kept image is an auxiliary image with its own label and the model's prediction on it.
+    first = kept.images[0]
+    (where,) = (aux.images == first).flatten(1).all(1).nonzero()[:1].T
+    assert int(kept.labels[0]) == int(aux.labels[where]) and int(arrays["pseudo_label"][0]) == int(predicted[where])
+
+    with pytest.raises(SystemExit):
+        biamat_confident_subset.main(["--run", run.run_id, "--per-class", "1", "--out", str(tmp_path / "top.txt")])
+    assert "must end in .npz" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="no best model in run nope"):
+        biamat_confident_subset.main(["--run", "nope", "--per-class", "1", "--out", str(tmp_path / "x.npz"),
+                                      "--tracking-uri", runs_uri])
