@@ -104,12 +104,15 @@ def resolution_line(trials: Sequence[TrainConfig], measured: Agreement | None = 
 
 def measured_agreement(args: argparse.Namespace, name: str, metric: str, row_key: str) -> Agreement | None:
     """How the rows (values of ``row_key``) of a finished sweep disagreed point by point under ``metric`` (this
-    sweep's headline): the sweep
-    ``--agreement-from`` names, else an earlier sweep of this name in the store, if there is one. Reads the store
-    only where it exists (a dry run creates nothing)."""
+    sweep's headline): the sweep ``--agreement-from`` names, else an earlier sweep of this name in a local SQLite
+    store, if there is one. Reads a store only where it exists (a dry run creates nothing), and a tracking server
+    only when ``--agreement-from`` asks (a dry run does not wait on a server it was not told to read)."""
     from runstore.agreement import measure_agreement
     from runstore.reader import StoreNotFoundError, SweepNotFoundError, load_sweep
+    from runstore.uri import SQLITE, resolve_tracking_uri
 
+    if not args.agreement_from and not resolve_tracking_uri(args.tracking_uri).startswith(SQLITE):
+        return None
     source = args.agreement_from or name
     try:
         found = measure_agreement(load_sweep(source, tracking_uri=args.tracking_uri), metric, row_key)
