@@ -17,12 +17,21 @@ class FailUnreadableOnce(Callback):
     """Before a trial (re)starts from a checkpoint, check from the driver that one of its kept checkpoints is whole
     (:func:`trainables.checkpoints.any_intact`, which reads the end of each file, not the weights). Where none is,
     the coming failure is made its last: Tune retries while ``num_failures <= max_failures``, and has no switch per
-    exception type."""
+    exception type. A trial that reports a result after all (``--restart-unreadable`` retrains it from epoch 0) gets
+    its retries back, for the ordinary faults of the training ahead."""
+
+    def __init__(self) -> None:
+        self.retries: dict[str, int] = {}  # trial id -> its max_failures before the check lowered it
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         result = trial.latest_checkpoint_result
         if result is not None and not any_intact(result.checkpoint):
+            self.retries.setdefault(trial.trial_id, trial.max_failures)
             trial.max_failures = trial.run_metadata.num_failures
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        if trial.trial_id in self.retries:
+            trial.max_failures = self.retries.pop(trial.trial_id)
 
 
 def unreadable_trials(errors: Iterable[BaseException]) -> int:

@@ -11,6 +11,8 @@ from types import SimpleNamespace
 
 import optuna
 import pytest
+import torch
+from ray import tune
 from ray.tune.experiment import Trial
 
 from launch.optuna_search import build_search
@@ -160,3 +162,25 @@ def test_tunes_misleading_records_are_dropped_around_a_fit_and_others_kept():
             logger.removeHandler(handler)
         kept = [message for message, _, dropped in cases if not dropped]
         assert handler.messages == kept + [message for message, _, _ in cases], name
+
+
+def test_a_trial_with_no_whole_checkpoint_fails_once_unless_it_trains_on(tmp_path):
+    """The driver-side check of launch/unreadable.py: no kept checkpoint is whole, so the trial's coming failure is
+    its last; once it reports a result (retrained from epoch 0 with --restart-unreadable), its retries are back."""
+    from launch.unreadable import FailUnreadableOnce
+    from trainables.checkpoints import STATE_FILE
+
+    folder = tmp_path / "checkpoint_000001"
+    folder.mkdir()
+    (folder / STATE_FILE).write_bytes(b"PK\x03\x04 cut short")
+    trial = SimpleNamespace(trial_id="t1", max_failures=3, run_metadata=SimpleNamespace(num_failures=1),
+                            latest_checkpoint_result=SimpleNamespace(checkpoint=tune.Checkpoint(str(folder))))
+    check = FailUnreadableOnce()
+    check.on_trial_start(iteration=0, trials=[trial], trial=trial)
+    assert trial.max_failures == 1  # Tune recovers while num_failures <= max_failures: the next failure is final
+    check.on_trial_result(iteration=1, trials=[trial], trial=trial, result={})
+    assert trial.max_failures == 3
+    # A whole checkpoint leaves the retries alone.
+    torch.save({"next_epoch": 1}, folder / STATE_FILE)
+    check.on_trial_start(iteration=2, trials=[trial], trial=trial)
+    assert trial.max_failures == 3

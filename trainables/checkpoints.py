@@ -45,7 +45,7 @@ def intact(checkpoint: tune.Checkpoint) -> bool:
         with checkpoint.filesystem.open_input_file(f"{checkpoint.path.rstrip('/')}/{STATE_FILE}") as stream, \
                 zipfile.ZipFile(stream):
             return True
-    except (OSError, zipfile.BadZipFile):
+    except (OSError, ValueError, zipfile.BadZipFile):  # pyarrow's ArrowInvalid (a ValueError): shorter than a directory
         return False
 
 
