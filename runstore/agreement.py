@@ -11,10 +11,11 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 
-from runstore.points import RunPoints, load_points, paired
+from runstore.points import load_points, paired
 from runstore.reader import SweepRuns
 
 NAME_VALUE = re.compile(r"(\w+)=(\S+)")  # a trial's run name: "biamat variant=at pi=0.55 seed=0"
@@ -42,12 +43,9 @@ def measure_agreement(sweep: SweepRuns, metric: str, row_key: str) -> Agreement 
         if row_key in named:
             value = named.pop(row_key)
             runs.setdefault(tuple(sorted(named.items())), {})[value] = run["run_id"]
-    loaded: dict[str, RunPoints | None] = {}
-
+    @cache  # a run is in several pairs: its points are downloaded once
     def points(run_id: str) -> tuple[np.ndarray, np.ndarray] | None:
-        if run_id not in loaded:
-            loaded[run_id] = load_points(sweep.client, run_id)
-        found = loaded[run_id]
+        found = load_points(sweep.client, run_id)
         return None if found is None else found.of(metric)
 
     rates = []

@@ -234,9 +234,12 @@ def selection_protocol(df: pd.DataFrame) -> str:
         where = drawn if select_on == "test" else "{} held-out training points"
         start = "the first LR decay" if start == "first_decay" else f"epoch {start}"
         clean = set(group["clean"])
-        best = {frozenset({True}): "best clean accuracy kept (standard training)",
-                frozenset({False}): f"best PGD-{steps} kept"}.get(
-            frozenset(clean), f"best PGD-{steps} kept (best clean accuracy at eps 0 and for standard training)")
+        if clean == {True}:
+            best = "best clean accuracy kept (standard training)"
+        elif clean == {False}:
+            best = f"best PGD-{steps} kept"
+        else:
+            best = f"best PGD-{steps} kept (best clean accuracy at eps 0 and for standard training)"
         kept = f"epoch {keep} kept" if int(keep) else best
         described.append(f"PGD-{steps} on {where.format(n)}, every {every} epoch(s) from {start}, {kept}")
     return "checkpoint selection: " + " | ".join(described)

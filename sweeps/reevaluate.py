@@ -98,11 +98,12 @@ class Job:
     # this job's, logged under their names, without evaluating the same weights twice.
     same_weights: tuple[str, ...] = ()
 
-    def metrics_for_every_checkpoint(self, metrics: dict[str, float]) -> dict[str, float]:
-        """``metrics`` (logged under this job's checkpoint) and the same values under each of ``same_weights``."""
+    def for_every_checkpoint(self, results: Mapping[str, Any]) -> dict[str, Any]:
+        """``results`` keyed by metric (logged under this job's checkpoint: accuracies, or per-point results) and the
+        same values under each of ``same_weights``."""
         own = f"{PREFIX}/{self.checkpoint}/"
-        return metrics | {f"{PREFIX}/{other}/{key.removeprefix(own)}": value
-                          for other in self.same_weights for key, value in metrics.items()}
+        return {**results, **{f"{PREFIX}/{other}/{key.removeprefix(own)}": value
+                              for other in self.same_weights for key, value in results.items()}}
 
 
 @dataclass
@@ -287,11 +288,12 @@ def log_results(run: TrialRun, job: Job, points: Points) -> dict[str, float]:
     """Log each metric's per-point results (``per_point/<key>.npz``), then its accuracy, into the run, and return
     the accuracies. Points first: a metric logged means its points are there too, so the plan's skipping of logged
     metrics never leaves a metric without them."""
-    for key, (indices, right) in points.items():
-        for other in (job.checkpoint, *job.same_weights):
-            run.log_metric_points(key.replace(f"{PREFIX}/{job.checkpoint}/", f"{PREFIX}/{other}/", 1), indices, right)
-    metrics = {key: right.float().mean().item() for key, (_, right) in points.items()}
-    run.log_metrics(job.metrics_for_every_checkpoint(metrics), step=0)
+    from trainables.evaluation import point_means
+
+    for key, (indices, right) in job.for_every_checkpoint(points).items():
+        run.log_metric_points(key, indices, right)
+    metrics = point_means({key: right for key, (_, right) in points.items()})
+    run.log_metrics(job.for_every_checkpoint(metrics), step=0)
     return metrics
 
 

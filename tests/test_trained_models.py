@@ -150,7 +150,7 @@ def test_best_and_last_of_the_same_epoch_are_evaluated_once_and_logged_under_bot
         ("same", "best", ("last",)), ("apart", "best", ()), ("apart", "last", ())]
     assert work.shared() == 1
     metrics = {"reeval/best/clean/n100": 0.9, "reeval/best/pgd20/eps8_255/n100": 0.5}
-    assert work.jobs[0].metrics_for_every_checkpoint(metrics) == metrics | {
+    assert work.jobs[0].for_every_checkpoint(metrics) == metrics | {
         "reeval/last/clean/n100": 0.9, "reeval/last/pgd20/eps8_255/n100": 0.5}
     assert reevaluate.progress_note(3, 12, 130) == "[3/12, 2 min 10 s, about 6 min 30 s left]"
     assert reevaluate.progress_note(12, 12, 130) == "[12/12, 2 min 10 s]"

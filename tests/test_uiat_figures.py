@@ -33,7 +33,7 @@ from trainables.config import ConfigError, RunSettings
 from trainables.evaluation import evaluate
 from trainables.methods.baseline import Baseline
 from trainables.runtime import Trial
-from trainables.signed_eval import ce_halves, clean_losses, signed_accuracies
+from trainables.signed_eval import ce_halves, clean_losses, signed_points
 from trainables.trial_data import TrialData
 
 EPS = (-8, -4, 4, 8)  # re-evaluated signed eps, in 1/255
@@ -62,8 +62,9 @@ def linear_task():
 
 def test_inverse_eps_raises_accuracy_and_forward_eps_lowers_it_in_both_halves(linear_task):
     model, x, y = linear_task
-    by_eps = {eps: signed_accuracies(model, x, y, eps=eps / 255, attacks=("clean", "pgd5"), halves=True,
-                                     device="cpu", seed=3) for eps in (-4, 4)}
+    by_eps = {eps: {name: right.float().mean().item() for name, (_, right) in signed_points(
+        model, x, y, eps=eps / 255, attacks=("clean", "pgd5"), halves=True, device="cpu", seed=3).items()}
+        for eps in (-4, 4)}
     clean = by_eps[4]["clean"]
     assert clean == pytest.approx(40 / 64) and by_eps[-4]["clean"] == clean  # no eps changes clean accuracy
     assert by_eps[-4]["pgd5"] > clean > by_eps[4]["pgd5"], by_eps
@@ -87,7 +88,7 @@ def test_halves_split_by_clean_cross_entropy(linear_task):
     assert sorted(torch.cat(list(halves.values())).tolist()) == list(range(15))
     assert losses[halves["low_ce"]].max() <= losses[halves["high_ce"]].min()
     with pytest.raises(ValueError, match="clean and pgd<k> attacks, not 'cw20'"):
-        signed_accuracies(model, x, y, eps=-4 / 255, attacks=("cw20",), device="cpu")
+        signed_points(model, x, y, eps=-4 / 255, attacks=("cw20",), device="cpu")
 
 
 def test_reevaluation_keys_and_flags_for_signed_eps_and_halves(capsys):

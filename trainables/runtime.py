@@ -205,8 +205,10 @@ class Trial:
         """Clean and PGD-<attack_steps> accuracy on ``subset`` at the training threat model, seeded, eval mode; and
         PGD-<curve_steps> for the curves when the config asks for it."""
         cfg = self.cfg
-        attacks = dict.fromkeys(("clean", f"pgd{cfg.attack_steps}", *([f"pgd{cfg.curve_steps}"] * bool(cfg.curve_steps))))
-        return evaluate(self.method.model, subset.images, subset.labels, eps=cfg.eps, attacks=tuple(attacks),
+        attacks = ["clean", f"pgd{cfg.attack_steps}"]
+        if cfg.curve_steps and cfg.curve_steps != cfg.attack_steps:
+            attacks.append(f"pgd{cfg.curve_steps}")
+        return evaluate(self.method.model, subset.images, subset.labels, eps=cfg.eps, attacks=attacks,
                         device=self.method.device, seed=cfg.seed)
 
     def evaluates(self, epoch: int) -> bool:

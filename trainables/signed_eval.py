@@ -76,9 +76,10 @@ def correct_under(model: nn.Module, x: Tensor, y: Tensor, *, eps: float, steps: 
 def signed_points(model: nn.Module, x: Tensor, y: Tensor, *, eps: float, attacks: Sequence[str],
                   halves: bool = False, batch_size: int = 256, device: torch.device | str,
                   seed: int = 0) -> dict[str, tuple[Tensor, Tensor]]:
-    """Per metric of :func:`signed_accuracies`, the positions in ``x`` it covers and whether each was classified
-    correctly: ``{"pgd20": (arange(N), bool (N,)), "pgd20/low_ce": (positions of that half, bool), ...}``, for
-    paired comparisons between runs evaluated on the same points."""
+    """Which points each of ``attacks`` (``clean`` or ``pgd<k>``) at signed ``eps`` leaves correct, and, with
+    ``halves``, the same per half by clean cross-entropy: per metric, the positions in ``x`` it covers and a bool per
+    position, ``{"pgd20": (arange(N), bool (N,)), "pgd20/low_ce": (that half's positions, bool), ...}``. A metric's
+    accuracy is the mean of its bools; the bools pair runs evaluated on the same points."""
     if len(x) != len(y) or len(x) < 2:
         raise ValueError(f"need the same number (at least 2) of images and labels, got {len(x)} and {len(y)}")
     steps = {}
@@ -97,12 +98,3 @@ def signed_points(model: nn.Module, x: Tensor, y: Tensor, *, eps: float, attacks
         results |= {f"{attack}/{half}": (idx, correct[idx]) for half, idx in groups.items()}
     return results
 
-
-def signed_accuracies(model: nn.Module, x: Tensor, y: Tensor, *, eps: float, attacks: Sequence[str],
-                      halves: bool = False, batch_size: int = 256, device: torch.device | str,
-                      seed: int = 0) -> dict[str, float]:
-    """Accuracy (a fraction) under each of ``attacks`` (``clean`` or ``pgd<k>``) at signed ``eps``: ``{"pgd20": ...}``
-    and, with ``halves``, also ``{"pgd20/low_ce": ..., "pgd20/high_ce": ...}`` per half by clean cross-entropy."""
-    points = signed_points(model, x, y, eps=eps, attacks=attacks, halves=halves, batch_size=batch_size,
-                           device=device, seed=seed)
-    return {name: correct.float().mean().item() for name, (_, correct) in points.items()}
