@@ -11,6 +11,8 @@ from typing import TypeVar
 
 import pandas as pd
 
+from runstore.reader import RUNG_SCORE, STOPPED_MARK
+
 
 @dataclass(frozen=True)
 class Cell:
@@ -60,7 +62,13 @@ def bold_best(cells: Mapping[K, Cell]) -> dict[K, Cell]:
 
 
 def aggregate(df: pd.DataFrame, by: Sequence[str], metric: str) -> dict[tuple, Cell]:
-    """One :class:`Cell` per combination of the ``by`` columns, over the runs (seeds) that logged ``metric``."""
+    """One :class:`Cell` per combination of the ``by`` columns, over the runs (seeds) that logged ``metric``. Only
+    finished runs: a run stopped at a rung, failed or cut short has no final-protocol numbers, and its last values
+    beside finished ones would make a column of two kinds (:func:`stopped_texts` shows a stopped row instead)."""
+    if "status" in df and (unfinished := df.loc[df["status"] != "FINISHED", "status"]).size:
+        raise ValueError(f"{len(unfinished)} of the runs did not finish ({', '.join(sorted(set(unfinished)))}): a "
+                         "table never mixes truncated runs with finished ones in a column. Aggregate SweepRuns.runs "
+                         "(the finished ones) and show the rows a budget stopped with stopped_texts(sweep.stopped)")
     col = f"metrics.{metric}"
     logged = df.dropna(subset=[col]) if col in df else df.iloc[0:0]
     if "params.seed" in logged:  # the runs of a cell in seed order, so two cells' runs pair by seed
@@ -68,6 +76,23 @@ def aggregate(df: pd.DataFrame, by: Sequence[str], metric: str) -> dict[tuple, C
     return {(key if isinstance(key, tuple) else (key,)): replace(
                 Cell.of(group[col]), runs=tuple(group["run_id"]) if "run_id" in group else (), metric=metric)
             for key, group in logged.groupby(list(by), sort=True)}
+
+
+STOPPED_NOTE = (f"{STOPPED_MARK} stopped at a rung by the sweep's budget (--budget): the row's selection score (its "
+                "PGD accuracy on the selection points) at that epoch, shown in place of the final protocol's number, "
+                "which it never reached; neither bolded nor compared")
+
+
+def stopped_texts(stopped: pd.DataFrame, by: Sequence[str]) -> dict[tuple, str]:
+    """Per combination of the ``by`` columns, what a table shows for a row that a budgeted sweep stopped at a rung
+    (``SweepRuns.stopped``): the mean score there in percent, marked, and the 1-based epoch, e.g. ``31.25* (epoch
+    4)``. It is text, never a :class:`Cell`, so no mean, bold or significance test takes it for a final number."""
+    score = f"metrics.{RUNG_SCORE}"
+    if stopped.empty or score not in stopped:
+        return {}
+    return {(key if isinstance(key, tuple) else (key,)):
+            f"{100 * group[score].mean():.2f}{STOPPED_MARK} (epoch {int(group['metrics.epoch'].max()) + 1})"
+            for key, group in stopped.dropna(subset=[score]).groupby(list(by), sort=True)}
 
 
 @dataclass

@@ -62,6 +62,16 @@ def add_run_arguments(parser: argparse.ArgumentParser, presets: Sequence[str]) -
     parser.add_argument("--dry-run", action="store_true",
                         help="validate every trial and print the trials, their shared values and a GPU-hours estimate; "
                              "start nothing and write nothing")
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument("--budget", type=fraction, metavar="F",
+                        help="train about F (0 < F <= 1) of the full sweep's trial-epochs: successive halving stops "
+                             "the poorer trials of each group a table compares at rungs, the rest train to the end "
+                             "(launch/budget.py; --dry-run prints the plan and both costs)")
+    budget.add_argument("--budget-hours", type=at_least(0, float, strictly=True), metavar="H",
+                        help="the same budget in GPU-hours at the dry run's reference speeds")
+    parser.add_argument("--rungs", choices=["schedule", "epochs"], default="schedule",
+                        help="with a budget: one rung right after the first LR decay (schedule), or ASHA's rungs at "
+                             "g, 3g, 9g, ... epochs (epochs)")
     parser.add_argument("--agreement-from", metavar="SWEEP",
                         help="with --dry-run: size the table's resolution from how the rows of this finished sweep "
                              "disagreed point by point (default: an earlier sweep of the same name, if any)")
@@ -86,6 +96,17 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grace-period", type=at_least(1), default=None,
                         help="ASHA: epochs before a trial can be stopped")
     parser.add_argument("--reduction-factor", type=at_least(2), default=None, help="ASHA: keep 1/factor at each rung")
+
+
+def fraction(text: str) -> float:
+    """An argparse ``type`` for a share of a whole: a number in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a fraction in (0, 1], e.g. 0.25, not {text}")
+    return value
 
 
 def sweep_name(text: str) -> str:

@@ -78,7 +78,10 @@ def measured_speeds(results: Path = RESULTS) -> dict[tuple[str, str], Speed]:
     speeds: dict[tuple[str, str], Speed] = {}
     for path in sorted(results.glob("*.csv")):
         with path.open(newline="") as f:
-            for row in csv.DictReader(f):
+            rows = csv.DictReader(f)
+            if "min_per_epoch" not in (rows.fieldnames or ()):  # another benchmark's results (budget_fidelity.csv)
+                continue
+            for row in rows:
                 if row.get("path", "fp32") != "fp32" or row.get("processes", "1") != "1":
                     continue
                 speeds.setdefault((row["method"], row["model"]), Speed(
@@ -93,6 +96,23 @@ def reference_speeds(results: Path = RESULTS) -> dict[tuple[str, str], Speed]:
 
 def hours(value: float) -> str:
     return f"{value:.0f}" if value >= 100 else f"{value:.3g}"
+
+
+def trial_speed(cfg: TrainConfig, speeds: Mapping[tuple[str, str], Speed]) -> Speed | None:
+    """The reference speed of one trial's method and model on its dataset, if there is one."""
+    speed = speeds.get((method_of_config(cfg).speed_name(cfg), cfg.model))
+    return speed if speed is not None and cfg.dataset in speed.datasets else None
+
+
+def full_hours(trials: Sequence[TrainConfig], speeds: Mapping[tuple[str, str], Speed] | None = None
+               ) -> tuple[float, str] | None:
+    """The GPU-hours of ``trials`` trained to their last epoch and the device they are counted on; None when a trial
+    has no reference speed or the trials are counted on different devices (no one total)."""
+    speeds = reference_speeds() if speeds is None else speeds
+    found = [trial_speed(cfg, speeds) for cfg in trials]
+    if not trials or any(speed is None for speed in found) or len({speed.device for speed in found}) > 1:
+        return None
+    return sum(cfg.epochs * speed.minutes_per_epoch / 60 for cfg, speed in zip(trials, found)), found[0].device
 
 
 def cost_lines(trials: Sequence[TrainConfig], speeds: Mapping[tuple[str, str], Speed] | None = None) -> list[str]:

@@ -15,10 +15,10 @@ import textwrap
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ray.tune.search.sample import Categorical, Domain, Function, Integer
+from ray.tune.search.sample import Categorical, Domain, Integer
 
 from launch.cost import cost_lines
-from launch.space import grid_points
+from launch.space import grid_points, searched_keys
 from launch.sweep import Sweep
 from trainables.config import TrainConfig
 
@@ -53,8 +53,7 @@ def table(rows: Sequence[Sequence[str]]) -> list[str]:
 def plan(name: str, sweep: Sweep, configs: Sequence[TrainConfig], measured: Agreement | None = None) -> list[str]:
     """The dry run of one sweep; ``configs`` are its validated trial configs, in :func:`grid_points` order;
     ``measured``: how a finished sweep's rows disagreed point by point (:func:`measured_agreement`)."""
-    searched = {key: value for key, value in sweep.param_space.items()
-                if isinstance(value, Domain) and not isinstance(value, Function)}
+    searched = {key: sweep.param_space[key] for key in searched_keys(sweep.param_space)}
     lines = [f"sweep {name!r} (MLflow experiment {sweep.family!r}), dry run: nothing started"]
     if searched:
         # One method, model and schedule per search: every trial costs what its first validation point costs.
@@ -77,7 +76,10 @@ def plan(name: str, sweep: Sweep, configs: Sequence[TrainConfig], measured: Agre
     if trials:
         lines += cost_lines(trials)
         lines.append(resolution_line(trials, measured))
-    if sweep.scheduler is not None:
+    budget = getattr(sweep.scheduler, "plan", None)  # a budgeted sweep's (launch/budget.py)
+    if budget is not None:
+        lines += budget.lines()
+    elif sweep.scheduler is not None:
         lines.append("the scheduler stops poor trials early, so the estimate is an upper bound")
     return lines
 

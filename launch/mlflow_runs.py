@@ -10,7 +10,14 @@ from collections.abc import Callable, Mapping
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
-from trainables.tracking import END_REASON_TAG, PARENT_TAG, SWEEP_TAG, TRIAL_TAG, sweep_parent_filter
+from trainables.tracking import (
+    END_REASON_TAG,
+    PARENT_TAG,
+    STOPPED_EARLY,
+    SWEEP_TAG,
+    TRIAL_TAG,
+    sweep_parent_filter,
+)
 
 REPORT_ARTIFACT = "table.md"  # what the sweep printed at its end, kept with its parent run
 
@@ -55,7 +62,7 @@ def close_child_runs(client: MlflowClient, exp_id: str, parent_id: str, results,
     def outcome(run: Run) -> tuple[str, str]:
         if run.data.tags.get(TRIAL_TAG) in failed and not interrupted:
             return "FAILED", "failed"
-        return ("KILLED", INTERRUPTED) if interrupted else ("KILLED", "stopped_early")
+        return ("KILLED", INTERRUPTED) if interrupted else ("KILLED", STOPPED_EARLY)
 
     close_running_runs(client, exp_id, parent_id, outcome)
 

@@ -25,6 +25,7 @@ from ray.tune.result import TRAINING_ITERATION
 
 from launch.optuna_search import FINAL_PREFIX, reached_end
 from trainables.runtime import run_name
+from trainables.tracking import RUNG_SCORE
 
 REPO = Path(__file__).resolve().parent.parent
 # Every epoch's selection scores (checkpoint selection on a fixed subset: clean and PGD accuracy, trainables/runtime.py);
@@ -77,6 +78,10 @@ class TrialLines(tune.Callback):
                     f"after epoch {self._epoch(trial, trial.last_result)}" if resumed else "")
 
     def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial, result: dict, **info: Any) -> None:
+        if RUNG_SCORE in result:  # a budgeted sweep's rung: the scheduler ranks this score within the trial's group
+            self._print(trial, "rung", f"epoch {self._epoch(trial, result)}, {RUNG_SCORE} {result[RUNG_SCORE]:.3f} "
+                                       "(waits for its group's rows to rank them)")
+            return
         last = self._last_line.get(trial.trial_id, self._start)
         if reached_end(result) or time.monotonic() - last < self.epoch_every_s:
             return  # the last epoch's scores come with "finished"

@@ -20,6 +20,7 @@ from runstore.uri import missing_sqlite_store
 from trainables.config import git_commit
 from trainables.tracking import SWEEP_TAG, sweep_parent_filter
 
+BUDGET_TAG = "budget"  # "0.25 schedule": the budget and its rung placement
 
 def set_aside_unreadable_state(sweep_dir: str) -> None:
     """If the newest of Tune's files that record the sweep (the experiment state, the searcher's and the callbacks'
@@ -48,8 +49,10 @@ def recorded_settings(args: argparse.Namespace, sweep: Sweep) -> dict[str, str]:
     """What a sweep's parent run records of the flags that shape its trials, so that ``--resume`` can hold a later
     command to them: the preset, the seeds, the number of trials (``--num-samples``, a script's own flags) and the
     ``--set`` values (the tag ``overrides``, recorded only where some were given)."""
+    plan = getattr(sweep.scheduler, "plan", None)  # a budgeted sweep's (launch/budget.py)
     return {"preset": str(args.preset), "seeds": str(getattr(args, "seeds", 1)), TRIALS_TAG: str(sweep.size()),
-            **({OVERRIDES_TAG: sweep.tags[OVERRIDES_TAG]} if OVERRIDES_TAG in sweep.tags else {})}
+            **({OVERRIDES_TAG: sweep.tags[OVERRIDES_TAG]} if OVERRIDES_TAG in sweep.tags else {}),
+            **({BUDGET_TAG: f"{plan.budget:.4g} {plan.placement}"} if plan is not None else {})}
 
 
 def check_resumable(sweep: Sweep, args: argparse.Namespace, name: str, storage: str, tracking_uri: str) -> None:
@@ -79,7 +82,10 @@ def check_resumable(sweep: Sweep, args: argparse.Namespace, name: str, storage: 
 
 
 # How each recorded setting is given on the command line, for the refusal's message.
-_AS_FLAGS = {"preset": "--preset {}", "seeds": "--seeds {}", TRIALS_TAG: "{} trials", OVERRIDES_TAG: "--set {}"}
+_AS_FLAGS = {"preset": "--preset {}", "seeds": "--seeds {}", TRIALS_TAG: "{} trials", OVERRIDES_TAG: "--set {}",
+             BUDGET_TAG: "--budget {}"}
+# Settings whose absence is a value (no --set, no --budget), compared even where one side does not record them.
+_ABSENT_IS_NONE = (OVERRIDES_TAG, BUDGET_TAG)
 
 
 def check_same_settings(name: str, recorded: Mapping[str, str], now: Mapping[str, str], allow_code_change: bool
@@ -87,13 +93,17 @@ def check_same_settings(name: str, recorded: Mapping[str, str], now: Mapping[str
     """Refuse a ``--resume`` whose settings differ from those the sweep recorded when it started (a sweep from
     before they were recorded is held to what it has), and one from another commit unless ``allow_code_change``."""
     def shown(key: str, value: str | None) -> str:
-        if key == OVERRIDES_TAG and not value:
-            return "no --set"
+        if key in _ABSENT_IS_NONE and not value:
+            return "no " + _AS_FLAGS[key].split()[0]
+        if key == BUDGET_TAG:
+            budget, placement = value.split()
+            return f"--budget {budget} --rungs {placement}"
         return _AS_FLAGS[key].format(" --set ".join(value.split(",")) if key == OVERRIDES_TAG else value)
 
-    changed = [f"it was started with {shown(key, recorded.get(key))}, this command gives {shown(key, value)}"
-               for key, value in now.items()
-               if (key in recorded or key == OVERRIDES_TAG) and recorded.get(key, "") != value]
+    keys = [key for key in _AS_FLAGS if key in now or key in _ABSENT_IS_NONE]
+    changed = [f"it was started with {shown(key, recorded.get(key))}, this command gives {shown(key, now.get(key))}"
+               for key in keys
+               if (key in recorded or key in _ABSENT_IS_NONE) and recorded.get(key, "") != now.get(key, "")]
     if changed:
         raise SystemExit(f"error: --resume --name {name}: {'; '.join(changed)}. A sweep continues with the settings "
                          "it was started with: repeat its command with --resume, or start a new sweep with --name")

@@ -33,6 +33,13 @@ def grid_points(space: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
         yield point | {key: function.func(point) for key, function in derived.items()}
 
 
+def searched_keys(space: Mapping[str, Any]) -> tuple[str, ...]:
+    """The keys a search chooses (sampled domains); empty for a grid sweep."""
+    from ray.tune.search.sample import Domain, Function
+
+    return tuple(key for key, value in space.items() if isinstance(value, Domain) and not isinstance(value, Function))
+
+
 def per_value(key: str, table: Mapping[Any, Mapping[str, Any]]) -> dict[str, Any]:
     """Hyperparameters that follow a grid axis, e.g. the model and schedule of each BiaMAT variant.
 

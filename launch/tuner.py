@@ -24,6 +24,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_SOURCE_NAME, MLFLOW_SOURCE_TYPE
 from ray import tune
 
+from launch.budget import with_budget
 from launch.checks import check_sweeps
 from launch.cluster import check_cluster_reachable
 from launch.full_disk import FullDiskStop, check_room_to_start, full_disk_message, stopped_by_full_disk
@@ -109,6 +110,7 @@ def run_sweep(sweep: Sweep, args: argparse.Namespace, name: str, report: Callabl
         raise SystemExit("error: --restart-unreadable continues a sweep: add --resume --name NAME of that sweep")
     sweep = with_overrides(sweep, args)  # --set first: every check and the MLflow runs see its values
     sweep = replace(sweep, param_space=with_absolute_datasets(sweep.param_space))
+    sweep = with_budget(sweep, args)  # its rungs are each trial's rung_epochs, which the checks validate
     if check_sweeps({name: sweep}, args):
         return None
     where = Where(name, absolute_storage_path(args.storage_path), absolute_tracking_uri(args.tracking_uri))

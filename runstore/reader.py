@@ -34,6 +34,10 @@ SWEEP_TAG = "sweep"
 PARENT_TAG = "sweep_run_id"
 TRIAL_TAG = "trial_id"  # only trial runs have it: a sweep's parent run is the run with its sweep tag and without this
 TRIALS_TAG = "trials"  # on a parent run: how many trials the sweep was started with (absent on older sweeps)
+END_REASON_TAG = "end_reason"  # why the sweep ended a trial's run
+STOPPED_EARLY = "stopped_early"  # that end_reason of a trial a budgeted sweep stopped at a rung
+RUNG_SCORE = "rung/score"  # the selection score a trial reported at its rungs
+STOPPED_MARK = "*"  # after a stopped row's number in a table
 
 
 class SweepNotFoundError(LookupError):
@@ -173,6 +177,9 @@ class SweepRuns:
     client: MlflowClient = field(repr=False)
     trials: int | None = None  # how many the sweep was started with (its parent's ``trials`` tag), if recorded
     status: str = "FINISHED"  # the parent run's: RUNNING while the sweep runs, KILLED once interrupted
+    # The trials a budgeted sweep's scheduler stopped at a rung (launch/budget.py): KILLED, end_reason stopped_early,
+    # with the epoch (metrics.epoch, 0-based) and the score (metrics.rung/score) they were stopped at.
+    stopped: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def never_started(self) -> int | None:
         """Trials of the sweep that have no MLflow run yet (None when the sweep's size was not recorded)."""
@@ -183,7 +190,12 @@ class SweepRuns:
         text = f"sweep {self.name!r} (experiment {self.experiment}, parent run {self.parent_id}): " \
                f"{n} finished trial{'' if n == 1 else 's'}"
         if self.skipped:
-            text += "; skipped " + ", ".join(f"{count} {status}" for status, count in sorted(self.skipped.items()))
+            skipped = dict(self.skipped)
+            if len(self.stopped):  # of the KILLED runs, those the budget stopped at a rung
+                skipped["KILLED"] -= len(self.stopped)
+                skipped = {f"stopped at a rung by the budget{STOPPED_MARK}": len(self.stopped),
+                           **{status: count for status, count in skipped.items() if count}}
+            text += "; skipped " + ", ".join(f"{count} {status}" for status, count in sorted(skipped.items()))
         waiting = self.never_started()
         if waiting:
             text += f"; {waiting} of {self.trials} trials never started"
@@ -254,6 +266,7 @@ def load_sweep(sweep: str | None = None, *, parent_run: str | None = None, exper
     exp_id = parent.info.experiment_id
     children = runs_frame(_search_all(client, [exp_id], f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'"))
     finished = children["status"] == "FINISHED"
+    stopped = (children["status"] == "KILLED") & (column(children, f"tags.{END_REASON_TAG}") == STOPPED_EARLY)
     return SweepRuns(
         name=parent.data.tags.get(SWEEP_TAG, parent.info.run_name),
         parent_id=parent.info.run_id,
@@ -263,6 +276,7 @@ def load_sweep(sweep: str | None = None, *, parent_run: str | None = None, exper
         client=client,
         trials=int(trials) if (trials := parent.data.tags.get(TRIALS_TAG, "")).isdigit() else None,
         status=parent.info.status,
+        stopped=children[stopped].reset_index(drop=True),
     )
 
 

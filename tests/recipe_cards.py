@@ -53,6 +53,7 @@ RUNTIME: Card = {
     "augment": ("auto", ("papers: random crop and flip on CIFAR and ImageNet; SVHN's is not stated: the crop alone "
                         "(trainables/datasets.default_augmentation: no flipped digits)")),
     "holdout_n": (1000, "unused when selecting on the test set"),
+    "rung_epochs": ((), "not a recipe value: a budgeted sweep's rungs (--budget, launch/budget.py)"),
     "train_eval_n": (0, "not a recipe value: UIAT Fig. 2's training curves (sweeps/uiat_figures.py)"),
     "curve_steps": (0, "not a recipe value: UIAT Fig. 2's PGD-20 curves (sweeps/uiat_figures.py)"),
     "final_n": (10000, "papers: the whole CIFAR-10 test set"),

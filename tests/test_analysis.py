@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 from analysis import biamat_tables
 from analysis.biamat.figures import fig3
 from analysis.biamat.tables import table1, table4, table12, table13
-from analysis.cells import Cell
+from analysis.cells import STOPPED_NOTE, Cell, aggregate
 from analysis.render import emit, to_csv, to_latex, to_markdown
 from analysis.runs import distinguishing_params, resolve_metric
 from runstore.reader import StoreNotFoundError, load_sweep, selection_protocol
@@ -192,6 +192,27 @@ def test_table13_mean_and_std_over_seeds(store):
     assert cell_texts(table)[1] == ["0.45", "50.00 ± 0.21", "56.21 ± 0.30"]
     assert "AutoAttack (best checkpoint)" in table.title and "primary CIFAR-10, auxiliary ImageNet" in table.title
     assert "mean ± sample std over 2 seeds per cell" in to_markdown(table)
+
+
+def test_a_budgeted_table13_marks_the_rows_stopped_at_a_rung_and_never_averages_them_in(store):
+    sweep = store.sweep("biamat-pi-ablation", "pi-budget")
+    for seed in range(2):
+        store.trial(sweep, "biamat", biamat("at", 0.45, seed), final_metrics(0.50))
+    # pi 0.55 was stopped at the rung after epoch 10 (logged as step 9): its two seeds' scores there, 0.30 and 0.32.
+    for seed, score in enumerate((0.30, 0.32)):
+        run_id = store.trial(sweep, "biamat", biamat("at", 0.55, seed), {"rung/score": score, "epoch": 9},
+                             status="KILLED")
+        store.client.set_tag(run_id, "end_reason", "stopped_early")
+    runs = load_sweep("pi-budget", tracking_uri=store.uri)
+    assert len(runs.runs) == 2 and len(runs.stopped) == 2
+    table = table13(runs)
+    assert cell_texts(table)[1:] == [["0.45", "50.00 ± 0.00"], ["0.55", "31.00* (epoch 10)"]]
+    assert isinstance(table.rows[0][1], Cell) and isinstance(table.rows[1][1], str)  # text: no mean, bold or test
+    assert STOPPED_NOTE in table.notes
+    assert "skipped 2 stopped at a rung by the budget*" in runs.summary()
+    # The cells themselves refuse truncated runs beside finished ones.
+    with pytest.raises(ValueError, match="never mixes truncated runs with finished ones"):
+        aggregate(pd.concat([runs.runs, runs.stopped]), ["params.pi"], "best/autoattack")
 
 
 def test_table13_shows_the_last_epochs_high_fraction_beside_each_variant(store):

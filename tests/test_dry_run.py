@@ -102,6 +102,24 @@ def test_dry_run_lists_the_grid_and_starts_nothing(module, argv, preset, trials,
         assert "GPU estimate: " in out
 
 
+def test_a_quarter_budget_of_table_13_prints_its_plan_and_both_costs(empty_cwd, capsys):
+    out = dry_run(pi_ablation, ["--preset", "paper", "--budget", "0.25"], capsys)
+    assert "GPU estimate: about 957 V100-hours" in out  # the full grid, as without a budget
+    assert "cost: about 239 V100-hours budgeted, against 957 for the full grid" in out
+    assert "variant=at: 6 rows of 100 epochs, rung(s) at epoch 10" in out
+    assert "ranks before the first LR decay (epoch 61)" in out and "ranks before the first LR decay (epoch 100)" in out
+    assert list(empty_cwd.iterdir()) == []
+    # The same budget in GPU-hours, and a budget that ranks after the decay at a price.
+    assert "cost: about 239 V100-hours budgeted" in dry_run(pi_ablation, ["--preset", "paper", "--budget-hours",
+                                                                          "239.3"], capsys)
+    assert "variant=at: 6 rows of 100 epochs, rung(s) at epoch 61 with reduction factor 3" in dry_run(
+        pi_ablation, ["--preset", "paper", "--budget", "0.8"], capsys)
+    with pytest.raises(SystemExit, match="--budget 0.05 is too small for variant=at"):
+        dry_run(pi_ablation, ["--preset", "paper", "--budget", "0.05"], capsys)
+    with pytest.raises(SystemExit, match="leave out --asha"):
+        dry_run(uiat_search, ["--asha", "--budget", "0.9"], capsys)
+
+
 def test_pi_ablation_paper_costs_about_960_v100_hours(empty_cwd, capsys):
     out = dry_run(pi_ablation, ["--preset", "paper"], capsys)
     # 6 x AT+BiaMAT (56.5 h) + 6 x TRADES+BiaMAT (103 h), BiaMAT appendix Table 11.

@@ -135,6 +135,10 @@ class TrainConfig:
     # holdout_n training images, which the trial then does not train on (no test-set leakage).
     select_on: Literal["test", "holdout"] = "test"
     holdout_n: int = 1000
+    # A budgeted sweep's rungs (--budget, launch/budget.py): after each of these 1-based epochs the trial also scores
+    # its selection metric on the selection points and reports it as rung/score, which the sweep's scheduler ranks
+    # to stop the poorer trials. A rung evaluation never changes which checkpoint is selected. Empty: no rungs.
+    rung_epochs: tuple[int, ...] = ()
     # Learning curves on training data (UIAT Fig. 2, robust overfitting): with train_eval_n > 0, every epoch that
     # checkpoint selection evaluates also evaluates clean and PGD-<attack_steps> accuracy on train_eval_n of the
     # training images (un-augmented), logged as train_eval/clean and train_eval/pgd<k>; 0: off.
@@ -224,6 +228,10 @@ class TrainConfig:
                               "or 'first_decay'")
         if self.eval_from == "first_decay" and (self.schedule != "piecewise" or not self.lr_milestones):
             raise ConfigError("eval_from='first_decay' needs a piecewise schedule with lr_milestones")
+        if list(self.rung_epochs) != sorted(set(self.rung_epochs)) or any(
+                not 1 <= e < self.epochs for e in self.rung_epochs):
+            raise ConfigError(f"rung_epochs={list(self.rung_epochs)} must be increasing 1-based epochs before the last "
+                              f"(1..{self.epochs - 1}): a rung ranks trials that still have epochs to run")
         if not 0 <= self.keep_epoch <= self.epochs:
             raise ConfigError(f"keep_epoch={self.keep_epoch} must be 0 (keep the best) or a 1-based epoch in "
                               f"1..epochs={self.epochs}")

@@ -38,7 +38,15 @@ from trainables.image_set import ImageSet
 from trainables.loader import Batch, DeviceLoader, MixedLoader
 from trainables.models import Classifier, create_model
 from trainables.safe_export import SAFE_FOLDER, classifier_architecture, save_safe_model
-from trainables.tracking import EPOCH_METRIC, NODE_TAG, TRIAL_TAG, TrialRun, failure_reason, retire_trial_run
+from trainables.tracking import (
+    EPOCH_METRIC,
+    NODE_TAG,
+    RUNG_SCORE,
+    TRIAL_TAG,
+    TrialRun,
+    failure_reason,
+    retire_trial_run,
+)
 from trainables.training import (
     first_decay_epoch,
     make_optimizer,
@@ -223,13 +231,16 @@ class Trial:
         """Evaluate when :meth:`evaluates` says so and update the selected weights: the best PGD accuracy so far, or
         the weights of ``keep_epoch`` when the config keeps a fixed epoch."""
         self.next_epoch = epoch + 1
+        rung = epoch + 1 in self.cfg.rung_epochs
         if not self.evaluates(epoch):
-            return {}
+            # A budgeted sweep's rung between selection epochs: scored the same way, never selected.
+            return {RUNG_SCORE: self.select_metrics()[self.tracker.metric]} if rung else {}
         metrics = self.select_metrics()
         if self.tracker.update(epoch, metrics):
             self.best_weights = {k: v.detach().to("cpu", copy=True) for k, v in self.method.model.state_dict().items()}
         selected = {} if self.tracker.best_epoch is None else {"best_epoch": float(self.tracker.best_epoch)}
-        return {f"select/{k}": v for k, v in metrics.items()} | selected | self.train_eval_metrics()
+        scored = {RUNG_SCORE: metrics[self.tracker.metric]} if rung else {}
+        return {f"select/{k}": v for k, v in metrics.items()} | selected | scored | self.train_eval_metrics()
 
     def final_metrics(self) -> dict[str, float]:
         """The paper protocol on the best and the last weights (fp32, eval mode); which points each got right is

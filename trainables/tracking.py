@@ -36,6 +36,10 @@ DISK_FULL = "disk_full"  # the end_reason of a run that failed because a disk it
 # What a full disk looks like in an error: OSError ENOSPC's text, and SQLite's own wording.
 FULL_DISK_ERRORS = ("No space left on device", "database or disk is full")
 EPOCH_METRIC = "epoch"  # logged with every epoch's batch: its steps are the epochs a run holds
+# A budgeted sweep's rung: the selection metric after a rung epoch (TrainConfig.rung_epochs), what its scheduler
+# ranks (launch/budget.py) and what a table shows for a trial stopped there.
+RUNG_SCORE = "rung/score"
+STOPPED_EARLY = "stopped_early"  # the end_reason of a run a budgeted sweep's scheduler stopped at a rung
 NODE_TAG = "ray_node_id"  # the Ray node of the trial's latest attempt
 # A trial's selected weights (a state_dict saved with torch.save), logged by methods that register them.
 WEIGHTS_ARTIFACT = "weights.pt"

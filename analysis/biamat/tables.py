@@ -21,7 +21,7 @@ from analysis.biamat.runs import (
     primary_order,
     setting,
 )
-from analysis.cells import Cell, Table, aggregate, bold_best
+from analysis.cells import STOPPED_NOTE, Cell, Table, aggregate, bold_best, stopped_texts
 from analysis.render import compose
 from analysis.runs import (
     dataset_name,
@@ -49,8 +49,10 @@ def table13(sweep: SweepRuns, metric: str | None = None) -> Table:
     high = aggregate(df, [*keys, "params.pi"], HIGH_FRACTION)
     header = [part for name in names for part in ([name, compose(name, " ", HIGH_HEADER)] if high else [name])]
 
+    stopped = stopped_texts(biamat_runs(sweep.stopped), [*keys, "params.pi"])
+
     def cells_of(col: tuple, pi: float) -> list[str | Cell]:
-        accuracy = cells.get((*col, pi), MISSING)
+        accuracy = cells.get((*col, pi), stopped.get((*col, pi), MISSING))
         if not high:
             return [accuracy]
         passed = high.get((*col, pi))
@@ -58,10 +60,10 @@ def table13(sweep: SweepRuns, metric: str | None = None) -> Table:
 
     rows: list[list[str | Cell]] = [
         [number(pi), *(part for col in columns for part in cells_of(col, pi))]
-        for pi in sorted({key[3] for key in cells})
+        for pi in sorted({key[3] for key in [*cells, *stopped]})
     ]
     title = f"Table 13. Ablation on π ({setting(df)}): {metric_label(metric)} accuracy (%)"
-    notes = [sweep.summary()]
+    notes = [sweep.summary(), *([STOPPED_NOTE] if stopped else [])]
     if high:
         notes.append(f"{HIGH_HEADER}: share of auxiliary samples with primary confidence >= omega over the last "
                      "epoch (train/high_fraction), mean over seeds")
