@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from analysis.cells import Cell
+from analysis.cells import STOPPED_NOTE, Cell
 from analysis.render import render
 from analysis.uiat.runs import method_label
 from analysis.uiat.tables import lambda_table, table1, table2, table3, table4, table5, table6
@@ -59,6 +59,12 @@ def test_table3_and_lambda_table():
     table = lambda_table(sweep_of(lam_rows))
     assert [row[0] for row in table.rows] == ["1", "3.5"] and table.rows[1][1].n == 2
     assert table.header == ["lambda", "Natural", "PGD-20"]
+    # lambda 6 was stopped at a budget's rung after epoch 5: its rung score, marked, under the robust column only.
+    stopped = pd.DataFrame([uiat("uag+fr", oneoff=True) | {"params.lam": 6.0, "metrics.rung/score": 0.25,
+                                                           "metrics.epoch": 4.0, "status": "KILLED"}])
+    budgeted = SweepRuns("s", "parent", "exp", sweep_of(lam_rows).runs, {"KILLED": 1}, client=None, stopped=stopped)
+    table = lambda_table(budgeted)
+    assert table.rows[-1] == ["6", "-", "25.00* (epoch 5)"] and STOPPED_NOTE in table.notes
 
 
 def test_columns_from_two_checkpoints_name_their_own():

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.cells import Cell, Table, aggregate, bold_best
+from analysis.cells import STOPPED_NOTE, Cell, Table, aggregate, bold_best, stopped_texts
 from analysis.runs import dataset_name, metric_label, resolve_metric
 from analysis.uiat.runs import (
     EPOCH_TIME,
@@ -58,12 +58,16 @@ def table6(sweep: SweepRuns, metric: str | None = None) -> Table:
 def lambda_table(sweep: SweepRuns, metric: str | None = None) -> Table:
     """Fig. 3 as a table: natural and robust accuracy for each lambda."""
     df, metrics, cells = lambda_cells(sweep, metric)
-    lams = sorted({key[0] for c in cells.values() for key in c})
-    rows: list[list[str | Cell]] = [[f"{lam:g}", *(cells[m].get((lam,), MISSING) for m in metrics)] for lam in lams]
+    # A row a budgeted sweep stopped at a rung: its rung score (a robust accuracy) under the robust column.
+    stopped = stopped_texts(uiat_runs(sweep.stopped), ["params.lam"])
+    lams = sorted({key[0] for c in cells.values() for key in c} | {key[0] for key in stopped})
+    rows: list[list[str | Cell]] = [
+        [f"{lam:g}", *(cells[m].get((lam,), stopped.get((lam,), MISSING) if m == metrics[-1] else MISSING)
+                       for m in metrics)] for lam in lams]
     variant = ", ".join(sorted({method_label(r) for _, r in df.iterrows()}))
     title = f"Fig. 3. Sensitivity of {variant} to lambda ({datasets(df)}): accuracy (%)"
     headers, checkpoint = paper_headers(metrics)
-    return Table(title, ["lambda", *headers], rows, [*checkpoint, sweep.summary()])
+    return Table(title, ["lambda", *headers], rows, [*checkpoint, sweep.summary(), *([STOPPED_NOTE] if stopped else [])])
 
 
 def eps_label(eps: float) -> str:
