@@ -217,13 +217,12 @@ def test_same_seed_and_preset_give_the_same_metrics_in_two_runs(tmp_path):
 
 @pytest.mark.slow
 def test_a_budgeted_sweep_stops_rows_at_its_rung_and_its_table_marks_them(tmp_path):
-    """The reduced grid (2 variants x 2 pi, 4 epochs, 1 warm-up epoch) at --budget 0.8: one rung after epoch 2 in each
+    """The reduced grid (2 variants x 2 pi, 3 epochs, 1 warm-up epoch) at --budget 0.85: one rung after epoch 2 in each
     variant keeps the better pi, which trains on after waiting for the other (paused, then resumed from its
     checkpoint in the same MLflow run); the other stops there and the table shows its rung score, marked."""
-    sweep = subprocess.run(sweep_command(tmp_path, "--budget", "0.8", concurrency=2), cwd=tmp_path, text=True,
-                           capture_output=True, env=e2e_env(4), timeout=600, check=False)
+    sweep = subprocess.run(sweep_command(tmp_path, "--budget", "0.85", concurrency=2), cwd=tmp_path, text=True,
+                           capture_output=True, env=e2e_env(3), timeout=600, check=False)
     assert sweep.returncode == 0, sweep.stdout[-3000:] + sweep.stderr[-3000:]
-    assert "rung(s) at epoch 2" not in sweep.stdout  # the plan is the dry run's; the run prints its rungs as reached
     assert len(re.findall(r"^ +\d+:\d\d  rung +variant=", sweep.stdout, re.MULTILINE)) == 4, sweep.stdout
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     runs = child_runs(client)
@@ -236,12 +235,12 @@ def test_a_budgeted_sweep_stops_rows_at_its_rung_and_its_table_marks_them(tmp_pa
         assert kept.data.metrics["rung/score"] >= cut.data.metrics["rung/score"]
         # The kept trial's run: every epoch once (no duplicate from its pause), its rung score its selection score.
         epochs = [m.step for m in client.get_metric_history(kept.info.run_id, "epoch")]
-        assert sorted(epochs) == [0, 1, 2, 3], epochs
+        assert sorted(epochs) == [0, 1, 2], epochs
         (rung,) = client.get_metric_history(kept.info.run_id, "rung/score")
         assert rung.step == 1 and rung.value == next(m.value for m in client.get_metric_history(
             kept.info.run_id, "select/pgd1") if m.step == 1)
     (parent,) = [r for r in client.search_runs([runs[0].info.experiment_id]) if "trial_id" not in r.data.tags]
-    assert parent.data.tags["budget"] == "0.8 schedule" and parent.info.status == "FINISHED"
+    assert parent.data.tags["budget"] == "0.85 schedule" and parent.info.status == "FINISHED"
     rows = [line for line in sweep.stdout.splitlines() if line.startswith("| 0.")]
     assert len(rows) == 2 and sum(line.count("* (epoch 2)") for line in rows) == 2, sweep.stdout[-3000:]
     assert "stopped at a rung by the sweep's budget" in sweep.stdout
