@@ -50,14 +50,17 @@ class GroupPlan:
     reduction: int
     fraction: float  # the share of the group's trial-epochs it trains
     landmark: int  # the epoch right after the first LR decay (or the LR peak); epochs + 1 without one
+    landmark_text: str = "the first LR decay"
+    unit: str = "rows"  # what a rung ranks: a grid's rows, a search's trials
 
     def describe(self) -> str:
         rungs = ", ".join(map(str, self.rungs))
         counts = " -> ".join(map(str, reach(self.trials, self.reduction, len(self.rungs))))
-        text = (f"{self.group}: {self.trials} rows of {self.epochs} epochs, rung(s) at epoch {rungs} with reduction "
-                f"factor {self.reduction} ({counts} rows go on): {self.fraction:.2f} of its trial-epochs")
+        text = (f"{self.group}: {self.trials} {self.unit} of {self.epochs} epochs, rung(s) at epoch {rungs} with "
+                f"reduction factor {self.reduction} ({counts} {self.unit} go on): {self.fraction:.2f} of its "
+                "trial-epochs")
         if self.landmark < self.epochs and self.rungs[0] < self.landmark:
-            text += (f"; ranks before the first LR decay (epoch {self.landmark}), where rankings can still reorder: "
+            text += (f"; ranks before {self.landmark_text} (epoch {self.landmark}), where rankings can still reorder: "
                      f"--budget {minimum_fraction(self, after_landmark=True):.2f} --rungs schedule ranks right after "
                      "it")
         return text
@@ -71,6 +74,10 @@ def landmark_epoch(cfg: TrainConfig) -> int:
     if cfg.schedule == "cyclic":
         return cfg.epochs // 2 + 1
     return cfg.epochs + 1
+
+
+def landmark_text(cfg: TrainConfig) -> str:
+    return "the LR peak" if cfg.schedule == "cyclic" else "the first LR decay"
 
 
 def cost_fraction(trials: int, epochs: int, rungs: Sequence[int], reduction: int) -> float:
@@ -95,16 +102,17 @@ def _candidates(trials: int, epochs: int, first: int, placement: str) -> list[tu
             for reduction in range(2, max(2, trials) + 1)]
 
 
-def plan_group(group: str, trials: int, cfg: TrainConfig, budget: float, placement: str) -> GroupPlan:
-    """The plan of one group of ``trials`` trials like ``cfg`` (same epochs and schedule) within ``budget``; raises
-    ConfigError, naming the smallest budget that works, when none does."""
+def plan_group(group: str, trials: int, cfg: TrainConfig, budget: float, placement: str, unit: str = "rows"
+               ) -> GroupPlan:
+    """The plan of one group of ``trials`` rows (or a search's trials: ``unit``) like ``cfg`` (same epochs and
+    schedule) within ``budget``; raises ConfigError, naming the smallest budget that works, when none does."""
     first = getattr(cfg, "warmup_epochs", 0) + 1  # never rank inside a warm-up
     if first >= cfg.epochs:
         raise ConfigError(f"--budget: {group} has no epoch to rank at: a rung comes after the warm-up ("
                           f"{first - 1} epochs) and before the last of {cfg.epochs} epochs: train longer "
                           f"(--set epochs={first + 1} or more) or leave out --budget")
     landmark = landmark_epoch(cfg)
-    fits = [GroupPlan(group, trials, cfg.epochs, rungs, reduction, fraction, landmark)
+    fits = [GroupPlan(group, trials, cfg.epochs, rungs, reduction, fraction, landmark, landmark_text(cfg), unit)
             for rungs, reduction in _candidates(trials, cfg.epochs, first, placement)
             if (fraction := cost_fraction(trials, cfg.epochs, rungs, reduction)) <= budget]
     if placement == "schedule":
@@ -115,7 +123,7 @@ def plan_group(group: str, trials: int, cfg: TrainConfig, budget: float, placeme
     if not fits:
         cheapest = minimum_fraction(GroupPlan(group, trials, cfg.epochs, (first,), 2, 1.0, landmark),
                                     placement=placement)
-        raise ConfigError(f"--budget {budget:g} is too small for {group} ({trials} rows of {cfg.epochs} epochs, "
+        raise ConfigError(f"--budget {budget:g} is too small for {group} ({trials} {unit} of {cfg.epochs} epochs, "
                           f"none ranked before epoch {first}): the cheapest {placement} rungs cost "
                           f"{cheapest:.2f} of its trial-epochs; pass --budget {cheapest:.2f} or more")
     return max(fits, key=lambda plan: (plan.rungs[0], -plan.reduction))
@@ -200,7 +208,7 @@ def with_budget(sweep: Sweep, args: argparse.Namespace) -> Sweep:
                              "schedule or warm-up: run them as separate sweeps")
         rows = len(group) if search else len({label_of(cfg, row_keys) for cfg in group})
         try:
-            plans[label] = plan_group(label, rows, group[0], budget, args.rungs)
+            plans[label] = plan_group(label, rows, group[0], budget, args.rungs, "trials" if search else "rows")
         except ConfigError as exc:
             raise SystemExit(f"error: {exc}") from None
     plan = BudgetPlan(budget, args.rungs, tuple(plans.values()), keys, tuple(trials))
