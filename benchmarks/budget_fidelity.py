@@ -110,6 +110,7 @@ class _Trial:
 
     def __init__(self, trial_id: str, config: dict) -> None:
         self.trial_id, self.config, self.status, self.is_saving = trial_id, config, "RUNNING", False
+        self.last_result: dict = {}
 
     def __repr__(self) -> str:
         return self.trial_id

@@ -13,8 +13,10 @@ frees its GPU for the trials still on their way) until every trial of its group 
 its seeds are ranked by their mean score and go on or stop together, so a row is never half truncated.
 
 Each trial reports its score at a rung as ``rung/score`` (``TrainConfig.rung_epochs``: its selection metric after
-that epoch). A sweep resumed after an interruption starts with an empty record: the trials paused at an undecided
-rung then train to the end, which costs more than the plan and loses nothing.
+that epoch). A sweep resumed after an interruption starts with an empty record (Tune does not save a scheduler's
+state): a restored trial counts as past every rung up to its last epoch, so no rung waits for a trial that will not
+report there again, and the trials paused at an undecided rung train to the end, which costs more than the plan and
+loses nothing.
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ records its budget)."""
         self.cut: set[str] = set()  # trials stopped at a rung
         self.ended: set[str] = set()  # trials that failed or ended otherwise: no rung waits for them
         self.released: set[str] = set()  # paused trials that passed their rung, free to run again
+        self.past: dict[tuple[str, int], set[str]] = {}  # (group, rung) -> restored trials already at or past it
 
     def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
         return True  # it ranks rung/score, the selection metric a search's own metric also reads
@@ -77,8 +80,16 @@ records its budget)."""
         return group_of(trial.config, self.group_keys)
 
     def on_trial_add(self, tune_controller: Any, trial: Trial) -> None:
-        self.members.setdefault(self._group(trial), {})[trial.trial_id] = trial
+        group = self._group(trial)
+        self.members.setdefault(group, {})[trial.trial_id] = trial
         self.ended.discard(trial.trial_id)  # Tune re-adds a failed trial it retries
+        # A trial restored by --resume (or retried) may be at or past some rungs already: it will not report there.
+        reached = int((getattr(trial, "last_result", None) or {}).get(EPOCH_METRIC, -1)) + 1
+        for epoch in self.rungs.get(group, ()):
+            if epoch <= reached:
+                self.past.setdefault((group, epoch), set()).add(trial.trial_id)
+        if trial.status == Trial.TERMINATED:  # restored finished or stopped: waits for no rung
+            self.ended.add(trial.trial_id)
 
     def on_trial_result(self, tune_controller: Any, trial: Trial, result: Mapping[str, Any]) -> str:
         if trial.trial_id in self.cut:
@@ -97,7 +108,8 @@ records its budget)."""
     def _complete(self, group: str, epoch: int) -> bool:
         """Whether every trial of the group has reached the rung, or was stopped or ended before it."""
         out = {tid for tid in self.members.get(group, {}) if tid in self.cut or tid in self.ended}
-        return len(out | set(self.scores.get((group, epoch), {}))) >= self.sizes[group]
+        there = set(self.scores.get((group, epoch), {})) | self.past.get((group, epoch), set())
+        return len(out | there) >= self.sizes[group]
 
     def _decide(self, tune_controller: Any, group: str, epoch: int, current: Trial | None) -> None:
         """Rank the rows at a complete rung once, by their trials' mean score: the best rows' trials go on (paused

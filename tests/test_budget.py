@@ -107,6 +107,18 @@ def test_a_trial_that_fails_before_its_rung_does_not_hold_the_rung_up():
     assert "t1" not in scheduler.ended
 
 
+def test_a_resumed_sweeps_rung_waits_for_no_trial_restored_past_it():
+    """After --resume the scheduler starts empty: a trial restored past the rung and one stopped there before the
+    interruption must not hold the rung up (it would wait for reports that never come)."""
+    trials = [fidelity._Trial(f"t{i}", {}) for i in range(3)]
+    trials[0].last_result = {EPOCH_METRIC: 3}  # trained epochs 1-4: past the rung after epoch 2
+    trials[1].last_result, trials[1].status = {EPOCH_METRIC: 1, RUNG_SCORE: 0.2}, "TERMINATED"  # stopped there
+    trials[2].last_result = {EPOCH_METRIC: 0}  # one epoch in
+    scheduler, controller = scheduler_of(trials, reduction=3)
+    assert scheduler.on_trial_result(controller, trials[2], rung_result(2, 0.5)) == TrialScheduler.CONTINUE
+    assert scheduler.on_trial_result(controller, trials[0], {EPOCH_METRIC: 4}) == TrialScheduler.CONTINUE
+
+
 def test_tunes_asha_on_the_same_rung_keeps_more_than_a_synchronous_rung():
     """ASHA decides each trial as it arrives, so rows that arrive in rising order all go on; the synchronous rung
     keeps 8 // 4 = 2, the best two, whatever the order. Replayed on curves that rise with the row."""
