@@ -3,8 +3,8 @@
     python analysis/uiat_tables.py table6 --sweep uiat-ablation-paper        # Table 6: UAG / FR / IAM ablation
     python analysis/uiat_tables.py lambda --sweep uiat-lambda-paper          # Fig. 3 as a table
     python analysis/uiat_tables.py fig3 --sweep uiat-lambda-paper --out fig3.png   # Fig. 3: accuracy against lambda
-    python analysis/uiat_tables.py table3 --sweep uiat-eps-paper \\
-        --baseline-sweep uiat-eps-paper-trades                               # Table 3: training eps 10/12/16 /255
+    python analysis/uiat_tables.py table3 --sweep uiat-eps-paper --baseline-sweep uiat-eps-paper-trades \\
+        --hat-sweep uiat-eps-paper-hat                                       # Table 3: training eps 10/12/16 /255
     python analysis/uiat_tables.py table2 --sweep uiat-ablation-paper --sweep uiat-eps-paper \\
         --sweep uiat-eps-paper-trades --sweep baselines-uiat-paper              # Table 2: minutes per training epoch
     python analysis/uiat_tables.py table4 --sweep uiat-extra-data-paper-baselines \\
@@ -45,11 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     helps = {
         "table6": "Table 6: UAG / FR / IAM ablation (natural, PGD-20, AutoAttack)",
         "lambda": "Fig. 3 as a table: natural and robust accuracy per lambda",
-        "table3": "Table 3: TRADES, UIAT and one-off UIAT trained at eps 10/12/16 /255",
+        "table3": "Table 3: TRADES, HAT, UIAT and one-off UIAT trained at eps 10/12/16 /255",
     }
     add_table_commands(commands, helps)
     commands.choices["table3"].add_argument("--baseline-sweep", default=None,
                                             help="sweep with the TRADES runs (default: TRADES trials of --sweep)")
+    commands.choices["table3"].add_argument("--hat-sweep", default=None,
+                                            help="sweep with the HAT runs (default: HAT trials of --sweep)")
     fig = commands.add_parser("fig3", help="Fig. 3: natural and robust accuracy against lambda as a PNG")
     add_source_arguments(fig, output=False)
     fig.add_argument("--metric", default=None, help="robust metric (default: the strongest attack logged)")
@@ -117,8 +119,9 @@ def main(argv: list[str] | None = None) -> None:
         elif args.command == "lambda":
             table = lambda_table(sweep, args.metric)
         else:
-            baseline = load_sweep(args.baseline_sweep, tracking_uri=args.tracking_uri) if args.baseline_sweep else None
-            table = table3(sweep, baseline, args.metric)
+            baseline, hat = (load_sweep(name, tracking_uri=args.tracking_uri) if name else None
+                             for name in (args.baseline_sweep, args.hat_sweep))
+            table = table3(sweep, baseline, args.metric, hat=hat)
     except (SweepNotFoundError, ValueError) as exc:
         raise SystemExit(f"error: {exc}") from None
     emit(with_stats(table, args), args.format, args.out)

@@ -1,16 +1,18 @@
-"""UIAT Table 3: training at eps = 10, 12 and 16 /255; UIAT and one-off UIAT against TRADES, x seeds.
+"""UIAT Table 3: training at eps = 10, 12 and 16 /255; TRADES, HAT, UIAT and one-off UIAT, x seeds.
 
-    python sweeps/uiat_eps.py                         # smoke: synthetic data, tiny CNN, eps 16/255 only: ~2 min
-    python sweeps/uiat_eps.py --preset paper --seeds 3 --address auto      # 9 x 3 ResNet-18 runs on a GPU cluster
-    python analysis/uiat_tables.py table3 --sweep uiat-eps-paper --baseline-sweep uiat-eps-paper-trades
+    python sweeps/uiat_eps.py                         # smoke: synthetic data, tiny CNN, eps 16/255 only: ~3 min
+    python sweeps/uiat_eps.py --preset paper --seeds 3 --address auto      # 12 x 3 ResNet-18 runs (+3 helpers)
+    python analysis/uiat_tables.py table3 --sweep uiat-eps-paper --baseline-sweep uiat-eps-paper-trades \
+        --hat-sweep uiat-eps-paper-hat
 
-Two sweeps, one after the other: ``NAME`` (UIAT with all components and one-off UIAT, ``components=uag+fr``) and
-``NAME-trades`` (TRADES, beta 6, its x + 0.001 N(0, 1) start), on the same data, model, schedule and attack budget
-(``sweeps/uiat_presets.py``); ``--resume`` continues both. Every trial is evaluated at its own training eps, as in
-Table 3. The PGD step follows eps with the preset's step-to-eps ratio at 8/255 (2/255 in the paper preset, so 2.5,
-3 and 4 /255), for TRADES too (its usual 0.007 at 0.031 is a similar ratio). The paper's Table 3 also lists HAT
-rows, which this sweep does not train yet; HAT itself is implemented (``trainables/methods/hat.py``) and trained by
-UIAT Table 1's comparison (``sweeps/uiat_comparison.py``).
+Four sweeps, one after the other: ``NAME`` (UIAT with all components and one-off UIAT, ``components=uag+fr``),
+``NAME-trades`` (TRADES, beta 6, its x + 0.001 N(0, 1) start), ``NAME-helpers`` (standard training, one per seed:
+HAT's helper models, in the MLflow experiment ``baselines`` where HAT looks for them) and ``NAME-hat`` (HAT with its
+CIFAR-10 ResNet-18 constants, beta 2.5, gamma 0.5, h 2, as in UIAT Table 1: HAT's paper gives none for larger eps), on
+the same data, model, schedule and attack budget (``sweeps/uiat_presets.py``); ``--resume`` continues all four.
+Every trial is evaluated at its own training eps, as in Table 3. The PGD step follows eps with the preset's
+step-to-eps ratio at 8/255 (2/255 in the paper preset, so 2.5, 3 and 4 /255), for TRADES and HAT too (TRADES's usual
+0.007 at 0.031 is a similar ratio).
 
 The table is printed at the end (rebuilt from MLflow, like ``python analysis/uiat_tables.py table3``).
 """
@@ -63,35 +65,64 @@ def trades_space(preset: str, seeds: int) -> dict:
     }
 
 
+def helper_space(preset: str, seeds: int) -> dict:
+    """HAT's helpers: standard training on the same data, model and schedule, one per seed (eps plays no part)."""
+    from ray import tune
+
+    return {**baseline_preset(preset), "training": "standard", "seed": tune.grid_search(list(range(seeds)))}
+
+
+def hat_space(preset: str, seeds: int, helper_sweep: str) -> dict:
+    from ray import tune
+
+    return {
+        **baseline_preset(preset),
+        "helper_sweep": helper_sweep, "beta": 2.5, "gamma": 0.5, "h": 2.0, "attack_start": "normal",
+        "eps": tune.grid_search(list(EPSILONS[preset])),
+        "seed": tune.grid_search(list(range(seeds))),
+        **attack_steps(preset),
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, PRESETS).parse_args(argv)
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
     from analysis.render import emit
     from analysis.uiat.tables import table3
     from launch.checks import check_sweeps
+    from launch.hat_helpers import require_hat_helpers
     from launch.overrides import with_overrides_each
     from launch.sweep import Sweep
     from launch.tuner import run_sweep
     from runstore.reader import load_sweep
 
-    spaces = uiat_space(args.preset, args.seeds), trades_space(args.preset, args.seeds)
-    name = args.name or f"uiat-eps-{args.preset}"
+    preset, seeds = args.preset, args.seeds
+    name = args.name or f"uiat-eps-{preset}"
+    names = [name, f"{name}-trades", f"{name}-helpers", f"{name}-hat"]
     sweeps = {
-        name: Sweep.of("uiat", family="uiat-eps", param_space=spaces[0], name_keys=("eps", "oneoff", "seed")),
-        f"{name}-trades": Sweep.of("baseline", family="uiat-eps", param_space=spaces[1],
-                                   name_keys=("training", "eps", "seed")),
+        names[0]: Sweep.of("uiat", family="uiat-eps", param_space=uiat_space(preset, seeds),
+                           name_keys=("eps", "oneoff", "seed")),
+        names[1]: Sweep.of("baseline", family="uiat-eps", param_space=trades_space(preset, seeds),
+                           name_keys=("training", "eps", "seed")),
+        names[2]: Sweep.of("baseline", family="baselines", param_space=helper_space(preset, seeds),
+                           name_keys=("training", "seed")),
+        names[3]: Sweep.of("hat", family="uiat-eps", param_space=hat_space(preset, seeds, names[2]),
+                           name_keys=("eps", "seed")),
     }
-    sweeps, args = with_overrides_each(sweeps, args)  # --set, checked for both sweeps before either starts
-    if check_sweeps(sweeps, args):  # both sweeps are checked before the first one starts
+    sweeps, args = with_overrides_each(sweeps, args)  # --set: each key to the sweeps that have it
+    if check_sweeps(sweeps, args):  # every sweep is checked before the first one starts
         return
 
     def report() -> None:
         uri = args.tracking_uri
-        emit(table3(load_sweep(name, tracking_uri=uri), load_sweep(f"{name}-trades", tracking_uri=uri)))
+        emit(table3(*(load_sweep(n, tracking_uri=uri) for n in (names[0], names[1])),
+                    hat=load_sweep(names[3], tracking_uri=uri)))
 
-    run_sweep(sweeps[name], args, name)
-    run_sweep(sweeps[f"{name}-trades"], args, f"{name}-trades", report=report,
-              next_steps=[f"analysis/uiat_tables.py table2 --sweep {name} --sweep {name}-trades"])
+    for sweep_name in names[:3]:
+        run_sweep(sweeps[sweep_name], args, sweep_name)
+    require_hat_helpers(sweeps[names[3]], args, names[2])  # the standard-training trials just run
+    run_sweep(sweeps[names[3]], args, names[3], report=report,
+              next_steps=[f"analysis/uiat_tables.py table2 --sweep {name} --sweep {name}-trades --sweep {name}-hat"])
 
 
 if __name__ == "__main__":

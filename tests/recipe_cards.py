@@ -293,6 +293,8 @@ UIAT_BASELINE: Card = {
 }
 UIAT_EPS_TRADES: Card = {**UIAT_BASELINE, "training": ("trades", f"{UIAT} Table 3: the TRADES rows"),
                          "eps": TABLE3_EPS, "attack_step": EPS_STEP}
+UIAT_EPS_HELPERS: Card = {**UIAT_BASELINE, "training": ("standard", "HAT's helper: standard training, one per seed"),
+                          "attack_start": ("uniform", "standard training crafts no attack: the field's default")}
 FIG2_TRAIN_EVAL = (1000, f"{UIAT} Fig. 2: training-set curves; not stated how many: the first 1,000 images")
 FIG2_CURVES = (20, f"{UIAT} Fig. 2: PGD-20 accuracy curves (PGD-10 still selects the checkpoint)")
 UIAT_FIGURES: Card = {**UIAT_FULL, "train_eval_n": FIG2_TRAIN_EVAL, "curve_steps": FIG2_CURVES,
@@ -352,6 +354,10 @@ UIAT_TABLE1_HAT: Card = {
     "h": (2.0, f"{HAT_PAPER}: helper x + 2 (x_adv - x)"),
     "attack_start": ("normal", f"{HAT_PAPER}: the TRADES attack, x + 0.001 N(0, 1), first gradient unprojected"),
 }
+UIAT_EPS_HAT: Card = {**UIAT_TABLE1_HAT, **{k: UIAT_TRAINING[k] for k in TABLE1_DATA},
+                      "eps": TABLE3_EPS, "attack_step": EPS_STEP,
+                      "helper_sweep": ("uiat-eps-paper-helpers", "the standard-training trials of the same script"),
+                      "beta": (2.5, f"{HAT_PAPER}: beta 2.5 for CIFAR-10 ResNet-18; none given for larger eps")}
 # UIAT Table 5 (sweeps/uiat_single_step.py): single-step methods at three eps, alone and with one-off UIAT.
 TABLE5_SHARED: Card = {
     "eps": (Axis((6 / 255, 8 / 255, 10 / 255)), f"{UIAT} Table 5: eps 6, 8 and 10 /255"),

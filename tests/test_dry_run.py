@@ -57,7 +57,8 @@ def presets(module: ModuleType) -> list[str]:
 CASES: list[tuple[ModuleType, list[str], Callable[[str], list[int]]]] = [
     *[(m, ["--seeds", str(SEEDS)], lambda p, m=m: [grid_size(m.search_space(p, SEEDS))]) for m in GRID_SCRIPTS],
     (uiat_eps, ["--seeds", str(SEEDS)],
-     lambda p: [grid_size(uiat_eps.uiat_space(p, SEEDS)), grid_size(uiat_eps.trades_space(p, SEEDS))]),
+     lambda p: [grid_size(uiat_eps.uiat_space(p, SEEDS)), grid_size(uiat_eps.trades_space(p, SEEDS)),
+                grid_size(uiat_eps.helper_space(p, SEEDS)), grid_size(uiat_eps.hat_space(p, SEEDS, "h"))]),
     (biamat_search, ["--asha"], lambda p: [biamat_search.SEARCH[p]["num_samples"]]),
     (uiat_search, ["--asha"], lambda p: [uiat_search.SEARCH[p]["num_samples"]]),
     *[(afs_merger, [table, "--seeds", str(SEEDS)],

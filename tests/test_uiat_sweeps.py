@@ -44,17 +44,21 @@ def test_lambda_and_eps_sweeps_print_fig3_table3_and_table2(ray_local, reduced, 
     figure3, table3 = out[out.find("**Fig. 3."):], out[out.find("**Table 3."):]
     print(figure3[:1200], table3[:2000])
     assert "| 1 |" in figure3 and "| 6 |" in figure3
-    for name in ("| 12/255 | TRADES |", "| UIAT |", "| UIAT (One-off) |"):
+    for name in ("| 12/255 | TRADES |", "| HAT |", "| UIAT |", "| UIAT (One-off) |"):
         assert name in table3, name
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     uiat_tables.main(["fig3", "--sweep", "uiat-lambda-smoke", "--tracking-uri", uri, "--out", str(tmp_path / "f.png")])
     assert (tmp_path / "f.png").stat().st_size > 0
-    sweeps = ["uiat-lambda-smoke", "uiat-eps-smoke", "uiat-eps-smoke-trades"]
+    sweeps = ["uiat-lambda-smoke", "uiat-eps-smoke", "uiat-eps-smoke-trades", "uiat-eps-smoke-hat"]
     uiat_tables.main(["table2", *(arg for name in sweeps for arg in ("--sweep", name)), "--tracking-uri", uri])
     table2 = capsys.readouterr().out
     print(table2)
-    assert all(f"| {name} |" in table2 for name in ("TRADES", "UIAT", "UIAT (One-off)"))
+    assert all(f"| {name} |" in table2 for name in ("TRADES", "HAT", "UIAT", "UIAT (One-off)"))
+    # The documented analysis command, HAT from its own sweep.
+    uiat_tables.main(["table3", "--sweep", "uiat-eps-smoke", "--baseline-sweep", "uiat-eps-smoke-trades",
+                      "--hat-sweep", "uiat-eps-smoke-hat", "--tracking-uri", uri])
+    assert "| HAT |" in capsys.readouterr().out
 
 
 @pytest.mark.slow

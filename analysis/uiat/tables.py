@@ -75,15 +75,19 @@ def eps_label(eps: float) -> str:
     return f"{round(eps * 255)}/255" if abs(round(eps * 255) - eps * 255) < 1e-4 else f"{eps:.4g}"
 
 
-def table3(sweep: SweepRuns, baseline: SweepRuns | None = None, metric: str | None = None) -> Table:
-    """Table 3: per training eps, TRADES, UIAT and one-off UIAT with natural and robust accuracy at that eps;
-    TRADES from ``baseline`` (another sweep) or from the TRADES trials of ``sweep`` itself."""
+def table3(sweep: SweepRuns, baseline: SweepRuns | None = None, metric: str | None = None, *,
+           hat: SweepRuns | None = None) -> Table:
+    """Table 3: per training eps, TRADES, HAT, UIAT and one-off UIAT with natural and robust accuracy at that eps;
+    TRADES from ``baseline`` (another sweep) or from the TRADES trials of ``sweep`` itself, HAT from ``hat`` or from
+    the HAT trials of ``sweep``."""
     df = uiat_runs(sweep.runs)
     if df.empty:
         raise ValueError(f"no finished UIAT trials: {sweep.summary()}")
     base = (baseline or sweep).runs
     base = base[(column(base, "tags.method") == "baseline") & (column(base, "params.training") == "trades")]
-    frame = pd.concat([df, base], ignore_index=True)
+    hats = (hat or sweep).runs
+    hats = hats[column(hats, "tags.method") == "hat"]
+    frame = pd.concat([df, base, hats], ignore_index=True)
     frame["method"] = [method_label(r) for _, r in frame.iterrows()]
     metrics = [NATURAL, resolve_metric(metric, df, base)]
     cells = {m: aggregate(frame, ["params.eps", "method"], m) for m in metrics}
@@ -94,8 +98,8 @@ def table3(sweep: SweepRuns, baseline: SweepRuns | None = None, metric: str | No
                  for i, name in enumerate(methods)]
     headers, checkpoint = paper_headers(metrics)
     notes = [*checkpoint, sweep.summary()] + ([f"TRADES from {baseline.summary()}"] if baseline is not None else [])
-    if base.empty:
-        notes.append("no finished TRADES trials found")
+    notes += [f"HAT from {hat.summary()}"] if hat is not None else []
+    notes += [f"no finished {name} trials found" for name, runs in (("TRADES", base), ("HAT", hats)) if runs.empty]
     title = f"Table 3. Training and evaluation at larger eps ({datasets(df)}): accuracy (%)"
     return Table(title, ["eps", "Method", *headers], rows, notes)
 
