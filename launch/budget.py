@@ -211,6 +211,12 @@ def with_budget(sweep: Sweep, args: argparse.Namespace) -> Sweep:
             plans[label] = plan_group(label, rows, group[0], budget, args.rungs, "trials" if search else "rows")
         except ConfigError as exc:
             raise SystemExit(f"error: {exc}") from None
+    largest = max(len(group) for group in members.values())
+    if getattr(args, "concurrency", 0) and args.concurrency < largest:
+        # Tune counts a paused trial against --concurrency: the trials still on their way would never start.
+        raise SystemExit(f"error: --budget pauses each trial at a rung until its whole group ({largest} trials) has "
+                         f"reached it, so all of them must be able to start: pass --concurrency {largest} or more, or "
+                         "leave it out (a paused trial frees its GPU for the others)")
     plan = BudgetPlan(budget, args.rungs, tuple(plans.values()), keys, tuple(trials))
     # The scheduler knows a group by the values Tune puts in each trial's config.
     by_group = {group_of({key: getattr(cfg, key) for key in keys}, keys): label_of(cfg, keys) for cfg in trials}

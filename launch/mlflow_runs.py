@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
@@ -49,20 +49,24 @@ def close_running_runs(client: MlflowClient, exp_id: str, parent_id: str,
         client.set_terminated(run.info.run_id, status=status)
 
 
-def close_child_runs(client: MlflowClient, exp_id: str, parent_id: str, results, interrupted: bool) -> None:
+def close_child_runs(client: MlflowClient, exp_id: str, parent_id: str, results, interrupted: bool,
+                     stopped: Collection[str] = ()) -> None:
     """Close the runs of trials that never reached their own ``finish``.
 
-    A trial's run is still RUNNING when Tune stopped it: a scheduler (ASHA) ended it early, or a signal cut the sweep
-    short (``interrupted``). Both end KILLED, tagged with why, so none is left RUNNING; ``--resume`` reopens the
-    interrupted ones. Whether the sweep was interrupted comes from the signal, not from Tune's trial states: on its way
-    out Tune marks the trials it cut off TERMINATED like the finished ones.
+    A trial's run is still RUNNING when Tune stopped it: a scheduler (ASHA, a budget's rung) ended it early, or a
+    signal cut the sweep short (``interrupted``). Both end KILLED, tagged with why, so none is left RUNNING;
+    ``--resume`` reopens the interrupted ones. Whether the sweep was interrupted comes from the signal, not from Tune's
+    trial states: on its way out Tune marks the trials it cut off TERMINATED like the finished ones. ``stopped``: the
+    trial ids a scheduler is known to have stopped (a budget's rungs keep them), which stay stopped early even when a
+    signal came later: Tune will not resume them, so "interrupted" would be their last word.
     """
     failed = {r.metrics.get("trial_id") for r in results if r.error is not None and r.metrics}
 
     def outcome(run: Run) -> tuple[str, str]:
-        if run.data.tags.get(TRIAL_TAG) in failed and not interrupted:
+        trial = run.data.tags.get(TRIAL_TAG)
+        if trial in failed and not interrupted:
             return "FAILED", "failed"
-        return ("KILLED", INTERRUPTED) if interrupted else ("KILLED", STOPPED_EARLY)
+        return ("KILLED", INTERRUPTED) if interrupted and trial not in stopped else ("KILLED", STOPPED_EARLY)
 
     close_running_runs(client, exp_id, parent_id, outcome)
 

@@ -238,7 +238,7 @@ def _fit(sweep: Sweep, args: argparse.Namespace, where: Where, stop: StopSignals
         if stopped_by_full_disk(client, exp_id, parent_id, written, bool(results.errors), started_ms):
             raise SystemExit(full_disk_message(written, where.name))
         interrupted = stop.received is not None
-        close_child_runs(client, exp_id, parent_id, results, interrupted)
+        close_child_runs(client, exp_id, parent_id, results, interrupted, getattr(sweep.scheduler, "cut", ()))
         status = "KILLED" if interrupted else "FAILED" if results.errors else "FINISHED"
         if interrupted:
             print(resume_line.format(stop.received))

@@ -171,3 +171,21 @@ def test_the_store_reader_names_what_the_trials_and_launcher_write():
 
     for name in ("RUNG_SCORE", "STOPPED_EARLY", "END_REASON_TAG"):
         assert getattr(reader, name) == getattr(tracking, name)
+
+
+def test_a_trial_stopped_at_a_rung_before_a_signal_stays_stopped_early(tmp_path):
+    """Tune will not resume a trial a rung stopped, so a Ctrl+C that came later must not mark its run interrupted
+    (which --resume would never reopen, and a table would count as KILLED)."""
+    from mlflow.tracking import MlflowClient
+
+    from launch.mlflow_runs import close_child_runs
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp_id = client.create_experiment("e")
+    parent = client.create_run(exp_id, tags={"sweep": "s"}).info.run_id
+    runs = {trial: client.create_run(exp_id, tags={"sweep_run_id": parent, "trial_id": trial}).info.run_id
+            for trial in ("cut", "cut_off")}
+    close_child_runs(client, exp_id, parent, [], interrupted=True, stopped={"cut"})
+    ended = {trial: client.get_run(run_id) for trial, run_id in runs.items()}
+    assert {trial: (run.info.status, run.data.tags["end_reason"]) for trial, run in ended.items()} == {
+        "cut": ("KILLED", "stopped_early"), "cut_off": ("KILLED", "interrupted")}

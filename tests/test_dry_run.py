@@ -117,6 +117,8 @@ def test_a_quarter_budget_of_table_13_prints_its_plan_and_both_costs(empty_cwd, 
         pi_ablation, ["--preset", "paper", "--budget", "0.8"], capsys)
     with pytest.raises(SystemExit, match="--budget 0.05 is too small for variant=at"):
         dry_run(pi_ablation, ["--preset", "paper", "--budget", "0.05"], capsys)
+    with pytest.raises(SystemExit, match="--budget pauses each trial at a rung until its whole group \\(6 trials\\)"):
+        dry_run(pi_ablation, ["--preset", "paper", "--budget", "0.8", "--concurrency", "4"], capsys)
     with pytest.raises(SystemExit, match="leave out --asha"):
         dry_run(uiat_search, ["--asha", "--budget", "0.9"], capsys)
 
