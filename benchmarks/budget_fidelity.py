@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import platform
 import subprocess
 import tempfile
@@ -237,7 +238,7 @@ def measure(grids: list[Grid], policy: str, budget: float) -> dict[str, Any]:
 def machine() -> str:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                             check=False).stdout
-    return f"{commit.strip() or 'unknown'} on {platform.machine()}, {platform.processor() or 'cpu'}"
+    return f"{commit.strip() or 'unknown'} on {platform.machine()}, {os.cpu_count()} CPUs"
 
 
 def main(argv: list[str] | None = None) -> None:

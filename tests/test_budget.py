@@ -189,3 +189,18 @@ def test_a_trial_stopped_at_a_rung_before_a_signal_stays_stopped_early(tmp_path)
     ended = {trial: client.get_run(run_id) for trial, run_id in runs.items()}
     assert {trial: (run.info.status, run.data.tags["end_reason"]) for trial, run in ended.items()} == {
         "cut": ("KILLED", "stopped_early"), "cut_off": ("KILLED", "interrupted")}
+
+
+def test_the_fidelity_measure_scores_a_ranking_that_holds_from_the_rung_to_the_end_as_perfect():
+    """Grids whose rows keep their order from the first epoch to the final protocol: a budget keeps the whole ranking
+    and the best row, and the full grid of the next repeat agrees with this one; a budget no plan meets is a note."""
+    epochs = 8
+    grids = [fidelity.Grid(curves={row: {e: row / 10 + e / 100 + seed / 1000 for e in range(1, epochs + 1)}
+                                   for row in range(8)},
+                           final={row: row / 10 + seed / 1000 for row in range(8)}, config=TrainConfig(epochs=epochs))
+             for seed in range(3)]
+    budgeted = fidelity.measure(grids, "schedule", 0.5)
+    assert budgeted["cost"] <= 0.5 and budgeted["best_survives"] == 1
+    assert budgeted["tau"] == pytest.approx(1.0) and budgeted["tau_min"] == pytest.approx(1.0)
+    assert fidelity.measure(grids, fidelity.REFERENCE, 1.0)["tau"] == pytest.approx(1.0)
+    assert "pass --budget" in fidelity.measure(grids, "schedule", 0.05)["note"]
