@@ -24,10 +24,11 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from launch.checks import trial_configs
 from launch.cost import full_hours, hours
 from launch.mlflow_view import view_columns
 from launch.rungs import RungScheduler, group_of, reach
-from launch.space import grid_points, searched_keys
+from launch.space import searched_keys
 from launch.sweep import Sweep
 from trainables.config import ConfigError, TrainConfig
 from trainables.training import first_decay_epoch
@@ -187,7 +188,7 @@ def with_budget(sweep: Sweep, args: argparse.Namespace) -> Sweep:
     search = bool(searched_keys(sweep.param_space))
     keys = group_keys_of(sweep)
     row_keys = None if search else tuple(key for key in sweep.name_keys if key != "seed")
-    configs = [sweep.config_cls.from_dict(point) for point in grid_points(sweep.param_space)]
+    configs = trial_configs(sweep.config_cls, sweep.param_space)  # a bad value exits with the reason
     # A search: num_samples trials like its first point (one method, model and schedule per search).
     trials = [configs[0]] * sweep.num_samples if search else configs * sweep.num_samples
     if budget_hours is not None:

@@ -32,6 +32,10 @@ def test_from_dict_coerces_types():
         ({"epochs": 110, "lr_milestones": [105, 100]}, "must increase"),
         ({"epochs": 100, "lr_milestones": [0.9, 50]}, "must increase"),  # 0.9 of 100 epochs is after epoch 50
         ({"final_attacks": []}, "final_attacks is empty"),
+        ({"train_n": 128, "select_on": "holdout", "holdout_n": 128, "batch_size": 32},
+         ("train_n=128 leaves 0 images to train on beside the holdout_n=128 held out for checkpoint selection, fewer "
+         "than one batch of 32: set train_n to 160 or more, or lower holdout_n")),
+        ({"train_n": 16, "batch_size": 32}, "train_n=16 leaves 16 images to train on, fewer than one batch of 32"),
     ],
 )
 def test_bad_input_is_rejected_with_the_reason(values, message):

@@ -119,6 +119,9 @@ def test_a_quarter_budget_of_table_13_prints_its_plan_and_both_costs(empty_cwd, 
         dry_run(pi_ablation, ["--preset", "paper", "--budget", "0.05"], capsys)
     with pytest.raises(SystemExit, match="--budget pauses each trial at a rung until its whole group \\(6 trials\\)"):
         dry_run(pi_ablation, ["--preset", "paper", "--budget", "0.8", "--concurrency", "4"], capsys)
+    # A bad value is the checks' one-line refusal, not a traceback from planning the budget.
+    with pytest.raises(SystemExit, match="error: train_n=128 leaves 0 images to train on"):
+        dry_run(uiat_search, ["--budget", "0.9", "--set", "train_n=128"], capsys)
     with pytest.raises(SystemExit, match="leave out --asha"):
         dry_run(uiat_search, ["--asha", "--budget", "0.9"], capsys)
 

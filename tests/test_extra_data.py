@@ -132,7 +132,7 @@ def test_trial_data_reads_the_extra_set_and_counts_its_indices_after_the_trainin
     data = TrialData.load(TrainConfig.from_dict({"train_n": 64, "extra_data": f"npz:{npz}",
                                                  "original_fraction": 0.5}), None)
     assert len(data.extra) == 40 and data.extra.num_classes == 10 and data.index_size == 104
-    assert TrialData.load(TrainConfig.from_dict({"train_n": 64}), None).index_size == 64
+    assert TrialData.load(TrainConfig.from_dict({"train_n": 64, "batch_size": 32}), None).index_size == 64
 
 
 @pytest.mark.parametrize("classes, size, message", [(11, 32, "has labels up to 10, but synthetic has 10 classes"),

@@ -47,7 +47,7 @@ def sorted_folder(tmp_path_factory) -> str:
 def test_every_subset_of_a_class_sorted_folder_covers_every_class_in_proportion(sorted_folder):
     assert load_dataset(sorted_folder, "test").labels[:PER_CLASS].unique().tolist() == [0]  # the first 25: class 0
     cfg = TrainConfig.from_dict({"dataset": sorted_folder, "train_n": 40, "eval_n": 40, "final_n": 60,
-                                 "train_eval_n": 20})
+                                 "train_eval_n": 20, "batch_size": 20})
     data = TrialData.load(cfg, None)
     # Every class, in counts a proportional random draw gives (chi-square against equal shares): "the first N" would
     # hold classes 0-1 of 40 points and 0-2 of 60 (p below 1e-8).

@@ -211,6 +211,7 @@ class TrainConfig:
             raise ConfigError(f"lr={self.lr} must be positive and weight_decay={self.weight_decay} non-negative")
         if self.select_on == "holdout" and self.holdout_n < 1:
             raise ConfigError("select_on='holdout' needs holdout_n >= 1")
+        self._check_training_images()
         for m in self.lr_milestones:
             # A milestone past the last epoch is allowed (never reached), so a shortened run keeps its preset's.
             if not (0 < m < 1 or (m == round(m) and m >= 1)):
@@ -236,6 +237,19 @@ class TrainConfig:
             raise ConfigError(f"keep_epoch={self.keep_epoch} must be 0 (keep the best) or a 1-based epoch in "
                               f"1..epochs={self.epochs}")
         self._check_extra_data()
+
+    def _check_training_images(self) -> None:
+        """With ``train_n`` set, the images left to train on (less the held-out selection images) must fill a batch:
+        otherwise the trial would fail on an empty loader after Ray started, and be retried to no purpose."""
+        if not self.train_n:
+            return  # the whole training set: its size is known only once the data is read
+        held = self.holdout_n if self.select_on == "holdout" else 0
+        per_batch = round(self.original_fraction * self.batch_size) if self.extra_data else self.batch_size
+        if self.train_n - held < per_batch:
+            beside = f" beside the holdout_n={held} held out for checkpoint selection" if held else ""
+            raise ConfigError(f"train_n={self.train_n} leaves {max(0, self.train_n - held)} images to train on{beside}, "
+                              f"fewer than one batch of {per_batch}: set train_n to {held + per_batch} or more"
+                              + (", or lower holdout_n" if held else ", or lower batch_size"))
 
     def _check_extra_data(self) -> None:
         from trainables.datasets import validate_dataset_name
