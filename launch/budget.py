@@ -112,7 +112,7 @@ def plan_group(group: str, trials: int, cfg: TrainConfig, budget: float, placeme
         raise ConfigError(f"--budget: {group} has no epoch to rank at: a rung comes after the warm-up ("
                           f"{first - 1} epochs) and before the last of {cfg.epochs} epochs: train longer "
                           f"(--set epochs={first + 1} or more) or leave out --budget")
-    landmark = landmark_epoch(cfg)
+    landmark = max(landmark_epoch(cfg), first)  # a decay inside the warm-up: the first rung is already after it
     fits = [GroupPlan(group, trials, cfg.epochs, rungs, reduction, fraction, landmark, landmark_text(cfg), unit)
             for rungs, reduction in _candidates(trials, cfg.epochs, first, placement)
             if (fraction := cost_fraction(trials, cfg.epochs, rungs, reduction)) <= budget]

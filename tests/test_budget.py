@@ -40,6 +40,12 @@ def test_a_smaller_budget_ranks_as_late_as_it_can_and_says_it_ranks_before_the_d
     assert all(b == 3 * a for a, b in zip(epochs.rungs, epochs.rungs[1:]))  # ASHA's geometric rungs
 
 
+def test_a_decay_inside_the_warm_up_puts_the_schedule_rung_right_after_the_warm_up():
+    early = BiaMATConfig(epochs=20, warmup_epochs=5, lr_milestones=(3,))  # decays in epoch 3, warm-up to epoch 5
+    plan = plan_group("all trials", 4, early, 0.9, "schedule")
+    assert plan.rungs == (6,) and "ranks before" not in plan.describe()
+
+
 def test_a_budget_no_plan_meets_is_refused_with_the_smallest_that_works():
     with pytest.raises(ConfigError, match=r"pass --budget 0\.\d\d or more") as refused:
         plan_group("variant=at", 6, AT, 0.1, "schedule")
