@@ -22,6 +22,7 @@ from trainables.tracking import SWEEP_TAG, sweep_parent_filter
 
 BUDGET_TAG = "budget"  # "0.25 schedule": the budget and its rung placement
 
+
 def set_aside_unreadable_state(sweep_dir: str) -> None:
     """If the newest of Tune's files that record the sweep (the experiment state, the searcher's and the callbacks'
     states) do not load, as when written on a full disk, set the experiment states aside: the sweep then starts
