@@ -76,8 +76,8 @@ def train_grid(ablation: str, repeat: int, folder: Path) -> Grid:
     from ray import tune
 
     from launch.cli import run_parser
+    from launch.run import run_sweep
     from launch.sweep import Sweep, no_extra_datasets
-    from launch.tuner import run_sweep
     from runstore.reader import load_sweep
 
     spec = ABLATIONS[ablation]

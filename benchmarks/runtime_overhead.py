@@ -58,7 +58,8 @@ from torch import Tensor
 from trainables.checkpoints import STATE_FILE
 from trainables.config import RunSettings
 from trainables.loader import augment_batch
-from trainables.methods.baseline import Baseline, BaselineConfig
+from trainables.methods.baseline import Baseline
+from trainables.methods.configs import BaselineConfig
 from trainables.models import Classifier, create_model
 from trainables.runtime import Trial, TrialData
 from trainables.seeds import derive_seed

@@ -48,7 +48,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from launch.cost import PAPER_SPEEDS
 from trainables.config import RunSettings, TrainConfig
-from trainables.methods.afs import DEFAULT_MASK, Merger, mask_indices
+from trainables.methods.afs import Merger
+from trainables.methods.afs_masks import DEFAULT_MASK, mask_indices
 from trainables.methods.registry import method as registered
 from trainables.models import Classifier, create_model
 from trainables.runtime import Method, Trial, TrialData

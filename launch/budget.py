@@ -28,7 +28,7 @@ from launch.checks import trial_configs
 from launch.cost import full_hours, hours
 from launch.mlflow_view import view_columns
 from launch.rungs import RungScheduler, group_of, reach
-from launch.space import searched_keys
+from launch.space import Derived, searched_keys
 from launch.sweep import Sweep
 from trainables.config import ConfigError, TrainConfig
 from trainables.training import first_decay_epoch
@@ -231,6 +231,4 @@ def _rung_epochs(keys: Sequence[str], rungs: dict[str, tuple[int, ...]]):
     """Each trial's rung epochs: one value for every trial, or its group's (a value that follows the grid axes)."""
     if len(set(rungs.values())) == 1:
         return list(next(iter(rungs.values())))
-    from ray import tune
-
-    return tune.sample_from(lambda config: list(rungs[group_of(config, keys)]))
+    return Derived(lambda config: list(rungs[group_of(config, keys)]))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trainables.config import TrainConfig
-from trainables.datasets import is_builtin
+from trainables.dataset_names import is_builtin
 from trainables.methods.registry import method_of_config
 
 RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results"

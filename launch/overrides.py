@@ -69,12 +69,12 @@ def apply_overrides(param_space: Mapping[str, Any], overrides: Sequence[Override
     given the step that keeps the preset's ratio (:data:`STEP_OF`). ``config_cls``, the trials' config, makes every
     one of its fields settable; without it only the keys of the space are. ValueError for a key that is neither (the
     message lists the keys that can be set), a grid axis, a searched domain, or a key given twice."""
-    from ray.tune.search.sample import Domain, Function
+    from launch.space import is_grid, is_searched
 
     def role(value: Any) -> str | None:
-        if isinstance(value, dict) and set(value) == {"grid_search"}:
+        if is_grid(value):
             return f"a grid axis of this sweep ({', '.join(map(str, value['grid_search']))}): the trials differ by it"
-        if isinstance(value, Domain) and not isinstance(value, Function):
+        if is_searched(value):
             return "searched by this sweep: the search chooses it per trial"
         return None
 

@@ -24,8 +24,6 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from mlflow.store.db.db_types import DATABASE_ENGINES
-from mlflow.tracking import MlflowClient
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
@@ -34,6 +32,9 @@ from runstore.uri import absolute_tracking_uri
 TIMEOUT_S = 3.0  # to connect to a Ray head, a database or an MLflow server, and for the server to answer
 RAY_CLIENT_PORT = 10001  # ray://host without a port
 DATABASE_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}
+# The databases MLflow keeps runs in: mlflow.store.db.db_types.DATABASE_ENGINES, written out so that these checks
+# answer without importing MLflow (tests/test_preflight.py holds the two equal).
+MLFLOW_DATABASES = ("postgresql", "mysql", "sqlite", "mssql")
 # Where a value came from when the flag was not given: its message names both.
 ENVIRONMENT = {"--address": "RAY_ADDRESS", "--storage-path": "ADVSWEEP_STORAGE",
                "--tracking-uri": "MLFLOW_TRACKING_URI", "--optuna-storage": "ADVSWEEP_OPTUNA_STORAGE"}
@@ -47,10 +48,10 @@ def check_run_settings(args: argparse.Namespace, *, optuna_study: bool = False) 
     Ray address, the storage folder, the MLflow store and, with ``optuna_study`` (a sweep that searches with Optuna),
     the study's storage. Nothing is written: :func:`create_stores` does that once every refusal has passed."""
     address = getattr(args, "address", None)
-    check_local_resources(address, getattr(args, "gpus_per_trial", None), getattr(args, "cpus_per_trial", 1.0))
-    check_ray_address(address)
     check_storage_path(args.storage_path)
     stores_of(args, optuna_study)
+    check_ray_address(address)
+    check_local_resources(address, getattr(args, "gpus_per_trial", None), getattr(args, "cpus_per_trial", 1.0))
 
 
 def stores_of(args: argparse.Namespace, optuna_study: bool) -> list[tuple[str, URL, Callable[[str], object]]]:
@@ -59,7 +60,12 @@ def stores_of(args: argparse.Namespace, optuna_study: bool) -> list[tuple[str, U
     Databricks is no database of this machine's to create."""
     found: list[tuple[str, URL, Callable[[str], object]]] = []
     if (tracking_db := check_tracking_uri(absolute_tracking_uri(args.tracking_uri))) is not None:
-        found.append(("--tracking-uri", tracking_db, lambda uri: MlflowClient(uri).search_experiments(max_results=1)))
+        def open_store(uri: str) -> object:
+            from mlflow.tracking import MlflowClient  # only once the refusals have passed
+
+            return MlflowClient(uri).search_experiments(max_results=1)
+
+        found.append(("--tracking-uri", tracking_db, open_store))
     storage = getattr(args, "optuna_storage", None)
     if optuna_study and storage:
         def open_study(uri: str) -> object:
@@ -80,8 +86,8 @@ def flag(name: str) -> str:
 
 def check_local_resources(address: str | None, gpus: float | None, cpus: float) -> None:
     """A trial asking for more than a local Ray has stays PENDING for ever: refuse it while there is no Ray yet."""
-    if address not in (None, "local"):
-        return  # a cluster's nodes can have other resources than this machine
+    if address not in (None, "local") or (not gpus and cpus <= 1):
+        return  # a cluster's nodes can have other resources than this machine; every machine has one CPU
     import ray
 
     if ray.is_initialized():
@@ -213,7 +219,7 @@ def check_tracking_uri(uri: str) -> URL | None:
         raise SystemExit(f"error: {flag('--tracking-uri')} {uri} is a path: MLflow 3 keeps runs in a database, so "
                          f"pass sqlite:///{path if Path(path).suffix else 'mlflow.db'} for a SQLite file (an old "
                          "./mlruns folder converts with `mlflow migrate-filestore`)")
-    return check_database("--tracking-uri", uri, TRACKING_FORMS, DATABASE_ENGINES)
+    return check_database("--tracking-uri", uri, TRACKING_FORMS, MLFLOW_DATABASES)
 
 
 def check_mlflow_server(uri: str) -> None:

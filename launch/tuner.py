@@ -1,7 +1,7 @@
-"""Running one sweep: the checks before Ray (``launch/checks.py``), a local Ray or the cluster's, the MLflow parent
-run, one Tuner (new or restored with ``--resume``), and the clean-up that leaves no MLflow run RUNNING.
+"""Running one checked sweep (``launch/run.py`` checks it first): a local Ray or the cluster's, the MLflow parent run,
+one Tuner (new or restored with ``--resume``), and the clean-up that leaves no MLflow run RUNNING.
 
-A sweep script is a short record: its presets, its search space and a call to :func:`run_sweep`. Run settings (where
+A sweep script is a short record: its presets, its search space and a call to :func:`launch.run.run_sweep`. Run settings (where
 Ray, the storage and MLflow are; GPUs per trial; resuming) come from flags or the environment, never from the search
 space, so they never show up as hyperparameters in MLflow or Optuna.
 """
@@ -9,10 +9,8 @@ space, so they never show up as hyperparameters in MLflow or Optuna.
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
@@ -24,66 +22,21 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_SOURCE_NAME, MLFLOW_SOURCE_TYPE
 from ray import tune
 
-from launch.budget import with_budget
-from launch.checks import check_sweeps
 from launch.cluster import check_cluster_reachable
 from launch.full_disk import FullDiskStop, check_room_to_start, full_disk_message, stopped_by_full_disk
 from launch.mlflow_runs import INTERRUPTED, close_child_runs, close_running_runs, parent_run, report_and_keep
 from launch.mlflow_view import publish_view, ui_links, view_columns
-from launch.overrides import with_overrides
 from launch.progress import closing_lines, output_options, tune_output, without_token_auth_notice
 from launch.resume import check_resumable, recorded_settings, set_aside_unreadable_state
-from launch.space import with_absolute_datasets
+from launch.space import for_tune
 from launch.stop_signals import INTERRUPTED_EXIT, StopSignals
 from launch.stores import create_stores
 from launch.sweep import Sweep
 from launch.unreadable import FailUnreadableOnce, failed_lines
-from runstore.uri import SQLITE, absolute_tracking_uri, resolve_tracking_uri
+from launch.where import Where
+from runstore.uri import resolve_tracking_uri
 from trainables.config import RunSettings, git_commit
 from trainables.tracking import SWEEP_TAG, experiment_id
-
-
-def absolute_storage_path(path: str) -> str:
-    return path if "://" in path else str(Path(path).resolve())
-
-
-@dataclass(frozen=True)
-class Where:
-    """Where one sweep invocation keeps its state: Tune's storage and folder, and the MLflow store."""
-
-    name: str
-    storage: str
-    tracking_uri: str
-
-    @property
-    def sweep_dir(self) -> str:
-        return f"{self.storage.rstrip('/')}/{self.name}"
-
-    def start_folders(self, local_ray: bool) -> dict[str, str]:
-        """The local folders a sweep writes from its start, each with what moves it elsewhere: Tune's storage, the
-        SQLite store's folder and, for a Ray this sweep starts, Ray's temp folder."""
-        moved_by: dict[str, list[str]] = {}
-        if "://" not in self.storage:
-            moved_by.setdefault(self.storage, []).append("--storage-path")
-        if self.tracking_uri.startswith(SQLITE):
-            moved_by.setdefault(str(Path(self.tracking_uri.removeprefix(SQLITE)).parent), []).append("--tracking-uri")
-        if local_ray:
-            moved_by.setdefault(os.environ.get("RAY_TMPDIR") or tempfile.gettempdir(), []).append("RAY_TMPDIR")
-        return {folder: " and ".join(flags) for folder, flags in moved_by.items()}
-
-    def state_saved_since(self, since: float) -> bool:
-        """Whether Tune wrote the sweep's experiment state at or after ``since`` (a time.time()); unknown, so False,
-        for a bucket."""
-        if "://" in self.storage:
-            return False
-        return any(state.stat().st_mtime >= since for state in Path(self.sweep_dir).glob("experiment_state-*.json"))
-
-    def written_folders(self) -> list[str]:
-        """The local folders the sweep writes to, which a full disk stops (a bucket never fills)."""
-        written = [self.storage] if "://" not in self.storage else []
-        if self.tracking_uri.startswith(SQLITE):
-            written.append(str(Path(self.tracking_uri.removeprefix(SQLITE)).parent))
-        return written
 
 
 @dataclass(frozen=True)
@@ -97,26 +50,11 @@ class Outcome:
     parent_id: str
 
 
-def run_sweep(sweep: Sweep, args: argparse.Namespace, name: str, report: Callable[[], None] | None = None,
-              next_steps: Sequence[str] = ()):
-    """Start or resume the sweep ``name`` on a local Ray or the cluster at ``--address``; returns Tune's ResultGrid.
-
-    ``report`` prints the sweep's table (from MLflow) once its trials are done; then come where the runs and the
-    weights are and ``next_steps``, the commands that print the sweep's other tables and figures (repository-relative
-    script and arguments, see :func:`launch.progress.closing_lines`). Failed trials make the command exit non-zero
-    after that, so a script or CI notices. With ``--dry-run`` it prints the plan and returns None.
-    """
-    if getattr(args, "restart_unreadable", False) and not args.resume:
-        raise SystemExit("error: --restart-unreadable continues a sweep: add --resume --name NAME of that sweep")
-    sweep = with_overrides(sweep, args)  # --set first: every check and the MLflow runs see its values
-    sweep = replace(sweep, param_space=with_absolute_datasets(sweep.param_space))
-    sweep = with_budget(sweep, args)  # its rungs are each trial's rung_epochs, which the checks validate
-    if check_sweeps({name: sweep}, args):
-        return None
-    where = Where(name, absolute_storage_path(args.storage_path), absolute_tracking_uri(args.tracking_uri))
-    if not args.resume and "://" not in where.storage and Path(where.sweep_dir).exists():
-        raise SystemExit(f"error: {where.sweep_dir} exists: pass --resume to continue that sweep, or --name for a "
-                         "new one")
+def start_sweep(sweep: Sweep, args: argparse.Namespace, where: Where, report: Callable[[], None] | None,
+                next_steps: Sequence[str]):
+    """The part of :func:`launch.run.run_sweep` after the checks: the run settings' last refusals (those that read
+    the MLflow store or the disk), the stores, Ray, the MLflow parent run and the Tuner; returns Tune's ResultGrid."""
+    name = where.name
     if args.resume:
         check_resumable(sweep, args, name, where.storage, where.tracking_uri)
     check_room_to_start(where.start_folders(local_ray=args.address is None and not ray.is_initialized()))
@@ -168,13 +106,13 @@ def _tuner(sweep: Sweep, args: argparse.Namespace, where: Where, trainable, clie
         if tune.Tuner.can_restore(where.sweep_dir):
             # The search space goes in again: Tune stores tune.sample_from entries as placeholders it cannot rebuild.
             return tune.Tuner.restore(where.sweep_dir, trainable, resume_unfinished=True, resume_errored=True,
-                                      param_space=sweep.param_space)
+                                      param_space=for_tune(sweep.param_space))
         # The sweep's Tune state was lost (driver killed before Tune first saved it): Tune starts afresh with new
         # trial ids, so nothing will ever reopen the runs left RUNNING.
         close_running_runs(client, exp_id, parent_id, lambda run: ("KILLED", "orphaned"))
     return tune.Tuner(
         trainable,
-        param_space=sweep.param_space,
+        param_space=for_tune(sweep.param_space),
         tune_config=tune.TuneConfig(
             metric=sweep.metric, mode=sweep.mode, num_samples=sweep.num_samples, search_alg=sweep.search_alg,
             scheduler=sweep.scheduler, max_concurrent_trials=args.concurrency or None,
@@ -218,7 +156,7 @@ def _fit(sweep: Sweep, args: argparse.Namespace, where: Where, stop: StopSignals
             gpus = args.gpus_per_trial
             if gpus is None:
                 gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
-            trainable = tune.with_resources(tune.with_parameters(sweep.trainable, settings=settings),
+            trainable = tune.with_resources(tune.with_parameters(sweep.trial_function(), settings=settings),
                                             {"cpu": args.cpus_per_trial, "gpu": gpus})
             disk_guard = FullDiskStop(written)
             tuner = _tuner(sweep, args, where, trainable, client, exp_id, parent_id, disk_guard)

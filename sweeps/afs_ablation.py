@@ -23,6 +23,7 @@ The paper preset is two 65-epoch runs, the WRN-28-30 one about 9x the compute of
 from __future__ import annotations
 
 from launch.cli import run_parser
+from launch.space import grid, per_value
 from sweeps.afs_presets import ATTACK_STEP, PRESETS
 
 RANDOM_EPS_RANGE = [3 / 255, 8 / 255]  # Sec. 3.5: "random perturbation budgets ranging from 3/255 to 8/255"
@@ -30,10 +31,7 @@ LARGE_MODEL = {"smoke": "tiny-cnn-3", "paper": "wrn-28-30"}
 
 
 def search_space(preset: str, seeds: int) -> dict:
-    from ray import tune
-
-    from launch.space import per_value
-    from trainables.methods.afs import EVAL_EPS
+    from trainables.methods.afs_masks import EVAL_EPS
 
     base, large = PRESETS[preset]["model"], LARGE_MODEL[preset]
     return {
@@ -41,8 +39,8 @@ def search_space(preset: str, seeds: int) -> dict:
         "training": "pgd_at",
         "eps": EVAL_EPS,
         "attack_step": ATTACK_STEP[preset](EVAL_EPS),
-        "model": tune.grid_search([base, large]),
-        "seed": tune.grid_search(list(range(seeds))),
+        "model": grid([base, large]),
+        "seed": grid(list(range(seeds))),
         **per_value("model", {base: {"train_eps_range": RANDOM_EPS_RANGE}, large: {"train_eps_range": []}}),
     }
 
@@ -54,12 +52,9 @@ def main(argv: list[str] | None = None) -> None:
                              "afs-extractors-<preset>)")
     args = parser.parse_args(argv)
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
-    from analysis.afs.tables import table6
-    from analysis.render import emit
+    from launch.run import run_sweep
     from launch.sweep import Sweep
-    from launch.tuner import run_sweep
-    from runstore.reader import SweepNotFoundError, load_sweep
-    from trainables.methods.afs import EXTRACTOR_EXPERIMENT
+    from trainables.methods.configs import EXTRACTOR_EXPERIMENT
 
     space = search_space(args.preset, args.seeds)
     # The ablation networks are single PGD-AT models like the extractors: same MLflow experiment, own parent run.
@@ -68,6 +63,10 @@ def main(argv: list[str] | None = None) -> None:
     extractor_sweep = args.extractor_sweep or f"afs-extractors-{args.preset}"
 
     def report() -> None:
+        from analysis.afs.tables import table6
+        from analysis.render import emit
+        from runstore.reader import SweepNotFoundError, load_sweep
+
         ablation = load_sweep(name, experiment=EXTRACTOR_EXPERIMENT, tracking_uri=args.tracking_uri)
         try:
             extractors = load_sweep(extractor_sweep, experiment=EXTRACTOR_EXPERIMENT, tracking_uri=args.tracking_uri)

@@ -29,22 +29,19 @@ At the end Table 1 and the Delta_z selection are printed from MLflow, like
 from __future__ import annotations
 
 from launch.cli import run_parser
+from launch.space import grid, per_value
 from sweeps.afs_presets import ATTACK_STEP, PRESETS
 
 EXTRACTORS = range(10)  # training eps i/255
 
 
 def search_space(preset: str, seeds: int) -> dict:
-    from ray import tune
-
-    from launch.space import per_value
-
     eps = [i / 255 for i in EXTRACTORS]
     return {
         **PRESETS[preset],
         "training": "pgd_at",
-        "eps": tune.grid_search(eps),
-        "seed": tune.grid_search(list(range(seeds))),
+        "eps": grid(eps),
+        "seed": grid(list(range(seeds))),
         **per_value("eps", {e: {"attack_step": ATTACK_STEP[preset](e)} for e in eps}),
     }
 
@@ -52,18 +49,19 @@ def search_space(preset: str, seeds: int) -> dict:
 def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, PRESETS).parse_args(argv)
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
-    from analysis.afs.tables import delta_z_summary, table1
-    from analysis.render import emit
+    from launch.run import run_sweep
     from launch.sweep import Sweep
-    from launch.tuner import run_sweep
-    from runstore.reader import load_sweep
-    from trainables.methods.afs import EXTRACTOR_EXPERIMENT
+    from trainables.methods.configs import EXTRACTOR_EXPERIMENT
 
     space = search_space(args.preset, args.seeds)
     sweep = Sweep.of("afs_extractor", family=EXTRACTOR_EXPERIMENT, param_space=space, name_keys=("eps", "seed"))
     name = args.name or f"afs-extractors-{args.preset}"
 
     def report() -> None:
+        from analysis.afs.tables import delta_z_summary, table1
+        from analysis.render import emit
+        from runstore.reader import load_sweep
+
         runs = load_sweep(name, experiment=EXTRACTOR_EXPERIMENT, tracking_uri=args.tracking_uri)
         emit(table1(runs))
         print(delta_z_summary(runs))

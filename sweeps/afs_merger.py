@@ -40,6 +40,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from launch.cli import add_search_arguments, run_parser
+from launch.space import grid
 from runstore.uri import absolute_tracking_uri
 from sweeps.afs_presets import CIFAR100
 
@@ -79,7 +80,7 @@ SEARCH_SELECTION[CIFAR100] = SEARCH_SELECTION["paper"]
 
 def default_stack(preset: str) -> str:
     """The stack of table2 and search when --mask is not given: the paper's, or in the smoke preset ``delta-z``."""
-    from trainables.methods.afs import DEFAULT_MASK
+    from trainables.methods.afs_masks import DEFAULT_MASK
 
     return "delta-z" if preset == "smoke" else DEFAULT_MASK
 
@@ -90,7 +91,8 @@ def stack_mask(mask: str, extractor_sweep: str, tracking_uri: str) -> str:
         return mask
     from analysis.afs.tables import selected_extractors
     from runstore.reader import load_sweep
-    from trainables.methods.afs import EXTRACTOR_EXPERIMENT, MASK_LENGTHS, mask_of
+    from trainables.methods.afs_masks import MASK_LENGTHS, mask_of
+    from trainables.methods.configs import EXTRACTOR_EXPERIMENT
 
     chosen = selected_extractors(load_sweep(extractor_sweep, experiment=EXTRACTOR_EXPERIMENT,
                                             tracking_uri=tracking_uri))
@@ -116,12 +118,12 @@ def search_space(table: str, preset: str, extractor_sweep: str, mask: str, seeds
     space = {**PRESETS[preset], "extractor_sweep": extractor_sweep}
     if table == "search":  # seed 0 for every trial: Optuna cannot take a grid axis
         return space | SEARCH_SELECTION[preset] | {"mask": mask, "alpha": tune.uniform(0.0, 1.0)}
-    space["seed"] = tune.grid_search(list(range(seeds)))
+    space["seed"] = grid(list(range(seeds)))
     if table == "table2":
-        return space | {"mask": mask, "alpha": tune.grid_search(ALPHAS)}
+        return space | {"mask": mask, "alpha": grid(ALPHAS)}
     if table == "default":
         return space | {"mask": mask, "alpha": DEFAULT_ALPHA}
-    return space | {"mask": tune.grid_search(TABLE3_MASKS), "alpha": TABLE3_ALPHA}
+    return space | {"mask": grid(TABLE3_MASKS), "alpha": TABLE3_ALPHA}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -142,7 +144,8 @@ def stacked_extractors(args: argparse.Namespace, extractor_sweep: str,
     it notes what is missing, without opening a SQLite store that is not there (that would create it), and returns
     no extractors."""
     from runstore.uri import missing_sqlite_store
-    from trainables.methods.afs import DEFAULT_MASK, MissingExtractorError, find_extractors
+    from trainables.methods.afs import MissingExtractorError, find_extractors
+    from trainables.methods.afs_masks import DEFAULT_MASK
 
     mask = args.mask or default_stack(args.preset)
     try:
@@ -188,14 +191,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.table == "search" and args.seeds != 1:
         parser.error("--seeds: each trial of a search trains seed 0")
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
-    from analysis.afs.tables import table2, table3, tradeoff
-    from analysis.render import emit
     from launch.optuna_search import build_search, describe_study
     from launch.preflight import check_tracking_uri
+    from launch.run import run_sweep
     from launch.sweep import Sweep
-    from launch.tuner import run_sweep
-    from runstore.reader import load_sweep
-    from trainables.methods.afs import EXTRACTOR_EXPERIMENT
+    from trainables.methods.configs import EXTRACTOR_EXPERIMENT
 
     extractor_sweep = args.extractor_sweep or f"afs-extractors-{args.preset}"
     tracking_uri = absolute_tracking_uri(args.tracking_uri)
@@ -218,6 +218,10 @@ def main(argv: list[str] | None = None) -> None:
     sweep = Sweep.of("afs", family=family, param_space=space, name_keys=("mask", "alpha", "seed"), **options)
 
     def report() -> None:
+        from analysis.afs.tables import table2, table3, tradeoff
+        from analysis.render import emit
+        from runstore.reader import load_sweep
+
         runs = load_sweep(name, experiment=family, tracking_uri=args.tracking_uri)
         if args.table == "search":
             print(describe_study(family, args.optuna_storage, metrics))

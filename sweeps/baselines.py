@@ -28,6 +28,7 @@ from __future__ import annotations
 from typing import Any
 
 from launch.cli import run_parser
+from launch.space import grid, per_value
 from sweeps import uiat_presets
 from sweeps.biamat_presets import (
     BASELINE_TRAINING,
@@ -75,16 +76,12 @@ ATTACK_START = {"standard": "uniform", "pgd_at": "uniform", "trades": "normal"}
 
 
 def search_space(preset: str, seeds: int) -> dict:
-    from ray import tune
-
-    from launch.space import per_value
-
     recipe, trainings = PRESETS[preset]
     own = PER_TRAINING.get(preset, {})
     return {
         **recipe,
-        "training": tune.grid_search(trainings),
-        "seed": tune.grid_search(list(range(seeds))),
+        "training": grid(trainings),
+        "seed": grid(list(range(seeds))),
         **per_value("training", {t: {"attack_start": ATTACK_START[t], **own.get(t, {})} for t in trainings}),
     }
 
@@ -92,8 +89,8 @@ def search_space(preset: str, seeds: int) -> dict:
 def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, PRESETS).parse_args(argv)
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
+    from launch.run import run_sweep
     from launch.sweep import Sweep
-    from launch.tuner import run_sweep
 
     space = search_space(args.preset, args.seeds)
     sweep = Sweep.of("baseline", family="baselines", param_space=space, name_keys=("training", "seed"))

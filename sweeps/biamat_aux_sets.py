@@ -16,6 +16,7 @@ both). One seed of the paper grid is 6 runs of about 56.5 V100-hours each (appen
 from __future__ import annotations
 
 from launch.cli import run_parser
+from launch.space import grid
 from sweeps.biamat_presets import PAPER_SHARED, TABLE1_SMOKE, TABLE12, paper_recipe
 
 PRESETS = {"smoke": TABLE1_SMOKE, "paper": paper_recipe("at")}
@@ -28,35 +29,38 @@ ALPHA, PI = TABLE12[("cifar10", "at", "imagenet32")]  # 1.0 and 0.55 for every C
 
 
 def search_space(preset: str, seeds: int) -> dict:
-    from ray import tune
-
     return {
         **PRESETS[preset],
-        "aux_datasets": tune.grid_search(AUX_SETS[preset]),
+        "aux_datasets": grid(AUX_SETS[preset]),
         "variant": "at",
         "alpha": ALPHA,
         "pi": PI,
         "labels": "gated",
         "warmup_epochs": WARMUP[preset],
         "aux_mix": "concatenated",
-        "seed": tune.grid_search(list(range(seeds))),
+        "seed": grid(list(range(seeds))),
     }
 
 
 def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, PRESETS).parse_args(argv)
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
-    from analysis.biamat.tables import table4
-    from analysis.render import emit
+    from launch.run import run_sweep
     from launch.sweep import Sweep
-    from launch.tuner import run_sweep
-    from runstore.reader import load_sweep
 
     sweep = Sweep.of("biamat", family="biamat-aux-sets", param_space=search_space(args.preset, args.seeds),
                      name_keys=("aux_datasets", "aux_mix", "seed"), extra_datasets=lambda cfg: cfg.aux_datasets)
     name = args.name or f"biamat-aux-sets-{args.preset}"
     baseline = f"baselines-biamat-{args.preset}"  # sweeps/baselines.py's default name for that preset
-    run_sweep(sweep, args, name, report=lambda: emit(table4(load_sweep(name, tracking_uri=args.tracking_uri))),
+
+    def report() -> None:
+        from analysis.biamat.tables import table4
+        from analysis.render import emit
+        from runstore.reader import load_sweep
+
+        emit(table4(load_sweep(name, tracking_uri=args.tracking_uri)))
+
+    run_sweep(sweep, args, name, report=report,
               next_steps=[f"sweeps/baselines.py --preset biamat-{args.preset} --seeds {args.seeds}",
                           f"analysis/biamat_tables.py table4 --sweep {name} --baseline-sweep {baseline}"])
 

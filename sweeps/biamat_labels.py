@@ -22,6 +22,7 @@ ImageNet shares CIFAR-10's objects) and ``synthetic_aux_unrelated`` (none do, as
 from __future__ import annotations
 
 from launch.cli import run_parser
+from launch.space import grid, per_value
 from sweeps.biamat_presets import PAPER_SHARED, TABLE1_SMOKE, TABLE12, paper_recipe
 
 PRESETS = {"smoke": TABLE1_SMOKE, "paper": paper_recipe("at")}
@@ -34,18 +35,14 @@ PI = TABLE12[("cifar10", "at", "imagenet32")][1]  # 0.55, Table 12 for every CIF
 
 
 def search_space(preset: str, seeds: int) -> dict:
-    from ray import tune
-
-    from launch.space import per_value
-
     return {
         **PRESETS[preset],
-        "aux_datasets": tune.grid_search(AUX_SETS[preset]),
+        "aux_datasets": grid(AUX_SETS[preset]),
         "variant": "at",
         "alpha": 1.0,
         "pi": PI,
-        "labels": tune.grid_search(["aux", "uniform", "gated"]),
-        "seed": tune.grid_search(list(range(seeds))),
+        "labels": grid(["aux", "uniform", "gated"]),
+        "seed": grid(list(range(seeds))),
         **per_value("labels", {"aux": {"warmup_epochs": 0}, "uniform": {"warmup_epochs": 0},
                                "gated": {"warmup_epochs": WARMUP[preset]}}),
     }
@@ -54,18 +51,23 @@ def search_space(preset: str, seeds: int) -> dict:
 def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, PRESETS).parse_args(argv)
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
-    from analysis.biamat.tables import table1
-    from analysis.render import emit
+    from launch.run import run_sweep
     from launch.sweep import Sweep
-    from launch.tuner import run_sweep
-    from runstore.reader import load_sweep
 
     space = search_space(args.preset, args.seeds)
     sweep = Sweep.of("biamat", family="biamat-labels", param_space=space, name_keys=("aux_datasets", "labels", "seed"),
                      extra_datasets=lambda cfg: cfg.aux_datasets)
     name = args.name or f"biamat-labels-{args.preset}"
     baseline = f"baselines-biamat-{args.preset}"  # sweeps/baselines.py's default name for that preset
-    run_sweep(sweep, args, name, report=lambda: emit(table1(load_sweep(name, tracking_uri=args.tracking_uri))),
+
+    def report() -> None:
+        from analysis.biamat.tables import table1
+        from analysis.render import emit
+        from runstore.reader import load_sweep
+
+        emit(table1(load_sweep(name, tracking_uri=args.tracking_uri)))
+
+    run_sweep(sweep, args, name, report=report,
               next_steps=[f"analysis/biamat_tables.py fig3 --sweep {name} --out fig3.png",
                           f"sweeps/baselines.py --preset biamat-{args.preset} --seeds {args.seeds}",
                           f"analysis/biamat_tables.py table1 --sweep {name} --baseline-sweep {baseline}"])

@@ -29,6 +29,7 @@ CIFAR-100 319; ImgNet100 AT+BiaMAT 196 h each (the paper does not time TRADES+Bi
 from __future__ import annotations
 
 from launch.cli import run_parser
+from launch.space import Derived, grid, per_value
 from sweeps.biamat_presets import PAPER_SHARED, PAPER_VARIANTS, TABLE2_AUX, TABLE2_UNLISTED, TABLE12, table2_recipe
 
 PRESETS = ("smoke", "paper")
@@ -51,10 +52,6 @@ def settings(preset: str, primary: str) -> dict[tuple[str, str], tuple[float, fl
 
 
 def search_space(preset: str, seeds: int, primary: str = "cifar10") -> dict:
-    from ray import tune
-
-    from launch.space import per_value
-
     shared, variants = table2_recipe(preset, primary)
     chosen = settings(preset, primary)
 
@@ -63,15 +60,15 @@ def search_space(preset: str, seeds: int, primary: str = "cifar10") -> dict:
 
     return {
         **shared,
-        "variant": tune.grid_search(list(variants)),
-        "aux_datasets": tune.grid_search([[aux] for aux in auxiliary_sets(preset, primary)]),
+        "variant": grid(list(variants)),
+        "aux_datasets": grid([[aux] for aux in auxiliary_sets(preset, primary)]),
         "labels": "gated",
         "warmup_epochs": WARMUP[preset],
-        "seed": tune.grid_search(list(range(seeds))),
+        "seed": grid(list(range(seeds))),
         **per_value("variant", variants),
         # Both follow the pair of grid values, as per_value's entries follow one.
-        "alpha": tune.sample_from(lambda config: setting(config)[0]),
-        "pi": tune.sample_from(lambda config: setting(config)[1]),
+        "alpha": Derived(lambda config: setting(config)[0]),
+        "pi": Derived(lambda config: setting(config)[1]),
     }
 
 
@@ -84,11 +81,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--primary picks the paper preset's primary dataset: add --preset paper (smoke runs on synthetic "
                      "data)")
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
-    from analysis.biamat.tables import table2
-    from analysis.render import emit
+    from launch.run import run_sweep
     from launch.sweep import Sweep
-    from launch.tuner import run_sweep
-    from runstore.reader import load_sweep
 
     primary = args.primary or "cifar10"
     sweep = Sweep.of("biamat", family="biamat-main-results", param_space=search_space(args.preset, args.seeds, primary),
@@ -96,7 +90,15 @@ def main(argv: list[str] | None = None) -> None:
     suffix = "main-smoke" if args.preset == "smoke" else f"main-{primary}-{args.preset}"
     name = args.name or f"biamat-{suffix}"
     baseline = f"baselines-biamat-{suffix}"  # sweeps/baselines.py's default name for its preset biamat-<suffix>
-    run_sweep(sweep, args, name, report=lambda: emit(table2(load_sweep(name, tracking_uri=args.tracking_uri))),
+
+    def report() -> None:
+        from analysis.biamat.tables import table2
+        from analysis.render import emit
+        from runstore.reader import load_sweep
+
+        emit(table2(load_sweep(name, tracking_uri=args.tracking_uri)))
+
+    run_sweep(sweep, args, name, report=report,
               next_steps=[f"sweeps/baselines.py --preset biamat-{suffix} --seeds {args.seeds}",
                           f"analysis/biamat_tables.py table2 --sweep {name} --baseline-sweep {baseline}"])
 

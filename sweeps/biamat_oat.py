@@ -31,6 +31,7 @@ of about 103 V100-hours each per seed (appendix Table 11's TRADES+BiaMAT).
 from __future__ import annotations
 
 from launch.cli import run_parser
+from launch.space import grid, per_value
 from sweeps.biamat_presets import PAPER_SHARED, SMOKE_VARIANTS, TABLE1_SMOKE, TABLE12, paper_recipe
 
 VARIANT = "trades"  # not stated by the paper; its numbers point to TRADES+BiaMAT (module docstring)
@@ -41,18 +42,14 @@ ALPHA, PI = TABLE12[("cifar10", VARIANT, "imagenet32")]  # 0.5 and 0.5
 
 
 def search_space(preset: str, seeds: int) -> dict:
-    from ray import tune
-
-    from launch.space import per_value
-
     return {
         **PRESETS[preset],
         "variant": VARIANT,
         "alpha": ALPHA,
         "pi": PI,
         "aux_n": AUX_N[preset],
-        "labels": tune.grid_search(["uniform", "gated"]),
-        "seed": tune.grid_search(list(range(seeds))),
+        "labels": grid(["uniform", "gated"]),
+        "seed": grid(list(range(seeds))),
         **per_value("labels", {"uniform": {"warmup_epochs": 0}, "gated": {"warmup_epochs": WARMUP[preset]}}),
     }
 
@@ -60,16 +57,21 @@ def search_space(preset: str, seeds: int) -> dict:
 def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, PRESETS).parse_args(argv)
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
-    from analysis.biamat.tables import table9
-    from analysis.render import emit
+    from launch.run import run_sweep
     from launch.sweep import Sweep
-    from launch.tuner import run_sweep
-    from runstore.reader import load_sweep
 
     sweep = Sweep.of("biamat", family="biamat-oat", param_space=search_space(args.preset, args.seeds),
                      name_keys=("labels", "seed"), extra_datasets=lambda cfg: cfg.aux_datasets)
     name = args.name or f"biamat-oat-{args.preset}"
-    run_sweep(sweep, args, name, report=lambda: emit(table9(load_sweep(name, tracking_uri=args.tracking_uri))),
+
+    def report() -> None:
+        from analysis.biamat.tables import table9
+        from analysis.render import emit
+        from runstore.reader import load_sweep
+
+        emit(table9(load_sweep(name, tracking_uri=args.tracking_uri)))
+
+    run_sweep(sweep, args, name, report=report,
               next_steps=[f"analysis/biamat_tables.py table9 --sweep {name} --format latex --out table9.tex",
                           f"analysis/biamat_tables.py fig3 --sweep {name} --out fig3.png"])
 

@@ -86,8 +86,8 @@ def main(argv: list[str] | None = None) -> None:
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
     from launch.checks import trial_configs
     from launch.optuna_search import describe_study, search_sweep
-    from launch.tuner import run_sweep
-    from trainables.methods.biamat import BiaMATConfig
+    from launch.run import run_sweep
+    from trainables.methods.configs import BiaMATConfig
 
     space = search_space(args.preset, args.variant, args.dataset, args.aux_datasets)
     cfg = trial_configs(BiaMATConfig, space)[0]

@@ -17,6 +17,7 @@ The table is printed at the end (rebuilt from MLflow, like ``python analysis/bia
 from __future__ import annotations
 
 from launch.cli import run_parser
+from launch.space import grid, per_value
 from sweeps.biamat_presets import PAPER_SHARED, PAPER_VARIANTS, TABLE12
 
 PIS = [0.45, 0.50, 0.55, 0.60, 0.65, 0.70]
@@ -48,15 +49,11 @@ VARIANTS = {
 
 
 def search_space(preset: str, seeds: int) -> dict:
-    from ray import tune
-
-    from launch.space import per_value
-
     return {
         **SHARED[preset],
-        "variant": tune.grid_search(["at", "trades"]),
-        "pi": tune.grid_search(PIS),
-        "seed": tune.grid_search(list(range(seeds))),
+        "variant": grid(["at", "trades"]),
+        "pi": grid(PIS),
+        "seed": grid(list(range(seeds))),
         **per_value("variant", VARIANTS[preset]),
     }
 
@@ -64,17 +61,22 @@ def search_space(preset: str, seeds: int) -> dict:
 def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, ["smoke", "paper"]).parse_args(argv)
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
-    from analysis.biamat.tables import table13
-    from analysis.render import emit
+    from launch.run import run_sweep
     from launch.sweep import Sweep
-    from launch.tuner import run_sweep
-    from runstore.reader import load_sweep
 
     space = search_space(args.preset, args.seeds)
     sweep = Sweep.of("biamat", family="biamat-pi-ablation", param_space=space, name_keys=("variant", "pi", "seed"),
                      extra_datasets=lambda cfg: cfg.aux_datasets)
     name = args.name or f"pi-ablation-{args.preset}"
-    run_sweep(sweep, args, name, report=lambda: emit(table13(load_sweep(name, tracking_uri=args.tracking_uri))),
+
+    def report() -> None:
+        from analysis.biamat.tables import table13
+        from analysis.render import emit
+        from runstore.reader import load_sweep
+
+        emit(table13(load_sweep(name, tracking_uri=args.tracking_uri)))
+
+    run_sweep(sweep, args, name, report=report,
               next_steps=[f"analysis/biamat_tables.py fig3 --sweep {name} --out fig3.png"])
 
 

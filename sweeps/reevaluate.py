@@ -180,7 +180,8 @@ def evaluate_job(job: Job, tracking_uri: str, data_root: str | None, batch_size:
     import torch
     from mlflow.tracking import MlflowClient
 
-    from trainables.datasets import load_dataset, test_split_of
+    from trainables.dataset_names import test_split_of
+    from trainables.datasets import load_dataset
     from trainables.evaluation import evaluate_points
     from trainables.image_set import evaluation_indices
     from trainables.safe_export import load_trained_model

@@ -15,34 +15,38 @@ The table is printed at the end (rebuilt from MLflow, like ``python analysis/uia
 from __future__ import annotations
 
 from launch.cli import run_parser
+from launch.space import grid
 from sweeps.uiat_presets import PRESETS
 
 
 def search_space(preset: str, seeds: int) -> dict:
-    from ray import tune
-
     from analysis.uiat.tables import TABLE6_ROWS
 
     return {
         **PRESETS[preset],
-        "components": tune.grid_search(list(TABLE6_ROWS)),
-        "seed": tune.grid_search(list(range(seeds))),
+        "components": grid(list(TABLE6_ROWS)),
+        "seed": grid(list(range(seeds))),
     }
 
 
 def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, PRESETS).parse_args(argv)
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
-    from analysis.render import emit
-    from analysis.uiat.tables import table6
+    from launch.run import run_sweep
     from launch.sweep import Sweep
-    from launch.tuner import run_sweep
-    from runstore.reader import load_sweep
 
     space = search_space(args.preset, args.seeds)
     sweep = Sweep.of("uiat", family="uiat-ablation", param_space=space, name_keys=("components", "seed"))
     name = args.name or f"uiat-ablation-{args.preset}"
-    run_sweep(sweep, args, name, report=lambda: emit(table6(load_sweep(name, tracking_uri=args.tracking_uri))),
+
+    def report() -> None:
+        from analysis.render import emit
+        from analysis.uiat.tables import table6
+        from runstore.reader import load_sweep
+
+        emit(table6(load_sweep(name, tracking_uri=args.tracking_uri)))
+
+    run_sweep(sweep, args, name, report=report,
               next_steps=[f"analysis/uiat_tables.py table2 --sweep {name}"])
 
 

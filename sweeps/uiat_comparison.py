@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 
 from launch.cli import run_parser
+from launch.space import grid, per_value
 from sweeps.uiat_presets import PRESETS, baseline_preset
 
 DATASETS = {"smoke": ["synthetic"], "paper": ["cifar10", "cifar100", "svhn"]}
@@ -39,26 +40,18 @@ VARIANTS = {False: {"components": "uag+fr+iam"}, True: {"components": "uag+fr"}}
 def shared(preset: str, seeds: int, recipe: dict, **per_dataset: dict[str, object]) -> dict:
     """``recipe`` on each dataset of the preset with Sec. 4.1's per-dataset changes (and ``per_dataset``: a key's
     value for each dataset), and the seeds."""
-    from ray import tune
-
-    from launch.space import per_value
-
     datasets = DATASETS[preset]
     values = {d: {**{k: PER_DATASET.get(d, {}).get(k, recipe[k]) for k in ("epochs", "attack_step")},
                   **{key: by_dataset[d] for key, by_dataset in per_dataset.items()}} for d in datasets}
-    return {**recipe, "dataset": tune.grid_search(datasets), "seed": tune.grid_search(list(range(seeds))),
+    return {**recipe, "dataset": grid(datasets), "seed": grid(list(range(seeds))),
             **per_value("dataset", values)}
 
 
 def baseline_space(preset: str, seeds: int) -> dict:
-    from ray import tune
-
-    from launch.space import per_value
-
     return {
         **shared(preset, seeds, baseline_preset(preset)),
         "beta": 6.0,
-        "training": tune.grid_search(BASELINES),
+        "training": grid(BASELINES),
         **per_value("training", {t: {"attack_start": ATTACK_START[t]} for t in BASELINES}),
     }
 
@@ -74,31 +67,23 @@ def hat_space(preset: str, seeds: int, helper_sweep: str) -> dict:
 
 
 def uiat_space(preset: str, seeds: int) -> dict:
-    from ray import tune
-
-    from launch.space import per_value
-    from trainables.methods.uiat import UIATConfig
+    from trainables.methods.configs import UIATConfig
 
     recipe = PRESETS[preset]
     defaults = {f.name: recipe.get(f.name, f.default) for f in dataclasses.fields(UIATConfig)}
     keys = {key for values in UIAT_PER_DATASET.values() for key in values}
     per_dataset = {key: {d: UIAT_PER_DATASET.get(d, {}).get(key, defaults[key]) for d in DATASETS[preset]}
                    for key in keys}
-    return {**shared(preset, seeds, recipe, **per_dataset), "oneoff": tune.grid_search([False, True]),
+    return {**shared(preset, seeds, recipe, **per_dataset), "oneoff": grid([False, True]),
             **per_value("oneoff", VARIANTS)}
 
 
 def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, PRESETS).parse_args(argv)
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
-    from analysis.render import emit
-    from analysis.uiat.tables import table1
-    from launch.checks import check_sweeps
     from launch.hat_helpers import require_hat_helpers
-    from launch.overrides import with_overrides_each
+    from launch.run import prepare_sweeps, run_sweep
     from launch.sweep import Sweep
-    from launch.tuner import run_sweep
-    from runstore.reader import load_sweep
 
     name = args.name or f"uiat-comparison-{args.preset}"
     names = [f"{name}-baselines", f"{name}-mart", f"{name}-hat", name]
@@ -112,16 +97,24 @@ def main(argv: list[str] | None = None) -> None:
         names[3]: Sweep.of("uiat", family="uiat-comparison", param_space=uiat_space(args.preset, args.seeds),
                            name_keys=("dataset", "oneoff", "seed")),
     }
-    sweeps, args = with_overrides_each(sweeps, args)  # --set: each key to the sweeps that have it
-    if check_sweeps(sweeps, args):  # every sweep is checked before the first one starts
+    prepared = prepare_sweeps(sweeps, args)  # every sweep is checked before the first one starts
+    if prepared is None:  # a dry run
         return
+    sweeps, args = prepared
     run_sweep(sweeps[names[0]], args, names[0])
     run_sweep(sweeps[names[1]], args, names[1])
     require_hat_helpers(sweeps[names[2]], args, names[0])  # the standard-training trials just run
     run_sweep(sweeps[names[2]], args, names[2])
     table = f"analysis/uiat_tables.py table1 {' '.join(f'--sweep {n}' for n in names)}"
-    run_sweep(sweeps[names[3]], args, names[3],
-              report=lambda: emit(table1([load_sweep(n, tracking_uri=args.tracking_uri) for n in names])),
+
+    def report() -> None:
+        from analysis.render import emit
+        from analysis.uiat.tables import table1
+        from runstore.reader import load_sweep
+
+        emit(table1([load_sweep(n, tracking_uri=args.tracking_uri) for n in names]))
+
+    run_sweep(sweeps[names[3]], args, names[3], report=report,
               next_steps=[table, table.replace("table1", "table2", 1)])
 
 

@@ -20,6 +20,7 @@ The table is printed at the end (rebuilt from MLflow, like ``python analysis/uia
 from __future__ import annotations
 
 from launch.cli import run_parser
+from launch.space import grid, per_value
 from sweeps.uiat_presets import PRESETS, baseline_preset
 
 # The smoke preset trains at the largest eps only, to stay within a few minutes on 2 CPU cores.
@@ -30,56 +31,44 @@ VARIANTS = {False: {"components": "uag+fr+iam"}, True: {"components": "uag+fr"}}
 
 def attack_steps(preset: str) -> dict:
     """``attack_step`` following the ``eps`` axis at the preset's step-to-eps ratio."""
-    from launch.space import per_value
-
     ratio = PRESETS[preset]["attack_step"] / (8 / 255)
     return per_value("eps", {eps: {"attack_step": ratio * eps} for eps in EPSILONS[preset]})
 
 
 def uiat_space(preset: str, seeds: int) -> dict:
-    from ray import tune
-
-    from launch.space import per_value
-
     return {
         **PRESETS[preset],
-        "eps": tune.grid_search(list(EPSILONS[preset])),
-        "oneoff": tune.grid_search([False, True]),
-        "seed": tune.grid_search(list(range(seeds))),
+        "eps": grid(list(EPSILONS[preset])),
+        "oneoff": grid([False, True]),
+        "seed": grid(list(range(seeds))),
         **per_value("oneoff", VARIANTS),
         **attack_steps(preset),
     }
 
 
 def trades_space(preset: str, seeds: int) -> dict:
-    from ray import tune
-
     return {
         **baseline_preset(preset),
         "training": "trades",
         "beta": 6.0,
         "attack_start": "normal",
-        "eps": tune.grid_search(list(EPSILONS[preset])),
-        "seed": tune.grid_search(list(range(seeds))),
+        "eps": grid(list(EPSILONS[preset])),
+        "seed": grid(list(range(seeds))),
         **attack_steps(preset),
     }
 
 
 def helper_space(preset: str, seeds: int) -> dict:
     """HAT's helpers: standard training on the same data, model and schedule, one per seed (eps plays no part)."""
-    from ray import tune
-
-    return {**baseline_preset(preset), "training": "standard", "seed": tune.grid_search(list(range(seeds)))}
+    return {**baseline_preset(preset), "training": "standard", "seed": grid(list(range(seeds)))}
 
 
 def hat_space(preset: str, seeds: int, helper_sweep: str) -> dict:
-    from ray import tune
-
     return {
         **baseline_preset(preset),
         "helper_sweep": helper_sweep, "beta": 2.5, "gamma": 0.5, "h": 2.0, "attack_start": "normal",
-        "eps": tune.grid_search(list(EPSILONS[preset])),
-        "seed": tune.grid_search(list(range(seeds))),
+        "eps": grid(list(EPSILONS[preset])),
+        "seed": grid(list(range(seeds))),
         **attack_steps(preset),
     }
 
@@ -87,14 +76,9 @@ def hat_space(preset: str, seeds: int, helper_sweep: str) -> dict:
 def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, PRESETS).parse_args(argv)
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
-    from analysis.render import emit
-    from analysis.uiat.tables import table3
-    from launch.checks import check_sweeps
     from launch.hat_helpers import require_hat_helpers
-    from launch.overrides import with_overrides_each
+    from launch.run import prepare_sweeps, run_sweep
     from launch.sweep import Sweep
-    from launch.tuner import run_sweep
-    from runstore.reader import load_sweep
 
     preset, seeds = args.preset, args.seeds
     name = args.name or f"uiat-eps-{preset}"
@@ -109,11 +93,16 @@ def main(argv: list[str] | None = None) -> None:
         names[3]: Sweep.of("hat", family="uiat-eps", param_space=hat_space(preset, seeds, names[2]),
                            name_keys=("eps", "seed")),
     }
-    sweeps, args = with_overrides_each(sweeps, args)  # --set: each key to the sweeps that have it
-    if check_sweeps(sweeps, args):  # every sweep is checked before the first one starts
+    prepared = prepare_sweeps(sweeps, args)  # every sweep is checked before the first one starts
+    if prepared is None:  # a dry run
         return
+    sweeps, args = prepared
 
     def report() -> None:
+        from analysis.render import emit
+        from analysis.uiat.tables import table3
+        from runstore.reader import load_sweep
+
         uri = args.tracking_uri
         emit(table3(*(load_sweep(n, tracking_uri=uri) for n in (names[0], names[1])),
                     hat=load_sweep(names[3], tracking_uri=uri)))

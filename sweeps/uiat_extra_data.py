@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 
 from launch.cli import run_parser
+from launch.space import grid, per_value
 from sweeps.uiat_presets import EXTRA_DATA_GRID, EXTRA_DATA_RECIPE, baseline_preset, extra_data
 
 BASELINES = ["standard", "trades"]  # standard: HAT's helpers; TRADES: the "Rebuffi et al." row
@@ -44,25 +45,17 @@ VARIANTS = {False: {"components": "uag+fr+iam"}, True: {"components": "uag+fr"}}
 
 def shared(preset: str, seeds: int, data_root: str | None, recipe: dict) -> dict:
     """``recipe`` on each dataset and network of the preset, each dataset with its generated data, and the seeds."""
-    from ray import tune
-
-    from launch.space import per_value
-
-    grid = EXTRA_DATA_GRID[preset]
-    data = {dataset: {"extra_data": extra_data(dataset, data_root)} for dataset in grid["datasets"]}
-    return {**recipe, "dataset": tune.grid_search(grid["datasets"]), "model": tune.grid_search(grid["models"]),
-            "seed": tune.grid_search(list(range(seeds))), **per_value("dataset", data)}
+    axes = EXTRA_DATA_GRID[preset]
+    data = {dataset: {"extra_data": extra_data(dataset, data_root)} for dataset in axes["datasets"]}
+    return {**recipe, "dataset": grid(axes["datasets"]), "model": grid(axes["models"]),
+            "seed": grid(list(range(seeds))), **per_value("dataset", data)}
 
 
 def baseline_space(preset: str, seeds: int, data_root: str | None) -> dict:
-    from ray import tune
-
-    from launch.space import per_value
-
     return {
         **shared(preset, seeds, data_root, baseline_preset(preset, EXTRA_DATA_RECIPE)),
         "beta": 6.0,  # TRADES's weight in the Gowal et al. command (module docstring)
-        "training": tune.grid_search(BASELINES),
+        "training": grid(BASELINES),
         **per_value("training", {t: {"attack_start": ATTACK_START[t]} for t in BASELINES}),
     }
 
@@ -74,11 +67,7 @@ def hat_space(preset: str, seeds: int, data_root: str | None, helper_sweep: str)
 
 
 def uiat_space(preset: str, seeds: int, data_root: str | None) -> dict:
-    from ray import tune
-
-    from launch.space import per_value
-
-    return {**shared(preset, seeds, data_root, EXTRA_DATA_RECIPE[preset]), "oneoff": tune.grid_search([False, True]),
+    return {**shared(preset, seeds, data_root, EXTRA_DATA_RECIPE[preset]), "oneoff": grid([False, True]),
             **per_value("oneoff", VARIANTS)}
 
 
@@ -98,14 +87,9 @@ def require_ddpm(sweeps: dict, args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, list(EXTRA_DATA_RECIPE)).parse_args(argv)
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
-    from analysis.render import emit
-    from analysis.uiat.tables import table4
-    from launch.checks import check_sweeps
     from launch.hat_helpers import require_hat_helpers
-    from launch.overrides import with_overrides_each
+    from launch.run import prepare_sweeps, run_sweep
     from launch.sweep import Sweep
-    from launch.tuner import run_sweep
-    from runstore.reader import load_sweep
 
     name = args.name or f"uiat-extra-data-{args.preset}"
     names = [f"{name}-baselines", f"{name}-hat", name]
@@ -118,16 +102,23 @@ def main(argv: list[str] | None = None) -> None:
         names[2]: Sweep.of("uiat", family="uiat-extra-data", param_space=uiat_space(preset, seeds, root),
                            name_keys=("dataset", "model", "oneoff", "seed")),
     }
-    sweeps, args = with_overrides_each(sweeps, args)  # --set: each key to the sweeps that have it
-    require_ddpm(sweeps, args)
-    if check_sweeps(sweeps, args):  # every sweep is checked before the first one starts
+    prepared = prepare_sweeps(sweeps, args, before_checks=lambda ready: require_ddpm(ready, args))
+    if prepared is None:  # a dry run
         return
+    sweeps, args = prepared
     run_sweep(sweeps[names[0]], args, names[0])
     require_hat_helpers(sweeps[names[1]], args, names[0])  # the standard-training trials just run
     run_sweep(sweeps[names[1]], args, names[1])
     table = f"analysis/uiat_tables.py table4 {' '.join(f'--sweep {n}' for n in names)}"
-    run_sweep(sweeps[names[2]], args, names[2],
-              report=lambda: emit(table4([load_sweep(n, tracking_uri=args.tracking_uri) for n in names])),
+
+    def report() -> None:
+        from analysis.render import emit
+        from analysis.uiat.tables import table4
+        from runstore.reader import load_sweep
+
+        emit(table4([load_sweep(n, tracking_uri=args.tracking_uri) for n in names]))
+
+    run_sweep(sweeps[names[2]], args, names[2], report=report,
               next_steps=[table])
 
 

@@ -37,6 +37,7 @@ budgets adds a few A100-hours per model.
 from __future__ import annotations
 
 from launch.cli import run_parser
+from launch.space import grid, per_value
 from sweeps.uiat_presets import PRESETS, baseline_preset
 
 # Full UIAT (Fig. 4) and the one-off variant (Figs. 2 and 5), which stores p once and so has no momentum.
@@ -54,32 +55,24 @@ AUTOATTACK_N = {"paper": 10000, "smoke": 32}
 
 
 def uiat_space(preset: str, seeds: int) -> dict:
-    from ray import tune
-
-    from launch.space import per_value
-
     return {
         **PRESETS[preset],
         "train_eval_n": TRAIN_EVAL_N[preset],
         "curve_steps": CURVE_STEPS,
-        "oneoff": tune.grid_search([False, True]),
-        "seed": tune.grid_search(list(range(seeds))),
+        "oneoff": grid([False, True]),
+        "seed": grid(list(range(seeds))),
         **per_value("oneoff", VARIANTS),
     }
 
 
 def baseline_space(preset: str, seeds: int) -> dict:
-    from ray import tune
-
-    from launch.space import per_value
-
     return {
         **baseline_preset(preset),
         "train_eval_n": TRAIN_EVAL_N[preset],
         "curve_steps": CURVE_STEPS,
         "beta": 6.0,
-        "training": tune.grid_search(BASELINES),
-        "seed": tune.grid_search(list(range(seeds))),
+        "training": grid(BASELINES),
+        "seed": grid(list(range(seeds))),
         **per_value("training", {t: {"attack_start": ATTACK_START[t]} for t in BASELINES}),
     }
 
@@ -90,7 +83,7 @@ FIG2_EPOCHS = {"paper": 200}
 
 def fig2_uiat_space(preset: str, seeds: int) -> dict:
     """One-off UIAT for Fig. 2: the figures' UIAT space at Fig. 2's epochs, T and T' keeping their share of training."""
-    from trainables.methods.uiat import UIATConfig
+    from trainables.methods.configs import UIATConfig
 
     space = uiat_space(preset, seeds)
     scale = FIG2_EPOCHS[preset] / space["epochs"]
@@ -124,10 +117,8 @@ def evaluations(preset: str, name: str) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, PRESETS).parse_args(argv)
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
-    from launch.checks import check_sweeps
-    from launch.overrides import with_overrides_each
+    from launch.run import prepare_sweeps, run_sweep
     from launch.sweep import Sweep
-    from launch.tuner import run_sweep
 
     name = args.name or f"uiat-figures-{args.preset}"
     sweeps = {
@@ -145,9 +136,10 @@ def main(argv: list[str] | None = None) -> None:
                                                param_space=fig2_baseline_space(args.preset, args.seeds),
                                                name_keys=("training", "seed")),
         }
-    sweeps, args = with_overrides_each(sweeps, args)  # --set: each key to the sweeps that have it
-    if check_sweeps(sweeps, args):  # every sweep is checked before the first one starts
+    prepared = prepare_sweeps(sweeps, args)  # every sweep is checked before the first one starts
+    if prepared is None:  # a dry run
         return
+    sweeps, args = prepared
     *first, last = sweeps
     for sweep_name in first:
         run_sweep(sweeps[sweep_name], args, sweep_name)

@@ -16,36 +16,40 @@ The lambda table is printed at the end (rebuilt from MLflow, like ``python analy
 from __future__ import annotations
 
 from launch.cli import run_parser
+from launch.space import grid
 from sweeps.uiat_presets import PRESETS
 
 LAMBDAS = {"paper": [1.0, 2.0, 3.0, 3.5, 4.0, 5.0, 6.0], "smoke": [1.0, 3.5, 6.0]}
 
 
 def search_space(preset: str, seeds: int) -> dict:
-    from ray import tune
-
     return {
         **PRESETS[preset],
         "oneoff": True,
         "components": "uag+fr",
-        "lam": tune.grid_search(list(LAMBDAS[preset])),
-        "seed": tune.grid_search(list(range(seeds))),
+        "lam": grid(list(LAMBDAS[preset])),
+        "seed": grid(list(range(seeds))),
     }
 
 
 def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, PRESETS).parse_args(argv)
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
-    from analysis.render import emit
-    from analysis.uiat.tables import lambda_table
+    from launch.run import run_sweep
     from launch.sweep import Sweep
-    from launch.tuner import run_sweep
-    from runstore.reader import load_sweep
 
     space = search_space(args.preset, args.seeds)
     sweep = Sweep.of("uiat", family="uiat-lambda", param_space=space, name_keys=("lam", "seed"))
     name = args.name or f"uiat-lambda-{args.preset}"
-    run_sweep(sweep, args, name, report=lambda: emit(lambda_table(load_sweep(name, tracking_uri=args.tracking_uri))),
+
+    def report() -> None:
+        from analysis.render import emit
+        from analysis.uiat.tables import lambda_table
+        from runstore.reader import load_sweep
+
+        emit(lambda_table(load_sweep(name, tracking_uri=args.tracking_uri)))
+
+    run_sweep(sweep, args, name, report=report,
               next_steps=[f"analysis/uiat_tables.py fig3 --sweep {name} --out lambda.png"])
 
 

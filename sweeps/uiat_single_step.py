@@ -22,6 +22,7 @@ preset; seconds per epoch are the trials' own training-pass times.
 from __future__ import annotations
 
 from launch.cli import run_parser
+from launch.space import grid
 from sweeps.uiat_presets import PRESETS, baseline_preset
 
 EPSILONS = {"smoke": [8 / 255], "paper": [6 / 255, 8 / 255, 10 / 255]}
@@ -31,16 +32,12 @@ TABLE5_UIAT = {"oneoff": True, "components": "uag"}  # Sec. 4.3: one-off, beta =
 
 
 def shared(preset: str, seeds: int, recipe: dict) -> dict:
-    from ray import tune
-
-    return {**recipe, "eps": tune.grid_search(EPSILONS[preset]), "attack_bn": "train",
-            "seed": tune.grid_search(list(range(seeds)))}
+    return {**recipe, "eps": grid(EPSILONS[preset]), "attack_bn": "train",
+            "seed": grid(list(range(seeds)))}
 
 
 def single_step_space(preset: str, seeds: int) -> dict:
-    from ray import tune
-
-    return {**shared(preset, seeds, baseline_preset(preset)), "variant": tune.grid_search(["n_fgsm", "rs_fgsm"])}
+    return {**shared(preset, seeds, baseline_preset(preset)), "variant": grid(["n_fgsm", "rs_fgsm"])}
 
 
 def gradalign_space(preset: str, seeds: int) -> dict:
@@ -48,22 +45,15 @@ def gradalign_space(preset: str, seeds: int) -> dict:
 
 
 def uiat_space(preset: str, seeds: int) -> dict:
-    from ray import tune
-
-    return {**shared(preset, seeds, PRESETS[preset]), **TABLE5_UIAT, "training_attack": tune.grid_search(ATTACKS),
+    return {**shared(preset, seeds, PRESETS[preset]), **TABLE5_UIAT, "training_attack": grid(ATTACKS),
             "align_lam": GRADALIGN_LAMBDA}
 
 
 def main(argv: list[str] | None = None) -> None:
     args = run_parser(__doc__, PRESETS).parse_args(argv)
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
-    from analysis.render import emit
-    from analysis.uiat.tables import table5
-    from launch.checks import check_sweeps
-    from launch.overrides import with_overrides_each
+    from launch.run import prepare_sweeps, run_sweep
     from launch.sweep import Sweep
-    from launch.tuner import run_sweep
-    from runstore.reader import load_sweep
 
     name = args.name or f"uiat-single-step-{args.preset}"
     names = [name, f"{name}-gradalign", f"{name}-uiat"]
@@ -76,14 +66,22 @@ def main(argv: list[str] | None = None) -> None:
         names[2]: Sweep.of("uiat", family=family, param_space=uiat_space(args.preset, args.seeds),
                            name_keys=("training_attack", "eps", "seed")),
     }
-    sweeps, args = with_overrides_each(sweeps, args)  # --set: each key to the sweeps that have it
-    if check_sweeps(sweeps, args):  # every sweep is checked before the first one starts
+    prepared = prepare_sweeps(sweeps, args)  # every sweep is checked before the first one starts
+    if prepared is None:  # a dry run
         return
+    sweeps, args = prepared
     run_sweep(sweeps[names[0]], args, names[0])
     run_sweep(sweeps[names[1]], args, names[1])
     table = f"analysis/uiat_tables.py table5 {' '.join(f'--sweep {n}' for n in names)}"
-    run_sweep(sweeps[names[2]], args, names[2],
-              report=lambda: emit(table5([load_sweep(n, tracking_uri=args.tracking_uri) for n in names])),
+
+    def report() -> None:
+        from analysis.render import emit
+        from analysis.uiat.tables import table5
+        from runstore.reader import load_sweep
+
+        emit(table5([load_sweep(n, tracking_uri=args.tracking_uri) for n in names]))
+
+    run_sweep(sweeps[names[2]], args, names[2], report=report,
               next_steps=[table])
 
 

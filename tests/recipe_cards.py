@@ -51,7 +51,7 @@ RUNTIME: Card = {
     "compile": (False, NOT_SET),
     "lr_base_batch": (0, "batch 128 as in the papers: no LR scaling"),
     "augment": ("auto", ("papers: random crop and flip on CIFAR and ImageNet; SVHN's is not stated: the crop alone "
-                        "(trainables/datasets.default_augmentation: no flipped digits)")),
+                        "(trainables/dataset_names.default_augmentation: no flipped digits)")),
     "holdout_n": (1000, "unused when selecting on the test set"),
     "rung_epochs": ((), "not a recipe value: a budgeted sweep's rungs (--budget, launch/budget.py)"),
     "train_eval_n": (0, "not a recipe value: UIAT Fig. 2's training curves (sweeps/uiat_figures.py)"),

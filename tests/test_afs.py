@@ -29,16 +29,14 @@ from trainables.methods import afs
 from trainables.methods.afs import (
     EXTRACTOR_EXPERIMENT,
     Extractor,
-    ExtractorConfig,
     FrozenStack,
     Merger,
-    MergerConfig,
     MissingExtractorError,
     find_extractors,
     load_extractors,
-    mask_indices,
-    mask_of,
 )
+from trainables.methods.afs_masks import DEFAULT_MASK, mask_indices, mask_of
+from trainables.methods.configs import ExtractorConfig, MergerConfig
 from trainables.models import Classifier, count_macs, create_model
 from trainables.runtime import Trial
 from trainables.tracking import TrialRun
@@ -375,7 +373,7 @@ def test_a_convex_decaying_delta_z_gives_the_last_two_extractors():
 
 
 def test_masks_and_codes():
-    assert mask_of([3, 4, 5, 6, 7, 8]) == afs.DEFAULT_MASK and mask_of([9], length=10) == "0000000001"
+    assert mask_of([3, 4, 5, 6, 7, 8]) == DEFAULT_MASK and mask_of([9], length=10) == "0000000001"
     with pytest.raises(ValueError):
         mask_of([9])
     # MLflow hands masks back as strings; the analysis must not turn "000111111" into the number 111111.

@@ -17,7 +17,7 @@ from analysis.afs.tables import tradeoff
 from launch.space import grid_points
 from runstore.reader import SweepRuns
 from sweeps import afs_extractors, afs_merger
-from trainables.methods.afs import EXTRACTOR_EXPERIMENT
+from trainables.methods.configs import EXTRACTOR_EXPERIMENT
 from trainables.tracking import TrialRun
 
 CIFAR100 = "paper-cifar100"

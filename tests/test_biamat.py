@@ -10,7 +10,8 @@ from trainables.config import ConfigError, RunSettings
 from trainables.datasets import load_dataset
 from trainables.loader import DeviceLoader
 from trainables.losses import soft_cross_entropy
-from trainables.methods.biamat import BiaMAT, BiaMATConfig, primary_confidence
+from trainables.methods.biamat import BiaMAT, primary_confidence
+from trainables.methods.configs import BiaMATConfig
 from trainables.runtime import Trial
 from trainables.trial_data import TrialData
 

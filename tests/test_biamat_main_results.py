@@ -27,7 +27,7 @@ from runstore.reader import SweepRuns, load_sweep
 from sweeps import baselines, biamat_aux_sets, biamat_main_results, biamat_oat
 from sweeps.biamat_presets import TABLE2_AUX, TABLE2_UNLISTED, TABLE12, baseline_recipe, paper_recipe
 from trainables.datasets import imgnet100_classes
-from trainables.methods.baseline import BaselineConfig
+from trainables.methods.configs import BaselineConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = {"at": {"params.model": "wrn-28-10", "params.epochs": 100, "params.weight_decay": 2e-4},

@@ -21,7 +21,8 @@ from analysis.render import to_csv, to_latex
 from runstore.reader import load_sweep
 from trainables import datasets
 from trainables.config import RunSettings
-from trainables.methods.biamat import BiaMAT, BiaMATConfig
+from trainables.methods.biamat import BiaMAT
+from trainables.methods.configs import BiaMATConfig
 from trainables.runtime import Trial
 from trainables.tracking import TrialRun
 from trainables.trial_data import TrialData

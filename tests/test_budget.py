@@ -12,7 +12,7 @@ from launch.cli import run_parser
 from launch.resume import BUDGET_TAG, check_same_settings
 from launch.rungs import RungScheduler, group_of
 from trainables.config import ConfigError, TrainConfig
-from trainables.methods.biamat import BiaMATConfig
+from trainables.methods.configs import BiaMATConfig
 from trainables.tracking import EPOCH_METRIC, RUNG_SCORE
 
 fidelity = load_script("budget_fidelity")

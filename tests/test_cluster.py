@@ -18,8 +18,8 @@ from mlflow.tracking import MlflowClient
 from packaging.requirements import Requirement
 
 from launch.cli import run_parser
+from launch.run import run_sweep
 from launch.sweep import Sweep
-from launch.tuner import run_sweep
 from tests_support import TINY_TRIAL, epochs_by_process, stalling
 from trainables.methods import baseline
 

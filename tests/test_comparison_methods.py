@@ -18,9 +18,10 @@ from trainables.config import ConfigError
 from trainables.loader import Batch, DeviceLoader
 from trainables.losses import kl_divergence
 from trainables.methods import gradalign, mart, single_step
-from trainables.methods.gradalign import GradAlign, GradAlignConfig
-from trainables.methods.mart import MARTConfig, boosted_cross_entropy, mart_loss
-from trainables.methods.single_step import SingleStep, SingleStepConfig
+from trainables.methods.configs import GradAlignConfig, MARTConfig, SingleStepConfig
+from trainables.methods.gradalign import GradAlign
+from trainables.methods.mart import boosted_cross_entropy, mart_loss
+from trainables.methods.single_step import SingleStep
 from trainables.runtime import Method
 from trainables.single_step_attacks import alignment
 from trainables.trial_data import TrialData

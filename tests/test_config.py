@@ -3,7 +3,7 @@
 import pytest
 
 from trainables.config import ConfigError, TrainConfig
-from trainables.methods.baseline import BaselineConfig
+from trainables.methods.configs import BaselineConfig
 from trainables.training import decay_steps, first_decay_epoch, lr_factor
 
 

@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 import torch
 
+from trainables import dataset_names as names
+from trainables.dataset_names import dataset_names
 from trainables.datasets import (
     DatasetInvalidError,
     DatasetNotFoundError,
     check_dataset,
-    dataset_names,
     load_dataset,
     synthetic_aux_related,
 )
@@ -392,7 +393,12 @@ def test_unknown_names_list_the_valid_ones() -> None:
 
 
 def test_registry_is_complete() -> None:
-    assert dataset_names() == sorted([*FILE_DATASETS, *BUILT_IN])
+    """The names a config is checked against (trainables/dataset_names.py, no torch) are the readers' names, and
+    the built-in ones are those that read no files."""
+    from trainables.datasets import _READERS
+
+    assert dataset_names() == sorted([*FILE_DATASETS, *BUILT_IN]) == sorted(_READERS)
+    assert names.BUILT_IN == {name for name, reader in _READERS.items() if reader.folder is None} == set(BUILT_IN)
 
 
 @pytest.mark.parametrize("name", dataset_names())

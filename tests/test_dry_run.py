@@ -33,7 +33,7 @@ from sweeps import (
     uiat_lambda,
     uiat_search,
 )
-from trainables.methods.biamat import BiaMATConfig
+from trainables.methods.configs import BiaMATConfig
 from trainables.tracking import SWEEP_TAG, TrialRun, experiment_id
 
 SEEDS = 2
@@ -222,7 +222,7 @@ def test_measured_speeds_are_preferred_to_the_papers(tmp_path):
 
 
 def test_a_method_no_paper_times_is_listed_once_with_the_reason(tmp_path):
-    from trainables.methods.mart import MARTConfig
+    from trainables.methods.configs import MARTConfig
 
     trials = [MARTConfig.from_dict({"dataset": "cifar10", "model": model}) for model in ("resnet18", "wrn-34-10")]
     lines = cost_lines(trials, reference_speeds(tmp_path))

@@ -18,7 +18,8 @@ from trainables.config import ConfigError, RunSettings, TrainConfig
 from trainables.datasets import load_dataset
 from trainables.image_set import ImageSet
 from trainables.loader import MixedLoader
-from trainables.methods.uiat import UIAT, UIATConfig
+from trainables.methods.configs import UIATConfig
+from trainables.methods.uiat import UIAT
 from trainables.runtime import Trial
 from trainables.trial_data import TrialData
 
@@ -251,7 +252,7 @@ def test_a_ddpm_file_in_another_format_and_a_bad_share_stop_before_ray(empty_cwd
 def test_the_launcher_checks_any_methods_extra_data_like_a_dataset(empty_cwd):
     """extra_data is a key of every method's config: the launcher's pre-Ray check reads it whichever method trains."""
     from launch.checks import validate
-    from trainables.methods.mart import MARTConfig
+    from trainables.methods.configs import MARTConfig
 
     space = {"dataset": "synthetic", "extra_data": "npz:missing.npz", "original_fraction": 0.5}
     with pytest.raises(SystemExit, match=r"missing\.npz"):

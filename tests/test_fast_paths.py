@@ -10,7 +10,8 @@ import torch
 
 from tests_support import SCIENCE, merger_over, robustness, science_pgd_at, train_without_ray
 from trainables.methods import registry
-from trainables.methods.baseline import Baseline, BaselineConfig
+from trainables.methods.baseline import Baseline
+from trainables.methods.configs import BaselineConfig
 from trainables.runtime import Method
 from trainables.training import make_optimizer
 

@@ -19,7 +19,8 @@ from trainables.config import ConfigError, RunSettings
 from trainables.loader import Batch, DeviceLoader
 from trainables.methods import hat
 from trainables.methods.baseline import Baseline
-from trainables.methods.hat import HAT, HATConfig, MissingHelperError, find_helpers, helper_examples
+from trainables.methods.configs import HATConfig
+from trainables.methods.hat import HAT, MissingHelperError, find_helpers, helper_examples
 from trainables.models import Classifier, create_model
 from trainables.runtime import Method, Trial
 from trainables.tracking import TrialRun

@@ -16,8 +16,9 @@ from tests_support import merger_over, train_without_ray
 from trainables.config import ConfigError
 from trainables.datasets import load_dataset
 from trainables.methods import uiat
-from trainables.methods.baseline import Baseline, BaselineConfig
+from trainables.methods.baseline import Baseline
 from trainables.methods.biamat import BiaMAT
+from trainables.methods.configs import BaselineConfig
 from trainables.methods.uiat import UIAT
 from trainables.models import Classifier, Normalize, create_model
 from trainables.training import precision

@@ -9,7 +9,7 @@ import torch
 
 from trainables.image_set import ImageSet
 from trainables.loader import PAD, Batch, DeviceLoader, EndlessStream, augment_batch
-from trainables.methods.biamat import BiaMATConfig
+from trainables.methods.configs import BiaMATConfig
 
 
 def toy_set(n: int = 50, size: int = 8) -> ImageSet:

@@ -170,3 +170,11 @@ def test_tiny_cnn_learns_a_10_class_problem() -> None:
     with torch.no_grad():
         accuracy = (model(x_test).argmax(1) == y_test).float().mean().item()
     assert accuracy > 0.9
+
+
+def test_the_names_a_config_is_checked_against_are_the_builders_names():
+    """Configs check model names in trainables/model_names.py (no torch); every name there builds, and every
+    built-in builder is named there."""
+    from trainables.model_names import BUILT_IN
+
+    assert tuple(model_names()) == BUILT_IN

@@ -11,7 +11,8 @@ import torch
 
 from sweeps.pi_ablation import PIS, SHARED, VARIANTS
 from trainables.config import RunSettings
-from trainables.methods.biamat import BiaMAT, BiaMATConfig
+from trainables.methods.biamat import BiaMAT
+from trainables.methods.configs import BiaMATConfig
 from trainables.runtime import Trial
 from trainables.training import seed_everything
 from trainables.trial_data import TrialData

@@ -280,3 +280,43 @@ def test_a_sweep_and_another_mlflow_client_on_a_new_sqlite_store_both_open_it(tm
     outputs = [driver.communicate(timeout=120)[0] for driver in drivers]
     assert [driver.returncode for driver in drivers] == [0, 0], "\n".join(outputs)[-3000:]
     assert {"experiments", "span_metrics", "alembic_version"} <= tables(tmp_path / "mlflow.db")
+
+
+HEAVY = ("torch", "ray", "mlflow", "optuna", "pandas")
+
+
+@pytest.mark.parametrize(("script", "flags", "expected"), [
+    ("pi_ablation", ["--set", "lr_milestones=[0.9,0.5]"], "lr_milestones=[0.9, 0.5] must increase"),
+    ("pi_ablation", ["--set", "final_attacks=[]"], "final_attacks is empty"),
+    ("pi_ablation", ["--set", "model=resnet19"], "unknown model 'resnet19'"),
+    ("pi_ablation", ["--set", "dataset=cifar11"], "unknown dataset 'cifar11'"),
+    ("pi_ablation", ["--name", "taken"], "exists: pass --resume to continue that sweep"),
+    ("pi_ablation", ["--storage-path", "a-file/ray"], "--storage-path"),
+    ("baselines", ["--tracking-uri", "bogus://x"], "no database of that kind is known here"),
+    ("uiat_eps", ["--set", "inv_eps=2"], "inv_eps=2.0 is outside [0.0, 1.0]"),
+    ("uiat_comparison", ["--set", "lam=-1"], "must not be negative"),
+    ("afs_extractors", ["--set", "delta_z_steps=0"], "delta_z_steps=0 >= 1"),
+])
+def test_a_refused_flag_or_value_loads_no_heavy_library(tmp_path, script, flags, expected):
+    """Cheap checks first: a bad value, dataset name, model name, run folder or store is refused before torch, Ray,
+    MLflow, Optuna or pandas is imported (each takes a second or more to import), so the refusal comes within a
+    fraction of a second of argparse; the time it takes is in docs/faults.md, not asserted here."""
+    (tmp_path / "ray" / "taken").mkdir(parents=True)
+    (tmp_path / "a-file").write_text("")
+    code = ("import runpy, sys\n"
+            f"sys.argv = [{str(ROOT / 'sweeps' / f'{script}.py')!r}, '--storage-path', 'ray', *{flags!r}]\n"
+            "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
+            "except SystemExit as exc:\n    print('exit:', exc)\n"
+            f"print('loaded:', sorted(m for m in {HEAVY!r} if m in sys.modules))\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                            check=False)
+    assert expected in result.stdout, result.stdout + result.stderr[-3000:]
+    assert "loaded: []" in result.stdout, result.stdout
+
+
+def test_the_databases_the_checks_accept_are_mlflows():
+    from mlflow.store.db.db_types import DATABASE_ENGINES
+
+    from launch.preflight import MLFLOW_DATABASES
+
+    assert sorted(MLFLOW_DATABASES) == sorted(DATABASE_ENGINES)

@@ -36,14 +36,17 @@ from sweeps import (
 )
 from sweeps.biamat_presets import TABLE12
 from trainables.config import TrainConfig
-from trainables.methods.afs import ExtractorConfig, MergerConfig
-from trainables.methods.baseline import BaselineConfig
-from trainables.methods.biamat import BiaMATConfig
-from trainables.methods.gradalign import GradAlignConfig
-from trainables.methods.hat import HATConfig
-from trainables.methods.mart import MARTConfig
-from trainables.methods.single_step import SingleStepConfig
-from trainables.methods.uiat import UIATConfig
+from trainables.methods.configs import (
+    BaselineConfig,
+    BiaMATConfig,
+    ExtractorConfig,
+    GradAlignConfig,
+    HATConfig,
+    MARTConfig,
+    MergerConfig,
+    SingleStepConfig,
+    UIATConfig,
+)
 from trainables.training import lr_factor
 
 

@@ -115,7 +115,10 @@ def test_the_registry_names_the_methods_the_sweeps_tag():
     assert list(METHODS) == ["baseline", "afs_extractor", "afs", "biamat", "uiat", "hat", "mart", "single_step",
                              "gradalign"]
     for name, spec in METHODS.items():
+        # The registry names each method's config and code without importing the code (configs are checked before
+        # torch loads); the Method class it imports names the same.
         assert spec.name == name == spec.method.name and spec.paper
+        assert spec.config is spec.method.Config
 
 
 def test_an_unknown_name_is_refused_listing_the_registered_ones():

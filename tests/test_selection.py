@@ -11,7 +11,8 @@ import torch
 from tests_support import TINY_TRIAL
 from trainables.config import ConfigError, RunSettings
 from trainables.evaluation import BestTracker
-from trainables.methods.baseline import Baseline, BaselineConfig
+from trainables.methods.baseline import Baseline
+from trainables.methods.configs import BaselineConfig
 from trainables.runtime import Trial
 from trainables.trial_data import TrialData
 

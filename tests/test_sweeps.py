@@ -12,7 +12,7 @@ from ray import tune
 from launch.checks import validate
 from launch.space import grid_points, per_value
 from sweeps import baselines, pi_ablation
-from trainables.methods.biamat import BiaMATConfig
+from trainables.methods.configs import BiaMATConfig
 
 
 def run_main(main, tmp_path: Path, *args: str) -> str:

@@ -16,8 +16,9 @@ from tests_support import TINY_TRIAL, merger_over, settings_for
 from trainables.config import RunSettings
 from trainables.evaluation import evaluate
 from trainables.methods import baseline
-from trainables.methods.afs import MergerConfig, StackedFeatures, mask_of
-from trainables.methods.baseline import BaselineConfig
+from trainables.methods.afs import StackedFeatures
+from trainables.methods.afs_masks import mask_of
+from trainables.methods.configs import BaselineConfig, MergerConfig
 from trainables.models import Classifier, create_model
 from trainables.runtime import TrialData
 from trainables.safe_export import SAFE_FOLDER, classifier_architecture, load_safe_model, save_safe_model

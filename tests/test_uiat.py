@@ -15,7 +15,8 @@ from trainables import attacks
 from trainables.config import ConfigError, RunSettings
 from trainables.datasets import load_dataset
 from trainables.loader import Batch, DeviceLoader
-from trainables.methods.uiat import UIAT, UIATConfig, inverse_objective
+from trainables.methods.configs import UIATConfig
+from trainables.methods.uiat import UIAT, inverse_objective
 from trainables.models import create_model
 from trainables.runtime import Trial
 from trainables.training import set_rng_state

@@ -17,9 +17,10 @@ from trainables.config import ConfigError
 from trainables.loader import Batch, DeviceLoader
 from trainables.losses import kl_divergence
 from trainables.methods import uiat
+from trainables.methods.configs import UIATConfig
 from trainables.methods.gradalign import GradAlign
 from trainables.methods.single_step import SingleStep
-from trainables.methods.uiat import UIAT, UIATConfig
+from trainables.methods.uiat import UIAT
 from trainables.runtime import Method
 from trainables.trial_data import TrialData
 

@@ -16,15 +16,8 @@ import torch
 from launch.checks import validate
 from trainables import user_data
 from trainables.config import ConfigError, TrainConfig
-from trainables.datasets import (
-    DatasetInvalidError,
-    DatasetNotFoundError,
-    absolute_dataset_name,
-    check_dataset,
-    is_builtin,
-    load_dataset,
-    validate_dataset_name,
-)
+from trainables.dataset_names import absolute_dataset_name, is_builtin, validate_dataset_name
+from trainables.datasets import DatasetInvalidError, DatasetNotFoundError, check_dataset, load_dataset
 from trainables.image_set import ImageSet, seeded_subset
 
 

@@ -17,9 +17,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 
 class ConfigError(ValueError):
@@ -173,14 +174,14 @@ class TrainConfig:
 
     def augmentation(self) -> Literal["crop_flip", "crop", "none"]:
         """The training set's augmentation: :attr:`augment`, with "auto" resolved for :attr:`dataset`."""
-        from trainables.datasets import default_augmentation
+        from trainables.dataset_names import default_augmentation
 
         return default_augmentation(self.dataset) if self.augment == "auto" else self.augment
 
     def __post_init__(self) -> None:
-        from trainables.datasets import validate_dataset_name
-        from trainables.evaluation import parse_attack
-        from trainables.models import model_builder
+        from trainables.attack_names import parse_attack
+        from trainables.dataset_names import validate_dataset_name
+        from trainables.model_names import validate_model_name
 
         try:
             validate_dataset_name(self.dataset)  # a registered name, npz:PATH or folder:PATH
@@ -189,7 +190,7 @@ class TrainConfig:
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         try:
-            model_builder(self.model)
+            validate_model_name(self.model)
             for attack in self.final_attacks:
                 parse_attack(attack)
         except ValueError as exc:
@@ -252,7 +253,7 @@ class TrainConfig:
                               + (", or lower holdout_n" if held else ", or lower batch_size"))
 
     def _check_extra_data(self) -> None:
-        from trainables.datasets import validate_dataset_name
+        from trainables.dataset_names import validate_dataset_name
 
         fraction = self.original_fraction
         if not 0 < fraction <= 1:
@@ -331,6 +332,8 @@ class RunSettings:
     restart_unreadable: bool = False
 
     def resolve_device(self) -> torch.device:
+        import torch  # here, not above: configs are validated before a sweep loads torch (launch/checks.py)
+
         if self.device:
             return torch.device(self.device)
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

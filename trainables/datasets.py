@@ -25,7 +25,7 @@ Layout under the data root (``root`` argument, else ``$ADVSWEEP_DATA``, else ``.
 The user's own data is named by its path, ``npz:PATH`` (a ``.npz`` file, the train split only, or a folder of
 ``train.npz`` and ``test.npz``) or ``folder:PATH`` (torchvision's ImageFolder layout, resized once to 32x32 and
 cached; ``folder@64:PATH`` at 64x64); ``root`` does not apply, and a relative PATH resolves against the current
-directory (see ``trainables/user_data.py`` and :func:`absolute_dataset_name`).
+directory (see ``trainables/user_data.py`` and ``dataset_names.absolute_dataset_name``).
 
 ``synthetic``, ``synthetic_absent``, ``synthetic_aux`` and ``synthetic_aux_unrelated`` are built-in data generated from
 a seed (``root`` is ignored; options ``seed``, ``n``, ``size``, ``robust_p``, ``nonrobust_p``): what they hold, and why,
@@ -41,7 +41,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache, partial
 from pathlib import Path
-from typing import Literal
 
 from trainables import user_data
 from trainables.dataset_files import (
@@ -62,6 +61,7 @@ from trainables.dataset_files import (
     read_svhn,
     torchvision_download,
 )
+from trainables.dataset_names import npz_files, splits_of, user_name
 from trainables.file_checks import DatasetInvalidError
 from trainables.image_set import ImageSet
 from trainables.seeds import derive_seed
@@ -77,7 +77,6 @@ class _Reader:
     """How to find, obtain and read one dataset. Built-in data has ``folder=None``: it needs no files."""
 
     read: Callable[..., ImageSet]  # read(folder, split, **options); read(split, **options) for built-in data
-    splits: tuple[str, ...]
     check_splits: tuple[str, ...]  # what a sweep needs by default: train and test for a primary set, train for aux
     folder: str | None = None
     files: dict[str, tuple[str, ...]] | None = None  # split -> paths relative to the folder
@@ -108,7 +107,7 @@ _IMAGENET64_HINT = _imagenet_hint(64, "Imagenet64_train_part1.zip, Imagenet64_tr
 def _places365_reader(size: int) -> _Reader:
     """Places365 downscaled to size x size, from the same torchvision files; each size caches its own images."""
     return _Reader(
-        partial(read_places365, size=size), splits=("train", "val"), check_splits=("train",), folder="places365",
+        partial(read_places365, size=size), check_splits=("train",), folder="places365",
         files=PLACES365_FILES, missing=partial(places365_missing, size=size),
         how_to_get=_torchvision_hint("Places365('{folder}', split='train-standard', small=True, download=True)")
         + f", with split='val' for val; the first load writes a {size}x{size} cache, places365_{size}_{{split}}.npz, "
@@ -146,154 +145,80 @@ def synthetic_aux_related(related_classes: int = AUX_RELATED_CLASSES) -> dict[in
 
 _READERS: dict[str, _Reader] = {
     "cifar10": _Reader(
-        CIFAR10.read, splits=("train", "test"), check_splits=("train", "test"), folder="cifar-10-batches-py",
+        CIFAR10.read, check_splits=("train", "test"), folder="cifar-10-batches-py",
         files=CIFAR10.files, how_to_get=_torchvision_hint("CIFAR10('{root}', download=True)"),
         torchvision_class="CIFAR10", check=CIFAR10.check,
     ),
     "cifar100": _Reader(
-        CIFAR100.read, splits=("train", "test"), check_splits=("train", "test"), folder="cifar-100-python",
+        CIFAR100.read, check_splits=("train", "test"), folder="cifar-100-python",
         files=CIFAR100.files, how_to_get=_torchvision_hint("CIFAR100('{root}', download=True)"),
         torchvision_class="CIFAR100", check=CIFAR100.check,
     ),
     "svhn": _Reader(
-        read_svhn, splits=("train", "test", "extra"), check_splits=("train", "test"), folder="svhn",
+        read_svhn, check_splits=("train", "test"), folder="svhn",
         files=SVHN_FILES, how_to_get=_torchvision_hint("SVHN('{folder}', split='{split}', download=True)"),
         torchvision_class="SVHN", check=check_svhn,
     ),
     "imagenet32": _Reader(
-        IMAGENET32.read, splits=("train", "val"), check_splits=("train",), folder="imagenet32",
+        IMAGENET32.read, check_splits=("train",), folder="imagenet32",
         files=IMAGENET32.files, check=IMAGENET32.check,
         how_to_get=_imagenet_hint(32, "Imagenet32_train.zip, Imagenet32_val.zip"),
     ),
     "imagenet64": _Reader(
-        IMAGENET64.read, splits=("train", "val"), check_splits=("train",), folder="imagenet64",
+        IMAGENET64.read, check_splits=("train",), folder="imagenet64",
         files=IMAGENET64.files, check=IMAGENET64.check, how_to_get=_IMAGENET64_HINT,
     ),
     "imgnet100": _Reader(
-        partial(_read_imgnet, primary=True), splits=("train", "val", "test"), check_splits=("train", "test"),
+        partial(_read_imgnet, primary=True), check_splits=("train", "test"),
         folder="imagenet64", files=IMGNET_SPLITS.files, check=IMGNET_SPLITS.check, how_to_get=_IMAGENET64_HINT,
     ),
     "imgnet900": _Reader(
-        partial(_read_imgnet, primary=False), splits=("train", "val"), check_splits=("train",), folder="imagenet64",
+        partial(_read_imgnet, primary=False), check_splits=("train",), folder="imagenet64",
         files=IMGNET_SPLITS.files, check=IMGNET_SPLITS.check, how_to_get=_IMAGENET64_HINT,
     ),
     "places365_32": _places365_reader(32),
     "places365_64": _places365_reader(64),  # BiaMAT's auxiliary Places365 beside the 64x64 ImgNet100
-    "synthetic": _Reader(read_synthetic, splits=("train", "test"), check_splits=("train", "test")),
-    "synthetic_absent": _Reader(partial(read_synthetic, robust_decoy=False), splits=("train", "test"),
-                                check_splits=("train", "test")),
-    "synthetic_aux": _Reader(read_synthetic_aux, splits=("train", "test"), check_splits=("train",)),
+    "synthetic": _Reader(read_synthetic, check_splits=("train", "test")),
+    "synthetic_absent": _Reader(partial(read_synthetic, robust_decoy=False), check_splits=("train", "test")),
+    "synthetic_aux": _Reader(read_synthetic_aux, check_splits=("train",)),
     # No class shares a primary robust pattern: an auxiliary set unrelated to the primary task (as SVHN is to
     # CIFAR-10), beside synthetic_aux's half-related one (as ImageNet), so BiaMAT's gate has two cases to tell apart.
     "synthetic_aux_unrelated": _Reader(partial(read_synthetic_aux, related_classes=0, name="synthetic_aux_unrelated"),
-                                       splits=("train", "test"), check_splits=("train",)),
+                                       check_splits=("train",)),
 }
-
-
-# The user's own data, named "KIND:PATH" (trainables/user_data.py); not in dataset_names(), which lists fixed names.
-USER_DATA_KINDS = ("npz", "folder")
-
-
-def _user_name(name: str) -> tuple[str, int, str] | None:
-    """``(kind, size, PATH)`` of ``npz:PATH``, ``folder:PATH`` or ``folder@SIZE:PATH`` (the images' side: SIZE, else
-    ``user_data.FOLDER_SIZE``; 0 for npz, whose images keep their own), else None. The size is written before the
-    colon, so any PATH, one with ``@`` in it too, stays a path. ValueError for a bad ``@SIZE``, with the fix."""
-    prefix, colon, text = name.partition(":")
-    kind, at, size = prefix.partition("@")
-    if not colon or kind not in USER_DATA_KINDS or not text:
-        return None
-    if not at:
-        return kind, user_data.FOLDER_SIZE if kind == "folder" else 0, text
-    if kind != "folder":
-        raise ValueError(f"dataset {name!r}: only folder: data takes @SIZE (an npz file's images keep their own "
-                         f"size); name it {kind}:{text}")
-    if not (size.isascii() and size.isdigit()) or size[0] == "0" or int(size) < user_data.MIN_SIZE:
-        raise ValueError(f"dataset {name!r}: {size!r} is not an image size; write folder@SIZE:PATH with SIZE a whole "
-                         f"number of pixels, at least {user_data.MIN_SIZE} (e.g. folder@64:{text})")
-    return kind, int(size), text
 
 
 def _user_reader(name: str) -> _Reader | None:
     """The reader of ``npz:PATH``, ``folder:PATH`` or ``folder@SIZE:PATH`` (a relative PATH against the current
     directory), else None."""
-    parsed = _user_name(name)
+    parsed = user_name(name)
     if parsed is None:
         return None
     kind, size, text = parsed
     path = Path(text).absolute()
     relative = "" if Path(text).is_absolute() else " (a relative PATH resolves against the current directory)"
     if kind == "folder":
-        return _Reader(partial(read_folder, size, name), splits=("train", "test"), check_splits=("train", "test"),
+        return _Reader(partial(read_folder, size, name), check_splits=("train", "test"),
                        folder=str(path), files={"train": ("train",), "test": ("test",)},
                        check=partial(user_data.check_folder, size=size), how_to_get=user_data.FOLDER_HOW + relative,
                        fix=f"To fix it, {user_data.FOLDER_HOW}")
-    if path.is_file() or (not path.is_dir() and path.suffix == ".npz"):  # one file: the train split only
-        folder, files = path.parent, {"train": (path.name,)}
-        hint = "; a .npz file is the train split only: for a test split too, pass npz:FOLDER of train.npz and test.npz"
-    else:
-        folder, files, hint = path, {"train": ("train.npz",), "test": ("train.npz", "test.npz")}, ""
-    return _Reader(partial(read_npz, files=files, name=name), splits=tuple(files), check_splits=tuple(files),
+    folder, files = npz_files(path)
+    hint = ("; a .npz file is the train split only: for a test split too, pass npz:FOLDER of train.npz and test.npz"
+            if "test" not in files else "")
+    return _Reader(partial(read_npz, files=files, name=name), check_splits=tuple(files),
                    folder=str(folder), files=files, check=partial(npz_arrays, files=files, layout_only=True),
                    how_to_get=user_data.NPZ_HOW + relative, fix=f"To fix it, {user_data.NPZ_HOW}", split_hint=hint)
 
 
-def dataset_names() -> list[str]:
-    """The registered dataset names, sorted (besides them, ``npz:PATH``, ``folder:PATH`` and ``folder@SIZE:PATH`` name
-    the user's data)."""
-    return sorted(_READERS)
-
-
-def validate_dataset_name(name: str) -> None:
-    """ValueError, listing the valid names, unless ``name`` is registered or is ``npz:PATH``, ``folder:PATH`` or
-    ``folder@SIZE:PATH`` with a valid SIZE (the form only: :func:`check_dataset` looks at the files)."""
-    _reader(name)
-
-
-def absolute_dataset_name(name: str) -> str:
-    """``name`` with a user-data PATH made absolute against the current directory (``npz:gen/1m.npz`` ->
-    ``npz:/home/me/gen/1m.npz``, ``folder@64:imgs`` -> ``folder@64:/home/me/imgs``); other names unchanged. For where a
-    sweep builds its trials' configs: Ray runs a trial in another directory, where a relative PATH would name nothing.
-    A bad ``@SIZE`` is left for the config's validation to refuse."""
-    try:
-        parsed = _user_name(name)
-    except ValueError:
-        return name
-    return name if parsed is None else f"{name.partition(':')[0]}:{os.path.abspath(parsed[2])}"
-
-
-def test_split_of(name: str) -> str:
-    """The split that ``test_data=name`` reads: the test split, or the only split of a dataset with one (an
-    ``npz:FILE``, whose images are then the test points)."""
-    splits = _reader(name).splits
-    return "test" if "test" in splits else splits[0]
-
-
-# Datasets of digits: flipping one horizontally makes no digit (a 2 looks like an S, a 5 like a 2), so "auto"
-# augmentation crops them without flipping. The papers do not state SVHN's augmentation.
-DIGITS = frozenset({"svhn"})
-
-
-def default_augmentation(name: str) -> Literal["crop_flip", "crop"]:
-    """What ``augment="auto"`` means on dataset ``name``: the crop alone on digits, else crop and flip."""
-    return "crop" if name in DIGITS else "crop_flip"
-
-
-def is_builtin(name: str) -> bool:
-    """Whether ``name`` is generated in memory (the synthetic sets) rather than read from files."""
-    return _reader(name).folder is None
-
-
 def _reader(name: str) -> _Reader:
-    reader = _READERS.get(name) or _user_reader(name)
-    if reader is None:
-        raise ValueError(f"unknown dataset {name!r}; registered: {dataset_names()}, or npz:PATH or folder:PATH "
-                         "(folder@SIZE:PATH for SIZExSIZE images) for your own data")
-    return reader
+    splits_of(name)  # ValueError naming the valid names
+    return _READERS.get(name) or _user_reader(name)
 
 
 def _check_split(name: str, reader: _Reader, split: str) -> None:
-    if split not in reader.splits:
-        raise ValueError(f"dataset {name!r} has no split {split!r}; splits: {list(reader.splits)}{reader.split_hint}")
+    splits = splits_of(name)
+    if split not in splits:
+        raise ValueError(f"dataset {name!r} has no split {split!r}; splits: {list(splits)}{reader.split_hint}")
 
 
 def data_root(root: str | os.PathLike | None) -> Path:

@@ -13,7 +13,6 @@ at most the clean accuracy.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Literal
@@ -21,24 +20,10 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from trainables.attack_names import parse_attack
 from trainables.attacks import bn_mode, ce, cw_margin, pgd
 
-ATTACK_FORMS = ("clean", "pgd<k>", "cw<k>", "autoattack")
-_STEPS_ATTACK = re.compile(r"(pgd|cw)([1-9][0-9]*)")
 CW_KAPPA = 50.0
-
-
-def parse_attack(name: str) -> tuple[str, int]:
-    """``"pgd20"`` -> ``("pgd", 20)``, ``"cw100"`` -> ``("cw", 100)``, ``"clean"``/``"autoattack"`` -> ``(name, 0)``.
-
-    Raises ``ValueError`` listing the valid forms, so a config can be checked before any data loads.
-    """
-    if name in ("clean", "autoattack"):
-        return name, 0
-    match = _STEPS_ATTACK.fullmatch(name)
-    if match is None:
-        raise ValueError(f"unknown attack {name!r}; valid forms: {', '.join(ATTACK_FORMS)} (k >= 1 steps)")
-    return match.group(1), int(match.group(2))
 
 
 def to_images(x: Tensor, device: torch.device) -> Tensor:

@@ -28,7 +28,6 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-LIBRARIES = ("timm", "torchvision")
 LIST_COMMANDS = {
     "timm": "python -c \"import timm; print(timm.list_models())\"",
     "torchvision": "python -c \"import torchvision; print(torchvision.models.list_models(module=torchvision.models))\"",
@@ -36,12 +35,6 @@ LIST_COMMANDS = {
 # What the libraries raise for an input size a model cannot take: conv shapes (RuntimeError), size checks written as
 # asserts (timm's and torchvision's ViTs) and explicit checks (MaxViT's partitions).
 SIZE_ERRORS = (RuntimeError, ValueError, AssertionError)
-
-
-def split_library_name(name: str) -> tuple[str, str] | None:
-    """``("timm", "resnet10t")`` for ``"timm:resnet10t"``; None for a name of no library (a built-in model)."""
-    library, sep, arch = name.partition(":")
-    return (library, arch) if sep and library in LIBRARIES else None
 
 
 def _timm_names() -> list[str]:
@@ -150,9 +143,14 @@ def torchvision_body(arch: str, image_size: int) -> tuple[nn.Module, int]:
 _BODIES: dict[str, Callable[[str, int], tuple[nn.Module, int]]] = {"timm": timm_body, "torchvision": torchvision_body}
 
 
+def check_library_model(library: str, arch: str) -> None:
+    """ValueError with close matches and how to list every name, unless ``library`` has a model ``arch``."""
+    if not _is_model(library, arch):
+        raise _unknown(library, arch)
+
+
 def library_builder(library: str, arch: str, image_size: int) -> Callable[[], tuple[nn.Module, int]]:
     """The body builder of ``library``'s model ``arch`` for ``image_size`` images, without building it; an unknown
     name raises ValueError with close matches and how to list every name."""
-    if not _is_model(library, arch):
-        raise _unknown(library, arch)
+    check_library_model(library, arch)
     return functools.partial(_BODIES[library], arch, image_size)

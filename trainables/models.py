@@ -26,7 +26,6 @@ before pooling (11,171,146 parameters without it).
 from __future__ import annotations
 
 import functools
-import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
@@ -34,7 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from trainables.library_models import library_builder, split_library_name
+from trainables.library_models import library_builder
+from trainables.model_names import TINY_PATTERN, WRN_PATTERN, check_wrn, split_library_name
 
 IN_CHANNELS = 3
 
@@ -156,18 +156,11 @@ def _stage(
     return nn.Sequential(*blocks)
 
 
-def _check_wrn(depth: int, width: int) -> None:
-    if depth < 10 or (depth - 4) % 6 != 0:
-        raise ValueError(f"WRN depth must be 6n + 4 with n >= 1 (10, 16, 22, 28, 34, ...), got {depth}")
-    if width < 1:
-        raise ValueError(f"WRN width must be at least 1, got {width}")
-
-
 def wide_resnet_body(depth: int, width: int) -> tuple[nn.Module, int]:
     """WRN-depth-width (Zagoruyko & Komodakis 2016), CIFAR layout: three stages of (depth - 4) / 6 pre-activation
     blocks at 16k, 32k, 64k channels, then BN-ReLU and global average pooling. No dropout: the adversarial-training
     recipes we reproduce use none."""
-    _check_wrn(depth, width)
+    check_wrn(depth, width)
     n = (depth - 4) // 6
     c1, c2, c3 = 16 * width, 32 * width, 64 * width
     layers = [
@@ -238,8 +231,6 @@ _MODELS: dict[str, Callable[[], tuple[nn.Module, int]]] = {
     "resnet18": resnet18_body,
     "tiny-cnn": tiny_cnn_body,
 }
-_WRN_PATTERN = re.compile(r"wrn-(\d+)-(\d+)")
-_TINY_PATTERN = re.compile(r"tiny-cnn-([1-9]\d*)")
 
 
 def model_names() -> list[str]:
@@ -255,11 +246,11 @@ def model_builder(name: str, image_size: int = 32) -> Callable[[], tuple[nn.Modu
         return library_builder(*library_name, image_size)
     if name in _MODELS:
         return _MODELS[name]
-    if match := _WRN_PATTERN.fullmatch(name):
+    if match := WRN_PATTERN.fullmatch(name):
         depth, width = int(match[1]), int(match[2])
-        _check_wrn(depth, width)
+        check_wrn(depth, width)
         return functools.partial(wide_resnet_body, depth, width)
-    if match := _TINY_PATTERN.fullmatch(name):
+    if match := TINY_PATTERN.fullmatch(name):
         return functools.partial(tiny_cnn_body, int(match[1]))
     raise ValueError(f"unknown model {name!r}; registered: {', '.join(model_names())} (or any wrn-<depth>-<width>, "
                      "tiny-cnn-<width>, timm:NAME or torchvision:NAME)")

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import torch
 
 from trainables.config import TrainConfig
-from trainables.datasets import load_dataset, test_split_of
+from trainables.dataset_names import test_split_of
+from trainables.datasets import load_dataset
 from trainables.image_set import ImageSet, evaluation_indices, evaluation_points, sample_order
 
 
@@ -70,7 +71,7 @@ class TrialData:
 
 
 def test_split(cfg: TrainConfig, train: ImageSet, data_root: str | None) -> ImageSet:
-    """The test split of ``test_data`` when it is set (``datasets.test_split_of``; ValueError if its images or
+    """The test split of ``test_data`` when it is set (``dataset_names.test_split_of``; ValueError if its images or
     classes do not fit the training set's), else the dataset's own."""
     if not cfg.test_data:
         return load_dataset(cfg.dataset, "test", root=data_root)

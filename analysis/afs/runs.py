@@ -9,7 +9,7 @@ from analysis.cells import Cell
 from analysis.runs import only_value
 from runstore.reader import SweepRuns, column, load_sweep
 
-EXTRACTOR_EXPERIMENT = "afs-extractors"  # as trainables/methods/afs.py names it (analysis does not import trainables)
+EXTRACTOR_EXPERIMENT = "afs-extractors"  # as trainables/methods/configs.py names it (analysis does not import trainables)
 ACCURACY_ROWS = ("clean", "pgd10", "pgd20")
 MISSING = "-"
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -30,10 +30,15 @@ from mlflow.tracking import MlflowClient
 from torch import Tensor
 
 from trainables import attacks
-from trainables.config import ConfigError, RunSettings, TrainConfig
+from trainables.config import ConfigError, RunSettings
 from trainables.evaluation import logit_change
 from trainables.loader import Batch
-from trainables.methods.baseline import Baseline, BaselineConfig
+from trainables.methods.afs_masks import (
+    eps_index,
+    mask_indices,
+)
+from trainables.methods.baseline import Baseline
+from trainables.methods.configs import EXTRACTOR_EXPERIMENT, ExtractorConfig, MergerConfig
 
 # StackedFeatures is imported here too because mergers pickled before it moved to models.py name it as this module's.
 from trainables.models import Classifier, StackedFeatures, count_macs, create_model, stack_features
@@ -42,52 +47,7 @@ from trainables.safe_export import classifier_architecture
 from trainables.stage_runs import finished_trials
 from trainables.tracking import download_weights
 
-EXTRACTOR_EXPERIMENT = "afs-extractors"  # the MLflow experiment (sweep family) of every extractor sweep
-MASK_LENGTHS = (9, 10)  # Table 3 masks cover extractors 0..8; 10 characters include eps 9/255
-DEFAULT_MASK = "000111111"  # the paper's default stack: eps 3..8 /255 (Sec. 3.1)
-EVAL_EPS = 8 / 255
-
-
-def eps_index(eps: float) -> int:
-    """The extractor number of a training eps: 3/255 -> 3."""
-    return round(eps * 255)
-
-
-def mask_indices(mask: str) -> list[int]:
-    """``"100010001"`` -> ``[0, 4, 8]``: the extractors (eps i/255) a mask selects."""
-    return [i for i, char in enumerate(mask) if char == "1"]
-
-
-def mask_of(indices: Iterable[int], length: int = MASK_LENGTHS[0]) -> str:
-    """The mask selecting ``indices``: ``mask_of([3, 8])`` -> ``"000100001"``."""
-    chosen = set(indices)
-    if not chosen <= set(range(length)):
-        raise ValueError(f"extractors {sorted(chosen)} do not fit a mask of length {length}")
-    return "".join("1" if i in chosen else "0" for i in range(length))
-
-
-def check_mask(mask: str) -> None:
-    if len(mask) not in MASK_LENGTHS or set(mask) - {"0", "1"} or "1" not in mask:
-        raise ConfigError(f"mask={mask!r}: expected {' or '.join(map(str, MASK_LENGTHS))} characters of 0/1 with at "
-                          "least one 1 (character i selects the extractor trained at eps i/255, e.g. '000111111')")
-
-
 # --- stage 1: extractors ---------------------------------------------------------------------------------------------
-
-
-# The extractor subclasses the baseline on purpose: an AFS extractor is a PGD-AT model (Sec. 2.2, Eq. 3-4; eps 0 is
-# standard training) with the baseline's config, loss and checkpoint selection. It only adds the threat model its
-# Delta_z and final metrics are measured at, and registers its weights for the merger.
-@dataclass(frozen=True)
-class ExtractorConfig(BaselineConfig):
-    # Training eps varies (0..9/255); Table 1, Delta_z and the merger compare every extractor at one threat model.
-    eval_eps: float = EVAL_EPS
-    delta_z_steps: int = 20
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not 0 < self.eval_eps <= 1 or self.delta_z_steps < 1:
-            raise ConfigError(f"eval_eps={self.eval_eps} must be in (0, 1] and delta_z_steps={self.delta_z_steps} >= 1")
 
 
 def model_size(model: Classifier, image: Tensor, frozen_params: int = 0) -> dict[str, float]:
@@ -96,6 +56,9 @@ def model_size(model: Classifier, image: Tensor, frozen_params: int = 0) -> dict
     return {"model/params": float(params), "model/macs": float(count_macs(model, image))}
 
 
+# The extractor subclasses the baseline on purpose: an AFS extractor is a PGD-AT model with the baseline's loss and
+# checkpoint selection. It only adds the threat model its Delta_z and final metrics are measured at, and registers its
+# weights for the merger.
 class Extractor(Baseline):
     """PGD-AT (eps 0: standard training) that registers its selected weights and logs Delta_z at ``eval_eps``."""
 
@@ -233,27 +196,6 @@ class FrozenStack:
     def as_module(self) -> StackedFeatures:
         """A copy of the stack as a registered module (:class:`StackedFeatures`); the training stack is untouched."""
         return StackedFeatures(self.indices, [copy.deepcopy(extractor) for extractor in self.extractors])
-
-
-@dataclass(frozen=True)
-class MergerConfig(TrainConfig):
-    extractor_sweep: str = ""  # the extractor sweep's name (its MLflow parent run's ``sweep`` tag)
-    mask: str = DEFAULT_MASK
-    alpha: float = 0.5  # Sec. 3.2: "practically, alpha can be set to 0.5"
-    alpha_mode: Literal["mix", "weighted"] = "mix"
-    # Sec. 3: "We train the linear merger 5 epochs"; the reference code trains 7 and keeps the 5th (keep_epoch=5), as
-    # the paper preset of sweeps/afs_merger.py does.
-    epochs: int = 5
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not self.extractor_sweep:
-            raise ConfigError("extractor_sweep is empty: name the extractor sweep whose checkpoints the merger stacks")
-        check_mask(self.mask)
-        if not 0.0 <= self.alpha <= 1.0:
-            raise ConfigError(f"alpha={self.alpha} is outside [0, 1]")
-        if self.attack_bn != "eval":
-            raise ConfigError("the extractors are frozen in eval mode (running BatchNorm statistics): attack_bn='eval'")
 
 
 class Merger(Method):

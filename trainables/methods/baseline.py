@@ -17,40 +17,18 @@ AFS Table 6's "Rand. pert." network is PGD-AT with ``train_eps_range``: a fresh 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch.nn.functional as F
 from torch import Tensor
 
 from trainables import attacks
-from trainables.config import ConfigError, RunSettings, TrainConfig
+from trainables.config import RunSettings
 from trainables.loader import Batch
+from trainables.methods.configs import BaselineConfig
 from trainables.runtime import Method, run_trial
 from trainables.seeds import derive_seed
 from trainables.trades_loss import trades
-
-
-@dataclass(frozen=True)
-class BaselineConfig(TrainConfig):
-    training: Literal["standard", "pgd_at", "trades"] = "pgd_at"
-    beta: float = 6.0
-    # (low, high): each batch is attacked at an eps drawn uniformly from [low, high] instead of at ``eps``, with the
-    # PGD step scaled to keep attack_step/eps (AFS Table 6, "random perturbation budgets ranging from 3/255 to 8/255").
-    # ``eps`` stays the threat model of checkpoint selection. Empty: every batch at ``eps``.
-    train_eps_range: tuple[float, ...] = ()
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.beta < 0:
-            raise ConfigError(f"beta={self.beta} must not be negative")
-        if self.train_eps_range:
-            if len(self.train_eps_range) != 2 or not 0 <= self.train_eps_range[0] < self.train_eps_range[1] <= 1:
-                raise ConfigError(f"train_eps_range={list(self.train_eps_range)}: expected [low, high] with "
-                                  "0 <= low < high <= 1, e.g. [3/255, 8/255]")
-            if self.training == "standard" or self.eps == 0:
-                raise ConfigError("train_eps_range needs adversarial training: training='pgd_at' or 'trades' and "
-                                  "eps > 0 (the PGD step is attack_step scaled by drawn eps / eps)")
 
 
 class Baseline(Method):

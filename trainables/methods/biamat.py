@@ -41,73 +41,25 @@ Besides n_high/n_aux per epoch (Fig. 3), a gated trial counts per auxiliary clas
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from trainables import attacks
-from trainables.config import ConfigError, RunSettings, TrainConfig
-from trainables.datasets import default_augmentation, load_dataset
+from trainables.config import RunSettings
+from trainables.dataset_names import default_augmentation
+from trainables.datasets import load_dataset
 from trainables.image_set import ImageSet, seeded_subset
 from trainables.loader import Batch, EndlessStream
 from trainables.losses import kl_divergence, soft_cross_entropy
+from trainables.methods.configs import BiaMATConfig
 from trainables.models import Classifier, create_model
 from trainables.runtime import Method, TrialData, run_trial
 from trainables.seeds import derive_seed
 
 GATE_COUNTS_DIR = "gate_counts"  # a run's artifact folder: epoch_<NNNN>.csv per routed epoch (NNNN: the MLflow step)
-
-
-@dataclass(frozen=True)
-class BiaMATConfig(TrainConfig):
-    variant: Literal["at", "trades"] = "at"
-    aux_datasets: tuple[str, ...] = ("synthetic_aux",)
-    alpha: float = 1.0
-    pi: float = 0.55
-    labels: Literal["gated", "aux", "uniform"] = "gated"
-    warmup_epochs: int = 5
-    alpha_in_warmup: bool = False
-    warmup_aux_loss: Literal["times_zero", "omitted"] = "times_zero"
-    aux_batch_size: int = 128
-    beta: float = 6.0
-    trades_aux_high: Literal["kl", "adv_ce"] = "kl"
-    attack_bn: Literal["eval", "batch"] = "batch"  # the reference crafts AT examples on mixed-batch statistics
-    aux_mix: Literal["concatenated", "equal"] = "concatenated"  # how several auxiliary sets share a batch
-    # A fixed random subset of this many images of each auxiliary set, the same for every trial and seed (appendix
-    # Table 9's ImageNet-100k: aux_n=100000); 0 takes every image.
-    aux_n: int = 0
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not 0.0 <= self.alpha <= 1.0:
-            raise ConfigError(f"alpha={self.alpha} is outside [0, 1] (Eq. 1 biases training toward the primary task)")
-        if self.pi <= 0:
-            raise ConfigError(f"pi={self.pi} must be positive (omega = pi * mean primary confidence)")
-        if not self.aux_datasets:
-            raise ConfigError("aux_datasets is empty: BiaMAT needs at least one auxiliary dataset")
-        if self.dataset in self.aux_datasets:
-            raise ConfigError(f"auxiliary dataset {self.dataset!r} equals the primary dataset; pick another one")
-        if self.warmup_epochs >= self.epochs:
-            raise ConfigError(f"warmup_epochs={self.warmup_epochs} leaves no BiaMAT epoch of epochs={self.epochs}")
-        if self.variant == "trades" and self.attack_bn != "eval":
-            raise ConfigError("the TRADES variant attacks in eval mode: set attack_bn='eval'")
-        if self.aux_n < 0:
-            raise ConfigError(f"aux_n={self.aux_n} must be 0 (every auxiliary image) or a subset size, e.g. 100000")
-        if self.aux_mix == "equal" and self.aux_batch_size < len(self.aux_datasets):
-            raise ConfigError(f"aux_mix='equal' needs aux_batch_size >= {len(self.aux_datasets)} (one image per "
-                              "auxiliary set)")
-        if self.variant == "at" and self.trades_aux_high != "kl":
-            raise ConfigError("trades_aux_high applies to variant='trades' only")
-        from trainables.datasets import validate_dataset_name
-
-        for name in self.aux_datasets:
-            try:
-                validate_dataset_name(name)
-            except ValueError as exc:
-                raise ConfigError(f"auxiliary dataset: {exc}") from None
 
 
 def auxiliary_parts(names: tuple[str, ...], root: str | None, n: int = 0) -> list[ImageSet]:

@@ -20,31 +20,16 @@ sets the PGD of checkpoint selection only. ``lam = 0`` is plain FGSM training.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch.nn.functional as F
 from torch import Tensor
 
-from trainables.config import ConfigError, RunSettings, TrainConfig
+from trainables.config import RunSettings
 from trainables.loader import Batch
+from trainables.methods.configs import GradAlignConfig
 from trainables.runtime import Method, run_trial
 from trainables.single_step_attacks import aligned_fgsm
-
-
-@dataclass(frozen=True)
-class GradAlignConfig(TrainConfig):
-    lam: float = 0.2  # lambda, the weight of the alignment term
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.eps <= 0:
-            raise ConfigError("GradAlign trains on FGSM adversarial examples: set eps > 0 (e.g. 8/255)")
-        if self.lam < 0:
-            raise ConfigError(f"lam={self.lam} must not be negative (0.2 at eps 8/255; 0 is plain FGSM training)")
-        if self.compile and self.lam > 0:
-            raise ConfigError("compile=true cannot train GradAlign: torch.compile has no double backward, which the "
-                              "regulariser needs; set compile=false")
 
 
 class GradAlign(Method):

@@ -38,15 +38,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from mlflow.tracking import MlflowClient
 from torch import Tensor
 
-from trainables.config import ConfigError, RunSettings, TrainConfig
+from trainables.config import RunSettings
 from trainables.loader import Batch
+from trainables.methods.configs import HATConfig
 from trainables.models import Classifier, create_model
 from trainables.runtime import Method, TrialData, run_trial
 from trainables.safe_export import load_trained_model
@@ -129,27 +130,6 @@ def load_helper(cfg: HATConfig, tracking_uri: str, num_classes: int, image_size:
 def helper_examples(x: Tensor, x_adv: Tensor, h: float) -> Tensor:
     """``x + h * (x_adv - x)``: the adversarial perturbation stretched h times, not clipped to [0, 1]."""
     return x + h * (x_adv - x)
-
-
-@dataclass(frozen=True)
-class HATConfig(TrainConfig):
-    helper_sweep: str = ""  # the baselines sweep holding the standard-trained helpers (its parent run's ``sweep`` tag)
-    beta: float = 2.5  # weight of the TRADES KL term
-    gamma: float = 0.5  # weight of the helper term
-    h: float = 2.0  # how far along x_adv - x the helper example lies
-    attack_start: Literal["uniform", "normal"] = "normal"  # the TRADES convention, x + 0.001 N(0, 1)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not self.helper_sweep:
-            raise ConfigError("helper_sweep is empty: name the baselines sweep whose standard-training trials are the "
-                              "helpers (e.g. baselines-smoke)")
-        if self.eps <= 0 or self.attack_steps < 1:
-            raise ConfigError("HAT trains on TRADES adversarial examples: set eps > 0 and attack_steps >= 1")
-        if self.beta < 0 or self.gamma < 0:
-            raise ConfigError(f"beta={self.beta} and gamma={self.gamma} must not be negative (2.5 and 0.5 on CIFAR-10)")
-        if self.h < 1:
-            raise ConfigError(f"h={self.h} must be at least 1: the helper example lies beyond x_adv (the paper uses 2)")
 
 
 class HAT(Method):

@@ -19,7 +19,6 @@ code's ``log(1.0001 - p + 1e-12)``, which differs from the equation by up to 1e-
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -27,22 +26,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from trainables import attacks
-from trainables.config import ConfigError, RunSettings, TrainConfig
+from trainables.config import RunSettings
 from trainables.loader import Batch
 from trainables.losses import kl_divergence
+from trainables.methods.configs import MARTConfig
 from trainables.runtime import Method, run_trial
-
-
-@dataclass(frozen=True)
-class MARTConfig(TrainConfig):
-    beta: float = 6.0  # weight of the misclassification-aware KL term of Eq. 9
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.eps <= 0 or self.attack_steps < 1:
-            raise ConfigError("MART trains on PGD adversarial examples: set eps > 0 and attack_steps >= 1")
-        if self.beta < 0:
-            raise ConfigError(f"beta={self.beta} must not be negative (the paper uses 6.0)")
 
 
 def boosted_cross_entropy(logits: Tensor, y: Tensor) -> Tensor:

@@ -17,31 +17,17 @@ default, as every attack here; both codes take it in train mode: ``attack_bn: tr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch.nn.functional as F
 from torch import Tensor
 
 from trainables import attacks
-from trainables.config import ConfigError, RunSettings, TrainConfig
+from trainables.config import RunSettings
 from trainables.loader import Batch
+from trainables.methods.configs import SingleStepConfig
 from trainables.runtime import Method, run_trial
-from trainables.single_step_attacks import SPECS, Spec
-
-
-@dataclass(frozen=True)
-class SingleStepConfig(TrainConfig):
-    variant: Literal["rs_fgsm", "n_fgsm"] = "n_fgsm"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.eps <= 0:
-            raise ConfigError(f"{self.variant} trains on adversarial examples: set eps > 0 (e.g. 8/255)")
-
-    @property
-    def spec(self) -> Spec:
-        return SPECS[self.variant]
+from trainables.single_step_attacks import SPECS
 
 
 class SingleStep(Method):
@@ -53,7 +39,7 @@ class SingleStep(Method):
         """This batch's training points: one step of the variant's spec, in the attack's BatchNorm mode."""
         cfg = self.cfg
         with attacks.bn_mode(self.model, cfg.attack_bn):
-            return cfg.spec.craft(attacks.ce(self.model, batch.y), batch.x, cfg.eps)
+            return SPECS[cfg.variant].craft(attacks.ce(self.model, batch.y), batch.x, cfg.eps)
 
     def loss(self, batch: Batch, epoch: int) -> tuple[Tensor, dict[str, Tensor]]:
         logits = self.model(self.craft(batch)).float()

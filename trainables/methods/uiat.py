@@ -50,97 +50,21 @@ held on the device and in every checkpoint.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from trainables import attacks
-from trainables.config import ConfigError, RunSettings, TrainConfig
+from trainables.config import RunSettings
 from trainables.loader import Batch
 from trainables.losses import kl_divergence
+from trainables.methods.configs import UIATConfig
 from trainables.models import Classifier
 from trainables.runtime import Method, TrialData, run_trial
 from trainables.seeds import derive_seed
 from trainables.single_step_attacks import SPECS, aligned_fgsm
-
-# Table 6's switches: UAG (universal, class-wise inverse perturbations; otherwise instance-wise IAT), FR (the feature
-# term of Eq. 4), IAM (inverse-adversary momentum, Eq. 8). "none" is instance-wise IAT without either term.
-Components = Literal["none", "uag", "fr", "iam", "uag+fr", "uag+iam", "fr+iam", "uag+fr+iam"]
-
-
-@dataclass(frozen=True)
-class UIATConfig(TrainConfig):
-    # Paper schedule (Sec. 4.1): 100 epochs, SGD with Nesterov momentum 0.9, cyclic LR peaking at 0.1, wd 5e-4.
-    epochs: int = 100
-    nesterov: bool = True
-    schedule: Literal["piecewise", "cyclic", "constant"] = "cyclic"
-    lam: float = 3.5  # lambda of Eq. 7 (3.0 on SVHN)
-    inv_eps: float = 4 / 255  # eps', radius of the inverse perturbations
-    inv_step: float = 1 / 255  # alpha', step of the z_c update and of IAT's inverse PGD
-    beta: float = 1.0  # weight of the feature term of Eq. 4 (used when components include "fr")
-    gamma: float = 0.9  # momentum factor of Eq. 8
-    components: Components = "uag+fr+iam"
-    # T of Eq. 8 (0-based epoch). Not given in the paper; "the learned representation is unstable during the early
-    # training period": the first tenth of the default 100 epochs, while the cyclic LR still climbs.
-    momentum_start: int = 10
-    oneoff: bool = False
-    # T' of the one-off variant (0-based epoch). Not given in the paper, whose one-off targets match full UIAT (Table 1)
-    # and are called "well-learned": the middle of training, at the peak of the cyclic LR, leaving half of it.
-    oneoff_epoch: int = 50
-    # Inverse PGD steps of instance-wise IAT (components without "uag"); the supplementary material that gives them is
-    # not available. Table 2 puts IAT 0.6 min/epoch above UIAT on ResNet-18 (2.83 vs 2.20), a few extra passes, and
-    # 5 steps of alpha' = 1/255 reach the eps' = 4/255 boundary from x.
-    iat_steps: int = 5
-    # The attack that makes x_adv (Table 5): PGD, or a single-step attack. align_lam weighs GradAlign's regulariser
-    # when training_attack is "gradalign" (0.2: GradAlign's CIFAR-10 value at 8/255; 0 is plain FGSM).
-    training_attack: Literal["pgd", "rs_fgsm", "n_fgsm", "gradalign"] = "pgd"
-    align_lam: float = 0.2
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.training_attack == "pgd" and (self.eps <= 0 or self.attack_steps < 1):
-            raise ConfigError("UIAT trains on PGD adversarial examples: set eps > 0 and attack_steps >= 1")
-        if self.eps <= 0:
-            raise ConfigError(f"UIAT on {self.training_attack} trains on adversarial examples: set eps > 0")
-        if self.align_lam < 0:
-            raise ConfigError(f"align_lam={self.align_lam} must not be negative (GradAlign uses 0.2 at eps 8/255)")
-        if self.training_attack == "gradalign" and self.align_lam > 0 and self.compile:
-            raise ConfigError("compile=true cannot train GradAlign's regulariser: torch.compile has no double "
-                              "backward; set compile=false")
-        if self.lam < 0 or self.beta < 0:
-            raise ConfigError(f"lam={self.lam} and beta={self.beta} must not be negative")
-        for name in ("inv_eps", "inv_step", "gamma"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ConfigError(f"{name}={getattr(self, name)} is outside [0.0, 1.0]")
-        if self.feature_regularisation and self.beta == 0:
-            raise ConfigError("components include 'fr' but beta=0: set beta > 0, or drop 'fr' from components")
-        if self.inverse_momentum and self.oneoff:
-            raise ConfigError("the one-off variant stores p once in epoch oneoff_epoch and has no momentum: drop "
-                              f"'iam' from components (e.g. components='{self.components.replace('+iam', '')}')")
-        if self.inverse_momentum and not 1 <= self.momentum_start < self.epochs:
-            raise ConfigError(f"momentum_start={self.momentum_start} must be in [1, epochs={self.epochs}) (Eq. 8 "
-                              "needs the previous epoch's p): set it there, or drop 'iam' from components")
-        if self.oneoff and not 0 <= self.oneoff_epoch < self.epochs - 1:
-            raise ConfigError(f"oneoff_epoch={self.oneoff_epoch} leaves no epoch of epochs={self.epochs} that reuses "
-                              "the stored targets: set it below epochs - 1")
-        if not self.universal and self.iat_steps < 1:
-            raise ConfigError(f"instance-wise IAT (components without 'uag') needs iat_steps >= 1, got "
-                              f"{self.iat_steps}")
-
-    @property
-    def universal(self) -> bool:
-        return "uag" in self.components.split("+")
-
-    @property
-    def feature_regularisation(self) -> bool:
-        return "fr" in self.components.split("+")
-
-    @property
-    def inverse_momentum(self) -> bool:
-        return "iam" in self.components.split("+")
 
 
 def inverse_objective(model: Classifier, y: Tensor, beta: float, clean_features: Tensor | None = None,
