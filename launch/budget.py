@@ -176,6 +176,43 @@ def group_keys_of(sweep: Sweep) -> tuple[str, ...]:
     return tuple(key for key in sweep.name_keys if key not in (row_key, "seed"))
 
 
+@dataclass(frozen=True)
+class Groups:
+    """A sweep's trials as a budget ranks them: the keys that split them into groups, the keys of a row (None for a
+    search, whose trials are its rows), every trial, and each group's trials by its label."""
+
+    keys: tuple[str, ...]
+    row_keys: tuple[str, ...] | None
+    trials: list[TrainConfig]
+    members: dict[str, list[TrainConfig]]
+
+    def rows(self, label: str) -> int:
+        group = self.members[label]
+        return len(group) if self.row_keys is None else len({label_of(cfg, self.row_keys) for cfg in group})
+
+
+def groups_of(sweep: Sweep) -> Groups:
+    search = bool(searched_keys(sweep.param_space))
+    keys = group_keys_of(sweep)
+    configs = trial_configs(sweep.config_cls, sweep.param_space)  # a bad value exits with the reason
+    # A search: num_samples trials like its first point (one method, model and schedule per search).
+    trials = [configs[0]] * sweep.num_samples if search else configs * sweep.num_samples
+    members: dict[str, list[TrainConfig]] = defaultdict(list)
+    for cfg in trials:
+        members[label_of(cfg, keys)].append(cfg)
+    return Groups(keys, None if search else tuple(key for key in sweep.name_keys if key != "seed"), trials,
+                  dict(members))
+
+
+def ranks_nothing(sweep: Sweep) -> bool:
+    """Whether every group of ``sweep`` has a single row (a script's helper sweep: one standard-training model per
+    seed), so that a budget could stop no trial of it."""
+    if sweep.config_cls is None:
+        return False
+    groups = groups_of(sweep)
+    return all(groups.rows(label) < 2 for label in groups.members)
+
+
 def with_budget(sweep: Sweep, args: argparse.Namespace) -> Sweep:
     """``sweep`` with the budget's scheduler and each trial's rung epochs, or unchanged without ``--budget``."""
     budget, budget_hours = getattr(args, "budget", None), getattr(args, "budget_hours", None)
@@ -185,21 +222,14 @@ def with_budget(sweep: Sweep, args: argparse.Namespace) -> Sweep:
         raise SystemExit("error: --budget stops trials with its own rungs: leave out --asha")
     if sweep.config_cls is None or "rung_epochs" in sweep.param_space:
         raise SystemExit("error: --budget sets each trial's rung_epochs: leave out --set rung_epochs")
-    search = bool(searched_keys(sweep.param_space))
-    keys = group_keys_of(sweep)
-    row_keys = None if search else tuple(key for key in sweep.name_keys if key != "seed")
-    configs = trial_configs(sweep.config_cls, sweep.param_space)  # a bad value exits with the reason
-    # A search: num_samples trials like its first point (one method, model and schedule per search).
-    trials = [configs[0]] * sweep.num_samples if search else configs * sweep.num_samples
+    groups = groups_of(sweep)
+    keys, row_keys, trials, members = groups.keys, groups.row_keys, groups.trials, groups.members
     if budget_hours is not None:
         full = full_hours(trials)
         if full is None:
             raise SystemExit("error: --budget-hours needs a reference speed for every trial, on one device (see "
                              "--dry-run's GPU estimate): pass --budget FRACTION instead")
         budget = min(1.0, budget_hours / full[0])
-    members: dict[str, list[TrainConfig]] = defaultdict(list)
-    for cfg in trials:
-        members[label_of(cfg, keys)].append(cfg)
     plans: dict[str, GroupPlan] = {}
     for label, group in members.items():
         shapes = {(cfg.epochs, cfg.schedule, tuple(cfg.lr_milestones), getattr(cfg, "warmup_epochs", 0))
@@ -207,9 +237,9 @@ def with_budget(sweep: Sweep, args: argparse.Namespace) -> Sweep:
         if len(shapes) > 1:
             raise SystemExit(f"error: --budget ranks trials of one schedule, but those of {label} differ in epochs, "
                              "schedule or warm-up: run them as separate sweeps")
-        rows = len(group) if search else len({label_of(cfg, row_keys) for cfg in group})
         try:
-            plans[label] = plan_group(label, rows, group[0], budget, args.rungs, "trials" if search else "rows")
+            plans[label] = plan_group(label, groups.rows(label), group[0], budget, args.rungs,
+                                      "trials" if row_keys is None else "rows")
         except ConfigError as exc:
             raise SystemExit(f"error: {exc}") from None
     largest = max(len(group) for group in members.values())

@@ -37,9 +37,15 @@ def prepare_sweeps(sweeps: Mapping[str, Sweep], args: argparse.Namespace,
     ready = {name: replace(sweep, param_space=with_absolute_datasets(sweep.param_space))
              for name, sweep in ready.items()}
     if getattr(args, "budget", None) is not None or getattr(args, "budget_hours", None) is not None:
-        from launch.budget import with_budget  # its rungs are each trial's rung_epochs, which the checks validate
+        from launch.budget import ranks_nothing, with_budget  # its rungs are each trial's rung_epochs, checked below
 
-        ready = {name: with_budget(sweep, args) for name, sweep in ready.items()}
+        # A script's helper sweep (one standard-training model per seed) has nothing a budget could stop: it runs
+        # whole, and the script's other sweeps are budgeted.
+        whole = {name for name, sweep in ready.items() if len(ready) > 1 and ranks_nothing(sweep)}
+        for name in sorted(whole):
+            print(f"note: --budget leaves sweep {name} whole: each of its groups has one row, so no trial of it "
+                  "competes with another")
+        ready = {name: sweep if name in whole else with_budget(sweep, args) for name, sweep in ready.items()}
     if before_checks is not None:
         before_checks(ready)
     if check_sweeps(ready, args):

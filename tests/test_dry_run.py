@@ -126,6 +126,16 @@ def test_a_quarter_budget_of_table_13_prints_its_plan_and_both_costs(empty_cwd, 
         dry_run(uiat_search, ["--asha", "--budget", "0.9"], capsys)
 
 
+def test_a_budget_reaches_every_sweep_of_a_multi_sweep_script_before_the_first_starts(empty_cwd, capsys):
+    """uiat_eps.py checks its four sweeps before the first starts: --budget plans each sweep that ranks rows there,
+    and leaves the helper sweep (one standard-training model per seed, nothing to rank) whole, saying so."""
+    out = dry_run(uiat_eps, ["--preset", "paper", "--budget", "0.5"], capsys)
+    assert out.count("budget: 0.50 of the full grid's trial-epochs") == 3
+    assert "oneoff=True: 3 rows of 100 epochs, rung(s) at epoch 25" in out
+    assert "note: --budget leaves sweep uiat-eps-paper-helpers whole" in out
+    assert list(empty_cwd.iterdir()) == []
+
+
 def test_pi_ablation_paper_costs_about_960_v100_hours(empty_cwd, capsys):
     out = dry_run(pi_ablation, ["--preset", "paper"], capsys)
     # 6 x AT+BiaMAT (56.5 h) + 6 x TRADES+BiaMAT (103 h), BiaMAT appendix Table 11.
