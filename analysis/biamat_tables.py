@@ -12,6 +12,8 @@
     python analysis/biamat_tables.py table2 --sweep biamat-main-cifar10-paper \\
         --baseline-sweep baselines-biamat-main-cifar10-paper                           # Table 2: main results
     python analysis/biamat_tables.py table9 --sweep biamat-oat-paper                  # Appendix Table 9: OAT
+    python analysis/biamat_tables.py table10 --sweep biamat-generated-data-paper \
+        --generated-sweep biamat-generated-data-paper-generated                        # Table 10: generated data
 
 Every command takes ``--tracking-uri`` (default ``$MLFLOW_TRACKING_URI`` or ``sqlite:///mlflow.db``), ``--experiment``
 to look in one experiment only, ``--parent-run ID`` instead of ``--sweep`` (table11 reads several ``--sweep``);
@@ -39,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         "table1": "Table 1: auxiliary labels y~ vs uniform y^ER per auxiliary dataset, with the baseline",
         "table12": "appendix Table 12: best alpha and pi per setting from a search sweep",
         "table9": "appendix Table 9: OAT (every auxiliary sample y^ER) vs gated BiaMAT on the same auxiliary data",
+        "table10": "appendix Table 10: BiaMAT, generated data (Gowal et al. [16]) and both, on one network",
     }
     add_table_commands(commands, helps)
     commands.choices["table12"].add_argument(
@@ -63,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
                                help="sweep with the AT and TRADES baselines, e.g. baselines-biamat-main-cifar10-paper "
                                     "(default: baseline trials of --sweep itself)")
     table2_parser.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    commands.choices["table10"].add_argument(
+        "--generated-sweep", default=None, help="sweep with the trials on generated data alone, e.g. "
+        "biamat-generated-data-paper-generated (default: those of --sweep itself)")
     fig = commands.add_parser("fig3", help="Fig. 3: n_high / n_aux per epoch as a PNG line plot")
     add_source_arguments(fig, output=False)
     fig.add_argument("--metric", default="train/high_fraction", help="per-epoch metric to plot")
@@ -87,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     # Imported once the arguments are parsed, so that --help and a bad flag answer before pandas and MLflow load.
     from analysis.biamat.figures import fig3
     from analysis.biamat.selection import table14
-    from analysis.biamat.tables import table1, table2, table4, table9, table12, table13
+    from analysis.biamat.tables import table1, table2, table4, table9, table10, table12, table13
     from analysis.biamat.training_time import table11
     from analysis.render import emit
     from analysis.runs import load_from_args
@@ -115,6 +121,9 @@ def main(argv: list[str] | None = None) -> None:
             table = table12(sweep, args.metric, args.by)
         elif args.command == "table9":
             table = table9(sweep, args.metric)
+        elif args.command == "table10":
+            generated = args.generated_sweep and load_sweep(args.generated_sweep, tracking_uri=args.tracking_uri)
+            table = table10(sweep, generated or None, args.metric)
         else:
             baseline = None
             if args.baseline_sweep:

@@ -1,7 +1,8 @@
 """The sweep scripts' command lines: the run flags every sweep shares and the flags of every Optuna search.
 
 Nothing here imports Ray, PyTorch, MLflow or Optuna: a script parses its arguments first, so ``--help`` and a
-mistyped flag answer at once, and only then imports what a sweep needs (``launch/tuner.py`` and the trainables).
+mistyped flag answer at once, then checks its sweeps (``launch/run.py``, still without them), and only then imports
+what a sweep needs (``launch/tuner.py`` and the trainables).
 """
 
 from __future__ import annotations

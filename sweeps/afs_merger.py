@@ -233,5 +233,6 @@ def main(argv: list[str] | None = None) -> None:
     print(f"stacking the extractors of sweep {extractor_sweep!r}: {', '.join(masks)}")
     run_sweep(sweep, args, name, report=report, next_steps=next_steps(args.table, args.preset, name, extractor_sweep))
 
+
 if __name__ == "__main__":
     main()

@@ -32,10 +32,9 @@ trials at UIAT Table 2's speeds; there is none for PRN-18 or HAT).
 
 from __future__ import annotations
 
-import argparse
-
 from launch.cli import run_parser
 from launch.space import grid, per_value
+from sweeps.generated_presets import require_ddpm
 from sweeps.uiat_presets import EXTRA_DATA_GRID, EXTRA_DATA_RECIPE, baseline_preset, extra_data
 
 BASELINES = ["standard", "trades"]  # standard: HAT's helpers; TRADES: the "Rebuffi et al." row
@@ -69,19 +68,6 @@ def hat_space(preset: str, seeds: int, data_root: str | None, helper_sweep: str)
 def uiat_space(preset: str, seeds: int, data_root: str | None) -> dict:
     return {**shared(preset, seeds, data_root, EXTRA_DATA_RECIPE[preset]), "oneoff": grid([False, True]),
             **per_value("oneoff", VARIANTS)}
-
-
-def require_ddpm(sweeps: dict, args: argparse.Namespace) -> None:
-    """(``sweeps`` with --set applied.) Stop, naming each missing DDPM file and where to download it (a dry run notes them and goes on)."""
-    from launch.checks import trial_configs
-    from sweeps.uiat_presets import missing_ddpm
-
-    names = [cfg.extra_data for sweep in sweeps.values() for cfg in trial_configs(sweep.config_cls, sweep.param_space)]
-    missing = missing_ddpm(names)
-    if missing and not args.dry_run:
-        raise SystemExit(f"error: {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
-    for line in missing:
-        print(f"note: {line}")
 
 
 def main(argv: list[str] | None = None) -> None:

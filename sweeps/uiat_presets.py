@@ -17,9 +17,9 @@ for training with generated images, and the DDPM files the user downloads (``mis
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
+
+from sweeps.generated_presets import DDPM_FILES, ddpm_data
 
 PRESETS: dict[str, dict[str, Any]] = {
     "smoke": {
@@ -76,31 +76,12 @@ EXTRA_DATA_GRID: dict[str, dict[str, list[str]]] = {
     "smoke": {"datasets": ["synthetic"], "models": ["tiny-cnn"]},
     "paper": {"datasets": ["cifar10", "cifar100"], "models": ["preact-resnet18", "wrn-28-10"]},
 }
-# The 1M DDPM-generated images of Rebuffi et al. 2021 that Table 4 trains with, published with their code
-# (github.com/deepmind/deepmind-research/tree/master/adversarial_robustness, "Generated datasets") in the .npz form
-# npz:PATH reads (image uint8 (N, 32, 32, 3), label). Not Wang et al. 2023's sets: those come from an EDM, not a DDPM.
-DDPM_FILES = {"cifar10": "cifar10_ddpm.npz", "cifar100": "cifar100_ddpm.npz"}
-DDPM_URL = "https://storage.googleapis.com/dm-adversarial-robustness/"
-
-
 def extra_data(dataset: str, root: str | None) -> str:
     """The ``extra_data`` of a Table 4 trial on ``dataset``: its DDPM file under the data root (an absolute path:
     Ray runs trials in other directories), or the smoke preset's built-in stand-in."""
     if dataset in DDPM_FILES:
-        from trainables.datasets import data_root
-
-        return f"npz:{data_root(root).resolve() / DDPM_FILES[dataset]}"
+        return ddpm_data(dataset, root)
     smoke = EXTRA_DATA_RECIPE["smoke"]
     if dataset == smoke["dataset"]:
         return smoke["extra_data"]
     raise ValueError(f"no generated data for {dataset!r}: Table 4 trains on {', '.join(DDPM_FILES)}")
-
-
-def missing_ddpm(names: Iterable[str]) -> list[str]:
-    """For each ``extra_data`` among ``names`` that is a DDPM file (by its file name) and is not there: what is missing
-    and where to get it."""
-    paths = dict.fromkeys(Path(name.removeprefix("npz:")) for name in names if name.startswith("npz:"))
-    return [f"{path} is missing: Table 4 trains with the 1M DDPM-generated images of Rebuffi et al. 2021; download "
-            f"{DDPM_URL}{path.name} (1M 32x32 images, about 3.1 GB; linked from github.com/deepmind/deepmind-research/"
-            "tree/master/adversarial_robustness) into the data root (--data-root, else $ADVSWEEP_DATA, else ./data)"
-            for path in paths if path.name in DDPM_FILES.values() and not path.is_file()]

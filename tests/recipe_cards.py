@@ -200,6 +200,28 @@ TABLE9: Card = {
     "aux_n": (100_000, (f"{BIAMAT} App. Table 9: ImageNet-100k (its selection, the images closest to CIFAR-10, is "
                        "not specified: a seeded random subset)")),
 }
+# App. Table 10 (sweeps/biamat_generated_data.py): BiaMAT, generated data ([16], Gowal et al. 2021) and both; the table
+# gives the network and the data, nothing else: the TRADES+BiaMAT recipe otherwise.
+GOWAL = "Gowal et al. 2021 (BiaMAT's [16]), 'Improving Robustness using Generated Data'"
+TABLE10_SHARED: Card = {
+    "model": ("wrn-16-8", f"{BIAMAT} App. Table 10: 'CIFAR-10 (WRN16-8)'"),
+    "original_fraction": (Rule(lambda c: 0.3 if c.extra_data else 1.0, "0.3 with generated images, else 1"),
+                          f"{GOWAL}: 30% original, 70% generated images per batch"),
+}
+TABLE10_GENERATED = (Rule(lambda c: ddpm_file(c), "the DDPM file under the data root"),
+                     f"{BIAMAT} App. Table 10: generated data [20] (DDPM); Rebuffi et al. 2021's 1M cifar10_ddpm.npz")
+TABLE10: Card = {
+    **BIAMAT_TRADES, **TABLE10_SHARED,
+    "variant": ("trades", (f"{BIAMAT} App. Table 10: not stated; [16] trains with TRADES, so the two columns with "
+                           "generated data share one loss")),
+    "extra_data": (Rule(lambda c: ddpm_file(c) if c.extra_data else "", "none (BiaMAT) or the DDPM file"),
+                   f"{BIAMAT} App. Table 10: BiaMAT and BiaMAT+[16]"),
+}
+TABLE10_BASELINE: Card = {
+    **BIAMAT_TRADES_TRAINING, **TABLE10_SHARED, "extra_data": TABLE10_GENERATED,
+    "training": ("trades", f"{GOWAL}: TRADES with the generated data"), "beta": (6.0, f"{GOWAL}: TRADES beta 6"),
+    "train_eps_range": ((), "one training eps"),
+}
 # A search selects on held-out training images (no test-set leakage) every epoch, for ASHA's rungs.
 SEARCH_SELECTION: Card = {
     "select_on": ("holdout", "project: a search must not select on the test set"),

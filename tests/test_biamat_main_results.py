@@ -1,4 +1,5 @@
-"""BiaMAT Table 2 (sweeps/biamat_main_results.py and its baselines) and appendix Table 9 (sweeps/biamat_oat.py): the
+"""BiaMAT Table 2 (sweeps/biamat_main_results.py and its baselines), appendix Table 9 (sweeps/biamat_oat.py) and
+appendix Table 10 (sweeps/biamat_generated_data.py): the
 tables from frames shaped like MLflow's, each primary set's paper grid planned on small files in the published formats,
 and (slow) both smoke sweeps end to end with the analysis commands a user types."""
 
@@ -24,7 +25,7 @@ from analysis.biamat.tables import table2, table9
 from analysis.render import to_csv
 from launch.checks import trial_configs
 from runstore.reader import SweepRuns, load_sweep
-from sweeps import baselines, biamat_aux_sets, biamat_main_results, biamat_oat
+from sweeps import baselines, biamat_aux_sets, biamat_generated_data, biamat_main_results, biamat_oat
 from sweeps.biamat_presets import TABLE2_AUX, TABLE2_UNLISTED, TABLE12, baseline_recipe, paper_recipe
 from trainables.datasets import imgnet100_classes
 from trainables.methods.configs import BaselineConfig
@@ -274,3 +275,25 @@ def test_the_smoke_sweeps_give_table2_with_its_baselines_and_table9(ray_local, t
     assert dict(zip(oat["params.labels"], oat["params.warmup_epochs"])) == {"uniform": 0, "gated": 1}
     table9 = analysis("table9", "--sweep", "biamat-oat-smoke", "--tracking-uri", uri)
     assert "| OAT |" in table9 and "| BiaMAT |" in table9
+
+
+@pytest.mark.slow
+def test_the_smoke_sweeps_give_table10_with_and_without_generated_data(ray_local, tmp_path, capsys):
+    """Both sweeps of the Table 10 script run, the generated images reach the trials that should have them (70% of
+    each batch), and the table has its three rows, each with its accuracies."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run = ["--storage-path", str(tmp_path / "ray"), "--tracking-uri", uri, "--set", "train_n=512", "--set", "final_n=64"]
+    biamat_generated_data.main(run)
+    printed = capsys.readouterr().out
+    assert "Table 10. Performance improvements on synthetic (tiny-cnn)" in printed
+    runs = load_sweep("biamat-generated-data-smoke", tracking_uri=uri).runs
+    assert sorted(zip(runs["params.extra_data"].fillna(""), runs["params.original_fraction"])) == [
+        ("", 1.0), ("synthetic", 0.3)]
+    alone = load_sweep("biamat-generated-data-smoke-generated", tracking_uri=uri).runs
+    assert list(zip(alone["tags.method"], alone["params.training"], alone["params.extra_data"])) == [
+        ("baseline", "trades", "synthetic")]
+    table = analysis("table10", "--sweep", "biamat-generated-data-smoke", "--generated-sweep",
+                     "biamat-generated-data-smoke-generated", "--tracking-uri", uri, "--format", "csv")
+    rows = list(csv.reader(io.StringIO(table)))
+    assert [row[0] for row in rows[1:]] == ["BiaMAT", "[16]", "BiaMAT+[16]"]
+    assert rows[0][1:] == ["Clean", "PGD-20"] and all(cell != "-" for row in rows[1:] for cell in row[1:])

@@ -13,7 +13,7 @@ import torch
 from test_loader import same_batches, toy_set
 
 from analysis import uiat_tables
-from sweeps import uiat_extra_data, uiat_presets
+from sweeps import generated_presets, uiat_extra_data, uiat_presets
 from trainables.config import ConfigError, RunSettings, TrainConfig
 from trainables.datasets import load_dataset
 from trainables.image_set import ImageSet
@@ -207,7 +207,7 @@ def empty_cwd(tmp_path, monkeypatch):
 def ddpm_root(tmp_path: Path) -> Path:
     """Both DDPM files in the published format, 64 images each."""
     for dataset, classes in (("cifar10", 10), ("cifar100", 100)):
-        write_npz(tmp_path / "data" / uiat_presets.DDPM_FILES[dataset], 64, classes)
+        write_npz(tmp_path / "data" / generated_presets.DDPM_FILES[dataset], 64, classes)
     return tmp_path / "data"
 
 
@@ -228,13 +228,13 @@ def test_a_missing_ddpm_file_is_noted_in_a_dry_run_and_stops_a_run_before_ray(em
     root = tmp_path / "nothing"
     uiat_extra_data.main(["--preset", "paper", "--data-root", str(root), "--dry-run"])
     out = capsys.readouterr().out
-    url = f"{uiat_presets.DDPM_URL}cifar100_ddpm.npz"
+    url = f"{generated_presets.DDPM_URL}cifar100_ddpm.npz"
     assert f"note: {root.resolve() / 'cifar100_ddpm.npz'} is missing" in out and url in out
     with pytest.raises(SystemExit) as info:
         uiat_extra_data.main(["--preset", "paper", "--data-root", str(root)])
     message = str(info.value.code)
     assert message.startswith(f"error: {root.resolve() / 'cifar10_ddpm.npz'} is missing") and "(and 1 more)" in message
-    assert f"{uiat_presets.DDPM_URL}cifar10_ddpm.npz" in message and "--data-root" in message
+    assert f"{generated_presets.DDPM_URL}cifar10_ddpm.npz" in message and "--data-root" in message
     assert list(empty_cwd.iterdir()) == [] and not ray.is_initialized()
 
 

@@ -20,6 +20,7 @@ from sweeps import (
     afs_merger,
     baselines,
     biamat_aux_sets,
+    biamat_generated_data,
     biamat_labels,
     biamat_main_results,
     biamat_oat,
@@ -82,6 +83,10 @@ CASES = {
         lambda cfg, primary=primary: (cards.TABLE2_BASELINE_AT if cfg.training == "pgd_at"
                                       else cards.TABLE2_BASELINE_TRADES)[primary]) for primary in cards.TABLE2_PRIMARY},
     "biamat_oat paper": Case(lambda: biamat_oat.search_space("paper", 1), BiaMATConfig, lambda cfg: cards.TABLE9),
+    "biamat_generated_data paper": Case(lambda: biamat_generated_data.biamat_space("paper", 1, None), BiaMATConfig,
+                                        lambda cfg: cards.TABLE10),
+    "biamat_generated_data paper ([16])": Case(lambda: biamat_generated_data.generated_space("paper", 1, None),
+                                               BaselineConfig, lambda cfg: cards.TABLE10_BASELINE),
     "baselines uiat-paper": Case(lambda: baselines.search_space("uiat-paper", 1), BaselineConfig,
                                  lambda cfg: cards.UIAT_BASELINE),
     "uiat_ablation paper": Case(lambda: uiat_ablation.search_space("paper", 1), UIATConfig,

@@ -80,6 +80,11 @@ def splits_of(name: str) -> tuple[str, ...]:
     return ("train", "test") if kind == "folder" else tuple(npz_files(Path(text).absolute())[1])
 
 
+def data_root(root: str | os.PathLike | None) -> Path:
+    """Where the datasets are: ``root``, else ``$ADVSWEEP_DATA``, else ``./data``."""
+    return Path(root if root is not None else os.environ.get("ADVSWEEP_DATA", "data"))
+
+
 def dataset_names() -> list[str]:
     """The registered dataset names, sorted (besides them, ``npz:PATH``, ``folder:PATH`` and ``folder@SIZE:PATH`` name
     the user's data)."""

@@ -61,7 +61,7 @@ from trainables.dataset_files import (
     read_svhn,
     torchvision_download,
 )
-from trainables.dataset_names import npz_files, splits_of, user_name
+from trainables.dataset_names import data_root, npz_files, splits_of, user_name
 from trainables.file_checks import DatasetInvalidError
 from trainables.image_set import ImageSet
 from trainables.seeds import derive_seed
@@ -219,11 +219,6 @@ def _check_split(name: str, reader: _Reader, split: str) -> None:
     splits = splits_of(name)
     if split not in splits:
         raise ValueError(f"dataset {name!r} has no split {split!r}; splits: {list(splits)}{reader.split_hint}")
-
-
-def data_root(root: str | os.PathLike | None) -> Path:
-    """Where the datasets are: ``root``, else ``$ADVSWEEP_DATA``, else ``./data``."""
-    return Path(root if root is not None else os.environ.get("ADVSWEEP_DATA", "data"))
 
 
 def _require_files(name: str, reader: _Reader, root: Path, split: str) -> Path:

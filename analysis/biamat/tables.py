@@ -5,6 +5,8 @@ retrains: a table with gaps means the sweep has not run those trials."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
 from analysis.biamat.names import BASELINE_TRAINING, HIGH_FRACTION, MISSING, TRAINING_NAMES, VARIANT_NAMES
@@ -289,3 +291,52 @@ def table12(sweep: SweepRuns, metric: str | None = None, by: str | None = None) 
               f"{metric_label(metric)} (%)", "trials", "best run"]
     title = f"Table 12. α and π of the best trial per setting, chosen by {by}"
     return Table(title, header, rows, [sweep.summary()], label="biamat-table12")
+
+
+TABLE10_ROWS = ("BiaMAT", "[16]", "BiaMAT+[16]")  # the paper's columns: [16] is Gowal et al.'s generated data
+
+
+def table10(sweep: SweepRuns, generated: SweepRuns | None = None, metric: str | None = None) -> Table:
+    """Appendix Table 10: gated BiaMAT without generated images ("BiaMAT") and with them ("BiaMAT+[16]", ``extra_data``
+    set), and adversarial training with the generated images alone ("[16]", Gowal et al.: the baseline trials with
+    ``extra_data`` of ``generated``, another sweep, or of ``sweep`` itself), clean accuracy and ``metric`` (default:
+    the strongest attack logged, AutoAttack in a paper run) of the checkpoint; the best row per column in bold. The
+    paper prints the three methods side by side under each metric; here they are rows, so ``--stats`` compares them."""
+    df = biamat_runs(sweep.runs)
+    if df.empty:
+        raise ValueError(f"no finished gated BiaMAT trials: {sweep.summary()}")
+    df = df.assign(_row=column(df, "params.extra_data").fillna("").map(lambda e: TABLE10_ROWS[2 if e else 0]))
+    source = (generated or sweep).runs
+    on_generated = source[(column(source, "tags.method") == "baseline")
+                          & (column(source, "params.extra_data").fillna("") != "")].assign(_row=TABLE10_ROWS[1])
+    both = pd.concat([frame for frame in (df, on_generated) if len(frame)])
+    both, model = only_value(both, "params.model")  # one network for every column, as in the paper
+    both, dataset = only_value(both, "params.dataset")
+    _, variant = only_value(df, "params.variant")
+    metric = resolve_metric(metric, *(frame for frame in (df, on_generated) if len(frame)))
+    checkpoint = metric.partition("/")[0]
+    metrics = [m for m in dict.fromkeys([f"{checkpoint}/clean", metric]) if f"metrics.{m}" in both]
+    cells = {m: aggregate(both, ["_row"], m) for m in metrics}
+    rows = bold_best_per_column({row: {m: cells[m][(row,)] for m in metrics if (row,) in cells[m]}
+                                 for row in TABLE10_ROWS})
+    with_generated = both[both["_row"] != TABLE10_ROWS[0]]
+    extra = sorted({Path(e.removeprefix("npz:")).name for e in column(with_generated, "params.extra_data").dropna()})
+    fraction = sorted({float(f) for f in column(with_generated, "params.original_fraction").dropna()})
+    gated = df[["params.alpha", "params.pi"]].drop_duplicates()
+    at = " or ".join(f"α = {number(float(a))}, π = {number(float(p))}" for a, p in gated.itertuples(index=False))
+    trainings = sorted({TRAINING_NAMES.get(t, t) for t in column(on_generated, "params.training").dropna()})
+    notes = [(f"BiaMAT: {VARIANT_NAMES[variant]} at {at}; [16]: Gowal et al.'s generated data, trained with "
+              f"{' or '.join(trainings) or 'no finished run'} and no auxiliary data"),
+             f"generated images: {', '.join(extra) or 'none'} ("
+             + ", ".join(f"{f:.0%} of each batch from {dataset_name(dataset)}" for f in fraction) + ")",
+             f"better row per column in bold; {sweep.summary()}"]
+    if generated is not None:
+        notes.append(f"[16] from {generated.summary()}")
+    if not len(on_generated):
+        notes.append(f"no finished baseline trial with generated images in {(generated or sweep).summary()}: run "
+                     "sweeps/biamat_generated_data.py, whose NAME-generated sweep trains them")
+    where = f" of the {checkpoint} checkpoint" if checkpoint in ("best", "last") else ""
+    title = f"Table 10. Performance improvements on {dataset_name(dataset)} ({model}): accuracy (%){where}"
+    return Table(title, ["Method", *(metric_label(m, checkpoint=False) for m in metrics)],
+                 [[row, *(rows[row].get(m, MISSING) for m in metrics)] for row in TABLE10_ROWS],
+                 notes, label="biamat-table10")
