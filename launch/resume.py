@@ -15,10 +15,9 @@ from mlflow.tracking import MlflowClient
 
 from launch.overrides import OVERRIDES_TAG
 from launch.sweep import Sweep
-from runstore.reader import TRIALS_TAG
+from runstore.reader import SWEEP_TAG, TRIALS_TAG, parent_filter
 from runstore.uri import missing_sqlite_store
 from trainables.config import git_commit
-from trainables.tracking import SWEEP_TAG, sweep_parent_filter
 
 BUDGET_TAG = "budget"  # "0.25 schedule": the budget and its rung placement
 
@@ -67,7 +66,7 @@ def check_resumable(sweep: Sweep, args: argparse.Namespace, name: str, storage: 
         experiment = client.get_experiment_by_name(sweep.family)
         if experiment is not None:
             found = client.search_runs([experiment.experiment_id], max_results=1000,
-                                       filter_string=sweep_parent_filter())
+                                       filter_string=parent_filter())
             parents = {run.data.tags[SWEEP_TAG]: run for run in found}
     if name in parents:
         check_same_settings(name, parents[name].data.tags, recorded_settings(args, sweep),

@@ -72,6 +72,10 @@ def run_sweep(sweep: Sweep, args: argparse.Namespace, name: str, report: Callabl
     if not args.resume and "://" not in where.storage and Path(where.sweep_dir).exists():
         raise SystemExit(f"error: {where.sweep_dir} exists: pass --resume to continue that sweep, or --name for a "
                          "new one")
+    if args.resume:
+        from launch.resume import check_resumable  # reads the MLflow store (MLflow itself, not the trials' code)
+
+        check_resumable(sweep, args, name, where.storage, where.tracking_uri)
     from launch.tuner import start_sweep  # Ray, MLflow and the trials' code, once nothing is left to refuse here
 
     return start_sweep(sweep, args, where, report, next_steps)

@@ -27,7 +27,7 @@ from launch.full_disk import FullDiskStop, check_room_to_start, full_disk_messag
 from launch.mlflow_runs import INTERRUPTED, close_child_runs, close_running_runs, parent_run, report_and_keep
 from launch.mlflow_view import publish_view, ui_links, view_columns
 from launch.progress import closing_lines, output_options, tune_output, without_token_auth_notice
-from launch.resume import check_resumable, recorded_settings, set_aside_unreadable_state
+from launch.resume import recorded_settings, set_aside_unreadable_state
 from launch.space import for_tune
 from launch.stop_signals import INTERRUPTED_EXIT, StopSignals
 from launch.stores import create_stores
@@ -55,8 +55,6 @@ def start_sweep(sweep: Sweep, args: argparse.Namespace, where: Where, report: Ca
     """The part of :func:`launch.run.run_sweep` after the checks: the run settings' last refusals (those that read
     the MLflow store or the disk), the stores, Ray, the MLflow parent run and the Tuner; returns Tune's ResultGrid."""
     name = where.name
-    if args.resume:
-        check_resumable(sweep, args, name, where.storage, where.tracking_uri)
     check_room_to_start(where.start_folders(local_ray=args.address is None and not ray.is_initialized()))
     create_stores(args, optuna_study=sweep.search_alg is not None)  # once nothing is left to refuse
     if callable(sweep.search_alg):

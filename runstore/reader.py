@@ -105,12 +105,19 @@ def _experiments(client: MlflowClient, experiment: str | None) -> dict[str, str]
     return {found.experiment_id: found.name}
 
 
+def parent_filter(sweep: str | None = None) -> str:
+    """The MLflow search filter that finds a sweep's parent run (its trials carry the same ``sweep`` tag, and a
+    ``trial_id``), or with no ``sweep`` the parent runs of every sweep."""
+    name = "LIKE '%'" if sweep is None else f"= '{sweep}'"
+    return f"tags.{SWEEP_TAG} {name} AND tags.{TRIAL_TAG} IS NULL"
+
+
 def list_sweeps(client: MlflowClient, experiment: str | None = None) -> list[tuple[str, str]]:
     """(experiment name, sweep name) of every parent run, for error messages and a quick overview."""
     experiments = _experiments(client, experiment)
     if not experiments:
         return []
-    parents = _search_all(client, list(experiments), f"tags.{SWEEP_TAG} LIKE '%' AND tags.{TRIAL_TAG} IS NULL")
+    parents = _search_all(client, list(experiments), parent_filter())
     return sorted({(experiments[r.info.experiment_id], r.data.tags[SWEEP_TAG]) for r in parents})
 
 
@@ -125,8 +132,7 @@ def find_parent(client: MlflowClient, sweep: str | None = None, parent_run: str 
     if sweep is None:
         raise ValueError("give a sweep name or a parent run id")
     experiments = _experiments(client, experiment)
-    query = f"tags.{SWEEP_TAG} = '{sweep}' AND tags.{TRIAL_TAG} IS NULL"
-    found = _search_all(client, list(experiments), query) if experiments else []
+    found = _search_all(client, list(experiments), parent_filter(sweep)) if experiments else []
     if not found:
         known = ", ".join(f"{name} (experiment {exp})" for exp, name in list_sweeps(client, experiment)) or "none"
         raise SweepNotFoundError(f"no sweep named {sweep!r} in {client.tracking_uri}; sweeps: {known}")

@@ -285,6 +285,21 @@ def test_a_sweep_and_another_mlflow_client_on_a_new_sqlite_store_both_open_it(tm
 HEAVY = ("torch", "ray", "mlflow", "optuna", "pandas")
 
 
+def loaded_on_refusal(tmp_path: Path, script: str, flags: list[str]) -> str:
+    """Run sweeps/``script``.py with ``flags`` in a fresh process whose storage is ``tmp_path``/ray; its output, then
+    ``exit: <the refusal>`` and ``loaded: [...]``, the heavy libraries it had imported by then."""
+    (tmp_path / "ray" / "taken").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "a-file").write_text("")
+    code = ("import runpy, sys\n"
+            f"sys.argv = [{str(ROOT / 'sweeps' / f'{script}.py')!r}, '--storage-path', 'ray', *{flags!r}]\n"
+            "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
+            "except SystemExit as exc:\n    print('exit:', exc)\n"
+            f"print('loaded:', sorted(m for m in {HEAVY!r} if m in sys.modules))\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                            check=False)
+    return result.stdout + result.stderr[-3000:]
+
+
 @pytest.mark.parametrize(("script", "flags", "expected"), [
     ("pi_ablation", ["--set", "lr_milestones=[0.9,0.5]"], "lr_milestones=[0.9, 0.5] must increase"),
     ("pi_ablation", ["--set", "final_attacks=[]"], "final_attacks is empty"),
@@ -300,18 +315,15 @@ HEAVY = ("torch", "ray", "mlflow", "optuna", "pandas")
 def test_a_refused_flag_or_value_loads_no_heavy_library(tmp_path, script, flags, expected):
     """Cheap checks first: a bad value, dataset name, model name, run folder or store is refused before torch, Ray,
     MLflow, Optuna or pandas is imported (each takes a second or more to import), so the refusal comes within a
-    fraction of a second of argparse; the time it takes is in docs/faults.md, not asserted here."""
-    (tmp_path / "ray" / "taken").mkdir(parents=True)
-    (tmp_path / "a-file").write_text("")
-    code = ("import runpy, sys\n"
-            f"sys.argv = [{str(ROOT / 'sweeps' / f'{script}.py')!r}, '--storage-path', 'ray', *{flags!r}]\n"
-            "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
-            "except SystemExit as exc:\n    print('exit:', exc)\n"
-            f"print('loaded:', sorted(m for m in {HEAVY!r} if m in sys.modules))\n")
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                            check=False)
-    assert expected in result.stdout, result.stdout + result.stderr[-3000:]
-    assert "loaded: []" in result.stdout, result.stdout
+    fraction of a second of argparse; the times it takes are in docs/running-sweeps.md, not asserted here."""
+    output = loaded_on_refusal(tmp_path, script, flags)
+    assert expected in output and "loaded: []" in output, output
+
+
+def test_resume_of_a_sweep_that_never_ran_is_refused_reading_the_store_only(tmp_path):
+    """The refusal reads the MLflow store, so MLflow loads; the trials' code, torch and Ray do not."""
+    output = loaded_on_refusal(tmp_path, "pi_ablation", ["--resume", "--name", "nope"])
+    assert "there is no sweep 'nope'" in output and "loaded: ['mlflow', 'pandas']" in output, output
 
 
 def test_the_databases_the_checks_accept_are_mlflows():
