@@ -25,9 +25,9 @@ def prepare_sweeps(sweeps: Mapping[str, Sweep], args: argparse.Namespace,
     """A script's sweeps made ready to run, every one checked before the first starts: ``--set`` applied (in a
     multi-sweep script each key to the sweeps that have it), dataset paths made absolute, ``--budget``'s rungs set,
     then ``before_checks`` (a script's own check of the sweeps as they will run), then every trial validated
-    (launch/checks.py). Returns the sweeps, marked prepared so that :func:`run_sweep` does
-    not apply the flags again, and the arguments to run them with; None after a dry run, which only prints the plans.
-    A refusal exits with the reason."""
+    (launch/checks.py). Returns the sweeps, marked prepared so that :func:`run_sweep` does not apply the flags again,
+    and the arguments to run them with; None after a dry run, which only prints the plans. A refusal exits with the
+    reason."""
     if getattr(args, "restart_unreadable", False) and not args.resume:
         raise SystemExit("error: --restart-unreadable continues a sweep: add --resume --name NAME of that sweep")
     if len(sweeps) == 1:  # every key of --set to the one sweep, whose refusal names a misspelt key
