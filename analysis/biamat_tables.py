@@ -12,6 +12,7 @@
     python analysis/biamat_tables.py table2 --sweep biamat-main-cifar10-paper \\
         --baseline-sweep baselines-biamat-main-cifar10-paper                           # Table 2: main results
     python analysis/biamat_tables.py table9 --sweep biamat-oat-paper                  # Appendix Table 9: OAT
+    python analysis/biamat_tables.py table5 --sweep biamat-data-density-paper        # Table 5: cifar-A/B/C
     python analysis/biamat_tables.py table10 --sweep biamat-generated-data-paper \
         --generated-sweep biamat-generated-data-paper-generated                        # Table 10: generated data
 
@@ -66,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
                                help="sweep with the AT and TRADES baselines, e.g. baselines-biamat-main-cifar10-paper "
                                     "(default: baseline trials of --sweep itself)")
     table2_parser.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    text = "appendix Table 5: test error of standard training on cifar-A with cifar-B and/or cifar-C, per batch size"
+    table5_parser = commands.add_parser("table5", help=text, description=text)
+    add_source_arguments(table5_parser)
+    table5_parser.add_argument("--checkpoint", choices=("best", "last"), default="last")
     commands.choices["table10"].add_argument(
         "--generated-sweep", default=None, help="sweep with the trials on generated data alone, e.g. "
         "biamat-generated-data-paper-generated (default: those of --sweep itself)")
@@ -93,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     # Imported once the arguments are parsed, so that --help and a bad flag answer before pandas and MLflow load.
     from analysis.biamat.figures import fig3
     from analysis.biamat.selection import table14
-    from analysis.biamat.tables import table1, table2, table4, table9, table10, table12, table13
+    from analysis.biamat.tables import table1, table2, table4, table5, table9, table10, table12, table13
     from analysis.biamat.training_time import table11
     from analysis.render import emit
     from analysis.runs import load_from_args
@@ -121,6 +126,8 @@ def main(argv: list[str] | None = None) -> None:
             table = table12(sweep, args.metric, args.by)
         elif args.command == "table9":
             table = table9(sweep, args.metric)
+        elif args.command == "table5":
+            table = table5(sweep, args.checkpoint)
         elif args.command == "table10":
             generated = args.generated_sweep and load_sweep(args.generated_sweep, tracking_uri=args.tracking_uri)
             table = table10(sweep, generated or None, args.metric)

@@ -15,7 +15,7 @@ from typing import Any
 from launch.space import grid_points
 from launch.sweep import Sweep, no_extra_datasets
 from trainables.config import ConfigError, TrainConfig
-from trainables.dataset_names import is_builtin, test_split_of
+from trainables.dataset_names import base_name, is_builtin, test_split_of
 
 
 def trial_configs(config_cls: type[TrainConfig], space: Mapping[str, Any]) -> list[TrainConfig]:
@@ -51,7 +51,8 @@ def check_data(configs: Sequence[TrainConfig], data_root: str | None,
             reads[(cfg.test_data, (test_split_of(cfg.test_data),))] = None
         for name in (*extra_datasets(cfg), *([cfg.extra_data] if cfg.extra_data else [])):
             reads[(name, None)] = None
-    on_disk = [(name, splits) for name, splits in reads if not is_builtin(name)]  # built-in sets have no files
+    # Built-in sets have no files; a set's parts (cifar10:A+B) are its files, checked once.
+    on_disk = list(dict.fromkeys((base_name(name), splits) for name, splits in reads if not is_builtin(name)))
     if not on_disk:
         return
     from trainables.datasets import DatasetNotFoundError, check_dataset  # the readers import torch

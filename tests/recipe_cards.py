@@ -246,6 +246,19 @@ BIAMAT_BASELINE: Card = {
     "training": ("pgd_at", f"{BIAMAT} Table 1: 'Baseline [25]' is Madry's PGD-AT with the BiaMAT rows' recipe"),
 }
 
+# App. Table 5 (sweeps/biamat_data_density.py): standard training on CIFAR-10's train split in parts; App. B names the
+# network, the parts and the batch sizes, nothing else: the AT+BiaMAT recipe's schedule, the one CIFAR-10 schedule given.
+TABLE5: Card = {
+    **BIAMAT_BASELINE,
+    "training": ("standard", f"{BIAMAT} App. B: a classifier 'trained on cifar-A' normally (no adversarial training)"),
+    "model": ("resnet18", f"{BIAMAT} App. B: 'a classifier (ResNet18)'"),
+    "dataset": (Axis(("cifar10:A", "cifar10:A+B", "cifar10:A+C", "cifar10:A+B+C")),
+                f"{BIAMAT} App. Table 5: cifar-A, + cifar-B, + cifar-C, + both (25,000 / 12,500 / 12,500 images)"),
+    "batch_size": (Axis((128, 256, 384, 512, 1024)), f"{BIAMAT} App. Table 5: batch sizes 128 to 1024"),
+    "final_attacks": (("clean",), f"{BIAMAT} App. Table 5: test error only"),
+    "autoattack_n": (0, "no AutoAttack: clean accuracy only"),
+}
+
 # --- UIAT ------------------------------------------------------------------------------------------------------------
 
 UIAT_TRAINING: Card = {

@@ -1,5 +1,5 @@
 """BiaMAT Table 2 (sweeps/biamat_main_results.py and its baselines), appendix Table 9 (sweeps/biamat_oat.py) and
-appendix Table 10 (sweeps/biamat_generated_data.py): the
+appendix Tables 5 and 10 (sweeps/biamat_data_density.py, sweeps/biamat_generated_data.py): the
 tables from frames shaped like MLflow's, each primary set's paper grid planned on small files in the published formats,
 and (slow) both smoke sweeps end to end with the analysis commands a user types."""
 
@@ -25,7 +25,14 @@ from analysis.biamat.tables import table2, table9
 from analysis.render import to_csv
 from launch.checks import trial_configs
 from runstore.reader import SweepRuns, load_sweep
-from sweeps import baselines, biamat_aux_sets, biamat_generated_data, biamat_main_results, biamat_oat
+from sweeps import (
+    baselines,
+    biamat_aux_sets,
+    biamat_data_density,
+    biamat_generated_data,
+    biamat_main_results,
+    biamat_oat,
+)
 from sweeps.biamat_presets import TABLE2_AUX, TABLE2_UNLISTED, TABLE12, baseline_recipe, paper_recipe
 from trainables.datasets import imgnet100_classes
 from trainables.methods.configs import BaselineConfig
@@ -297,3 +304,21 @@ def test_the_smoke_sweeps_give_table10_with_and_without_generated_data(ray_local
     rows = list(csv.reader(io.StringIO(table)))
     assert [row[0] for row in rows[1:]] == ["BiaMAT", "[16]", "BiaMAT+[16]"]
     assert rows[0][1:] == ["Clean", "PGD-20"] and all(cell != "-" for row in rows[1:] for cell in row[1:])
+
+
+@pytest.mark.slow
+def test_the_smoke_sweep_gives_table5_per_batch_size_and_parts(ray_local, tmp_path, capsys):
+    """Every part combination trains at every batch size on the parts it names (the trials' image counts), and the
+    table has the paper's rows: per batch size, cifar-A, + B, + C, + both, each with its test error."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    biamat_data_density.main(["--storage-path", str(tmp_path / "ray"), "--tracking-uri", uri])
+    assert "Table 5. Effectiveness of data augmentation" in capsys.readouterr().out
+    runs = load_sweep("biamat-data-density-smoke", tracking_uri=uri).runs
+    assert sorted(zip(runs["params.batch_size"].astype(int), runs["params.dataset"])) == sorted(
+        (b, f"synthetic:{p}") for b in (64, 128) for p in ("A", "A+B", "A+C", "A+B+C"))
+    table = analysis("table5", "--sweep", "biamat-data-density-smoke", "--tracking-uri", uri, "--format", "csv")
+    rows = list(csv.reader(io.StringIO(table)))
+    assert rows[0] == ["Batch size", "Dataset", "Test error"]
+    assert [row[:2] for row in rows[1:5]] == [["64", "cifar-A"], ["", "cifar-A + cifar-B"], ["", "cifar-A + cifar-C"],
+                                            ["", "cifar-A + cifar-B + cifar-C"]]
+    assert len(rows) == 9 and all(0 <= float(row[2].strip("*")) <= 100 for row in rows[1:])

@@ -556,3 +556,28 @@ def test_derive_seed_is_stable_and_separates_streams() -> None:
     assert derive_seed(0, "epoch", 1) == derive_seed(0, "epoch", 1)
     assert derive_seed(0, "epoch", 1) != derive_seed(1, "epoch", 0)
     assert 0 <= derive_seed(2**40, "x") < 2**63
+
+
+def test_a_sets_train_split_in_parts_is_one_fixed_partition_with_noise_on_c() -> None:
+    """NAME:PARTS (BiaMAT appendix Table 5): A is half the train split, B and C a quarter each, disjoint and together
+    the whole split, the same draw every time; C's images are the originals plus bounded noise that changes most
+    pixels; the test split is the set's own."""
+    from trainables.dataset_parts import C_NOISE, part_indices
+
+    full = load_dataset("synthetic", "train")
+    indices = part_indices(len(full))
+    assert [len(indices[p]) for p in "ABC"] == [len(full) // 2, len(full) // 4, len(full) // 4]
+    joined = torch.cat([indices[p] for p in "ABC"])
+    assert sorted(joined.tolist()) == list(range(len(full)))  # disjoint, and every image once
+    assert torch.equal(part_indices(len(full))["B"], indices["B"])
+    a_b = load_dataset("synthetic:A+B", "train")
+    assert a_b.name == "synthetic:A+B" and len(a_b) == 3 * len(full) // 4
+    assert torch.equal(a_b.images, full.images[torch.cat([indices["A"], indices["B"]])])
+    c = load_dataset("synthetic:C", "train")
+    difference = (c.images.float() - full.images[indices["C"]].float()).abs()
+    assert torch.equal(c.labels, full.labels[indices["C"]])
+    assert difference.max() <= round(C_NOISE * 255) and (difference > 0).float().mean() > 0.5
+    assert torch.equal(load_dataset("synthetic:A", "test").images, load_dataset("synthetic", "test").images)
+    for bad in ("synthetic:D", "synthetic:A+A", "synthetic:"):
+        with pytest.raises(ValueError, match="the parts of synthetic's train split are A, B, C"):
+            load_dataset(bad, "train")

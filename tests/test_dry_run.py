@@ -23,6 +23,7 @@ from sweeps import (
     afs_extractors,
     afs_merger,
     baselines,
+    biamat_data_density,
     biamat_generated_data,
     biamat_labels,
     biamat_main_results,
@@ -38,8 +39,8 @@ from trainables.methods.configs import BiaMATConfig
 from trainables.tracking import SWEEP_TAG, TrialRun, experiment_id
 
 SEEDS = 2
-GRID_SCRIPTS = [pi_ablation, biamat_labels, biamat_main_results, biamat_oat, baselines, afs_extractors, afs_ablation,
-                uiat_ablation, uiat_lambda]
+GRID_SCRIPTS = [pi_ablation, biamat_labels, biamat_main_results, biamat_oat, biamat_data_density, baselines,
+                afs_extractors, afs_ablation, uiat_ablation, uiat_lambda]
 
 
 def grid_size(space: dict) -> int:

@@ -20,6 +20,7 @@ from sweeps import (
     afs_merger,
     baselines,
     biamat_aux_sets,
+    biamat_data_density,
     biamat_generated_data,
     biamat_labels,
     biamat_main_results,
@@ -83,6 +84,8 @@ CASES = {
         lambda cfg, primary=primary: (cards.TABLE2_BASELINE_AT if cfg.training == "pgd_at"
                                       else cards.TABLE2_BASELINE_TRADES)[primary]) for primary in cards.TABLE2_PRIMARY},
     "biamat_oat paper": Case(lambda: biamat_oat.search_space("paper", 1), BiaMATConfig, lambda cfg: cards.TABLE9),
+    "biamat_data_density paper": Case(lambda: biamat_data_density.search_space("paper", 1), BaselineConfig,
+                                      lambda cfg: cards.TABLE5),
     "biamat_generated_data paper": Case(lambda: biamat_generated_data.biamat_space("paper", 1, None), BiaMATConfig,
                                         lambda cfg: cards.TABLE10),
     "biamat_generated_data paper ([16])": Case(lambda: biamat_generated_data.generated_space("paper", 1, None),

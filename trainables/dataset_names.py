@@ -36,6 +36,11 @@ BUILT_IN = frozenset({"synthetic", "synthetic_absent", "synthetic_aux", "synthet
 # The user's own data, named "KIND:PATH" (trainables/user_data.py); not in dataset_names(), which lists fixed names.
 USER_DATA_KINDS = ("npz", "folder")
 
+# Parts of a registered set's train split, named NAME:PARTS (cifar10:A+C): BiaMAT appendix Table 5 splits CIFAR-10's
+# 50,000 training images into cifar-A (25,000), cifar-B and cifar-C (12,500 each), the last with uniform noise added.
+# Each letter's share of the train split (trainables/dataset_parts.py draws them); the test split is the set's own.
+PARTS = {"A": (0.0, 0.5), "B": (0.5, 0.75), "C": (0.75, 1.0)}
+
 # Datasets of digits: flipping one horizontally makes no digit (a 2 looks like an S, a 5 like a 2), so "auto"
 # augmentation crops them without flipping. The papers do not state SVHN's augmentation.
 DIGITS = frozenset({"svhn"})
@@ -60,6 +65,25 @@ def user_name(name: str) -> tuple[str, int, str] | None:
     return kind, int(size), text
 
 
+def parts_name(name: str) -> tuple[str, tuple[str, ...]] | None:
+    """``("cifar10", ("A", "C"))`` for ``cifar10:A+C`` (a registered set's train split in parts, :data:`PARTS`), else
+    None; ValueError, with the form, for parts that name nothing."""
+    base, colon, parts = name.partition(":")
+    if not colon or base not in SPLITS:
+        return None
+    letters = tuple(parts.split("+"))
+    if not set(letters) <= set(PARTS) or len(set(letters)) != len(letters):
+        raise ValueError(f"dataset {name!r}: the parts of {base}'s train split are {', '.join(PARTS)} (half, a "
+                         f"quarter, a quarter with uniform noise), each at most once: e.g. {base}:A or {base}:A+B+C")
+    return base, tuple(sorted(letters))
+
+
+def base_name(name: str) -> str:
+    """The registered set whose parts ``name`` names (``cifar10`` for ``cifar10:A+C``), else ``name`` itself."""
+    parsed = parts_name(name)
+    return name if parsed is None else parsed[0]
+
+
 def npz_files(path: Path) -> tuple[Path, dict[str, tuple[str, ...]]]:
     """Where ``npz:PATH``'s files are and which split each holds: one ``.npz`` file is the train split only; a
     folder holds ``train.npz`` and ``test.npz`` (whose test split is read beside the train file's layout)."""
@@ -72,10 +96,13 @@ def splits_of(name: str) -> tuple[str, ...]:
     """The splits of dataset ``name``; ValueError, listing the valid names, for a name that names nothing."""
     if name in SPLITS:
         return SPLITS[name]
+    if (parts := parts_name(name)) is not None:
+        return SPLITS[parts[0]]
     parsed = user_name(name)
     if parsed is None:
-        raise ValueError(f"unknown dataset {name!r}; registered: {dataset_names()}, or npz:PATH or folder:PATH "
-                         "(folder@SIZE:PATH for SIZExSIZE images) for your own data")
+        raise ValueError(f"unknown dataset {name!r}; registered: {dataset_names()} (NAME:A+B+C for parts of one's "
+                         "train split), or npz:PATH or folder:PATH (folder@SIZE:PATH for SIZExSIZE images) for your "
+                         "own data")
     kind, _size, text = parsed
     return ("train", "test") if kind == "folder" else tuple(npz_files(Path(text).absolute())[1])
 
@@ -118,9 +145,9 @@ def test_split_of(name: str) -> str:
 
 def default_augmentation(name: str) -> Literal["crop_flip", "crop"]:
     """What ``augment="auto"`` means on dataset ``name``: the crop alone on digits, else crop and flip."""
-    return "crop" if name in DIGITS else "crop_flip"
+    return "crop" if base_name(name) in DIGITS else "crop_flip"
 
 
 def is_builtin(name: str) -> bool:
     """Whether ``name`` is generated in memory (the synthetic sets) rather than read from files."""
-    return name in BUILT_IN
+    return base_name(name) in BUILT_IN

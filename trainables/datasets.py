@@ -27,6 +27,10 @@ The user's own data is named by its path, ``npz:PATH`` (a ``.npz`` file, the tra
 cached; ``folder@64:PATH`` at 64x64); ``root`` does not apply, and a relative PATH resolves against the current
 directory (see ``trainables/user_data.py`` and ``dataset_names.absolute_dataset_name``).
 
+``NAME:PARTS`` (``cifar10:A``, ``cifar10:A+B+C``) is a registered set with its train split in parts: half (A) and two
+quarters (B, and C with uniform noise), for BiaMAT appendix Table 5 (trainables/dataset_parts.py); its files and test
+split are the set's own.
+
 ``synthetic``, ``synthetic_absent``, ``synthetic_aux`` and ``synthetic_aux_unrelated`` are built-in data generated from
 a seed (``root`` is ignored; options ``seed``, ``n``, ``size``, ``robust_p``, ``nonrobust_p``): what they hold, and why,
 is trainables/synthetic_data.py's docstring.
@@ -38,7 +42,7 @@ import contextlib
 import inspect
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache, lru_cache, partial
 from pathlib import Path
 
@@ -61,7 +65,8 @@ from trainables.dataset_files import (
     read_svhn,
     torchvision_download,
 )
-from trainables.dataset_names import data_root, npz_files, splits_of, user_name
+from trainables.dataset_names import data_root, npz_files, parts_name, splits_of, user_name
+from trainables.dataset_parts import parts_of
 from trainables.file_checks import DatasetInvalidError
 from trainables.image_set import ImageSet
 from trainables.seeds import derive_seed
@@ -210,9 +215,25 @@ def _user_reader(name: str) -> _Reader | None:
                    how_to_get=user_data.NPZ_HOW + relative, fix=f"To fix it, {user_data.NPZ_HOW}", split_hint=hint)
 
 
+def _parts_reader(name: str) -> _Reader | None:
+    """The reader of ``NAME:PARTS`` (trainables/dataset_parts.py): NAME's files and checks, its train split in parts."""
+    parsed = parts_name(name)
+    if parsed is None:
+        return None
+    base, parts = parsed
+    return replace(_READERS[base], read=partial(_read_parts, _READERS[base].read, parts, name))
+
+
+def _read_parts(read: Callable[..., ImageSet], parts: Sequence[str], name: str, *args: object,
+                **options: object) -> ImageSet:
+    # ``args`` end with the split: (folder, split) for file data, (split,) for built-in data.
+    images = read(*args, **options)
+    return parts_of(images, parts, name) if args[-1] == "train" else images
+
+
 def _reader(name: str) -> _Reader:
     splits_of(name)  # ValueError naming the valid names
-    return _READERS.get(name) or _user_reader(name)
+    return _READERS.get(name) or _parts_reader(name) or _user_reader(name)
 
 
 def _check_split(name: str, reader: _Reader, split: str) -> None:
