@@ -26,6 +26,17 @@ def trial_configs(config_cls: type[TrainConfig], space: Mapping[str, Any]) -> li
         raise SystemExit(f"error: {exc}") from None
 
 
+def validate(config_cls: type[TrainConfig], space: Mapping[str, Any], data_root: str | None,
+             extra_datasets: Callable[[TrainConfig], Sequence[str]] = no_extra_datasets,
+             notes: list[str] | None = None) -> list[TrainConfig]:
+    """Reject bad hyperparameters and missing data before Ray starts (raises SystemExit with the reason); returns
+    the configs of :func:`trial_configs`. With ``notes``, a missing dataset is added there instead, in the words that
+    stop a run: a dry run plans a sweep before its data is downloaded."""
+    configs = trial_configs(config_cls, space)
+    check_data(configs, data_root, extra_datasets, notes)
+    return configs
+
+
 def check_data(configs: Sequence[TrainConfig], data_root: str | None,
                extra_datasets: Callable[[TrainConfig], Sequence[str]] = no_extra_datasets,
                notes: list[str] | None = None) -> None:

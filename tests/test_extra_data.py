@@ -251,14 +251,14 @@ def test_a_ddpm_file_in_another_format_and_a_bad_share_stop_before_ray(empty_cwd
 
 def test_the_launcher_checks_any_methods_extra_data_like_a_dataset(empty_cwd):
     """extra_data is a key of every method's config: the launcher's pre-Ray check reads it whichever method trains."""
-    from launch.checks import check_data, trial_configs
+    from launch.checks import validate
     from trainables.methods.configs import MARTConfig
 
     space = {"dataset": "synthetic", "extra_data": "npz:missing.npz", "original_fraction": 0.5}
     with pytest.raises(SystemExit, match=r"missing\.npz"):
-        check_data(trial_configs(MARTConfig, space), data_root=None)
+        validate(MARTConfig, space, data_root=None)
     notes: list[str] = []
-    check_data(trial_configs(MARTConfig, space), data_root=None, notes=notes)  # a dry run notes it instead
+    validate(MARTConfig, space, data_root=None, notes=notes)  # a dry run notes it instead
     assert any("npz:missing.npz" in note for note in notes)
 
 

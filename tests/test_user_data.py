@@ -13,21 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-from launch.checks import check_data, trial_configs
-from launch.sweep import no_extra_datasets
+from launch.checks import validate
 from trainables import user_data
 from trainables.config import ConfigError, TrainConfig
 from trainables.dataset_names import absolute_dataset_name, is_builtin, validate_dataset_name
 from trainables.datasets import DatasetInvalidError, DatasetNotFoundError, check_dataset, load_dataset
 from trainables.image_set import ImageSet, seeded_subset
-
-
-def validate(config_cls, space, data_root, extra_datasets=no_extra_datasets, notes=None):
-    """What the checks before a sweep do with one sweep's space: every config, then its data (launch/checks.py)."""
-    configs = trial_configs(config_cls, space)
-    check_data(configs, data_root, extra_datasets, notes)
-    return configs
-
 
 
 def nhwc(n: int, size: int = 8, seed: int = 0) -> np.ndarray:
