@@ -289,7 +289,8 @@ def test_the_smoke_sweeps_give_table10_with_and_without_generated_data(ray_local
     """Both sweeps of the Table 10 script run, the generated images reach the trials that should have them (70% of
     each batch), and the table has its three rows, each with its accuracies."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    run = ["--storage-path", str(tmp_path / "ray"), "--tracking-uri", uri, "--set", "train_n=512", "--set", "final_n=64"]
+    run = ["--storage-path", str(tmp_path / "ray"), "--tracking-uri", uri, "--set", "train_n=512", "--set", "final_n=64",
+           "--set", "epochs=2"]  # one warm-up epoch, one gated
     biamat_generated_data.main(run)
     printed = capsys.readouterr().out
     assert "Table 10. Performance improvements on synthetic (tiny-cnn)" in printed
@@ -308,10 +309,12 @@ def test_the_smoke_sweeps_give_table10_with_and_without_generated_data(ray_local
 
 @pytest.mark.slow
 def test_the_smoke_sweep_gives_table5_per_batch_size_and_parts(ray_local, tmp_path, capsys):
-    """Every part combination trains at every batch size on the parts it names (the trials' image counts), and the
-    table has the paper's rows: per batch size, cifar-A, + B, + C, + both, each with its test error."""
+    """Every part combination trains at every batch size on the parts it names, and the table has the paper's rows:
+    per batch size, cifar-A, + B, + C, + both, each with its test error. (256 images of each combination and 64 test
+    points: this test checks the sweep and its table; tests/test_datasets.py checks the parts themselves.)"""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    biamat_data_density.main(["--storage-path", str(tmp_path / "ray"), "--tracking-uri", uri])
+    biamat_data_density.main(["--storage-path", str(tmp_path / "ray"), "--tracking-uri", uri, "--set", "train_n=256",
+                              "--set", "final_n=64", "--set", "eval_n=32"])
     assert "Table 5. Effectiveness of data augmentation" in capsys.readouterr().out
     runs = load_sweep("biamat-data-density-smoke", tracking_uri=uri).runs
     assert sorted(zip(runs["params.batch_size"].astype(int), runs["params.dataset"])) == sorted(
