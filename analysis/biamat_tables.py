@@ -15,6 +15,8 @@
     python analysis/biamat_tables.py table5 --sweep biamat-data-density-paper        # Table 5: cifar-A/B/C
     python analysis/biamat_tables.py table10 --sweep biamat-generated-data-paper \
         --generated-sweep biamat-generated-data-paper-generated                        # Table 10: generated data
+    python analysis/biamat_tables.py table7 --sweep biamat-semi-supervised-cifar10-paper \
+        --baseline-sweep baselines-biamat-main-cifar10-paper --biamat-sweep biamat-main-cifar10-paper  # Tables 3, 7
 
 Every command takes ``--tracking-uri`` (default ``$MLFLOW_TRACKING_URI`` or ``sqlite:///mlflow.db``), ``--experiment``
 to look in one experiment only, ``--parent-run ID`` instead of ``--sweep`` (table11 reads several ``--sweep``);
@@ -74,6 +76,20 @@ def build_parser() -> argparse.ArgumentParser:
     commands.choices["table10"].add_argument(
         "--generated-sweep", default=None, help="sweep with the trials on generated data alone, e.g. "
         "biamat-generated-data-paper-generated (default: those of --sweep itself)")
+    for number, text in ((7, ("appendix Table 7: BiaMAT against Carmon et al.'s semi-supervised method and generated "
+                              "data, per primary dataset (clean and the strongest attack)")),
+                         (3, "Table 3: the same on CIFAR-10, with Table 2's columns")):
+        comparison = commands.add_parser(f"table{number}", help=text, description=text)
+        add_source_arguments(comparison)
+        comparison.add_argument("--baseline-sweep", default=None, help="sweep with the TRADES baseline, e.g. "
+                                "baselines-biamat-main-cifar10-paper (default: its row is left out)")
+        comparison.add_argument("--biamat-sweep", default=None, help="sweep with the TRADES+BiaMAT rows, e.g. "
+                                "biamat-main-cifar10-paper (default: left out)")
+        comparison.add_argument("--generated-sweep", default=None, help="sweep with TRADES on generated data (Gowal "
+                                "et al.), e.g. biamat-generated-data-paper-generated (default: left out)")
+        comparison.add_argument("--checkpoint", choices=("best", "last"), default="best")
+        comparison.add_argument("--metric", default=None, help="the attack column (default: the strongest logged; "
+                                "Table 3 shows Table 2's columns besides)")
     fig = commands.add_parser("fig3", help="Fig. 3: n_high / n_aux per epoch as a PNG line plot")
     add_source_arguments(fig, output=False)
     fig.add_argument("--metric", default="train/high_fraction", help="per-epoch metric to plot")
@@ -96,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     # Imported once the arguments are parsed, so that --help and a bad flag answer before pandas and MLflow load.
+    from analysis.biamat.comparisons import comparison_table
     from analysis.biamat.figures import fig3
     from analysis.biamat.selection import table14
     from analysis.biamat.tables import table1, table2, table4, table5, table9, table10, table12, table13
@@ -128,6 +145,12 @@ def main(argv: list[str] | None = None) -> None:
             table = table9(sweep, args.metric)
         elif args.command == "table5":
             table = table5(sweep, args.checkpoint)
+        elif args.command in ("table3", "table7"):
+            others = {key: load_sweep(name, tracking_uri=args.tracking_uri) if name else None
+                      for key, name in (("baseline", args.baseline_sweep), ("biamat", args.biamat_sweep),
+                                        ("generated", args.generated_sweep))}
+            table = comparison_table(sweep, **others, metric=args.metric, number=int(args.command[5:]),
+                                     checkpoint=args.checkpoint)
         elif args.command == "table10":
             generated = args.generated_sweep and load_sweep(args.generated_sweep, tracking_uri=args.tracking_uri)
             table = table10(sweep, generated or None, args.metric)

@@ -15,9 +15,12 @@ confidence in the primary dataset classes and select the top (N x 10)k samples f
 image to its arg-max class is this script's reading, which keeps an image from being taken twice.
 
 The file holds ``image`` (uint8, N x 3 x H x W), ``label`` (the auxiliary set's own label, what BiaMAT's auxiliary
-head learns), and ``pseudo_label`` and ``confidence`` (the primary class and its softmax probability, what a
-semi-supervised method would train on), in decreasing confidence within each class. One pass over the auxiliary set
-in evaluation mode; on a GPU when there is one (ImageNet32's 1.28M images: minutes for a WRN-28-10).
+head learns), and ``pseudo_label`` and ``confidence`` (the primary class and its softmax probability), in decreasing
+confidence within each class. With ``--labels pseudo``, ``label`` holds the pseudo-label and ``aux_label`` the set's
+own: the file a semi-supervised method trains on as ``extra_data`` (Carmon et al., Tables 3 and 7:
+``sweeps/biamat_semi_supervised.py`` makes its files this way). ``--per-class 0`` keeps every image. One pass over
+the auxiliary set in evaluation mode; on a GPU when there is one (ImageNet32's 1.28M images: minutes for a
+WRN-28-10).
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from pathlib import Path
 
 from runstore.uri import DEFAULT_TRACKING_URI
 
+LABELS = ("aux", "pseudo")
+
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, allow_abbrev=False,
@@ -36,15 +41,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best", help="its model (default: best)")
     parser.add_argument("--aux", default="imagenet32", help="auxiliary dataset to rank (default: imagenet32)")
     parser.add_argument("--per-class", type=int, required=True,
-                        help="images kept per primary class: 10000 for CIFAR-10's ImageNet-100k, 1000 for CIFAR-100's")
+                        help="images kept per primary class: 10000 for CIFAR-10's ImageNet-100k, 1000 for CIFAR-100's; "
+                             "0 keeps every image (each pseudo-labelled)")
+    parser.add_argument("--labels", choices=LABELS, default="aux",
+                        help="what the file's label holds: aux, the auxiliary set's own labels (BiaMAT's auxiliary "
+                             "head); pseudo, the primary class the model gives (a semi-supervised method's training "
+                             "labels, e.g. as extra_data). Both are kept (default: aux)")
     parser.add_argument("--out", type=Path, required=True, help="the .npz file to write")
     parser.add_argument("--tracking-uri", default=None,
                         help=f"MLflow tracking URI (default: $MLFLOW_TRACKING_URI or {DEFAULT_TRACKING_URI})")
     parser.add_argument("--data-root", default=os.environ.get("ADVSWEEP_DATA"), help="dataset folder (default ./data)")
     parser.add_argument("--batch-size", type=int, default=512)
     args = parser.parse_args(argv)
-    if args.per_class < 1 or args.batch_size < 1:
-        parser.exit(2, f"error: --per-class {args.per_class} and --batch-size {args.batch_size} must be at least 1\n")
+    if args.per_class < 0 or args.batch_size < 1:
+        parser.exit(2, f"error: --per-class {args.per_class} must be 0 (every image) or more, --batch-size "
+                       f"{args.batch_size} at least 1\n")
     if args.out.suffix != ".npz":
         parser.exit(2, f"error: --out {args.out} must end in .npz (a sweep reads it as npz:{args.out})\n")
     if not args.out.resolve().parent.is_dir():
@@ -54,7 +65,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def confident_subset(probabilities, per_class: int):
     """Per primary class, the indices of the images whose arg-max class it is, the ``per_class`` most confident
-    first; concatenated class by class. ``probabilities``: (N, classes) softmax outputs."""
+    (every one with 0) first; concatenated class by class. ``probabilities``: (N, classes) softmax outputs."""
     import torch
 
     confidence, predicted = probabilities.max(dim=1)
@@ -62,7 +73,7 @@ def confident_subset(probabilities, per_class: int):
     for c in range(probabilities.shape[1]):
         members = (predicted == c).nonzero().squeeze(1)
         order = torch.argsort(confidence[members], descending=True, stable=True)
-        chosen.append(members[order[:per_class]])
+        chosen.append(members[order[:per_class] if per_class else order])
     return torch.cat(chosen)
 
 
@@ -81,15 +92,33 @@ def softmax_outputs(model, images, batch_size: int, device):
     return torch.cat(outputs)
 
 
+def write_subset(model, aux, per_class: int, out: Path, labels: str = "aux", batch_size: int = 512) -> str:
+    """Rank the ImageSet ``aux`` by ``model``'s confidence, write the kept images to ``out`` (``label`` holds
+    ``labels``: the set's own, or the pseudo-labels) and return a line saying what was written."""
+    import torch
+
+    from trainables.user_data import save_npz_atomic
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    probabilities = softmax_outputs(model, aux.images, batch_size, device)
+    chosen = confident_subset(probabilities, per_class)
+    confidence, predicted = probabilities[chosen].max(dim=1)
+    own = aux.labels[chosen].numpy()
+    label, other = (own, {"pseudo_label": predicted.numpy()}) if labels == "aux" else (predicted.numpy(),
+                                                                                       {"aux_label": own})
+    save_npz_atomic(out, image=aux.images[chosen].numpy(), label=label, confidence=confidence.numpy(), **other)
+    counts = torch.bincount(predicted, minlength=probabilities.shape[1]).tolist()
+    kept = f"the {per_class} most confident per primary class" if per_class else "every image, pseudo-labelled"
+    return (f"wrote {out}: {len(chosen)} of {aux.name}'s {len(aux)} images, {kept}, labels {labels}; per class: "
+            f"{counts}; confidence {float(confidence.min()):.3f}..{float(confidence.max()):.3f}")
+
+
 def main(argv: list[str] | None = None) -> Path:
     args = parse_args(argv)
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once.
-    import torch
-
     from runstore.reader import StoreNotFoundError, open_store
     from trainables.datasets import DatasetNotFoundError, load_dataset
     from trainables.safe_export import load_trained_model
-    from trainables.user_data import save_npz_atomic
 
     try:
         client = open_store(args.tracking_uri)  # never creates one
@@ -104,17 +133,10 @@ def main(argv: list[str] | None = None) -> Path:
         aux = load_dataset(args.aux, "train", root=args.data_root)
     except DatasetNotFoundError as exc:
         raise SystemExit(f"error: {exc}") from None
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    probabilities = softmax_outputs(model, aux.images, args.batch_size, device)
-    chosen = confident_subset(probabilities, args.per_class)
-    confidence, predicted = probabilities[chosen].max(dim=1)
-    save_npz_atomic(args.out, image=aux.images[chosen].numpy(), label=aux.labels[chosen].numpy(),
-                    pseudo_label=predicted.numpy(), confidence=confidence.numpy())
-    counts = torch.bincount(predicted, minlength=probabilities.shape[1]).tolist()
-    print(f"wrote {args.out}: {len(chosen)} of {aux.name}'s {len(aux)} images, the most confident per primary class "
-          f"under run {args.run} ({args.checkpoint}); per class: {counts}; confidence "
-          f"{float(confidence.min()):.3f}..{float(confidence.max()):.3f}\n"
-          f"as auxiliary data: --set aux_datasets='[\"npz:{args.out.resolve()}\"]' --set aux_n=0")
+    written = write_subset(model, aux, args.per_class, args.out, args.labels, args.batch_size)
+    use = (f"--set aux_datasets='[\"npz:{args.out.resolve()}\"]' --set aux_n=0" if args.labels == "aux" else
+           f"--set extra_data=npz:{args.out.resolve()} --set original_fraction=0.5")
+    print(f"{written} (under run {args.run}, {args.checkpoint})\nto train on it: {use}")
     return args.out
 
 

@@ -44,6 +44,8 @@ RUNTIME: Card = {
     "subset_seed": (0, "not a recipe value: which test points a subset draws (the papers evaluate on all of them)"),
     "extra_data": ("", "papers: no extra data (UIAT Table 4 alone adds generated images)"),
     "original_fraction": (1.0, "every image from the training set when there is no extra data"),
+    "mixed_epoch": ("images", ("an epoch of as many images as the training set when extra data fills part of a "
+                               "batch (HAT's count; only the robust self-training rows count passes over it)")),
     "momentum": (0.9, "papers: SGD with momentum 0.9"),
     "lr_gamma": (0.1, "papers: decay factor 0.1"),
     "precision": ("fp32", NOT_SET),
@@ -221,6 +223,25 @@ TABLE10_BASELINE: Card = {
     **BIAMAT_TRADES_TRAINING, **TABLE10_SHARED, "extra_data": TABLE10_GENERATED,
     "training": ("trades", f"{GOWAL}: TRADES with the generated data"), "beta": (6.0, f"{GOWAL}: TRADES beta 6"),
     "train_eps_range": ((), "one training eps"),
+}
+# Tables 3 and 7 (sweeps/biamat_semi_supervised.py): Carmon et al.'s robust self-training, TRADES on the primary set
+# with pseudo-labelled auxiliary images, on the TRADES recipe of the rows it is compared with.
+CARMON = "Carmon et al. 2019 (BiaMAT's [4]), 'Unlabeled Data Improves Adversarial Robustness'"
+TABLE7_LABELLER: Card = {
+    **TABLE2_BASELINE_TRADES["cifar10"],
+    "training": ("standard", f"{BIAMAT} App. D: 'a classifier trained on each primary dataset' (not adversarially)"),
+    "final_attacks": (("clean",), "the labeller is judged by clean accuracy alone"),
+    "autoattack_n": (0, "no AutoAttack: clean accuracy only"),
+}
+TABLE7_RST: Card = {
+    **TABLE2_BASELINE_TRADES["cifar10"],
+    "training": ("trades", f"{BIAMAT} Sec. 3.3: 'configure each training batch (for TRADES)'"),
+    "extra_data": (Axis(("cifar100", "places365_32", "imagenet32")),
+                   (f"{BIAMAT} Table 3: CIFAR-100, Places365, ImageNet and ImageNet-500k (until the labeller has run, "
+                    "the sets the pseudo-labelled files come from)")),
+    "batch_size": (256, f"{CARMON}: batches of 256, half pseudo-labelled: 128 primary images per step, as BiaMAT's"),
+    "original_fraction": (0.5, f"{BIAMAT} Sec. 3.3: 'the same amount of primary and pseudo-labeled data', as [4]"),
+    "mixed_epoch": ("original_pass", f"{CARMON}: an epoch is one pass over the labelled training set"),
 }
 # A search selects on held-out training images (no test-set leakage) every epoch, for ASHA's rungs.
 SEARCH_SELECTION: Card = {

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import pickle
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ from test_dry_run import empty_cwd  # noqa: F401 - the fixture: an empty working
 from test_imagenet64 import write_imagenet64
 
 from analysis import biamat_tables
+from analysis.biamat.comparisons import pseudo_labelled_row
 from analysis.biamat.tables import table2, table9
 from analysis.render import to_csv
 from launch.checks import trial_configs
@@ -32,6 +34,7 @@ from sweeps import (
     biamat_generated_data,
     biamat_main_results,
     biamat_oat,
+    biamat_semi_supervised,
 )
 from sweeps.biamat_presets import TABLE2_AUX, TABLE2_UNLISTED, TABLE12, baseline_recipe, paper_recipe
 from trainables.datasets import imgnet100_classes
@@ -284,6 +287,20 @@ def test_the_smoke_sweeps_give_table2_with_its_baselines_and_table9(ray_local, t
     assert "| OAT |" in table9 and "| BiaMAT |" in table9
 
 
+def test_the_pseudo_labelled_files_name_the_papers_rows_in_its_order():
+    """Tables 3 and 7 name Carmon et al.'s rows from the files the semi-supervised script writes: ImageNet-500k is
+    the top 50,000 images of each CIFAR-10 class and the top 5,000 of each CIFAR-100 class."""
+    paper = {"cifar10": ["CIFAR-100", "Places365", "ImageNet", "ImageNet-500k", "ImageNet-250k", "ImageNet-100k"],
+             "cifar100": ["Places365", "ImageNet", "ImageNet-500k", "ImageNet-250k", "ImageNet-100k"]}
+    for primary, classes in (("cifar10", 10), ("cifar100", 100)):
+        files = [f"npz:/d/{biamat_semi_supervised.file_name(aux, k, classes)}"
+                 for aux, k in biamat_semi_supervised.ROWS[primary]]
+        assert [pseudo_labelled_row(f)[0] for f in files] == paper[primary]
+        shuffled = random.Random(0).sample(files, len(files))
+        assert sorted(shuffled, key=lambda f: pseudo_labelled_row(f)[1]) == files
+    assert biamat_semi_supervised.file_name("synthetic_aux", 50, 10) == "synthetic_aux-500.npz"
+
+
 @pytest.mark.slow
 def test_the_smoke_sweeps_give_table10_with_and_without_generated_data(ray_local, tmp_path, capsys):
     """Both sweeps of the Table 10 script run, the generated images reach the trials that should have them (70% of
@@ -305,6 +322,25 @@ def test_the_smoke_sweeps_give_table10_with_and_without_generated_data(ray_local
     rows = list(csv.reader(io.StringIO(table)))
     assert [row[0] for row in rows[1:]] == ["BiaMAT", "[16]", "BiaMAT+[16]"]
     assert rows[0][1:] == ["Clean", "PGD-20"] and all(cell != "-" for row in rows[1:] for cell in row[1:])
+
+    # Tables 3 and 7 on the same store: Carmon et al.'s rows from the semi-supervised script (a labeller, then TRADES
+    # on each pseudo-labelled set, one epoch each), Gowal et al.'s and TRADES+BiaMAT's from the Table 10 sweeps.
+    biamat_semi_supervised.main([*run[:-2], "--set", "epochs=1", "--data-root", str(tmp_path / "data")])
+    assert "Table 7. Comparison (accuracy %) of BiaMAT with the semi-supervised [4] method" in capsys.readouterr().out
+    rst = load_sweep("biamat-semi-supervised-smoke", tracking_uri=uri).runs
+    assert set(rst["params.mixed_epoch"]) == {"original_pass"} and set(rst["params.original_fraction"]) == {0.5}
+    for extra in rst["params.extra_data"]:  # each file pseudo-labelled by the labeller: labels are primary classes
+        arrays = np.load(extra.removeprefix("npz:"))
+        assert set(arrays) >= {"image", "label", "aux_label", "confidence"} and arrays["label"].max() < 10
+    sources = ["--sweep", "biamat-semi-supervised-smoke", "--biamat-sweep", "biamat-generated-data-smoke",
+               "--generated-sweep", "biamat-generated-data-smoke-generated", "--tracking-uri", uri, "--format", "csv"]
+    rows = list(csv.reader(io.StringIO(analysis("table7", *sources))))
+    assert rows[0] == ["Primary dataset", "Method", "Auxiliary dataset", "Clean", "PGD-20"]
+    assert [row[1:3] for row in rows[1:]] == [
+        ["Carmon et al. [4]", "synthetic_aux"], ["", "synthetic_aux-500"], ["", "synthetic_aux_unrelated"],
+        ["Gowal et al. [16]", "Generated data"], ["TRADES+BiaMAT (ours)", "synthetic_aux"]]
+    assert all(cell != "-" for row in rows[1:] for cell in row[3:])
+    assert "Table 3." in analysis("table3", *sources[:-2])
 
 
 @pytest.mark.slow

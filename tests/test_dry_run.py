@@ -29,6 +29,7 @@ from sweeps import (
     biamat_main_results,
     biamat_oat,
     biamat_search,
+    biamat_semi_supervised,
     pi_ablation,
     uiat_ablation,
     uiat_eps,
@@ -64,6 +65,9 @@ CASES: list[tuple[ModuleType, list[str], Callable[[str], list[int]]]] = [
     (biamat_generated_data, ["--seeds", str(SEEDS)],
      lambda p: [grid_size(biamat_generated_data.biamat_space(p, SEEDS, None)),
                 grid_size(biamat_generated_data.generated_space(p, SEEDS, None))]),
+    (biamat_semi_supervised, ["--seeds", str(SEEDS)],  # before labelling, one row per auxiliary set it draws from
+     lambda p: [1, grid_size(biamat_semi_supervised.rst_space(
+         p, SEEDS, "cifar10", list(dict.fromkeys(aux for aux, _ in biamat_semi_supervised.rows(p, "cifar10")))))]),
     (biamat_search, ["--asha"], lambda p: [biamat_search.SEARCH[p]["num_samples"]]),
     (uiat_search, ["--asha"], lambda p: [uiat_search.SEARCH[p]["num_samples"]]),
     *[(afs_merger, [table, "--seeds", str(SEEDS)],

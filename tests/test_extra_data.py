@@ -44,6 +44,7 @@ def test_the_training_set_share_of_a_batch_is_rounded_and_defaults_to_all():
     ({"extra_data": "npz:g.npz", "original_fraction": 0.01, "batch_size": 32}, "gives 0 training images per batch"),
     ({"extra_data": "ddpm", "original_fraction": 0.3}, "extra_data: unknown dataset 'ddpm'"),
     ({"extra_data": "synthetic", "original_fraction": 0.3}, "is the training set itself"),
+    ({"extra_data": "npz:g.npz", "original_fraction": 0.5, "mixed_epoch": "pass"}, "mixed_epoch='pass': expected one of"),
 ])
 def test_bad_extra_data_settings_are_refused_with_the_fix(values, message):
     with pytest.raises(ConfigError) as info:
@@ -286,3 +287,14 @@ def test_smoke_sweep_trains_every_row_with_extra_data_and_prints_table4(ray_loca
     assert all(cell != "-" for row in rows[1:] for cell in row[3:])
     assert "Robust: PGD-20 (best checkpoint); AutoAttack was not measured" in table
     assert "trained with extra data synthetic; training-set share of each batch 0.3" in table
+
+
+def test_an_epoch_of_one_original_pass_draws_every_training_image_once():
+    # Carmon et al.'s robust self-training counts an epoch as one pass over the labelled set: at 5 of 16 per batch,
+    # ceil(50 / 5) = 10 batches, each training image once per epoch, where the default epoch (4 batches) draws 20.
+    original, extra = toy_set(50), extra_set(70)
+    loader = MixedLoader(original, extra, 16, 5, device="cpu", seed=0, epoch="original_pass")
+    assert len(loader) == 10
+    for e in range(2):
+        drawn = torch.cat([b.idx[:5] for b in loader.epoch(e)])
+        assert sorted(drawn.tolist()) == list(range(50))

@@ -231,7 +231,7 @@ def test_the_confident_subset_keeps_each_primary_classs_most_confident_auxiliary
     np.savez(tmp_path / "aux.npz", image=whole.images[:800].numpy(), label=whole.labels[:800].numpy())
     out = biamat_confident_subset.main(["--run", run.run_id, "--aux", f"npz:{tmp_path / 'aux.npz'}", "--per-class",
                                         "40", "--out", str(tmp_path / "top.npz"), "--tracking-uri", runs_uri])
-    assert "as auxiliary data: --set aux_datasets=" in capsys.readouterr().out
+    assert "to train on it: --set aux_datasets=" in capsys.readouterr().out
     aux = load_dataset(f"npz:{tmp_path / 'aux.npz'}", "train")
     with torch.no_grad():
         probabilities = torch.softmax(model(aux.images.float() / 255), dim=1)
@@ -251,6 +251,15 @@ def test_the_confident_subset_keeps_each_primary_classs_most_confident_auxiliary
     (where,) = (aux.images == first).flatten(1).all(1).nonzero()[:1].T
     assert int(kept.labels[0]) == int(aux.labels[where]) and int(arrays["pseudo_label"][0]) == int(predicted[where])
 
+    # Carmon et al.'s files (Tables 3 and 7): every image, its label the model's prediction, its own kept beside.
+    every = biamat_confident_subset.main(["--run", run.run_id, "--aux", f"npz:{tmp_path / 'aux.npz'}", "--per-class",
+                                          "0", "--labels", "pseudo", "--out", str(tmp_path / "all.npz"),
+                                          "--tracking-uri", runs_uri])
+    assert "--set extra_data=npz:" in capsys.readouterr().out
+    pseudo = np.load(every)
+    assert len(pseudo["label"]) == 800 and "pseudo_label" not in pseudo
+    assert sorted(map(tuple, np.stack([pseudo["label"], pseudo["aux_label"]], 1))) == sorted(
+        zip(predicted.tolist(), aux.labels.tolist(), strict=True))
     with pytest.raises(SystemExit):
         biamat_confident_subset.main(["--run", run.run_id, "--per-class", "1", "--out", str(tmp_path / "top.txt")])
     assert "must end in .npz" in capsys.readouterr().err

@@ -96,6 +96,10 @@ class TrainConfig:
     # train_n leaves out (fresh draws of the same distribution, what the smoke presets use for generated data).
     extra_data: str = ""
     original_fraction: float = 1.0  # the share of each batch from the training set; below 1 only with extra_data
+    # What an epoch is when extra_data fills part of each batch: "images", as many images as the training set
+    # (ceil(N / batch_size) batches, HAT's and Gowal et al.'s count); "original_pass", one pass over the training set
+    # (ceil(N / original_per_batch) batches, Carmon et al.'s robust self-training, whose epochs count labelled data).
+    mixed_epoch: Literal["images", "original_pass"] = "images"
     model: str = "tiny-cnn"
     epochs: int = 10
     batch_size: int = 128

@@ -158,12 +158,15 @@ class MixedLoader:
     In ``idx`` the extra images follow the training set: extra image j is ``len(original) + j``, so per-sample state
     (UIAT's targets) never mixes the two.
 
-    An epoch is ``ceil(len(original) / batch_size)`` batches, as HAT's code counts it (github.com/imrahulr/hat,
+    An epoch (``epoch="images"``) is ``ceil(len(original) / batch_size)`` batches, as HAT's code counts it (github.com/imrahulr/hat,
     ``core/data/semisup.py``: ``num_batches = ceil(dataset_size / batch_size)`` with ``dataset_size`` the original
     set's size): as many images as an epoch without extra data, so epochs, LR schedules and epoch times compare with
     the runs without it; at a fraction of 0.3 one pass over the training set takes 1 / 0.3 = 3.3 epochs. Where each
     stream stands at the start of epoch e is a function of e (``e x batches x share`` images drawn), so epoch e of a
     fresh loader (a resumed trial) replays epoch e of an uninterrupted one and the checkpoint needs no loader state.
+    With ``epoch="original_pass"`` an epoch is ``ceil(len(original) / n_original)`` batches, one pass over the
+    training set whatever the share, as Carmon et al.'s robust self-training counts its epochs: at half of each batch
+    that is twice the batches.
 
     Departures from HAT's sampler, whose numbers (0.7 generated per batch, batch 1024) the paper presets take: it
     draws the generated images with replacement and starts a fresh permutation of the original images every epoch;
@@ -171,14 +174,17 @@ class MixedLoader:
     """
 
     def __init__(self, original: ImageSet, extra: ImageSet, batch_size: int, n_original: int, *,
-                 device: torch.device | str, seed: int, augment: Augment = "crop_flip") -> None:
+                 device: torch.device | str, seed: int, augment: Augment = "crop_flip",
+                 epoch: Literal["images", "original_pass"] = "images") -> None:
         if not 1 <= n_original < batch_size:
             raise ValueError(f"n_original={n_original} must leave both sets a part of batch_size={batch_size}")
         self.streams = [EndlessStream(part, share, device=device, augment=augment, seed=derive_seed(seed, role))
                         for part, share, role in ((original, n_original, "original"),
                                                   (extra, batch_size - n_original, "extra"))]
         self.offset = len(original)
-        self.batches = -(-len(original) // batch_size)
+        # "original_pass" (Carmon et al.'s robust self-training): as many batches as one pass over the training set
+        # takes at n_original per batch.
+        self.batches = -(-len(original) // (batch_size if epoch == "images" else n_original))
 
     def __len__(self) -> int:
         return self.batches

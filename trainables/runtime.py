@@ -166,7 +166,8 @@ class Trial:
                                        shuffle=True, seed=cfg.seed, drop_last=True)
         else:
             self.loader = MixedLoader(data.train, data.extra, cfg.batch_size, cfg.original_per_batch,
-                                      device=method.device, seed=cfg.seed, augment=cfg.augmentation())
+                                      device=method.device, seed=cfg.seed, augment=cfg.augmentation(),
+                                      epoch=cfg.mixed_epoch)
         self.optimizer = make_optimizer(method.parameters(), cfg)
         self.scheduler = make_scheduler(self.optimizer, cfg, len(self.loader))
         self.tracker = BestTracker(method.selection_metric(), keep_epoch=cfg.keep_epoch - 1 if cfg.keep_epoch else None)
