@@ -17,6 +17,9 @@
         --generated-sweep biamat-generated-data-paper-generated                        # Table 10: generated data
     python analysis/biamat_tables.py table7 --sweep biamat-semi-supervised-cifar10-paper \
         --baseline-sweep baselines-biamat-main-cifar10-paper --biamat-sweep biamat-main-cifar10-paper  # Tables 3, 7
+    python analysis/biamat_tables.py table8 --sweep biamat-pretraining-cifar10-paper \
+        --sweep biamat-pretraining-cifar10-paper-trades \
+        --pretraining-sweep biamat-pretraining-cifar10-paper-pretraining            # Appendix Table 8: fine-tuning
 
 Every command takes ``--tracking-uri`` (default ``$MLFLOW_TRACKING_URI`` or ``sqlite:///mlflow.db``), ``--experiment``
 to look in one experiment only, ``--parent-run ID`` instead of ``--sweep`` (table11 reads several ``--sweep``);
@@ -87,9 +90,19 @@ def build_parser() -> argparse.ArgumentParser:
                                 "biamat-main-cifar10-paper (default: left out)")
         comparison.add_argument("--generated-sweep", default=None, help="sweep with TRADES on generated data (Gowal "
                                 "et al.), e.g. biamat-generated-data-paper-generated (default: left out)")
+        comparison.add_argument("--fine-tuning-sweep", default=None, help="Hendrycks et al.'s rows: the sweep that "
+                                "fine-tuned by AT, e.g. biamat-pretraining-cifar10-paper (with --pretraining-sweep)")
+        comparison.add_argument("--pretraining-sweep", default=None, help="the sweep that pre-trained them, e.g. "
+                                "biamat-pretraining-cifar10-paper-pretraining")
         comparison.add_argument("--checkpoint", choices=("best", "last"), default="best")
         comparison.add_argument("--metric", default=None, help="the attack column (default: the strongest logged; "
                                 "Table 3 shows Table 2's columns besides)")
+    text = "appendix Table 8: fine-tuning an adversarially pre-trained network by AT and by TRADES"
+    tuning = commands.add_parser("table8", help=text, description=text)
+    add_source_arguments(tuning, several=True)
+    tuning.add_argument("--pretraining-sweep", required=True, help="the sweep that pre-trained the networks, e.g. "
+                        "biamat-pretraining-cifar10-paper-pretraining")
+    tuning.add_argument("--checkpoint", choices=("best", "last"), default="best")
     fig = commands.add_parser("fig3", help="Fig. 3: n_high / n_aux per epoch as a PNG line plot")
     add_source_arguments(fig, output=False)
     fig.add_argument("--metric", default="train/high_fraction", help="per-epoch metric to plot")
@@ -112,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     # Imported once the arguments are parsed, so that --help and a bad flag answer before pandas and MLflow load.
-    from analysis.biamat.comparisons import comparison_table
+    from analysis.biamat.comparisons import comparison_table, table8
     from analysis.biamat.figures import fig3
     from analysis.biamat.selection import table14
     from analysis.biamat.tables import table1, table2, table4, table5, table9, table10, table12, table13
@@ -123,6 +136,12 @@ def main(argv: list[str] | None = None) -> None:
     from runstore.reader import SweepNotFoundError, load_sweep
 
     try:
+        if args.command == "table8":
+            pretraining = load_sweep(args.pretraining_sweep, experiment=args.experiment, tracking_uri=args.tracking_uri)
+            sweeps = [load_sweep(name, experiment=args.experiment, tracking_uri=args.tracking_uri)
+                      for name in args.sweep]
+            emit(with_stats(table8(sweeps, pretraining, args.checkpoint), args), args.format, args.out)
+            return
         if args.command == "table11":
             sweeps = [load_sweep(name, experiment=args.experiment, tracking_uri=args.tracking_uri)
                       for name in args.sweep]
@@ -149,8 +168,12 @@ def main(argv: list[str] | None = None) -> None:
             others = {key: load_sweep(name, tracking_uri=args.tracking_uri) if name else None
                       for key, name in (("baseline", args.baseline_sweep), ("biamat", args.biamat_sweep),
                                         ("generated", args.generated_sweep))}
+            if bool(args.fine_tuning_sweep) != bool(args.pretraining_sweep):
+                raise ValueError("Hendrycks et al.'s rows need both --fine-tuning-sweep and --pretraining-sweep")
+            pretrained = args.fine_tuning_sweep and tuple(load_sweep(name, tracking_uri=args.tracking_uri) for name in
+                                                          (args.fine_tuning_sweep, args.pretraining_sweep))
             table = comparison_table(sweep, **others, metric=args.metric, number=int(args.command[5:]),
-                                     checkpoint=args.checkpoint)
+                                     checkpoint=args.checkpoint, pretrained=pretrained or None)
         elif args.command == "table10":
             generated = args.generated_sweep and load_sweep(args.generated_sweep, tracking_uri=args.tracking_uri)
             table = table10(sweep, generated or None, args.metric)

@@ -89,4 +89,9 @@ def check_sweeps(sweeps: Mapping[str, Sweep], args: argparse.Namespace) -> bool:
         from launch.preflight import check_run_settings
 
         check_run_settings(args, optuna_study=any(sweep.search_alg is not None for sweep in sweeps.values()))
+        sources = {cfg.init_from for found in configs.values() for cfg in found if cfg.init_from}
+        if sources:  # after the store's own check: the runs are looked up there
+            from launch.preflight import check_initial_weights
+
+            check_initial_weights(sources, args.tracking_uri)
     return args.dry_run

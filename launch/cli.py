@@ -27,6 +27,23 @@ def run_parser(description: str, presets: Sequence[str]) -> argparse.ArgumentPar
     return parser
 
 
+def parse_primary_args(description: str, presets: Sequence[str], primaries: Sequence[str],
+                       argv: Sequence[str] | None) -> argparse.Namespace:
+    """The arguments of a script with :func:`run_parser`'s flags and ``--primary``, the paper preset's primary dataset
+    (BiaMAT's per-primary tables): refused with the smoke preset (its data is synthetic), else ``primaries[0]`` by
+    default."""
+    parser = run_parser(description, presets)
+    parser.add_argument("--primary", choices=list(primaries), default=None,
+                        help=f"the paper preset's primary dataset (default {primaries[0]}); the smoke preset's is "
+                             "synthetic")
+    args = parser.parse_args(argv)
+    if args.preset == "smoke" and args.primary is not None:
+        parser.error("--primary picks the paper preset's primary dataset: add --preset paper (smoke runs on synthetic "
+                     "data)")
+    args.primary = args.primary or primaries[0]
+    return args
+
+
 def add_run_arguments(parser: argparse.ArgumentParser, presets: Sequence[str]) -> None:
     """Flags shared by every sweep. Environment variables give cluster-wide defaults (see README)."""
     parser.add_argument("--preset", choices=presets, default=presets[0], help="data/model/schedule preset")

@@ -289,3 +289,24 @@ def check_sqlite_file(name: str, url: URL) -> None:
     if not writable_folder(path.parent) or (path.exists() and not os.access(path, os.W_OK)):
         raise SystemExit(f"error: {flag(name)} {url}: {path} cannot be written (SQLite writes the file and its "
                          f"journal in {path.parent}): pass a file in a folder you can write")
+
+
+def check_initial_weights(sources: Collection[str], tracking_uri: str | None) -> None:
+    """Each ``init_from`` of the trials (``RUN_ID`` or ``RUN_ID/best|last``) names a run of the sweep's MLflow store
+    that logged those weights (``safetensors/<name>.safetensors``, trainables/safe_export.py): otherwise every trial
+    would fail once Ray had started it."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    uri = absolute_tracking_uri(tracking_uri)
+    client = MlflowClient(uri)
+    for source in sorted(sources):
+        run_id, _, name = source.partition("/")
+        try:
+            logged = {f.path for f in client.list_artifacts(run_id, "safetensors")}
+        except MlflowException as exc:
+            raise SystemExit(f"error: init_from={source}: no run {run_id} in {uri} ({exc.message.splitlines()[0]}): "
+                             "pass the id of a finished run of this store (the MLflow runs table shows it)") from None
+        if f"safetensors/{name or 'best'}.safetensors" not in logged:
+            raise SystemExit(f"error: init_from={source}: run {run_id} of {uri} logged no {name or 'best'} weights "
+                             "(it has not finished, or it is a sweep's parent run): pass a finished trial's run id")

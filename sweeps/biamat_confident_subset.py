@@ -63,60 +63,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def confident_subset(probabilities, per_class: int):
-    """Per primary class, the indices of the images whose arg-max class it is, the ``per_class`` most confident
-    (every one with 0) first; concatenated class by class. ``probabilities``: (N, classes) softmax outputs."""
-    import torch
-
-    confidence, predicted = probabilities.max(dim=1)
-    chosen = []
-    for c in range(probabilities.shape[1]):
-        members = (predicted == c).nonzero().squeeze(1)
-        order = torch.argsort(confidence[members], descending=True, stable=True)
-        chosen.append(members[order[:per_class] if per_class else order])
-    return torch.cat(chosen)
-
-
-def softmax_outputs(model, images, batch_size: int, device):
-    """The model's clean softmax on every image (uint8, N x 3 x H x W), in evaluation mode, on the CPU."""
-    import torch
-
-    from trainables.evaluation import to_images
-
-    model.to(device).eval()
-    outputs = []
-    with torch.no_grad():
-        for start in range(0, len(images), batch_size):
-            logits = model(to_images(images[start : start + batch_size], device)).float()
-            outputs.append(torch.softmax(logits, dim=1).cpu())
-    return torch.cat(outputs)
-
-
-def write_subset(model, aux, per_class: int, out: Path, labels: str = "aux", batch_size: int = 512) -> str:
-    """Rank the ImageSet ``aux`` by ``model``'s confidence, write the kept images to ``out`` (``label`` holds
-    ``labels``: the set's own, or the pseudo-labels) and return a line saying what was written."""
-    import torch
-
-    from trainables.user_data import save_npz_atomic
-
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    probabilities = softmax_outputs(model, aux.images, batch_size, device)
-    chosen = confident_subset(probabilities, per_class)
-    confidence, predicted = probabilities[chosen].max(dim=1)
-    own = aux.labels[chosen].numpy()
-    label, other = (own, {"pseudo_label": predicted.numpy()}) if labels == "aux" else (predicted.numpy(),
-                                                                                       {"aux_label": own})
-    save_npz_atomic(out, image=aux.images[chosen].numpy(), label=label, confidence=confidence.numpy(), **other)
-    counts = torch.bincount(predicted, minlength=probabilities.shape[1]).tolist()
-    kept = f"the {per_class} most confident per primary class" if per_class else "every image, pseudo-labelled"
-    return (f"wrote {out}: {len(chosen)} of {aux.name}'s {len(aux)} images, {kept}, labels {labels}; per class: "
-            f"{counts}; confidence {float(confidence.min()):.3f}..{float(confidence.max()):.3f}")
-
-
 def main(argv: list[str] | None = None) -> Path:
     args = parse_args(argv)
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once.
     from runstore.reader import StoreNotFoundError, open_store
+    from trainables.confident_subset import write_subset
     from trainables.datasets import DatasetNotFoundError, load_dataset
     from trainables.safe_export import load_trained_model
 

@@ -28,7 +28,7 @@ CIFAR-100 319; ImgNet100 AT+BiaMAT 196 h each (the paper does not time TRADES+Bi
 
 from __future__ import annotations
 
-from launch.cli import run_parser
+from launch.cli import parse_primary_args
 from launch.space import Derived, grid, per_value
 from sweeps.biamat_presets import PAPER_SHARED, PAPER_VARIANTS, TABLE2_AUX, TABLE2_UNLISTED, TABLE12, table2_recipe
 
@@ -73,18 +73,12 @@ def search_space(preset: str, seeds: int, primary: str = "cifar10") -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = run_parser(__doc__, PRESETS)
-    parser.add_argument("--primary", choices=PRIMARIES, default=None,
-                        help="the paper preset's primary dataset (default cifar10); the smoke preset's is synthetic")
-    args = parser.parse_args(argv)
-    if args.preset == "smoke" and args.primary is not None:
-        parser.error("--primary picks the paper preset's primary dataset: add --preset paper (smoke runs on synthetic "
-                     "data)")
+    args = parse_primary_args(__doc__, PRESETS, PRIMARIES, argv)
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
     from launch.run import run_sweep
     from launch.sweep import Sweep
 
-    primary = args.primary or "cifar10"
+    primary = args.primary
     sweep = Sweep.of("biamat", family="biamat-main-results", param_space=search_space(args.preset, args.seeds, primary),
                      name_keys=("variant", "aux_datasets", "seed"), extra_datasets=lambda cfg: cfg.aux_datasets)
     suffix = "main-smoke" if args.preset == "smoke" else f"main-{primary}-{args.preset}"

@@ -13,7 +13,7 @@ ImageNet images per CIFAR-10 class by that classifier's confidence (the top (N x
 
 1. ``NAME-labeller``: standard training on the primary set, one trial, the classifier that pseudo-labels.
 2. Labelling, in this process (on its GPU when it has one; ImageNet32 is 1.28M images): each row's auxiliary images
-   get the labeller's best checkpoint's arg-max class as label (``sweeps/biamat_confident_subset.py``'s ranking),
+   get the labeller's best checkpoint's arg-max class as label (the ranking of ``sweeps/biamat_confident_subset.py``, ``trainables/confident_subset.py``),
    written to ``DATA_ROOT/pseudo-labelled/<labeller run id>/<aux>.npz`` or ``<aux>-<N>k.npz``, where every node reads
    the data; a file already there is reused, so ``--resume`` does not label again.
 3. ``NAME``: TRADES on the primary set with each file as ``extra_data``, half of every batch (``original_fraction``
@@ -36,7 +36,7 @@ twice TRADES's images per step.
 
 from __future__ import annotations
 
-from launch.cli import run_parser
+from launch.cli import parse_primary_args
 from launch.space import grid
 from sweeps.biamat_presets import SMOKE_VARIANTS, TABLE1_SMOKE, baseline_recipe, paper_recipe
 
@@ -93,7 +93,7 @@ def rst_space(preset: str, seeds: int, primary: str, extra_data: list[str]) -> d
 def label_rows(args, labeller_sweep: str, preset: str, primary: str) -> list[str]:
     """Step 2: the pseudo-labelled file of every row, written from the labeller's best checkpoint where missing."""
     from runstore.reader import load_sweep, open_store
-    from sweeps.biamat_confident_subset import write_subset
+    from trainables.confident_subset import write_subset
     from trainables.dataset_names import data_root
     from trainables.datasets import load_dataset
     from trainables.safe_export import load_trained_model
@@ -117,18 +117,12 @@ def label_rows(args, labeller_sweep: str, preset: str, primary: str) -> list[str
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = run_parser(__doc__, PRESETS)
-    parser.add_argument("--primary", choices=PRIMARIES, default=None,
-                        help="the paper preset's primary dataset (default cifar10); the smoke preset's is synthetic")
-    args = parser.parse_args(argv)
-    if args.preset == "smoke" and args.primary is not None:
-        parser.error("--primary picks the paper preset's primary dataset: add --preset paper (smoke runs on synthetic "
-                     "data)")
+    args = parse_primary_args(__doc__, PRESETS, PRIMARIES, argv)
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
     from launch.run import prepare_sweeps, run_sweep
     from launch.sweep import Sweep
 
-    primary = args.primary or "cifar10"
+    primary = args.primary
     suffix = "smoke" if args.preset == "smoke" else f"{primary}-{args.preset}"
     name = args.name or f"biamat-semi-supervised-{suffix}"
     labeller = f"{name}-labeller"

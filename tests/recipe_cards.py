@@ -44,6 +44,7 @@ RUNTIME: Card = {
     "subset_seed": (0, "not a recipe value: which test points a subset draws (the papers evaluate on all of them)"),
     "extra_data": ("", "papers: no extra data (UIAT Table 4 alone adds generated images)"),
     "original_fraction": (1.0, "every image from the training set when there is no extra data"),
+    "init_from": ("", "papers: a random initialisation (only Hendrycks et al.'s fine-tuning starts pre-trained)"),
     "mixed_epoch": ("images", ("an epoch of as many images as the training set when extra data fills part of a "
                                "batch (HAT's count; only the robust self-training rows count passes over it)")),
     "momentum": (0.9, "papers: SGD with momentum 0.9"),
@@ -278,6 +279,32 @@ TABLE5: Card = {
     "batch_size": (Axis((128, 256, 384, 512, 1024)), f"{BIAMAT} App. Table 5: batch sizes 128 to 1024"),
     "final_attacks": (("clean",), f"{BIAMAT} App. Table 5: test error only"),
     "autoattack_n": (0, "no AutoAttack: clean accuracy only"),
+}
+
+# Tables 3, 7 and 8 (sweeps/biamat_pretraining.py): Hendrycks et al.'s adversarial pre-training, then fine-tuning.
+HENDRYCKS = "Hendrycks et al. 2019 (BiaMAT's [17]), 'Using Pre-Training Can Improve Model Robustness and Uncertainty'"
+PRETRAINED_RUN = "0123456789abcdef0123456789abcdef"  # a pre-training run whose best checkpoint is its 65th epoch
+TABLE7_PRETRAINING: Card = {
+    **BIAMAT_BASELINE,
+    "dataset": (Axis(("cifar100", "imagenet32")), f"{BIAMAT} Table 3: pre-training on CIFAR-100 and on ImageNet"),
+    "training": ("pgd_at", (f"{BIAMAT} App. E: 'adversarially trained on the auxiliary dataset according to ... "
+                            "Section 3.1'")),
+}
+FINE_TUNING: Card = {
+    "dataset": ("cifar10", f"{BIAMAT} Table 3: fine-tuned on CIFAR-10"),
+    "init_from": (PRETRAINED_RUN, f"{BIAMAT} App. E: 'commenced from the best checkpoint of the pre-training phase'"),
+    "lr": (0.01, f"{BIAMAT} App. E: best checkpoint at the 65th epoch -> 'commenced at 0.01'"),
+    "lr_milestones": ((26,), f"{BIAMAT} App. E: '... and decreased to 0.001 after 25 epochs'"),
+    "epochs": (35, f"{BIAMAT} App. E: the LR 'set according to the global step over' both phases: 100 - 65"),
+    "eval_from": ("first_decay", f"{BIAMAT_REF}: selection from the first decay, as every BiaMAT preset"),
+}
+TABLE7_FINE_TUNING: Card = {**BIAMAT_BASELINE, **FINE_TUNING,
+                            "training": ("pgd_at", f"{BIAMAT} Table 8: Hendrycks et al.'s rows fine-tune by AT")}
+TABLE8_TRADES: Card = {
+    **BIAMAT_TRADES_TRAINING, **BASELINE_ONLY, **FINE_TUNING,
+    "training": ("trades", f"{BIAMAT} Table 8: fine-tuning by TRADES"),
+    "model": ("wrn-28-10", "the pre-trained network's: fine-tuning keeps it"),
+    "beta": (6.0, "TRADES beta = 6"),
 }
 
 # --- UIAT ------------------------------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from sweeps import (
     biamat_generated_data,
     biamat_main_results,
     biamat_oat,
+    biamat_pretraining,
     biamat_semi_supervised,
 )
 from sweeps.biamat_presets import TABLE2_AUX, TABLE2_UNLISTED, TABLE12, baseline_recipe, paper_recipe
@@ -301,6 +302,28 @@ def test_the_pseudo_labelled_files_name_the_papers_rows_in_its_order():
     assert biamat_semi_supervised.file_name("synthetic_aux", 50, 10) == "synthetic_aux-500.npz"
 
 
+def test_fine_tuning_runs_the_rest_of_the_pre_trainings_schedule():
+    """Appendix E's example: the best pre-training checkpoint at the 65th of AT's 100 epochs (decays at 60% and 90%)
+    gives a fine-tuning that starts at 0.01 and decays to 0.001 after 25 epochs; every best epoch gives a schedule
+    whose LR at each fine-tuning epoch is the global schedule's at the same global epoch."""
+    schedule = biamat_pretraining.fine_tuning_schedule
+    recipe = biamat_pretraining.PRESETS["paper"]
+    assert schedule(recipe, 64) == {"lr": 0.01, "epochs": 35, "lr_milestones": [26], "eval_from": "first_decay"}
+
+    def global_lr(epoch: int) -> float:  # 0-based epoch of the 100-epoch AT schedule
+        return 0.1 * 0.1 ** ((epoch >= 60) + (epoch >= 90))
+
+    for best in range(89):
+        tuned = schedule(recipe, best)
+        assert tuned["epochs"] == 100 - (best + 1)
+        for e in range(tuned["epochs"]):
+            lr = tuned["lr"] * 0.1 ** sum(e >= m - 1 for m in tuned["lr_milestones"])
+            assert lr == pytest.approx(global_lr(best + 1 + e)), (best, e)
+    # A best checkpoint in the last LR phase leaves it whole: 10 epochs at 0.001, selected every epoch.
+    assert schedule(recipe, 99) == schedule(recipe, 89) == {"lr": 0.001, "epochs": 10, "lr_milestones": [],
+                                                              "eval_from": 1}
+
+
 @pytest.mark.slow
 def test_the_smoke_sweeps_give_table10_with_and_without_generated_data(ray_local, tmp_path, capsys):
     """Both sweeps of the Table 10 script run, the generated images reach the trials that should have them (70% of
@@ -326,7 +349,7 @@ def test_the_smoke_sweeps_give_table10_with_and_without_generated_data(ray_local
     # Tables 3 and 7 on the same store: Carmon et al.'s rows from the semi-supervised script (a labeller, then TRADES
     # on each pseudo-labelled set, one epoch each), Gowal et al.'s and TRADES+BiaMAT's from the Table 10 sweeps.
     biamat_semi_supervised.main([*run[:-2], "--set", "epochs=1", "--data-root", str(tmp_path / "data")])
-    assert "Table 7. Comparison (accuracy %) of BiaMAT with the semi-supervised [4] method" in capsys.readouterr().out
+    assert "Table 7. Comparison (accuracy %) of BiaMAT with the semi-supervised [4]" in capsys.readouterr().out
     rst = load_sweep("biamat-semi-supervised-smoke", tracking_uri=uri).runs
     assert set(rst["params.mixed_epoch"]) == {"original_pass"} and set(rst["params.original_fraction"]) == {0.5}
     for extra in rst["params.extra_data"]:  # each file pseudo-labelled by the labeller: labels are primary classes
@@ -340,7 +363,26 @@ def test_the_smoke_sweeps_give_table10_with_and_without_generated_data(ray_local
         ["Carmon et al. [4]", "synthetic_aux"], ["", "synthetic_aux-500"], ["", "synthetic_aux_unrelated"],
         ["Gowal et al. [16]", "Generated data"], ["TRADES+BiaMAT (ours)", "synthetic_aux"]]
     assert all(cell != "-" for row in rows[1:] for cell in row[3:])
-    assert "Table 3." in analysis("table3", *sources[:-2])
+
+    # Hendrycks et al.'s rows (Tables 3, 7) and Table 8: pre-training on each auxiliary set, then fine-tuning.
+    biamat_pretraining.main([*run[:-2], "--set", "epochs=2"])
+    assert "Table 8. Fine-tuning an adversarially pre-trained network" in capsys.readouterr().out
+    pretraining = load_sweep("biamat-pretraining-smoke-pretraining", tracking_uri=uri).runs
+    tuned = pd.concat([load_sweep(f"biamat-pretraining-smoke{s}", tracking_uri=uri).runs for s in ("", "-trades")])
+    assert sorted(tuned["params.init_from"]) == sorted([*pretraining["run_id"], *pretraining.loc[
+        pretraining["params.dataset"] == "synthetic_aux", "run_id"]])  # AT from both, TRADES from synthetic_aux
+    assert set(tuned["tags.init_from_left_fresh"]) == {"heads.main.bias,heads.main.weight"}
+    rows = list(csv.reader(io.StringIO(analysis(
+        "table8", "--sweep", "biamat-pretraining-smoke", "--sweep", "biamat-pretraining-smoke-trades",
+        "--pretraining-sweep", "biamat-pretraining-smoke-pretraining", "--tracking-uri", uri, "--format", "csv"))))
+    assert [row[1:3] for row in rows[1:]] == [["synthetic_aux", "AT"], ["synthetic_aux", "TRADES"],
+                                              ["synthetic_aux_unrelated", "AT"]]
+    hendrycks = ["--fine-tuning-sweep", "biamat-pretraining-smoke", "--pretraining-sweep",
+                 "biamat-pretraining-smoke-pretraining"]
+    rows = list(csv.reader(io.StringIO(analysis("table7", *sources, *hendrycks))))
+    assert [row[1:3] for row in rows[1:3]] == [["Hendrycks et al. [17]", "synthetic_aux"],
+                                               ["", "synthetic_aux_unrelated"]]
+    assert "Table 3." in analysis("table3", *sources[:-2], *hendrycks)
 
 
 @pytest.mark.slow

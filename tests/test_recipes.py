@@ -25,6 +25,7 @@ from sweeps import (
     biamat_labels,
     biamat_main_results,
     biamat_oat,
+    biamat_pretraining,
     biamat_search,
     biamat_semi_supervised,
     pi_ablation,
@@ -96,6 +97,15 @@ CASES = {
     "biamat_semi_supervised paper": Case(
         lambda: biamat_semi_supervised.rst_space("paper", 1, "cifar10", ["cifar100", "places365_32", "imagenet32"]),
         BaselineConfig, lambda cfg: cards.TABLE7_RST),
+    "biamat_pretraining paper (pre-training)": Case(
+        lambda: biamat_pretraining.pretraining_space("paper", 1, "cifar10"), BaselineConfig,
+        lambda cfg: cards.TABLE7_PRETRAINING),
+    **{f"biamat_pretraining paper ({training} fine-tuning)": Case(
+        lambda training=training: biamat_pretraining.fine_tuning_space("paper", 1, "cifar10", {
+            cards.PRETRAINED_RUN: {"seed": 0, **biamat_pretraining.fine_tuning_schedule(
+                biamat_pretraining.PRESETS["paper"], 64)}}, training), BaselineConfig,
+        lambda cfg, card=card: card) for training, card in (("pgd_at", cards.TABLE7_FINE_TUNING),
+                                                            ("trades", cards.TABLE8_TRADES))},
     "baselines uiat-paper": Case(lambda: baselines.search_space("uiat-paper", 1), BaselineConfig,
                                  lambda cfg: cards.UIAT_BASELINE),
     "uiat_ablation paper": Case(lambda: uiat_ablation.search_space("paper", 1), UIATConfig,

@@ -10,11 +10,13 @@ import torch
 from mlflow.tracking import MlflowClient
 from ray import tune
 
+from launch.preflight import check_initial_weights
 from runstore.points import load_points
 from sweeps import baselines, reevaluate
 from tests_support import TINY_TRIAL, merger_over, settings_for
-from trainables.config import RunSettings
+from trainables.config import ConfigError, RunSettings
 from trainables.evaluation import evaluate
+from trainables.initial_weights import load_initial_weights, source_weights
 from trainables.methods import baseline
 from trainables.methods.afs import StackedFeatures
 from trainables.methods.afs_masks import mask_of
@@ -266,3 +268,48 @@ def test_the_confident_subset_keeps_each_primary_classs_most_confident_auxiliary
     with pytest.raises(SystemExit, match="no best model in run nope"):
         biamat_confident_subset.main(["--run", "nope", "--per-class", "1", "--out", str(tmp_path / "x.npz"),
                                       "--tracking-uri", runs_uri])
+
+
+def logged_safetensors(uri: str, model: Classifier, tmp_path) -> str:
+    """A run of the store at ``uri`` holding ``model`` as its best safetensors (what every finished trial logs)."""
+    run = open_run(uri)
+    folder = tmp_path / "safe"
+    folder.mkdir(exist_ok=True)
+    save_safe_model(model, classifier_architecture(model, "tiny-cnn", 32), {}, folder, "best")
+    run.log_artifacts(str(folder), SAFE_FOLDER)
+    return run.run_id
+
+
+def test_init_from_copies_a_pretrained_network_and_leaves_a_head_of_other_classes_fresh(runs_uri, tmp_path):
+    """Hendrycks et al.'s fine-tuning (BiaMAT Tables 3, 7, 8): every layer of the network pre-trained on 100 classes
+    starts the 10-class one, the head excepted; a network of another architecture is refused."""
+    torch.manual_seed(0)
+    pretrained = create_model("tiny-cnn", 100).eval()
+    run_id = logged_safetensors(runs_uri, pretrained, tmp_path)
+    torch.manual_seed(1)
+    fresh = create_model("tiny-cnn", 10)
+    head = {k: v.clone() for k, v in fresh.heads.state_dict().items()}
+    left = load_initial_weights(fresh, source_weights(run_id, runs_uri))
+    assert left == ["heads.main.bias", "heads.main.weight"]
+    for key, value in pretrained.body.state_dict().items():
+        assert torch.equal(fresh.body.state_dict()[key], value), key
+    assert all(torch.equal(fresh.heads.state_dict()[k], v) for k, v in head.items())  # untouched
+    with torch.no_grad():  # the same features: the pre-trained network's, up to the head
+        assert torch.equal(fresh.eval().body(X), pretrained.body(X))
+    with pytest.raises(ValueError, match="its network is not this trial's"):
+        load_initial_weights(create_model("resnet18", 10), source_weights(run_id, runs_uri))
+
+
+def test_init_from_is_checked_before_ray_starts(runs_uri, tmp_path):
+    """A malformed id is a config error; a run the store does not hold, or one without weights, stops the sweep in its
+    checks, naming the fix."""
+    with pytest.raises(ConfigError, match="must be the 32-character id of an MLflow run"):
+        BaselineConfig.from_dict({"init_from": "runs:/abc/best"})
+    assert BaselineConfig.from_dict({"init_from": "0" * 32 + "/last"}).init_from.endswith("/last")
+    empty = open_run(runs_uri).run_id  # a run that logged no weights
+    with pytest.raises(SystemExit, match="no run 0{32} in"):
+        check_initial_weights({"0" * 32}, runs_uri)
+    with pytest.raises(SystemExit, match="logged no best weights"):
+        check_initial_weights({empty}, runs_uri)
+    torch.manual_seed(0)
+    check_initial_weights({logged_safetensors(runs_uri, create_model("tiny-cnn", 10), tmp_path)}, runs_uri)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import subprocess
 import types
 import typing
@@ -101,6 +102,10 @@ class TrainConfig:
     # (ceil(N / original_per_batch) batches, Carmon et al.'s robust self-training, whose epochs count labelled data).
     mixed_epoch: Literal["images", "original_pass"] = "images"
     model: str = "tiny-cnn"
+    # Starting weights: "RUN_ID" (or "RUN_ID/last") of a finished run of the same MLflow store, whose selected model's
+    # tensors initialise the network where names and shapes match (trainables/initial_weights.py: fine-tuning after
+    # pre-training, BiaMAT Tables 3, 7 and 8); "" trains from a random initialisation.
+    init_from: str = ""
     epochs: int = 10
     batch_size: int = 128
     seed: int = 0
@@ -217,6 +222,9 @@ class TrainConfig:
         if self.select_on == "holdout" and self.holdout_n < 1:
             raise ConfigError("select_on='holdout' needs holdout_n >= 1")
         self._check_training_images()
+        if self.init_from and not re.fullmatch(r"[0-9a-f]{32}(/(best|last))?", self.init_from):
+            raise ConfigError(f"init_from={self.init_from!r} must be the 32-character id of an MLflow run, optionally "
+                              "followed by /best or /last (the runs table shows the id), or '' for random weights")
         for m in self.lr_milestones:
             # A milestone past the last epoch is allowed (never reached), so a shortened run keeps its preset's.
             if not (0 < m < 1 or (m == round(m) and m >= 1)):

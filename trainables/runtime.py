@@ -35,6 +35,7 @@ from trainables.config import RunSettings, TrainConfig
 from trainables.datasets import imgnet100_classes
 from trainables.evaluation import BestTracker, evaluate, evaluate_points, point_means
 from trainables.image_set import ImageSet
+from trainables.initial_weights import load_initial_weights, source_weights
 from trainables.loader import Batch, DeviceLoader, MixedLoader
 from trainables.models import Classifier, create_model
 from trainables.safe_export import SAFE_FOLDER, classifier_architecture, save_safe_model
@@ -62,6 +63,7 @@ from trainables.trial_data import TrialData
 RECOVERED_TAG = "resumed_from_older_checkpoint"
 RESTARTED_TAG = "restarted_from_epoch_0"  # --restart-unreadable trained the trial again: why (its checkpoints' errors)
 IMGNET100_CLASSES_TAG = "imgnet100_classes"
+INITIALISED_TAG = "init_from_left_fresh"  # the tensors init_from's weights did not cover (trainables/initial_weights.py)
 
 
 class Method:
@@ -333,6 +335,10 @@ def run_trial(config: Mapping[str, Any], method_cls: type[Method], settings: Run
                 raise
             unreadable = str(error)  # --restart-unreadable: from epoch 0, in a new run, on purpose
 
+    fresh = None  # with init_from: the tensors it did not cover (a head over other classes)
+    if cfg.init_from and not state:  # a fresh start; a checkpoint holds the fine-tuned weights already
+        fresh = load_initial_weights(method.model, source_weights(cfg.init_from, settings.tracking_uri),
+                                     f"init_from={cfg.init_from}")
     tags = {"method": method_cls.name, "git_commit": settings.git_commit, **settings.tags}
     run = TrialRun.open(
         settings.tracking_uri, settings.experiment,
@@ -354,6 +360,8 @@ def run_trial(config: Mapping[str, Any], method_cls: type[Method], settings: Run
     # ImgNet100 / ImgNet900 are a seeded draw of ImageNet's classes: the run records which 100 (0..999).
     if {"imgnet100", "imgnet900"} & {name for name, _ in method.datasets()}:
         run.set_tag(IMGNET100_CLASSES_TAG, ",".join(map(str, imgnet100_classes())))
+    if fresh is not None:
+        run.set_tag(INITIALISED_TAG, ",".join(fresh) or "none")
     if recovered:
         run.set_tag(RECOVERED_TAG, recovered[:5000])  # MLflow tag values hold at most 8000 characters
     try:

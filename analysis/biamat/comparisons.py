@@ -2,8 +2,9 @@
 self-training on pseudo-labelled auxiliary data), the generated data of Gowal et al. [16] and the TRADES baseline,
 per primary dataset. Each method's rows come from its own sweep: ``sweeps/biamat_semi_supervised.py`` (Carmon et
 al.), ``sweeps/baselines.py`` (TRADES), ``sweeps/biamat_main_results.py`` (TRADES+BiaMAT) and a sweep with TRADES
-on generated data (``sweeps/biamat_generated_data.py``'s ``-generated`` one: Gowal et al.). Hendrycks et al.'s
-pre-training rows [17] are not trained by this project; the table says so under it."""
+on generated data (``sweeps/biamat_generated_data.py``'s ``-generated`` one: Gowal et al.) and Hendrycks et al.'s
+adversarial pre-training then fine-tuning [17] (``sweeps/biamat_pretraining.py``, whose runs also give appendix
+Table 8: fine-tuning by AT and by TRADES)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.biamat.names import MISSING, VARIANT_NAMES
+from analysis.biamat.names import MISSING, TRAINING_NAMES, VARIANT_NAMES
 from analysis.biamat.runs import biamat_runs, bold_best_per_column, paper_order, primary_order
 from analysis.biamat.tables import TABLE2_ATTACKS
 from analysis.cells import Cell, Table, aggregate
 from analysis.runs import RECIPE_PARAMS, dataset_name, metric_label, recipe_differences, resolve_metric
 from runstore.reader import SweepRuns, column
 
+HENDRYCKS = "Hendrycks et al. [17]"
 CARMON = "Carmon et al. [4]"
 GOWAL = "Gowal et al. [16]"
 BASELINE = "TRADES (baseline)"
@@ -36,6 +38,44 @@ def pseudo_labelled_row(extra_data: str) -> tuple[str, tuple]:
     return (f"{dataset_name(aux)}-{size}" if size else dataset_name(aux)), (paper_order(aux), kept != 0, -kept)
 
 
+def fine_tuned_runs(fine_tuning: SweepRuns, pretraining: SweepRuns) -> pd.DataFrame:
+    """The fine-tuning trials of ``fine_tuning`` (``init_from`` set), each with ``_pretrained_on``: the dataset of the
+    pre-training run it started from, a run of ``pretraining``."""
+    df = fine_tuning.runs
+    df = df[column(df, "params.init_from").fillna("") != ""]
+    source = dict(zip(pretraining.runs["run_id"], pretraining.runs["params.dataset"], strict=True))
+    origin = df["params.init_from"].map(lambda r: source.get(str(r).partition("/")[0]))
+    if origin.isna().any():
+        raise ValueError(f"{int(origin.isna().sum())} fine-tuning runs of {fine_tuning.summary()} start from runs that "
+                         f"are not in {pretraining.summary()}: pass the sweep that pre-trained them")
+    return df.assign(_pretrained_on=origin)
+
+
+def table8(fine_tunings: list[SweepRuns], pretraining: SweepRuns, checkpoint: str = "best") -> Table:
+    """Appendix Table 8: per pre-training set and fine-tuning method (AT, TRADES), the fine-tuned network's clean,
+    PGD-20 and PGD-100 accuracy on the primary set (the paper's one row pair: ImageNet, CIFAR-10)."""
+    df = pd.concat([fine_tuned_runs(sweep, pretraining) for sweep in fine_tunings])
+    if df.empty:
+        raise ValueError(f"no finished fine-tuning trial: {'; '.join(s.summary() for s in fine_tunings)}")
+    strongest = resolve_metric(None, df, checkpoint=checkpoint)
+    metrics = [m for m in dict.fromkeys([f"{checkpoint}/{a}" for a in ("clean", "pgd20", "pgd100")] + [strongest])
+               if f"metrics.{m}" in df]
+    keys = ["params.dataset", "_pretrained_on", "params.training"]
+    cells = {m: aggregate(df, keys, m) for m in metrics}
+    groups = sorted({k for found in cells.values() for k in found},
+                    key=lambda k: (primary_order(k[0]), paper_order(k[1]), k[2] != "pgd_at", k[2]))
+    rows = [[dataset_name(d) if i == 0 or groups[i - 1][0] != d else "", dataset_name(a), TRAINING_NAMES.get(t, t),
+             *(cells[m].get((d, a, t), MISSING) for m in metrics)] for i, (d, a, t) in enumerate(groups)]
+    schedules = df[["_pretrained_on", "params.lr", "params.epochs"]].drop_duplicates()
+    notes = ["fine-tuning from the best pre-training checkpoint, every layer, for the rest of the pre-training's "
+             "schedule: " + "; ".join(f"{dataset_name(a)} from LR {float(lr):g}, {int(e)} epoch(s)"
+                                      for a, lr, e in schedules.itertuples(index=False)),
+             *(sweep.summary() for sweep in fine_tunings), f"pre-training: {pretraining.summary()}"]
+    header = ["Primary dataset", "Pre-trained on", "Fine-tuning", *(metric_label(m, checkpoint=False) for m in metrics)]
+    return Table(f"Table 8. Fine-tuning an adversarially pre-trained network by AT and by TRADES: accuracy (%), "
+                 f"{checkpoint} checkpoint", header, rows, notes, label="biamat-table8")
+
+
 def trades_runs(sweep: SweepRuns | None, dataset: str, extra: bool) -> pd.DataFrame:
     """The TRADES trials of ``sweep`` on ``dataset``, with or without extra training data."""
     if sweep is None:
@@ -48,11 +88,12 @@ def trades_runs(sweep: SweepRuns | None, dataset: str, extra: bool) -> pd.DataFr
 
 def comparison_table(semi: SweepRuns, baseline: SweepRuns | None = None, biamat: SweepRuns | None = None,
                      generated: SweepRuns | None = None, metric: str | None = None, number: int = 7,
-                     checkpoint: str = "best") -> Table:
+                     checkpoint: str = "best", pretrained: tuple[SweepRuns, SweepRuns] | None = None) -> Table:
     """Table 7 (``number=7``: every primary set of the sweeps, clean and ``metric``, by default the strongest attack
     logged) or Table 3 (``number=3``: CIFAR-10 alone, the columns of Table 2: clean, PGD-100, CW-100, AutoAttack).
-    Rows per primary set: the TRADES baseline, Carmon et al. per pseudo-labelled set, Gowal et al., TRADES+BiaMAT per
-    auxiliary set; the best mean per column within a primary set in bold."""
+    Rows per primary set: the TRADES baseline, Hendrycks et al. per pre-training set (``pretrained``: the AT
+    fine-tuning sweep and the pre-training sweep), Carmon et al. per pseudo-labelled set, Gowal et al., TRADES+BiaMAT
+    per auxiliary set; the best mean per column within a primary set in bold."""
     carmon = semi.runs[column(semi.runs, "params.extra_data").fillna("") != ""]
     if carmon.empty:
         raise ValueError(f"no finished robust self-training trial (TRADES with pseudo-labelled extra_data): "
@@ -82,6 +123,11 @@ def comparison_table(semi: SweepRuns, baseline: SweepRuns | None = None, biamat:
         of_carmon = carmon[carmon["params.dataset"] == dataset]
         base = trades_runs(baseline or semi, dataset, extra=False)
         add(BASELINE, "-", base)
+        fine_tuned = fine_tuned_runs(*pretrained) if pretrained else pd.DataFrame(columns=["_pretrained_on"])
+        fine_tuned = fine_tuned[(column(fine_tuned, "params.dataset") == dataset)
+                                & (column(fine_tuned, "params.training") == "pgd_at")]  # Table 3's: AT fine-tuning
+        for aux in sorted(set(fine_tuned["_pretrained_on"]), key=paper_order):
+            add(HENDRYCKS, dataset_name(aux), fine_tuned[fine_tuned["_pretrained_on"] == aux])
         for extra in sorted(set(of_carmon["params.extra_data"]), key=lambda e: pseudo_labelled_row(e)[1]):
             add(CARMON, pseudo_labelled_row(extra)[0], of_carmon[of_carmon["params.extra_data"] == extra])
         on_generated = trades_runs(generated, dataset, extra=True)
@@ -112,17 +158,22 @@ def comparison_table(semi: SweepRuns, baseline: SweepRuns | None = None, biamat:
         settings.append(f"{dataset_name(dataset)}: " + ", ".join(f"{1 - f:.0%} pseudo-labelled" for f in fractions))
     missing = [what for what, sweep in (("TRADES baseline: --baseline-sweep", baseline),
                                         ("TRADES+BiaMAT: --biamat-sweep", biamat),
-                                        ("Gowal et al.: --generated-sweep", generated)) if sweep is None]
+                                        ("Gowal et al.: --generated-sweep", generated),
+                                        ("Hendrycks et al.: --fine-tuning-sweep and --pretraining-sweep", pretrained))
+               if sweep is None]
     notes = [(f"best mean per column within each primary set in bold; {CARMON}: TRADES with half of each batch "
              f"from the auxiliary set, labelled by a classifier trained on the primary set ({'; '.join(settings)}); "
              f"{semi.summary()}"),
              *(f"{what} from {sweep.summary()}" for what, sweep in (("baseline", baseline), ("BiaMAT", biamat),
-                                                                     ("generated data", generated)) if sweep),
+                                                                     ("generated data", generated),
+                                                                     *((("fine-tuning", pretrained[0]),
+                                                                        ("pre-training", pretrained[1]))
+                                                                       if pretrained else ())) if sweep),
              *([f"rows not given: {', '.join(missing)}"] if missing else []),
-             "Hendrycks et al. [17] (adversarial pre-training, then fine-tuning) is not trained by this project",
              *notes]
     where = f", {checkpoint} checkpoint" if checkpoint in ("best", "last") else ""
-    title = (f"Table {number}. Comparison (accuracy %) of BiaMAT with the semi-supervised [4] method on "
+    title = (f"Table {number}. Comparison (accuracy %) of BiaMAT with the semi-supervised [4] and pre-training [17] "
+             "methods on "
              f"{', '.join(map(dataset_name, primaries))}{where}")
     header = ["Primary dataset", "Method", "Auxiliary dataset", *(metric_label(m, checkpoint=False) for m in metrics)]
     return Table(title, header, rows, notes, label=f"biamat-table{number}")
