@@ -9,16 +9,17 @@
         --sweep biamat-labels-paper --sweep pi-ablation-paper                         # Appendix Table 11: hours
     python analysis/biamat_tables.py table14 --sweep biamat-labels-paper --aux imagenet32 \\
         --mapping imagenet32_to_cifar10.csv                                            # Appendix Table 14
+    python analysis/biamat_tables.py fig4 --run RUN_ID --aux-class 0 --out fig4.png  # Appendix Fig. 4
     python analysis/biamat_tables.py table2 --sweep biamat-main-cifar10-paper \\
         --baseline-sweep baselines-biamat-main-cifar10-paper                           # Table 2: main results
     python analysis/biamat_tables.py table9 --sweep biamat-oat-paper                  # Appendix Table 9: OAT
     python analysis/biamat_tables.py table5 --sweep biamat-data-density-paper        # Table 5: cifar-A/B/C
-    python analysis/biamat_tables.py table10 --sweep biamat-generated-data-paper \
+    python analysis/biamat_tables.py table10 --sweep biamat-generated-data-paper \\
         --generated-sweep biamat-generated-data-paper-generated                        # Table 10: generated data
-    python analysis/biamat_tables.py table7 --sweep biamat-semi-supervised-cifar10-paper \
+    python analysis/biamat_tables.py table7 --sweep biamat-semi-supervised-cifar10-paper \\
         --baseline-sweep baselines-biamat-main-cifar10-paper --biamat-sweep biamat-main-cifar10-paper  # Tables 3, 7
-    python analysis/biamat_tables.py table8 --sweep biamat-pretraining-cifar10-paper \
-        --sweep biamat-pretraining-cifar10-paper-trades \
+    python analysis/biamat_tables.py table8 --sweep biamat-pretraining-cifar10-paper \\
+        --sweep biamat-pretraining-cifar10-paper-trades \\
         --pretraining-sweep biamat-pretraining-cifar10-paper-pretraining            # Appendix Table 8: fine-tuning
 
 Every command takes ``--tracking-uri`` (default ``$MLFLOW_TRACKING_URI`` or ``sqlite:///mlflow.db``), ``--experiment``
@@ -119,6 +120,17 @@ def build_parser() -> argparse.ArgumentParser:
     gate.add_argument("--variant", choices=sorted(VARIANT_NAMES), default=None, help="if the sweep has both")
     gate.add_argument("--pi", type=float, default=None, help="if the sweep has several")
     gate.add_argument("--epoch", type=int, default=None, help="0-based epoch of the counts (default: the last)")
+    gate.add_argument("--pass", dest="full_pass", choices=("best", "last"), default=None,
+                      help="read the counts of sweeps/biamat_gate_pass.py's pass of that model over every auxiliary "
+                           "training image (the paper's way) instead of a training epoch's")
+    extremes = commands.add_parser("fig4", help="appendix Fig. 4: an auxiliary class's most and least confident "
+                                   "images, from sweeps/biamat_gate_pass.py --figure-class")
+    extremes.add_argument("--run", required=True, help="the run the pass scored")
+    extremes.add_argument("--aux-class", type=int, required=True, help="the auxiliary class (its label)")
+    extremes.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    extremes.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI "
+                          "or sqlite:///mlflow.db)")
+    extremes.add_argument("--out", type=Path, default=Path("fig4.png"), help="PNG file to write")
     return parser
 
 
@@ -126,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     # Imported once the arguments are parsed, so that --help and a bad flag answer before pandas and MLflow load.
     from analysis.biamat.comparisons import comparison_table, table8
-    from analysis.biamat.figures import fig3
+    from analysis.biamat.figures import fig3, fig4
     from analysis.biamat.selection import table14
     from analysis.biamat.tables import table1, table2, table4, table5, table9, table10, table12, table13
     from analysis.biamat.training_time import table11
@@ -136,6 +148,13 @@ def main(argv: list[str] | None = None) -> None:
     from runstore.reader import SweepNotFoundError, load_sweep
 
     try:
+        if args.command == "fig4":
+            from runstore.reader import open_store
+
+            figure = fig4(open_store(args.tracking_uri), args.run, args.aux_class, args.checkpoint)
+            figure.savefig(args.out, dpi=150)
+            print(f"wrote {args.out} (auxiliary class {args.aux_class} of run {args.run}, {args.checkpoint} model)")
+            return
         if args.command == "table8":
             pretraining = load_sweep(args.pretraining_sweep, experiment=args.experiment, tracking_uri=args.tracking_uri)
             sweeps = [load_sweep(name, experiment=args.experiment, tracking_uri=args.tracking_uri)
@@ -155,7 +174,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"wrote {args.out} ({lines} lines in {len(figure.axes)} panel(s); {sweep.summary()})")
             return
         if args.command == "table14":
-            table = table14(sweep, args.mapping, aux=args.aux, variant=args.variant, pi=args.pi, epoch=args.epoch)
+            table = table14(sweep, args.mapping, aux=args.aux, variant=args.variant, pi=args.pi, epoch=args.epoch,
+                            full_pass=args.full_pass)
         elif args.command == "table13":
             table = table13(sweep, args.metric)
         elif args.command == "table12":

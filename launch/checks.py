@@ -3,7 +3,8 @@ run settings checked (``launch/preflight.py``).
 
 Cheap checks first: every config of every sweep is validated before anything heavy is imported (the config classes
 and the search spaces need neither torch nor Ray nor MLflow), so a bad value is refused at once; the datasets' files
-(torch), then the plan or the run settings (MLflow) come after.
+(torch, for data on disk), then the plan or the run settings (the stores are opened through SQLAlchemy and
+MLflow only where they must be) come after.
 """
 
 from __future__ import annotations

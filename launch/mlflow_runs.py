@@ -10,13 +10,13 @@ from collections.abc import Callable, Collection, Mapping
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
+from runstore.reader import parent_filter
 from trainables.tracking import (
     END_REASON_TAG,
     PARENT_TAG,
     STOPPED_EARLY,
     SWEEP_TAG,
     TRIAL_TAG,
-    sweep_parent_filter,
 )
 
 REPORT_ARTIFACT = "table.md"  # what the sweep printed at its end, kept with its parent run
@@ -27,7 +27,7 @@ INTERRUPTED = "interrupted"  # end_reason of the runs a signal cut short; --resu
 
 def parent_run(client: MlflowClient, exp_id: str, name: str, resume: bool, tags: Mapping[str, str]) -> str:
     """The sweep invocation's MLflow parent run; ``--resume`` reopens it instead of creating a second one."""
-    found = client.search_runs([exp_id], filter_string=sweep_parent_filter(name), max_results=1)
+    found = client.search_runs([exp_id], filter_string=parent_filter(name), max_results=1)
     if found and resume:
         client.update_run(found[0].info.run_id, status="RUNNING")
         return found[0].info.run_id

@@ -8,7 +8,7 @@ parsed, and the sweeps' own imports (torch, Ray, MLflow) load only for a sweep t
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -51,6 +51,15 @@ def prepare_sweeps(sweeps: Mapping[str, Sweep], args: argparse.Namespace,
     if check_sweeps(ready, args):
         return None
     return {name: replace(sweep, prepared=True) for name, sweep in ready.items()}, args
+
+
+def args_for_later_sweep(original: argparse.Namespace, prepared: argparse.Namespace,
+                         derived: Collection[str]) -> argparse.Namespace:
+    """The arguments for a sweep that a script builds from an earlier sweep's results, after :func:`prepare_sweeps`
+    (which ``run_sweep`` then applies to it): the ``--set`` values that ``prepare_sweeps`` took out of ``original``
+    put back, less the keys the script derives for that sweep (a ``--set`` of those is the earlier sweep's)."""
+    overrides = [o for o in (getattr(original, "overrides", None) or []) if o.key not in derived]
+    return argparse.Namespace(**{**vars(prepared), "overrides": overrides})
 
 
 def run_sweep(sweep: Sweep, args: argparse.Namespace, name: str, report: Callable[[], None] | None = None,

@@ -28,6 +28,8 @@ schedule to continue; then the fine-tuning runs the last LR phase (10 epochs at 
 TRADES fine-tuning keeps the pre-training's network (WRN-28-10, where TRADES+BiaMAT trains WRN-34-10). Table 8's
 ImageNet model is Hendrycks et al.'s own in the paper; here it is the one stage 1 trains. Checkpoints are selected by
 PGD-10 on the primary test set every 2 epochs from the first decay of the fine-tuning (every epoch when none is left).
+``--set`` reaches all three sweeps, except the keys the fine-tuning derives (``init_from``, ``seed``, ``lr``, ``epochs``,
+``lr_milestones``, ``eval_from``): those set the pre-training's, whose schedule the fine-tuning then continues.
 Cost: the ImageNet32 pre-training is 100 epochs over 1.28M images (about 26 times a CIFAR epoch), the bulk of it.
 """
 
@@ -49,6 +51,8 @@ AUX: dict[str, list[str]] = {"smoke": ["synthetic_aux", "synthetic_aux_unrelated
                              "cifar10": ["cifar100", "imagenet32"], "cifar100": ["imagenet32"]}
 TRADES_FROM = {"smoke": "synthetic_aux", "cifar10": "imagenet32", "cifar100": "imagenet32"}
 PRIMARIES = ["cifar10", "cifar100"]
+# What the fine-tuning sweeps derive from stage 1: a --set of these sets the pre-training's.
+DERIVED = ("init_from", "seed", "lr", "epochs", "lr_milestones", "eval_from")
 # What TRADES fine-tuning changes of the AT recipe: its loss, attack and weight decay, not its network or schedule.
 TRADES_KEYS = ("weight_decay", "eps", "attack_step", "attack_steps", "attack_start", "attack_bn", "final_attack_step")
 
@@ -91,25 +95,26 @@ def fine_tuning_space(preset: str, seeds: int, primary: str, sources: dict[str, 
     return {**shared, "init_from": grid(sorted(sources)), **per_value("init_from", sources)}
 
 
-def pretrained(args, sweep: str, preset: str, primary: str, only: str | None = None) -> dict[str, dict[str, Any]]:
-    """Stage 1's finished runs (of auxiliary set ``only``, if given): run id -> the fine-tuning's seed and schedule."""
+def pretrained(args, sweep: str, schedule: dict[str, Any], only: str | None = None) -> dict[str, dict[str, Any]]:
+    """Stage 1's finished runs (of auxiliary set ``only``, if given): run id -> the fine-tuning's seed and its share
+    of ``schedule``, the pre-training's (its search space as it ran)."""
+    from launch.space import grid_points
     from runstore.reader import load_sweep
 
     runs = load_sweep(sweep, tracking_uri=args.tracking_uri).runs
-    wanted = AUX[primary_of(preset, primary)]
+    wanted = len([p for p in grid_points(schedule) if only is None or p["dataset"] == only])
     runs = runs[runs["params.dataset"] == only] if only else runs
-    if len(runs) < (len(wanted) if only is None else 1) * args.seeds:
-        raise SystemExit(f"error: sweep {sweep} holds {len(runs)} finished pre-training runs of "
-                         f"{len(wanted) * args.seeds}: rerun with --resume --name {args.name or '<name>'}")
-    base = recipe(preset, primary)
-    return {run_id: {"seed": int(seed), **fine_tuning_schedule(base, int(best))}
+    if len(runs) < wanted:
+        raise SystemExit(f"error: sweep {sweep} holds {len(runs)} finished pre-training runs of {wanted}: rerun this "
+                         f"command with --resume --name {args.name or '<name>'}")
+    return {run_id: {"seed": int(seed), **fine_tuning_schedule(schedule, int(best))}
             for run_id, seed, best in zip(runs["run_id"], runs["params.seed"], runs["metrics.best_epoch"], strict=True)}
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_primary_args(__doc__, PRESETS, PRIMARIES, argv)
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
-    from launch.run import prepare_sweeps, run_sweep
+    from launch.run import args_for_later_sweep, prepare_sweeps, run_sweep
     from launch.sweep import Sweep
 
     preset, seeds, primary = args.preset, args.seeds, args.primary
@@ -127,6 +132,7 @@ def main(argv: list[str] | None = None) -> None:
           f"and {seeds} trials: from {', '.join(aux)}; from {TRADES_FROM[primary_of(preset, primary)]}), each for the "
           "rest of its pre-training's schedule; until then their plans show a placeholder schedule")
     placeholder = {"": {"seed": 0, **fine_tuning_schedule(recipe(preset, primary), 0)}}
+    original = args
     prepared = prepare_sweeps({names[0]: Sweep.of("baseline", family="biamat-pretraining", name_keys=("dataset", "seed"),
                                                   param_space=pretraining_space(preset, seeds, primary)),
                                names[1]: fine_tuning(placeholder, "pgd_at"),
@@ -135,8 +141,11 @@ def main(argv: list[str] | None = None) -> None:
         return
     sweeps, args = prepared
     run_sweep(sweeps[names[0]], args, names[0])
-    run_sweep(fine_tuning(pretrained(args, names[0], preset, primary), "pgd_at"), args, names[1])
-    from_imagenet = pretrained(args, names[0], preset, primary, only=TRADES_FROM[primary_of(preset, primary)])
+    # The fine-tuning continues the schedule stage 1 ran (--set applied) and takes every other --set key.
+    schedule = sweeps[names[0]].param_space
+    later = args_for_later_sweep(original, args, DERIVED)
+    run_sweep(fine_tuning(pretrained(args, names[0], schedule), "pgd_at"), later, names[1])
+    from_imagenet = pretrained(args, names[0], schedule, only=TRADES_FROM[primary_of(preset, primary)])
 
     def report() -> None:
         from analysis.biamat.comparisons import table8
@@ -150,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
                       f"--pretraining-sweep {names[0]}")
     table7_command = (f"analysis/biamat_tables.py table7 --sweep biamat-semi-supervised-{suffix} "
                       f"--fine-tuning-sweep {names[1]} --pretraining-sweep {names[0]}")
-    run_sweep(fine_tuning(from_imagenet, "trades"), args, names[2], report=report,
+    run_sweep(fine_tuning(from_imagenet, "trades"), later, names[2], report=report,
               next_steps=[table8_command, table7_command])
 
 if __name__ == "__main__":

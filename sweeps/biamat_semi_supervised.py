@@ -19,6 +19,8 @@ ImageNet images per CIFAR-10 class by that classifier's confidence (the top (N x
 3. ``NAME``: TRADES on the primary set with each file as ``extra_data``, half of every batch (``original_fraction``
    0.5), an epoch being one pass over the primary set (``mixed_epoch=original_pass``, as [4] counts epochs).
 
+``--set`` reaches both sweeps (the labeller and TRADES share one config class), ``extra_data`` excepted.
+
 Rows (the paper's): CIFAR-10 with CIFAR-100, Places365, ImageNet, ImageNet-500k, -250k and -100k; CIFAR-100 with
 Places365, ImageNet, ImageNet-500k, -250k and -100k (Table 7's CIFAR-100 block; its extracted text puts the method
 names on middle rows, and the rows between Hendrycks et al.'s ImageNet row and Carmon et al.'s ImageNet-500k row are
@@ -119,7 +121,7 @@ def label_rows(args, labeller_sweep: str, preset: str, primary: str) -> list[str
 def main(argv: list[str] | None = None) -> None:
     args = parse_primary_args(__doc__, PRESETS, PRIMARIES, argv)
     # Imported once the arguments are parsed, so that --help and a bad flag answer at once (launch/cli.py).
-    from launch.run import prepare_sweeps, run_sweep
+    from launch.run import args_for_later_sweep, prepare_sweeps, run_sweep
     from launch.sweep import Sweep
 
     primary = args.primary
@@ -138,6 +140,7 @@ def main(argv: list[str] | None = None) -> None:
                for aux, per_class in rows(args.preset, primary)]
     print(f"note: sweep {name} trains {len(planned) * args.seeds} trials, one per seed and pseudo-labelled set: "
           f"{', '.join(planned)}; until {labeller} has labelled them, its plan lists the auxiliary sets they come from")
+    original = args
     prepared = prepare_sweeps({labeller: Sweep.of("baseline", family="biamat-semi-supervised", name_keys=("seed",),
                                                   param_space=labeller_space(args.preset, primary)),
                                name: rst_sweep(aux_sets)}, args)
@@ -156,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
 
         emit(comparison_table(load_sweep(name, tracking_uri=args.tracking_uri)))
 
-    run_sweep(rst_sweep(files), args, name, report=report,
+    run_sweep(rst_sweep(files), args_for_later_sweep(original, args, ("extra_data",)), name, report=report,
               next_steps=[(f"analysis/biamat_tables.py table7 --sweep {name} --baseline-sweep {baseline} "
                           f"--biamat-sweep {biamat}"),
                           (f"analysis/biamat_tables.py table3 --sweep {name} --baseline-sweep {baseline} "

@@ -2,7 +2,7 @@
 
     python sweeps/reevaluate.py --sweep pi-ablation-paper --attacks autoattack,pgd50 --eps 8/255,4/255
     python sweeps/reevaluate.py --sweep baselines-smoke --attacks clean,pgd20 --n 1000 --checkpoints best,last
-    python sweeps/reevaluate.py --sweep uiat-figures-paper-baselines --attacks clean,pgd20 --ce-halves \
+    python sweeps/reevaluate.py --sweep uiat-figures-paper-baselines --attacks clean,pgd20 --ce-halves \\
         --eps=-8/255,-4/255,4/255,8/255 --n 10000           # UIAT Fig. 1: inverse attacks, halves by clean CE
 
 Every FINISHED trial of the sweep logged its selected and last weights as the MLflow models ``best`` and ``last``

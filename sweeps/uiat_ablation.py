@@ -16,15 +16,13 @@ from __future__ import annotations
 
 from launch.cli import run_parser
 from launch.space import grid
-from sweeps.uiat_presets import PRESETS
+from sweeps.uiat_presets import PRESETS, TABLE6_COMPONENTS
 
 
 def search_space(preset: str, seeds: int) -> dict:
-    from analysis.uiat.tables import TABLE6_ROWS
-
     return {
         **PRESETS[preset],
-        "components": grid(list(TABLE6_ROWS)),
+        "components": grid(TABLE6_COMPONENTS),
         "seed": grid(list(range(seeds))),
     }
 

@@ -2,7 +2,7 @@
 
     python sweeps/uiat_eps.py                         # smoke: synthetic data, tiny CNN, eps 16/255 only: ~3 min
     python sweeps/uiat_eps.py --preset paper --seeds 3 --address auto      # 12 x 3 ResNet-18 runs (+3 helpers)
-    python analysis/uiat_tables.py table3 --sweep uiat-eps-paper --baseline-sweep uiat-eps-paper-trades \
+    python analysis/uiat_tables.py table3 --sweep uiat-eps-paper --baseline-sweep uiat-eps-paper-trades \\
         --hat-sweep uiat-eps-paper-hat
 
 Four sweeps, one after the other: ``NAME`` (UIAT with all components and one-off UIAT, ``components=uag+fr``),

@@ -5,14 +5,14 @@ weight decay 5e-4, PGD-10 (2/255) at 8/255 during training; final protocol clean
 10,000 test images (Table 1 reports natural, PGD-20, CW and AutoAttack accuracy; Tables 3 and 6 and Fig. 3 natural,
 PGD-20 and AutoAttack). The paper does not give CW's steps: CW-20 here, the steps and step size of its PGD-20. Nor
 does it say how it selects a checkpoint: the best PGD-10 on 1,000 test points, evaluated every epoch. UIAT's own defaults (lambda
-3.5, eps' 4/255, alpha' 1/255, beta 1.0, gamma 0.9, T = 10, T' = 50) come from ``trainables/methods/uiat.py``.
+3.5, eps' 4/255, alpha' 1/255, beta 1.0, gamma 0.9, T = 10, T' = 50) come from ``UIATConfig`` in ``trainables/methods/configs.py``.
 
 ``smoke``: synthetic data, tiny CNN, 3 epochs on 512 images with PGD-3; momentum from epoch 1 and the one-off epoch 1,
 so every code path runs. Batches of 32: the 48 steps lift the tiny CNN off chance (UIAT, seed 0: clean 0.53, PGD-20
 0.22 on the 64 selection images, against 0.13 / 0.09 with batches of 64 in the same 14 s on one CPU thread).
 
 Table 4 (extra data, ``sweeps/uiat_extra_data.py``) has its own recipes below, ``EXTRA_DATA_RECIPE``: HAT's numbers
-for training with generated images, and the DDPM files the user downloads (``missing_ddpm`` says from where).
+for training with generated images, and the DDPM files the user downloads (``sweeps/generated_presets.py``'s ``missing_ddpm`` says from where).
 """
 
 from __future__ import annotations
@@ -36,6 +36,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 # Keys of the UIAT presets that a baseline (TRADES, PGD-AT) trained on the same budget does not have.
+# Table 6's rows, the component sets of the ablation (analysis/uiat/tables.py TABLE6_ROWS, held equal by a test):
+# instance-wise IAT, then UAG, UAG + FR, UAG + IAM and all three.
+TABLE6_COMPONENTS = ["none", "uag", "uag+fr", "uag+iam", "uag+fr+iam"]
 UIAT_ONLY = ("momentum_start", "oneoff_epoch", "iat_steps")
 
 

@@ -352,6 +352,7 @@ def test_the_smoke_sweeps_give_table10_with_and_without_generated_data(ray_local
     assert "Table 7. Comparison (accuracy %) of BiaMAT with the semi-supervised [4]" in capsys.readouterr().out
     rst = load_sweep("biamat-semi-supervised-smoke", tracking_uri=uri).runs
     assert set(rst["params.mixed_epoch"]) == {"original_pass"} and set(rst["params.original_fraction"]) == {0.5}
+    assert set(rst["params.train_n"]) == {512}  # --set reaches the sweep built after the labeller has run
     for extra in rst["params.extra_data"]:  # each file pseudo-labelled by the labeller: labels are primary classes
         arrays = np.load(extra.removeprefix("npz:"))
         assert set(arrays) >= {"image", "label", "aux_label", "confidence"} and arrays["label"].max() < 10
@@ -371,7 +372,8 @@ def test_the_smoke_sweeps_give_table10_with_and_without_generated_data(ray_local
     tuned = pd.concat([load_sweep(f"biamat-pretraining-smoke{s}", tracking_uri=uri).runs for s in ("", "-trades")])
     assert sorted(tuned["params.init_from"]) == sorted([*pretraining["run_id"], *pretraining.loc[
         pretraining["params.dataset"] == "synthetic_aux", "run_id"]])  # AT from both, TRADES from synthetic_aux
-    assert set(tuned["tags.init_from_left_fresh"]) == {"heads.main.bias,heads.main.weight"}
+    assert set(tuned["params.train_n"]) == {512} and set(tuned["params.epochs"]) == {1}  # --set; 2 - best (1)
+    assert set(tuned["tags.init_from_left_fresh"]) == {"none"}  # synthetic_aux has the primary set's 10 classes
     rows = list(csv.reader(io.StringIO(analysis(
         "table8", "--sweep", "biamat-pretraining-smoke", "--sweep", "biamat-pretraining-smoke-trades",
         "--pretraining-sweep", "biamat-pretraining-smoke-pretraining", "--tracking-uri", uri, "--format", "csv"))))

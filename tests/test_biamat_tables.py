@@ -6,7 +6,9 @@ from __future__ import annotations
 import csv
 import io
 import statistics
+import tempfile
 
+import numpy as np
 import pytest
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -14,16 +16,20 @@ from mlflow.tracking import MlflowClient
 from test_analysis import Store, biamat, final_metrics  # the store layout of tests/test_analysis.py
 
 from analysis import biamat_tables
-from analysis.biamat.figures import fig3
+from analysis.biamat.figures import fig3, fig4
 from analysis.biamat.selection import builtin_mapping, gate_counts, table14
 from analysis.biamat.training_time import table11
 from analysis.render import to_csv, to_latex
 from runstore.reader import load_sweep
+from sweeps import biamat_gate_pass
 from trainables import datasets
+from trainables.confident_subset import softmax_outputs
 from trainables.config import RunSettings
 from trainables.methods.biamat import BiaMAT
 from trainables.methods.configs import BiaMATConfig
+from trainables.models import create_model
 from trainables.runtime import Trial
+from trainables.safe_export import SAFE_FOLDER, classifier_architecture, save_safe_model
 from trainables.tracking import TrialRun
 from trainables.trial_data import TrialData
 
@@ -260,3 +266,49 @@ def test_a_biamat_trial_under_tune_writes_its_gate_counts_into_its_own_run(ray_l
     client = MlflowClient(settings.tracking_uri)
     (run,) = client.search_runs([client.get_experiment_by_name(settings.experiment).experiment_id])
     assert [f.path for f in client.list_artifacts(run.info.run_id, "gate_counts")] == ["gate_counts/epoch_0001.csv"]
+
+
+def test_the_gate_pass_scores_every_auxiliary_image_for_table14_and_fig4(store, tmp_path, capsys):
+    """Appendix F the paper's way: the trained model scores every auxiliary training image once; per class, how many
+    are at or above the run's omega is what table14 --pass reads, and fig4 draws a class's extremes."""
+    torch.manual_seed(0)
+    model = create_model("tiny-cnn", 10, extra_heads={"aux": 10}).eval()
+    aux = datasets.load_dataset("synthetic_aux", "train")
+    confidence = softmax_outputs(model, aux.images, 512, torch.device("cpu")).amax(dim=1)
+    omega = float(confidence.median())  # about half the images above it
+    run_id = store.trial(store.sweep("biamat-labels", "t14-pass"), "biamat",
+                         biamat("at", 0.55, 0, aux="synthetic_aux"), {**final_metrics(0.5), "omega": omega})
+    folder = tmp_path / "safe"
+    folder.mkdir()
+    save_safe_model(model, classifier_architecture(model, "tiny-cnn", 32), {}, folder, "best")
+    store.client.log_artifacts(run_id, str(folder), SAFE_FOLDER)
+
+    logged = biamat_gate_pass.main(["--run", run_id, "--figure-class", "3", "--tracking-uri", store.uri])
+    assert f"of synthetic_aux's 10000 training images at or above omega = {omega:.4f}" in capsys.readouterr().out
+    counts = gate_counts(load_sweep("t14-pass", tracking_uri=store.uri), run_id, full_pass="best")[1]
+    assert counts["seen"].tolist() == torch.bincount(aux.labels, minlength=10).tolist()
+    assert counts["high"].tolist() == [int(((aux.labels == c) & (confidence >= omega)).sum()) for c in range(10)]
+    assert 0 < counts["high"].sum() < counts["seen"].sum()  # the threshold splits the set
+
+    passed = table14(load_sweep("t14-pass", tracking_uri=store.uri), full_pass="best")
+    assert "(AT+BiaMAT, π = 0.55, best model, every training image)" in passed.title
+    ratios = counts["high"] / counts["seen"]
+    assert texts(passed)[-1][:2] == ["All", f"{ratios.mean():.3f}"]
+    with pytest.raises(ValueError, match="run `python sweeps/biamat_gate_pass.py"):
+        table14(load_sweep("t14-pass", tracking_uri=store.uri), full_pass="last")
+
+    # Fig. 4: class 3's ten most confident images, then its ten least, with their confidences.
+    with tempfile.TemporaryDirectory() as directory:
+        arrays = np.load(store.client.download_artifacts(run_id, logged["class 3"], directory))
+        mine = confidence[aux.labels == 3].sort(descending=True).values
+        assert np.allclose(arrays["highest_confidence"], mine[:10].numpy())
+        assert np.allclose(arrays["lowest_confidence"], mine.flip(0)[:10].numpy())
+    figure = fig4(store.client, run_id, 3)
+    assert len(figure.axes) == 20
+    biamat_tables.main(["fig4", "--run", run_id, "--aux-class", "3", "--tracking-uri", store.uri,
+                        "--out", str(tmp_path / "fig4.png")])
+    assert (tmp_path / "fig4.png").stat().st_size > 10_000
+    with pytest.raises(SystemExit, match="is not a gated BiaMAT trial"):
+        biamat_gate_pass.main(["--run", store.trial(store.sweep("baselines", "t14-not-biamat"), "baseline",
+                                                    {"training": "pgd_at"}, final_metrics(0.5)),
+                               "--tracking-uri", store.uri])

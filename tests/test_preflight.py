@@ -311,6 +311,9 @@ def loaded_on_refusal(tmp_path: Path, script: str, flags: list[str]) -> str:
     ("uiat_eps", ["--set", "inv_eps=2"], "inv_eps=2.0 is outside [0.0, 1.0]"),
     ("uiat_comparison", ["--set", "lam=-1"], "must not be negative"),
     ("afs_extractors", ["--set", "delta_z_steps=0"], "delta_z_steps=0 >= 1"),
+    ("uiat_ablation", ["--set", "lam=-1"], "must not be negative"),
+    ("biamat_semi_supervised", ["--set", "mixed_epoch=pass"], "mixed_epoch='pass': expected one of"),
+    ("biamat_pretraining", ["--set", "train_n=-1"], "train_n=-1 must not be negative"),
 ])
 def test_a_refused_flag_or_value_loads_no_heavy_library(tmp_path, script, flags, expected):
     """Cheap checks first: a bad value, dataset name, model name, run folder or store is refused before torch, Ray,
@@ -332,3 +335,12 @@ def test_the_databases_the_checks_accept_are_mlflows():
     from launch.preflight import MLFLOW_DATABASES
 
     assert sorted(MLFLOW_DATABASES) == sorted(DATABASE_ENGINES)
+
+
+def test_the_two_parent_run_filters_agree():
+    """trainables (which may not import runstore) keeps its own copy of the filter that finds a sweep's parent run."""
+    from runstore.reader import parent_filter
+    from trainables.tracking import sweep_parent_filter
+
+    for sweep in (None, "pi-ablation-smoke"):
+        assert parent_filter(sweep) == sweep_parent_filter(sweep)

@@ -3,7 +3,8 @@
 A sweep validates every trial's config before anything heavy loads (``launch/checks.py``), so what a name means is
 kept here, apart from the readers of ``trainables/datasets.py`` (which import torch). The registered names are the
 keys of :data:`SPLITS`; the user's own data is ``npz:PATH`` (a ``.npz`` file, the train split only, or a folder of
-``train.npz`` and ``test.npz``), ``folder:PATH`` or ``folder@SIZE:PATH`` (torchvision's ImageFolder layout).
+``train.npz`` and ``test.npz``), ``folder:PATH`` or ``folder@SIZE:PATH`` (torchvision's ImageFolder layout); and
+``NAME:PARTS`` (``cifar10:A+B``) names parts of a registered set's training images (``trainables/dataset_parts.py``).
 """
 
 from __future__ import annotations
@@ -119,8 +120,9 @@ def dataset_names() -> list[str]:
 
 
 def validate_dataset_name(name: str) -> None:
-    """ValueError, listing the valid names, unless ``name`` is registered or is ``npz:PATH``, ``folder:PATH`` or
-    ``folder@SIZE:PATH`` with a valid SIZE (the form only: ``datasets.check_dataset`` looks at the files)."""
+    """ValueError, listing the valid names, unless ``name`` is registered or is ``npz:PATH``, ``folder:PATH``,
+    ``folder@SIZE:PATH`` with a valid SIZE or ``NAME:PARTS`` (the form only: ``datasets.check_dataset`` looks at the
+    files)."""
     splits_of(name)
 
 

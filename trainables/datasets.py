@@ -1,8 +1,8 @@
 """Image datasets as uint8 tensors in memory, read by name: ``load_dataset("cifar10", "train")``.
 
-This module is the registry: the names, where each set's files are and how to get them, and the load and check by
-name. The readers are trainables/dataset_files.py (files in their published formats) and trainables/synthetic_data.py
-(built-in sets); every one returns an :class:`~trainables.image_set.ImageSet` (uint8 images (N, 3, H, W) and int64
+This module loads and checks each set by name; the names and their splits are in trainables/dataset_names.py (a
+light module the configs check against), where each set's files are and how to get them here. The readers are
+trainables/dataset_files.py (files in their published formats) and trainables/synthetic_data.py (built-in sets); every one returns an :class:`~trainables.image_set.ImageSet` (uint8 images (N, 3, H, W) and int64
 labels, on the CPU), which the loader moves to the device once. A load and :func:`check_dataset` (before a sweep
 starts) apply the same checks to each file's content (format, keys, shapes, dtypes, label range) and raise
 :class:`DatasetInvalidError` naming the file, what is wrong and how to replace it.

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from trainables.library_models import library_builder
-from trainables.model_names import TINY_PATTERN, WRN_PATTERN, check_wrn, split_library_name
+from trainables.model_names import TINY_PATTERN, WRN_PATTERN, check_wrn, split_library_name, validate_model_name
 
 IN_CHANNELS = 3
 
@@ -239,21 +239,17 @@ def model_names() -> list[str]:
 
 
 def model_builder(name: str, image_size: int = 32) -> Callable[[], tuple[nn.Module, int]]:
-    """The body builder for ``name``, without building it: configs check model names before any data loads.
-    ``image_size`` matters only to library models built for one input size (ViTs); the built-in ones pool adaptively.
-    """
+    """The body builder for ``name``, without building it; an unknown name is refused in
+    :func:`trainables.model_names.validate_model_name`'s words. ``image_size`` matters only to library models built
+    for one input size (ViTs); the built-in ones pool adaptively."""
+    validate_model_name(name)
     if library_name := split_library_name(name):
         return library_builder(*library_name, image_size)
     if name in _MODELS:
         return _MODELS[name]
     if match := WRN_PATTERN.fullmatch(name):
-        depth, width = int(match[1]), int(match[2])
-        check_wrn(depth, width)
-        return functools.partial(wide_resnet_body, depth, width)
-    if match := TINY_PATTERN.fullmatch(name):
-        return functools.partial(tiny_cnn_body, int(match[1]))
-    raise ValueError(f"unknown model {name!r}; registered: {', '.join(model_names())} (or any wrn-<depth>-<width>, "
-                     "tiny-cnn-<width>, timm:NAME or torchvision:NAME)")
+        return functools.partial(wide_resnet_body, int(match[1]), int(match[2]))
+    return functools.partial(tiny_cnn_body, int(TINY_PATTERN.fullmatch(name)[1]))
 
 
 def _init_weights(module: nn.Module) -> None:

@@ -87,7 +87,8 @@ def log_datasets(client: MlflowClient, run_id: str, inputs: list[DatasetInput], 
 
 def sweep_parent_filter(sweep: str | None = None) -> str:
     """The MLflow search filter that finds a sweep's parent run (its trials carry the same ``sweep`` tag), or with no
-    ``sweep`` the parent runs of every sweep."""
+    ``sweep`` the parent runs of every sweep. ``runstore.reader.parent_filter`` is the same filter for the code that
+    may read the store (trainables may not import runstore); a test holds the two equal."""
     name = "LIKE '%'" if sweep is None else f"= '{sweep}'"
     return f"tags.{SWEEP_TAG} {name} AND tags.{TRIAL_TAG} IS NULL"
 

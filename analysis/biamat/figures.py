@@ -90,3 +90,33 @@ def fig3(sweep: SweepRuns, key: str = HIGH_FRACTION) -> Figure:
     title = SERIES_NAMES.get(series_cols[0]) if len(series_cols) == 1 and not ordered else None
     legend_outside(figure if panel_col else axes[0], title=title)
     return figure
+
+
+def fig4(client, run_id: str, aux_class: int, checkpoint: str = "best") -> Figure:
+    """Appendix Fig. 4: an auxiliary class's 10 most confident training images (top row) and its 10 least confident
+    (bottom row) under a run's trained model, each titled with its primary confidence, from what
+    ``sweeps/biamat_gate_pass.py --figure-class`` logged into the run (``gate_pass/<checkpoint>_class_<N>.npz``)."""
+    import tempfile
+
+    import numpy as np
+
+    path = f"gate_pass/{checkpoint}_class_{aux_class}.npz"
+    if not any(f.path == path for f in client.list_artifacts(run_id, "gate_pass")):
+        raise ValueError(f"run {run_id} has no {path}: run `python sweeps/biamat_gate_pass.py --run {run_id} "
+                         f"--checkpoint {checkpoint} --figure-class {aux_class}` first")
+    with tempfile.TemporaryDirectory() as directory:
+        arrays = dict(np.load(client.download_artifacts(run_id, path, directory)))
+    figure = Figure(figsize=(12, 3.2))
+    rows = (("highest", "most confident"), ("lowest", "least confident"))
+    axes = figure.subplots(2, max(len(arrays["highest"]), len(arrays["lowest"])), squeeze=False)
+    for r, (key, label) in enumerate(rows):
+        for c, ax in enumerate(axes[r]):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c < len(arrays[key]):
+                ax.imshow(arrays[key][c].transpose(1, 2, 0))
+                ax.set_title(f"{arrays[f'{key}_confidence'][c]:.3f}", fontsize=8)
+        axes[r][0].set_ylabel(label, fontsize=9)
+    figure.suptitle(f"Auxiliary class {aux_class}: the 10 most and least confident training images "
+                    f"(primary confidence; omega = {float(arrays['omega']):.3f})", fontsize=10)
+    return figure

@@ -12,8 +12,10 @@ table averages the ratios of the auxiliary classes that a user's CSV maps to eac
 ones ("Others") and of all. For ImageNet and CIFAR-10 the paper maps classes through CINIC-10's synset list
 (``synsets-to-cifar-10-classes.txt``) by WordNet id; the CSV gives the ImageNet32 label index of each of those ids.
 
-The paper scored its trained model once on every auxiliary training image; here the gate's own counts during one
-training epoch (the last by default: augmented images, as the stream drew them) stand in for that pass.
+The paper scored its trained model once on every auxiliary training image: ``sweeps/biamat_gate_pass.py`` does that
+and logs the counts as ``gate_pass/<checkpoint>.csv`` in the same format, which ``--pass best`` (or ``last``) reads.
+Without it, the gate's own counts during one training epoch (the last by default: augmented images, as the stream
+drew them) stand in for that pass.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from analysis.runs import dataset_name
 from runstore.reader import SweepRuns
 
 GATE_COUNTS = "gate_counts"  # the artifact folder of trainables/methods/biamat.py
+GATE_PASS = "gate_pass"  # the artifact folder of sweeps/biamat_gate_pass.py
 PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 # The smoke sets' related classes, as trainables/datasets.py builds them (synthetic_aux_related): auxiliary class
 # a < 5 of synthetic_aux carries primary class a's robust pattern, no class of synthetic_aux_unrelated does. Repeated
@@ -74,9 +77,18 @@ def builtin_mapping(aux: str) -> dict[int, str] | None:
     return None if related is None else {a: f"class {a}" for a in range(related)}
 
 
-def gate_counts(sweep: SweepRuns, run_id: str, epoch: int | None = None) -> tuple[int, pd.DataFrame]:
+def gate_counts(sweep: SweepRuns, run_id: str, epoch: int | None = None, full_pass: str | None = None,
+                ) -> tuple[int | str, pd.DataFrame]:
     """The epoch and the per-class counts (columns aux_class, seen, high) a run logged for ``epoch``, its last one
-    when None."""
+    when None; with ``full_pass`` (a checkpoint), those of ``sweeps/biamat_gate_pass.py``'s pass of that model."""
+    if full_pass is not None:
+        path = f"{GATE_PASS}/{full_pass}.csv"
+        if not any(f.path == path for f in sweep.client.list_artifacts(run_id, GATE_PASS)):
+            raise ValueError(f"run {run_id} has no {path}: run `python sweeps/biamat_gate_pass.py --run {run_id} "
+                             f"--checkpoint {full_pass}` first, or leave out --pass for the last training epoch's counts")
+        with tempfile.TemporaryDirectory() as directory, patch.dict(os.environ, {PROGRESS_BAR: "false"}):
+            return f"{full_pass} model, every training image", pd.read_csv(
+                sweep.client.download_artifacts(run_id, path, directory))
     files = {int(Path(f.path).stem.removeprefix("epoch_")): f.path
              for f in sweep.client.list_artifacts(run_id, GATE_COUNTS) if f.path.endswith(".csv")}
     if not files:
@@ -113,17 +125,18 @@ def ratio_row(name: str, ratios: pd.Series) -> list[str]:
 
 
 def table14(sweep: SweepRuns, mapping: Path | None = None, *, aux: str | None = None, variant: str | None = None,
-            pi: float | None = None, epoch: int | None = None) -> Table:
+            pi: float | None = None, epoch: int | None = None, full_pass: str | None = None) -> Table:
     """Appendix Table 14 from the gated BiaMAT runs of one setting (``aux``/``variant``/``pi`` pick it when the
     sweep has several), seeds pooled: per primary class of ``mapping`` (a CSV; default: the synthetic set's own
-    related classes), the mean and spread of its auxiliary classes' high / seen ratios, then Others and All."""
+    related classes), the mean and spread of its auxiliary classes' high / seen ratios, then Others and All; from
+    the last epoch's counts (or ``epoch``'s), or with ``full_pass`` from the pass of that checkpoint's model."""
     df = biamat_runs(sweep.runs)
     if df.empty:
         raise ValueError(f"no finished gated BiaMAT trials: {sweep.summary()}")
     df = one_setting(df, {"params.aux_datasets": (aux, "--aux"), "params.variant": (variant, "--variant"),
                           "params.pi": (pi, "--pi")})
     aux_name, primary = str(df["params.aux_datasets"].iloc[0]), str(df["params.dataset"].iloc[0])
-    logged = [gate_counts(sweep, run_id, epoch) for run_id in df["run_id"]]
+    logged = [gate_counts(sweep, run_id, epoch, full_pass) for run_id in df["run_id"]]
     classes = read_mapping(mapping) if mapping is not None else builtin_mapping(aux_name)
     if classes is None:
         raise ValueError(f"Table 14 needs the primary class of {dataset_name(aux_name)}'s classes: pass --mapping "
@@ -146,11 +159,14 @@ def table14(sweep: SweepRuns, mapping: Path | None = None, *, aux: str | None = 
     epochs = sorted({e for e, _ in logged})
     setting = f"{VARIANT_NAMES.get(df['params.variant'].iloc[0])}, π = {number(float(df['params.pi'].iloc[0]))}"
     title = (f"Table 14. Average higher-than-threshold ratio of the {dataset_name(aux_name)} training images per "
-             f"{dataset_name(primary)} superclass ({setting}, epoch {', '.join(map(str, epochs))})")
+             f"{dataset_name(primary)} superclass ({setting}, {'epoch ' if full_pass is None else ''}"
+             f"{', '.join(map(str, epochs))})")
     source = f"class mapping: {mapping}" if mapping is not None else (
         "class mapping: the synthetic set's own related classes (auxiliary class a carries primary class a's pattern)")
+    drawn_by = ("those the training stream drew in the epoch (0-based)" if full_pass is None else
+                f"all its training images, scored once by the {full_pass} model (sweeps/biamat_gate_pass.py)")
     ratio = (f"ratio of an auxiliary class: the samples of it the gate passed (primary confidence >= omega) over "
-             f"those the training stream drew in the epoch (0-based), pooled over {len(df)} run(s); a row: the mean "
+             f"{drawn_by}, pooled over {len(df)} run(s); a row: the mean "
              "and the standard deviation of its classes' ratios ('-' for a single class), which the paper's "
              "'Standard error' column holds (0.219 over ImageNet's 1000 classes)")
     notes = [ratio, source, sweep.summary()]

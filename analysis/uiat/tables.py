@@ -28,7 +28,7 @@ from analysis.uiat.runs import (
 )
 from runstore.reader import SweepRuns, column
 
-# Table 6's rows in the paper's order (the `components` param of trainables/methods/uiat.py).
+# Table 6's rows in the paper's order (the `components` param of UIATConfig, trainables/methods/configs.py).
 TABLE6_ROWS = ["none", "uag", "uag+fr", "uag+iam", "uag+fr+iam"]
 
 
