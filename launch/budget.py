@@ -33,7 +33,6 @@ from launch.sweep import Sweep
 from trainables.config import ConfigError, TrainConfig
 from trainables.training import first_decay_epoch
 
-PLACEMENTS = ("schedule", "epochs")
 ASHA_REDUCTION = 3  # the epochs placement's reduction factor: the searches' default (sweeps/biamat_search.py)
 # Steps per epoch for placing a fractional LR milestone: with this many, the decay's epoch is the one the runtime finds
 # for any dataset whose milestone falls on an epoch boundary (60% of 100 epochs: epoch 61).
