@@ -64,6 +64,8 @@ def metric_label(metric: str, *, checkpoint: bool = True, clean: str = "Clean") 
         pretty = "AutoAttack"
     elif name == "clean":
         pretty = clean
+    elif name == "fgsm":
+        pretty = "FGSM"
     elif match is not None:
         pretty = f"{match.group(1).upper()}-{match.group(2)}"
     else:

@@ -294,9 +294,12 @@ ATTACK_NAME = re.compile(r"(pgd|cw)([0-9]+)")
 
 def attack_strength(attack: str) -> tuple[int, int] | None:
     """Sort key, stronger attacks larger: AutoAttack, then more steps, CW above PGD at equal steps (CW-k usually
-    leaves lower accuracy than PGD-k on adversarially trained models). None for clean accuracy and other metrics."""
+    leaves lower accuracy than PGD-k on adversarially trained models), FGSM lowest. None for clean accuracy and other
+    metrics."""
     if attack == "autoattack":
         return (1, 0)
+    if attack == "fgsm":  # one step: below PGD-1, which starts at random
+        return (0, 1)
     match = ATTACK_NAME.fullmatch(attack)
     if match is None:
         return None

@@ -213,7 +213,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_source_arguments(parser, output=False)
     parser.add_argument("--attacks", required=True,
-                        help="comma-separated: clean, pgd<k>, cw<k>, autoattack (e.g. autoattack,pgd50)")
+                        help="comma-separated: clean, fgsm, pgd<k>, cw<k>, autoattack (e.g. autoattack,pgd50)")
     parser.add_argument("--eps", default="8/255",
                         help="comma-separated threat models, k/255 or a number in (0, 1]; negative: the inverse attack "
                              "(write --eps=-8/255,... with '=')")

@@ -179,6 +179,18 @@ def test_load_sweep_keeps_finished_trials_with_numeric_params(store):
         resolve_metric("best/pgd5", sweep.runs)
 
 
+def test_attacks_sort_by_strength_and_print_as_the_papers_name_them():
+    """The strongest attack a table shows by default: AutoAttack, then more steps, CW above PGD, FGSM lowest."""
+    from analysis.runs import metric_label
+    from runstore.reader import attack_strength
+
+    order = ["fgsm", "pgd1", "cw1", "pgd20", "cw20", "pgd100", "autoattack"]
+    assert sorted(["pgd100", "fgsm", "autoattack", "cw1", "pgd20", "pgd1", "cw20"], key=attack_strength) == order
+    assert attack_strength("clean") is None
+    assert [metric_label(f"best/{a}", checkpoint=False) for a in ("fgsm", "pgd20", "cw100", "autoattack")] == [
+        "FGSM", "PGD-20", "CW-100", "AutoAttack"]
+
+
 def test_table13_mean_and_std_over_seeds(store):
     table = table13(load_sweep("pi-abl", tracking_uri=store.uri))
     assert table.header == ["π", "AT+BiaMAT", "TRADES+BiaMAT"]

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
-def test_labels_sweep_gives_table1_with_its_baseline_and_fig3_per_auxiliary_set(tmp_path, capsys):
+def test_labels_sweep_gives_table1_with_its_baseline_and_fig3_per_auxiliary_set(ray_local, tmp_path, capsys):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     # A quarter of the smoke preset's training images and half its final test points in all three sweeps (so the
     # baseline still matches): this test checks the sweeps, their tables and the figure, not the science

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from tests_support import fit_test_model
 from trainables.attacks import ce, cw_margin, pgd
-from trainables.evaluation import BestTracker, accuracy, evaluate, parse_attack
+from trainables.evaluation import BestTracker, accuracy, evaluate, evaluate_points, parse_attack
 
 NUM_CLASSES = 10  # AutoAttack's standard version targets 9 classes, so it needs at least 10
 SIZE = 8
@@ -129,10 +129,10 @@ def test_evaluate_uses_eval_mode_and_restores_modes(setup) -> None:
         model.eval()
 
 
-@pytest.mark.parametrize("name", ["fgsm", "pgd", "pgd0", "PGD20", "cw-10", "pgd20 ", "auto"])
+@pytest.mark.parametrize("name", ["fgsm1", "pgd", "pgd0", "PGD20", "cw-10", "pgd20 ", "auto"])
 def test_unknown_attack_names_are_rejected_with_the_valid_forms(setup, name: str) -> None:
     model, x, y = setup
-    with pytest.raises(ValueError, match=r"clean, pgd<k>, cw<k>, autoattack"):
+    with pytest.raises(ValueError, match=r"clean, fgsm, pgd<k>, cw<k>, autoattack"):
         evaluate(model, x, y, eps=8 / 255, attacks=("clean", name), device="cpu")
 
 
@@ -141,6 +141,24 @@ def test_parse_attack() -> None:
     assert parse_attack("cw100") == ("cw", 100)
     assert parse_attack("clean") == ("clean", 0)
     assert parse_attack("autoattack") == ("autoattack", 0)
+    assert parse_attack("fgsm") == ("fgsm", 1)
+
+
+def test_fgsm_is_one_signed_gradient_step_of_the_whole_budget_from_x(setup) -> None:
+    """FGSM (BiaMAT appendix Table 6's attack): x + eps * sign(grad CE), clipped to [0, 1], no random start; a point
+    counts when the model is right on x and on that image. It is never stronger than PGD-20 here."""
+    model, x, y = setup
+    eps = 8 / 255
+    images = x.float() / 255
+    inputs = images.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(F.cross_entropy(model(inputs), y, reduction="sum"), inputs)
+    x_adv = (images + eps * grad.sign()).clamp(0, 1)
+    with torch.no_grad():
+        expected = (model(images).argmax(1) == y) & (model(x_adv).argmax(1) == y)
+    points = evaluate_points(model, x, y, eps=eps, attacks=("fgsm", "pgd20"), device="cpu")
+    assert torch.equal(points["fgsm"], expected.cpu())
+    assert int(points["fgsm"].sum()) >= int(points["pgd20"].sum())
+    assert evaluate_points(model, x, y, eps=eps, attacks=("fgsm",), device="cpu", seed=5)["fgsm"].equal(expected)
 
 
 def test_autoattack_on_the_first_n_points_breaks_what_a_large_eps_allows(setup) -> None:

@@ -116,7 +116,7 @@ def evaluate_points(
     if n_autoattack <= 0:
         raise ValueError(f"autoattack_n must be positive, got {autoattack_n}")
     device = torch.device(device)
-    step_attacks = {name: spec for name, spec in parsed.items() if spec[0] in ("pgd", "cw")}
+    step_attacks = {name: spec for name, spec in parsed.items() if spec[0] in ("pgd", "cw", "fgsm")}
     results: dict[str, Tensor] = {}
 
     with bn_mode(model, "eval"):
@@ -145,7 +145,7 @@ def _correct_points(
     device: torch.device,
     seed: int,
 ) -> dict[str, Tensor]:
-    """Which points "clean" and each PGD/CW attack leave correct (bool, on the CPU), in one pass over the data."""
+    """Which points "clean" and each FGSM/PGD/CW attack leave correct (bool, on the CPU), in one pass over the data."""
     generators = {name: torch.Generator(device=device).manual_seed(seed) for name in step_attacks}
     correct: dict[str, list[Tensor]] = {name: [] for name in ["clean", *step_attacks]}
     for start in range(0, len(x), batch_size):
@@ -155,8 +155,11 @@ def _correct_points(
             clean_ok = model(xb).argmax(dim=1) == yb
         correct["clean"].append(clean_ok.cpu())
         for name, (kind, steps) in step_attacks.items():
-            objective = ce(model, yb) if kind == "pgd" else cw_margin(model, yb, kappa=CW_KAPPA)
-            x_adv = pgd(objective, xb, eps=eps, step_size=step_size, steps=steps, generator=generators[name])
+            objective = cw_margin(model, yb, kappa=CW_KAPPA) if kind == "cw" else ce(model, yb)
+            if kind == "fgsm":  # one signed gradient step of the whole budget from x itself
+                x_adv = pgd(objective, xb, eps=eps, step_size=eps, steps=1, random_start="none")
+            else:
+                x_adv = pgd(objective, xb, eps=eps, step_size=step_size, steps=steps, generator=generators[name])
             with torch.no_grad():
                 adv_ok = model(x_adv).argmax(dim=1) == yb
             correct[name].append((clean_ok & adv_ok).cpu())
