@@ -4,9 +4,9 @@ names: the preset only gives defaults (``--set eps=16/255`` on a preset that tra
 
 Each value is parsed as JSON where it can be (``15``, ``0.1``, ``true``, ``[0.5,0.75]``, ``'"15"'``), as a fraction
 where it is one (``8/255``, how ``--dry-run`` prints eps and steps), and kept as a string otherwise (``resnet18``).
-:func:`with_overrides`, the first step of ``launch.run.prepare_sweeps``, writes the values into the sweep's search space, so the usual
-validation checks them before Ray starts, ``--dry-run`` shows them, and every trial gets them; the tag ``overrides``
-(``epochs=15,model=resnet18``) records them on the sweep's parent run and on every trial run.
+:func:`with_overrides`, the first step of ``launch.run.prepare_sweeps``, writes the values into the sweep's search
+space, so the usual validation checks them before Ray starts, ``--dry-run`` shows them, and every trial gets them;
+the tag ``overrides`` (``epochs=15,model=resnet18``) records them on the sweep's parent run and on every trial run.
 
 A radius set alone takes its attack step with it (:data:`STEP_OF`): ``--set eps=16/255`` on a preset that steps 2/255
 at 8/255 steps 4/255, the preset's ratio, unless ``attack_step`` is set too; the derived value is printed and shown
@@ -149,7 +149,8 @@ def with_overrides_each(sweeps: Mapping[str, Sweep], args: argparse.Namespace
     """A multi-sweep script's sweeps with ``--set`` applied before the first one starts, each key to the sweeps that
     can take it (:func:`settable_keys`: ``uiat_comparison.py --set oneoff_epoch=0`` reaches UIAT's sweep and leaves
     its baselines' alone), and ``args`` without ``--set``, so that ``run_sweep`` does not apply every key to every sweep
-    again (a sweep a script builds later gets them back through ``launch.run.args_for_later_sweep``). A key that no sweep has, or a value a sweep refuses, exits with the reason."""
+    again (a sweep a script builds later gets them back through ``launch.run.args_for_later_sweep``). A key that no
+    sweep has, or a value a sweep refuses, exits with the reason."""
     overrides = getattr(args, "overrides", None) or []
     keys = {name: settable_keys(sweep) for name, sweep in sweeps.items()}
     for override in overrides:

@@ -6,8 +6,8 @@ has), Ray retrying an address for minutes, MLflow retrying a dead server for fou
 parent MLflow run was created (a storage folder that cannot be written, a tracking URI that is a path or names no
 installed driver). Every check answers within a few seconds, in one ``error:`` line that says what to do.
 
-Nothing here writes: the stores are created last (``launch/stores.py``, called by ``launch.tuner.start_sweep`` after its own
-refusals), so that a refused sweep leaves nothing behind.
+Nothing here writes: the stores are created last (``launch/stores.py``, called by ``launch.tuner.start_sweep`` after
+its own refusals), so that a refused sweep leaves nothing behind.
 """
 
 from __future__ import annotations

@@ -129,6 +129,11 @@ def table2_recipe(preset: str, dataset: str) -> tuple[dict[str, Any], dict[str, 
     return {**PAPER_SHARED, "dataset": dataset}, {v: variant_recipe(v, dataset) for v in PAPER_VARIANTS}
 
 
+def on_primary(presets: dict[str, dict[str, Any]], preset: str, primary: str) -> dict[str, Any]:
+    """A script's preset on primary dataset ``primary`` (``--primary``); the smoke preset keeps its synthetic data."""
+    return presets[preset] if preset == "smoke" else {**presets[preset], "dataset": primary}
+
+
 def baseline_recipe(recipe: dict[str, Any], variant: str) -> dict[str, Any]:
     """The baseline of a BiaMAT recipe: the same data, model, schedule, attack and protocol, no auxiliary data."""
     return {k: v for k, v in recipe.items() if k not in BIAMAT_ONLY} | {"training": BASELINE_TRAINING[variant]}

@@ -39,7 +39,14 @@ from typing import Any
 
 from launch.cli import parse_primary_args
 from launch.space import grid, per_value
-from sweeps.biamat_presets import SMOKE_VARIANTS, TABLE1_SMOKE, baseline_recipe, paper_recipe, variant_recipe
+from sweeps.biamat_presets import (
+    SMOKE_VARIANTS,
+    TABLE1_SMOKE,
+    baseline_recipe,
+    on_primary,
+    paper_recipe,
+    variant_recipe,
+)
 
 PRESETS = {
     "smoke": {**baseline_recipe({**TABLE1_SMOKE, **SMOKE_VARIANTS["at"]}, "at"), "epochs": 3},
@@ -61,13 +68,9 @@ def primary_of(preset: str, primary: str) -> str:
     return "smoke" if preset == "smoke" else primary
 
 
-def recipe(preset: str, primary: str) -> dict[str, Any]:
-    return PRESETS[preset] if preset == "smoke" else {**PRESETS[preset], "dataset": primary}
-
-
 def pretraining_space(preset: str, seeds: int, primary: str) -> dict:
     """PGD-AT on each auxiliary set, judged on its own test split."""
-    return {**recipe(preset, primary), "dataset": grid(AUX[primary_of(preset, primary)]),
+    return {**on_primary(PRESETS, preset, primary), "dataset": grid(AUX[primary_of(preset, primary)]),
             "seed": grid(list(range(seeds)))}
 
 
@@ -88,7 +91,7 @@ def fine_tuning_space(preset: str, seeds: int, primary: str, sources: dict[str, 
                       training: str = "pgd_at") -> dict:
     """Fine-tuning from each pre-trained run (``sources``: run id -> its seed and schedule, from
     :func:`fine_tuning_schedule`; before stage 1 has run, a placeholder ``{"": ...}`` that the checks take)."""
-    shared = recipe(preset, primary)
+    shared = on_primary(PRESETS, preset, primary)
     if training == "trades":
         trades = SMOKE_VARIANTS["trades"] if preset == "smoke" else variant_recipe("trades", primary)
         shared = {**shared, **{k: trades[k] for k in TRADES_KEYS if k in trades}, "training": "trades"}
@@ -131,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"note: sweeps {names[1]} and {names[2]} fine-tune each network {names[0]} pre-trains ({len(aux) * seeds} "
           f"and {seeds} trials: from {', '.join(aux)}; from {TRADES_FROM[primary_of(preset, primary)]}), each for the "
           "rest of its pre-training's schedule; until then their plans show a placeholder schedule")
-    placeholder = {"": {"seed": 0, **fine_tuning_schedule(recipe(preset, primary), 0)}}
+    placeholder = {"": {"seed": 0, **fine_tuning_schedule(on_primary(PRESETS, preset, primary), 0)}}
     original = args
     prepared = prepare_sweeps({names[0]: Sweep.of("baseline", family="biamat-pretraining", name_keys=("dataset", "seed"),
                                                   param_space=pretraining_space(preset, seeds, primary)),

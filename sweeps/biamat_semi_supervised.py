@@ -13,8 +13,8 @@ ImageNet images per CIFAR-10 class by that classifier's confidence (the top (N x
 
 1. ``NAME-labeller``: standard training on the primary set, one trial, the classifier that pseudo-labels.
 2. Labelling, in this process (on its GPU when it has one; ImageNet32 is 1.28M images): each row's auxiliary images
-   get the labeller's best checkpoint's arg-max class as label (the ranking of ``sweeps/biamat_confident_subset.py``, ``trainables/confident_subset.py``),
-   written to ``DATA_ROOT/pseudo-labelled/<labeller run id>/<aux>.npz`` or ``<aux>-<N>k.npz``, where every node reads
+   get the labeller's best checkpoint's arg-max class as label (``trainables/confident_subset.py``, the ranking
+   ``sweeps/biamat_confident_subset.py`` uses), written to ``DATA_ROOT/pseudo-labelled/<labeller run id>/<aux>.npz`` or ``<aux>-<N>k.npz``, where every node reads
    the data; a file already there is reused, so ``--resume`` does not label again.
 3. ``NAME``: TRADES on the primary set with each file as ``extra_data``, half of every batch (``original_fraction``
    0.5), an epoch being one pass over the primary set (``mixed_epoch=original_pass``, as [4] counts epochs).
@@ -40,7 +40,7 @@ from __future__ import annotations
 
 from launch.cli import parse_primary_args
 from launch.space import grid
-from sweeps.biamat_presets import SMOKE_VARIANTS, TABLE1_SMOKE, baseline_recipe, paper_recipe
+from sweeps.biamat_presets import SMOKE_VARIANTS, TABLE1_SMOKE, baseline_recipe, on_primary, paper_recipe
 
 VARIANT = "trades"  # "configure each training batch (for TRADES)", section 3.3
 PRESETS = {
@@ -65,7 +65,7 @@ LABELLER = {"training": "standard", "final_attacks": ["clean"], "autoattack_n": 
 
 
 def recipe(preset: str, primary: str) -> dict:
-    shared = PRESETS[preset] if preset == "smoke" else {**PRESETS[preset], "dataset": primary}
+    shared = on_primary(PRESETS, preset, primary)
     return {**shared, "batch_size": 2 * shared["batch_size"]} | RST
 
 
@@ -83,8 +83,7 @@ def file_name(aux: str, per_class: int, classes: int) -> str:
 
 
 def labeller_space(preset: str, primary: str) -> dict:
-    shared = PRESETS[preset] if preset == "smoke" else {**PRESETS[preset], "dataset": primary}
-    return {**shared, **LABELLER, "seed": 0}
+    return {**on_primary(PRESETS, preset, primary), **LABELLER, "seed": 0}
 
 
 def rst_space(preset: str, seeds: int, primary: str, extra_data: list[str]) -> dict:

@@ -111,6 +111,7 @@ def comparison_table(semi: SweepRuns, baseline: SweepRuns | None = None, biamat:
         metrics = list(dict.fromkeys([f"{metric.partition('/')[0]}/clean", metric]))
     rows: list[list[str | Cell]] = []
     notes, settings = [], []
+    every_fine_tuned = fine_tuned_runs(*pretrained) if pretrained else pd.DataFrame(columns=["_pretrained_on"])
     for dataset in primaries:
         block: dict[tuple[str, str], dict[str, Cell]] = {}  # (method, row) -> metric -> cell, in the paper's order
 
@@ -123,9 +124,8 @@ def comparison_table(semi: SweepRuns, baseline: SweepRuns | None = None, biamat:
         of_carmon = carmon[carmon["params.dataset"] == dataset]
         base = trades_runs(baseline or semi, dataset, extra=False)
         add(BASELINE, "-", base)
-        fine_tuned = fine_tuned_runs(*pretrained) if pretrained else pd.DataFrame(columns=["_pretrained_on"])
-        fine_tuned = fine_tuned[(column(fine_tuned, "params.dataset") == dataset)
-                                & (column(fine_tuned, "params.training") == "pgd_at")]  # Table 3's: AT fine-tuning
+        fine_tuned = every_fine_tuned[(column(every_fine_tuned, "params.dataset") == dataset)
+                                      & (column(every_fine_tuned, "params.training") == "pgd_at")]  # AT fine-tuning
         for aux in sorted(set(fine_tuned["_pretrained_on"]), key=paper_order):
             add(HENDRYCKS, dataset_name(aux), fine_tuned[fine_tuned["_pretrained_on"] == aux])
         for extra in sorted(set(of_carmon["params.extra_data"]), key=lambda e: pseudo_labelled_row(e)[1]):
@@ -144,10 +144,10 @@ def comparison_table(semi: SweepRuns, baseline: SweepRuns | None = None, biamat:
                     & (column(ours, "params.extra_data").fillna("") == "")]  # Table 10's BiaMAT+[16] is not a row
         for aux in sorted(set(ours.get("params.aux_datasets", [])), key=paper_order):
             add(OURS, dataset_name(aux), ours[ours["params.aux_datasets"] == aux])
-        bold = bold_best_per_column({f"{m}|{r}": cells for (m, r), cells in block.items()})
+        bold = bold_best_per_column(block)
         primary_cell, last = dataset_name(dataset), None
         for method, row in block:
-            cells = bold[f"{method}|{row}"]
+            cells = bold[(method, row)]
             rows.append([primary_cell, method if method != last else "", row, *(cells.get(m, MISSING) for m in metrics)])
             primary_cell, last = "", method
         for what, runs in ((BASELINE, base), (GOWAL, on_generated), (OURS, ours)):
@@ -173,7 +173,6 @@ def comparison_table(semi: SweepRuns, baseline: SweepRuns | None = None, biamat:
              *notes]
     where = f", {checkpoint} checkpoint" if checkpoint in ("best", "last") else ""
     title = (f"Table {number}. Comparison (accuracy %) of BiaMAT with the semi-supervised [4] and pre-training [17] "
-             "methods on "
-             f"{', '.join(map(dataset_name, primaries))}{where}")
+             f"methods on {', '.join(map(dataset_name, primaries))}{where}")
     header = ["Primary dataset", "Method", "Auxiliary dataset", *(metric_label(m, checkpoint=False) for m in metrics)]
     return Table(title, header, rows, notes, label=f"biamat-table{number}")

@@ -3,6 +3,8 @@ order of datasets, and the labels LaTeX sets its own way."""
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+
 import pandas as pd
 
 from analysis.biamat.names import AUX_ORDER, BASELINE_TRAINING, PRIMARY_ORDER
@@ -67,7 +69,7 @@ def primary_order(dataset: str) -> tuple[int, str]:
     return (PRIMARY_ORDER.index(dataset), "") if dataset in PRIMARY_ORDER else (len(PRIMARY_ORDER), str(dataset))
 
 
-def bold_best_per_column(rows: dict[str, dict[str, Cell]]) -> dict[str, dict[str, Cell]]:
+def bold_best_per_column(rows: dict[Hashable, dict[str, Cell]]) -> dict[Hashable, dict[str, Cell]]:
     """``rows`` (row -> metric -> Cell) with each metric's column marked by :func:`analysis.runs.bold_best`."""
     columns = {m: bold_best({row: cells[m] for row, cells in rows.items() if m in cells})
                for m in {m for cells in rows.values() for m in cells}}
