@@ -14,6 +14,7 @@
         --baseline-sweep baselines-biamat-main-cifar10-paper                           # Table 2: main results
     python analysis/biamat_tables.py table9 --sweep biamat-oat-paper                  # Appendix Table 9: OAT
     python analysis/biamat_tables.py table5 --sweep biamat-data-density-paper        # Table 5: cifar-A/B/C
+    python analysis/biamat_tables.py table6 --sweep biamat-robust-dataset-paper      # Table 6: robust datasets
     python analysis/biamat_tables.py table10 --sweep biamat-generated-data-paper \\
         --generated-sweep biamat-generated-data-paper-generated                        # Table 10: generated data
     python analysis/biamat_tables.py table7 --sweep biamat-semi-supervised-cifar10-paper \\
@@ -77,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     table5_parser = commands.add_parser("table5", help=text, description=text)
     add_source_arguments(table5_parser)
     table5_parser.add_argument("--checkpoint", choices=("best", "last"), default="last")
+    text = "appendix Table 6: networks trained normally on the robust datasets of the AT and AT+BiaMAT models"
+    table6_parser = commands.add_parser("table6", help=text, description=text)
+    add_source_arguments(table6_parser)
+    table6_parser.add_argument("--checkpoint", choices=("best", "last"), default="last")
     commands.choices["table10"].add_argument(
         "--generated-sweep", default=None, help="sweep with the trials on generated data alone, e.g. "
         "biamat-generated-data-paper-generated (default: those of --sweep itself)")
@@ -139,6 +144,7 @@ def main(argv: list[str] | None = None) -> None:
     # Imported once the arguments are parsed, so that --help and a bad flag answer before pandas and MLflow load.
     from analysis.biamat.comparisons import comparison_table, table8
     from analysis.biamat.figures import fig3, fig4
+    from analysis.biamat.robust_datasets import table6
     from analysis.biamat.selection import table14
     from analysis.biamat.tables import table1, table2, table4, table5, table9, table10, table12, table13
     from analysis.biamat.training_time import table11
@@ -184,6 +190,8 @@ def main(argv: list[str] | None = None) -> None:
             table = table9(sweep, args.metric)
         elif args.command == "table5":
             table = table5(sweep, args.checkpoint)
+        elif args.command == "table6":
+            table = table6(sweep, args.checkpoint)
         elif args.command in ("table3", "table7"):
             others = {key: load_sweep(name, tracking_uri=args.tracking_uri) if name else None
                       for key, name in (("baseline", args.baseline_sweep), ("biamat", args.biamat_sweep),

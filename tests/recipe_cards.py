@@ -307,6 +307,24 @@ TABLE8_TRADES: Card = {
     "beta": (6.0, "TRADES beta = 6"),
 }
 
+# App. Table 6 (sweeps/biamat_robust_dataset.py): Ilyas et al.'s robust datasets from Table 2's AT and AT+BiaMAT
+# (ImageNet) models, then a WRN-34-10 trained normally on each; App. C gives the networks, the loss and the attack.
+TABLE6_SOURCE_AT: Card = TABLE2_BASELINE_AT["cifar10"]
+TABLE6_SOURCE_BIAMAT: Card = {
+    **TABLE2_AT["cifar10"],
+    "aux_datasets": (("imagenet32",), f"{BIAMAT} App. C: 'the AT and AT+BiaMAT models' (Table 2's, with ImageNet)"),
+}
+TABLE6: Card = {
+    **BIAMAT_BASELINE,
+    "training": ("standard", f"{BIAMAT} App. C: 'normally train models from scratch ... using the cross-entropy loss'"),
+    "model": ("wrn-34-10", f"{BIAMAT} App. Table 6: 'the models (WRN34-10)'"),
+    "dataset": ("cifar10", (f"{BIAMAT} App. C: robust datasets of CIFAR-10's training images (until they are built, "
+                            "the set they are built from; then npz:.../at-<run>.npz and biamat-<run>.npz)")),
+    "test_data": ("cifar10", f"{BIAMAT} App. Table 6: accuracy on CIFAR-10 (its test split)"),
+    "final_attacks": (("clean", "fgsm"), f"{BIAMAT} App. Table 6: 'Clean' and 'FGSM'"),
+    "autoattack_n": (0, "no AutoAttack: clean and FGSM only"),
+}
+
 # --- UIAT ------------------------------------------------------------------------------------------------------------
 
 UIAT_TRAINING: Card = {

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import ray
+from test_biamat_robust_dataset import check_table6_from
 from test_datasets import cifar_rows, write_cifar10, write_pickle
 from test_dry_run import empty_cwd  # noqa: F401 - the fixture: an empty working directory, no run-setting variables
 from test_imagenet64 import write_imagenet64
@@ -255,7 +256,7 @@ def analysis(*argv: str) -> str:
 
 
 @pytest.mark.slow
-def test_the_smoke_sweeps_give_table2_with_its_baselines_and_table9(ray_local, tmp_path, capsys):
+def test_the_smoke_sweeps_give_tables_2_6_and_9(ray_local, tmp_path, capsys):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     # A quarter of the smoke presets' training images and half their final test points (every sweep alike, so the
     # baselines keep the BiaMAT rows' recipe): this test checks the sweeps and their tables, not the science.
@@ -286,6 +287,12 @@ def test_the_smoke_sweeps_give_table2_with_its_baselines_and_table9(ray_local, t
     assert dict(zip(oat["params.labels"], oat["params.warmup_epochs"])) == {"uniform": 0, "gated": 1}
     table9 = analysis("table9", "--sweep", "biamat-oat-smoke", "--tracking-uri", uri)
     assert "| OAT |" in table9 and "| BiaMAT |" in table9
+
+    # Table 6's robust datasets from this test's AT and AT+BiaMAT (synthetic_aux) runs.
+    at = load_sweep("baselines-biamat-main-smoke", tracking_uri=uri).runs
+    biamat = main[(main["params.variant"] == "at") & (main["params.aux_datasets"] == "synthetic_aux")]
+    check_table6_from({"at": at.loc[at["params.training"] == "pgd_at", "run_id"].iloc[0],
+                       "biamat": biamat["run_id"].iloc[0]}, run, uri, tmp_path / "data", capsys)
 
 
 def test_the_pseudo_labelled_files_name_the_papers_rows_in_its_order():

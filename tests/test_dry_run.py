@@ -29,6 +29,7 @@ from sweeps import (
     biamat_main_results,
     biamat_oat,
     biamat_pretraining,
+    biamat_robust_dataset,
     biamat_search,
     biamat_semi_supervised,
     pi_ablation,
@@ -71,6 +72,8 @@ CASES: list[tuple[ModuleType, list[str], Callable[[str], list[int]]]] = [
          p, SEEDS, "cifar10", list(dict.fromkeys(aux for aux, _ in biamat_semi_supervised.rows(p, "cifar10")))))]),
     (biamat_pretraining, ["--seeds", str(SEEDS)],  # before pre-training, one placeholder fine-tuning trial each
      lambda p: [grid_size(biamat_pretraining.pretraining_space(p, SEEDS, "cifar10")), 1, 1]),
+    (biamat_robust_dataset, ["--seeds", str(SEEDS)],  # before the robust datasets, one row of the data they come from
+     lambda p: [1, 1, grid_size(biamat_robust_dataset.training_space(p, SEEDS, ["x"]))]),
     (biamat_search, ["--asha"], lambda p: [biamat_search.SEARCH[p]["num_samples"]]),
     (uiat_search, ["--asha"], lambda p: [uiat_search.SEARCH[p]["num_samples"]]),
     *[(afs_merger, [table, "--seeds", str(SEEDS)],
