@@ -7,6 +7,8 @@ Data"): stage-1 extractor sweeps (sweeps/afs_extractors.py) and stage-2 merger s
     python analysis/afs_tables.py table3 --sweep afs-table3-paper                # Table 3: stacking masks
     python analysis/afs_tables.py tradeoff --sweep afs-table3-paper              # Table 4: mean of clean and AA
     python analysis/afs_tables.py tradeoff --sweep afs-default-paper-cifar100    # Table 5: the same on CIFAR-100
+    python analysis/afs_tables.py tradeoff --sweep afs-table3-paper --other-sweep afs-comparison-cifar10-paper-fat \\
+        --other-sweep afs-comparison-cifar10-paper-lbgat                       # Table 4 with FAT and LBGAT
     python analysis/afs_tables.py scatter --sweep afs-table2-paper --out fig1.png   # Fig. 1 idea: clean vs robust
     python analysis/afs_tables.py table6 --sweep afs-table3-paper --ablation-sweep afs-ablation-paper   # Table 6
     python analysis/afs_tables.py fig4 --sweep afs-extractors-paper --out fig4.png   # t-SNE of network-3, -8, both
@@ -75,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
         if name in ("tradeoff", "scatter", "table6", "fig5a", "fig6"):
             sub.add_argument("--extractor-sweep", default=None,
                              help="extractor sweep (default: the one the mergers were trained on)")
+    for name in ("tradeoff", "scatter"):
+        commands.choices[name].add_argument(
+            "--other-sweep", action="append", default=[], metavar="SWEEP",
+            help="a sweep of other methods (FAT, LBGAT: sweeps/afs_comparison.py; TRADES, PGD-AT: sweeps/baselines.py) "
+                 "whose runs are rows too (repeat)")
     commands.choices["table6"].add_argument("--ablation-sweep", default=None,
                                             help="the random-eps and large-model sweep (sweeps/afs_ablation.py)")
     commands.choices["table2"].add_argument("--mask", default=None, help="stack to show, if the sweep has several")
@@ -118,6 +125,13 @@ def add_figure_arguments(commands: dict[str, argparse.ArgumentParser]) -> None:
                                   help="single networks beside the merger (default: 1,8)")
 
 
+def others_of(args: argparse.Namespace) -> list[SweepRuns]:
+    """The ``--other-sweep`` sweeps, in any experiment of the store."""
+    from runstore.reader import load_sweep
+
+    return [load_sweep(name, tracking_uri=args.tracking_uri) for name in args.other_sweep]
+
+
 def draw(args: argparse.Namespace, sweep: SweepRuns) -> Figure:
     """The figure a figure command names, from ``sweep`` (and the extractor sweep of its mergers)."""
     from analysis.afs.figures import fig_delta_z, scatter
@@ -127,7 +141,7 @@ def draw(args: argparse.Namespace, sweep: SweepRuns) -> Figure:
     if args.command == "delta-z":
         return fig_delta_z(sweep)
     if args.command == "scatter":
-        return scatter(sweep, extractors_of(sweep, args.extractor_sweep, args.tracking_uri))
+        return scatter(sweep, extractors_of(sweep, args.extractor_sweep, args.tracking_uri), others_of(args))
     # Imported here: torch, scikit-learn and the logged models only for the figures that need them.
     from analysis.afs import model_figures as figures
 
@@ -175,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             extractors = extractors_of(sweep, args.extractor_sweep, args.tracking_uri)
             if args.command == "tradeoff":
-                table = tradeoff(sweep, extractors)
+                table = tradeoff(sweep, extractors, others_of(args))
             else:
                 ablation = load_sweep(args.ablation_sweep, experiment=EXTRACTOR_EXPERIMENT,
                                       tracking_uri=args.tracking_uri) if args.ablation_sweep else None

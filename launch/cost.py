@@ -68,6 +68,9 @@ NO_PUBLISHED_SPEED: dict[str, str] = {
     "n_fgsm": _NOT_TRANSCRIBED,
     "gradalign": _NOT_TRANSCRIBED,
     "fgsm": _NOT_TRANSCRIBED,
+    "fat_at": _NOT_TRANSCRIBED,
+    "fat_trades": _NOT_TRANSCRIBED,
+    "lbgat": _NOT_TRANSCRIBED,
 }
 
 

@@ -325,6 +325,53 @@ TABLE6: Card = {
     "autoattack_n": (0, "no AutoAttack: clean and FGSM only"),
 }
 
+# AFS Tables 4 and 5 (sweeps/afs_comparison.py): the methods AFS cites, trained with their authors' code's defaults and
+# tested by AFS's protocol.
+FAT_CODE = "FAT reference code (FAT_for_TRADES.py)"
+LBGAT_CODE = "LBGAT reference code (train_lbgat_cifar100.py)"
+AFS_OTHERS: Card = {
+    **RUNTIME,
+    "dataset": ("cifar10", f"{AFS} Table 4: CIFAR-10"),
+    "model": ("wrn-34-10", f"{AFS} Sec. 3.4: 'All the methods are evaluated with the WRN-34-10'"),
+    "batch_size": (128, "both codes: batch 128"),
+    "lr": (0.1, "both codes: LR 0.1"),
+    "nesterov": (False, "both codes: plain momentum SGD"),
+    "weight_decay": (2e-4, "both codes: weight decay 2e-4"),
+    "schedule": ("piecewise", "both codes: step decay"),
+    "eps": (0.031, "both codes: eps 0.031"),
+    "attack_step": (0.007, "both codes: step 0.007"),
+    "attack_steps": (10, "both codes: 10 steps"),
+    "attack_bn": ("eval", "both codes craft in eval mode"),
+    "beta": (6.0, "both codes: beta 6 (the cited LBGAT+TRADES row is 'alpha = 6')"),
+    "select_on": ("test", "unused: the last epoch is kept"),
+    "eval_n": (1000, "1,000 test points (the kept epoch does not depend on them)"),
+    "eval_every": (1, "every epoch"),
+    "eval_from": (1, "from the first epoch"),
+    "final_attacks": (("clean", "pgd10", "pgd20", "autoattack"), f"{AFS} Tables 1-4: Clean, PGD, AA"),
+    "final_attack_step": (0.0, "eps / 4, AFS's PGD step ratio"),
+}
+AFS_FAT: Card = {
+    **AFS_OTHERS,
+    "variant": ("trades", f"{AFS} Table 4: FAT [20] at 84.39 / 53.51 is FAT for TRADES' CIFAR-10 row"),
+    "epochs": (85, f"{FAT_CODE}: --epochs 85"),
+    "lr_milestones": ((75,), f"{FAT_CODE}: LR x0.1 from epoch 75 (its x0.01 at 90 is past the end)"),
+    "keep_epoch": (85, f"{FAT_CODE}: evaluates and saves the last epoch's model"),
+    "attack_start": ("normal_clamped", f"{FAT_CODE}: x + 0.001 N(0, 1) clipped to [0, 1]"),
+    "tau": (0, f"{FAT_CODE}: dynamic tau starts at 0"),
+    "tau_milestones": ((31, 51, 71), f"{FAT_CODE}: tau 0 to epoch 30, 1 to 50, 2 to 70, then 3"),
+    "omega": (0.0, f"{FAT_CODE}: --omega 0.0"),
+}
+AFS_LBGAT: Card = {
+    **AFS_OTHERS,
+    "epochs": (100, f"{LBGAT_CODE}: --epochs 100"),
+    "lr_milestones": ((76, 91), (f"{LBGAT_CODE}: x0.1 from epoch 76, x0.01 from 91 (its first epoch at 0.02 is not "
+                                 "reproduced: no one-epoch warm-up in the runtime)")),
+    "keep_epoch": (100, f"{LBGAT_CODE}: saves every epoch; the last is kept"),
+    "attack_start": ("normal", f"{LBGAT_CODE}: TRADES' start x + 0.001 N(0, 1), first gradient unprojected"),
+    "teacher_model": ("resnet18", "LBGAT reference code (sh/train_lbgat0_cifar100.sh): -teacher_model ResNet18_cifar"),
+}
+AFS_LBGAT_CIFAR100: Card = {**AFS_LBGAT, "dataset": ("cifar100", f"{AFS} Table 5: CIFAR-100")}
+
 # --- UIAT ------------------------------------------------------------------------------------------------------------
 
 UIAT_TRAINING: Card = {

@@ -627,7 +627,7 @@ def test_both_stages_run_from_the_command_line_and_print_the_tables(tmp_path, ra
     # its training. Table 2 stacks two networks; the search keeps the delta-z stack. Stage 1 runs as a user types
     # it; the later sweeps run their scripts' main() on the session's Ray, which saves a Ray start and the imports
     # per script (the same main a command line calls; tests/test_cli.py holds every script's command line).
-    from sweeps import afs_ablation, afs_merger
+    from sweeps import afs_ablation, afs_comparison, afs_merger
 
     # The final protocol without PGD-10: the tables report clean and the strongest attack, PGD-20.
     flags = ["--preset", "smoke", "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
@@ -647,10 +647,11 @@ def test_both_stages_run_from_the_command_line_and_print_the_tables(tmp_path, ra
                      f"sqlite:///{tmp_path / 'optuna.db'}")
     middle2 = time.perf_counter()
     ablation = printed(afs_ablation.main)
+    comparison = printed(afs_comparison.main)  # FAT for TRADES and LBGAT+TRADES, Tables 4 and 5's other rows
     end = time.perf_counter()
     print(stage1[stage1.find("**Table 1"):], stage2[stage2.find("**Table 3"):], alphas[alphas.find("**Table 2"):],
           ablation[ablation.find("**Table 6"):], search[search.find("Optuna study"):], f"stage 1 {middle - start:.0f} s, stage 2 (tables 3 and 2) "
-          f"{middle2 - middle:.0f} s, ablation {end - middle2:.0f} s", sep="\n")
+          f"{middle2 - middle:.0f} s, ablation and comparison {end - middle2:.0f} s", sep="\n")
     assert "Table 1." in stage1 and "0/255" in stage1 and "9/255" in stage1 and "concave over eps" in stage1
     assert "Table 3." in stage2 and "111111111" in stage2 and "Trade-off" in stage2
     assert "Table 2." in alphas and all(f" {alpha:g} |" in alphas for alpha in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0))
@@ -665,7 +666,14 @@ def test_both_stages_run_from_the_command_line_and_print_the_tables(tmp_path, ra
                      "afs-ablation-smoke", cwd=tmp_path)
     for row in ("Baseline tiny-cnn eps 8/255", "tiny-cnn eps U[3, 8]/255", "tiny-cnn-3 eps 8/255", "AFS 111111111"):
         assert f"| {row}" in table6, row
-    run_cli(str(ROOT / "analysis/afs_tables.py"), "scatter", *source, "--out", str(tmp_path / "fig1.png"), cwd=tmp_path)
+    assert "| FAT for TRADES [20] |" in comparison and "| LBGAT+TRADES [4] |" in comparison
+    others = ["--other-sweep", "afs-comparison-smoke-fat", "--other-sweep", "afs-comparison-smoke-lbgat"]
+    table4 = run_cli(str(ROOT / "analysis/afs_tables.py"), "tradeoff", *source, *others, cwd=tmp_path)
+    rows = [line.split("|")[1].strip() for line in table4.splitlines() if line.startswith("| ")][1:]  # no header
+    assert rows[:2] == ["FAT for TRADES [20]", "LBGAT+TRADES [4]"], table4
+    assert any(row.startswith("AFS 111111111") for row in rows), table4
+    run_cli(str(ROOT / "analysis/afs_tables.py"), "scatter", *source, *others, "--out", str(tmp_path / "fig1.png"),
+            cwd=tmp_path)
     delta = run_cli(str(ROOT / "analysis/afs_tables.py"), "delta-z", "--sweep", "afs-extractors-smoke",
                     "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "--out", str(tmp_path / "fig3.png"),
                     cwd=tmp_path)

@@ -92,6 +92,10 @@ HOST_READS = ("item", "tolist", "numpy", "__bool__", "__int__", "__float__", "__
 # Loop name -> (the registered method, its config values).
 STEP_LOOPS = {
     "pgd_at": ("baseline", {"training": "pgd_at"}),
+    # FAT from epoch 1 on with tau 1 (its early stopping counts steps on the device); LBGAT with a tiny teacher.
+    "fat_at": ("fat", {"variant": "at", "tau_milestones": [2]}),
+    "fat_trades": ("fat", {"attack_bn": "eval", "attack_start": "normal_clamped"}),
+    "lbgat": ("lbgat", {"teacher_model": "tiny-cnn", "attack_bn": "eval"}),
     "trades": ("baseline", {"training": "trades", "attack_bn": "eval"}),
     "random eps": ("baseline", {"training": "pgd_at", "train_eps_range": [3 / 255, 8 / 255]}),
     "afs extractor": ("afs_extractor", {"eps": 3 / 255}),

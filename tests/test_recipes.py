@@ -16,6 +16,7 @@ import recipe_cards as cards
 from launch.checks import trial_configs
 from sweeps import (
     afs_ablation,
+    afs_comparison,
     afs_extractors,
     afs_merger,
     baselines,
@@ -45,8 +46,10 @@ from trainables.methods.configs import (
     BaselineConfig,
     BiaMATConfig,
     ExtractorConfig,
+    FATConfig,
     GradAlignConfig,
     HATConfig,
+    LBGATConfig,
     MARTConfig,
     MergerConfig,
     SingleStepConfig,
@@ -113,6 +116,13 @@ CASES = {
                                                            BiaMATConfig, lambda cfg: cards.TABLE6_SOURCE_BIAMAT),
     "biamat_robust_dataset paper": Case(lambda: biamat_robust_dataset.training_space("paper", 1, ["cifar10"]),
                                         BaselineConfig, lambda cfg: cards.TABLE6),
+    "afs_comparison paper (FAT)": Case(lambda: afs_comparison.search_space("fat", "paper", 1), FATConfig,
+                                       lambda cfg: cards.AFS_FAT),
+    "afs_comparison paper (LBGAT)": Case(lambda: afs_comparison.search_space("lbgat", "paper", 1), LBGATConfig,
+                                         lambda cfg: cards.AFS_LBGAT),
+    "afs_comparison paper --primary cifar100 (LBGAT)": Case(
+        lambda: afs_comparison.search_space("lbgat", "paper", 1, "cifar100"), LBGATConfig,
+        lambda cfg: cards.AFS_LBGAT_CIFAR100),
     "baselines uiat-paper": Case(lambda: baselines.search_space("uiat-paper", 1), BaselineConfig,
                                  lambda cfg: cards.UIAT_BASELINE),
     "uiat_ablation paper": Case(lambda: uiat_ablation.search_space("paper", 1), UIATConfig,

@@ -50,6 +50,9 @@ SPEED_NAMES: list[tuple[str, dict[str, Any], str]] = [
     ("gradalign", {}, "gradalign"),
     ("gradalign", {"lam": 0}, "fgsm"),
     ("hat", {}, "hat"),
+    ("fat", {"variant": "at"}, "fat_at"),
+    ("fat", {}, "fat_trades"),
+    ("lbgat", {}, "lbgat"),
 ]
 
 # The convention for property tests: each registered method lists here the test functions ("FILE::FUNCTION" under
@@ -105,6 +108,17 @@ PROPERTY_TESTS: dict[str, tuple[str, ...]] = {
         "test_comparison_methods.py::test_gradalign_regulariser_reaches_the_weights_through_both_input_gradients",
         "test_comparison_methods.py::test_alignment_averages_one_minus_cosine_over_samples_with_nonzero_gradients",
     ),
+    "fat": (
+        "test_fat_lbgat.py::test_each_point_stops_tau_steps_after_it_is_first_misclassified",
+        "test_fat_lbgat.py::test_a_point_never_misclassified_takes_every_step_of_plain_pgd",
+        "test_fat_lbgat.py::test_frozen_points_do_not_change_the_others_and_every_point_stays_in_the_ball",
+        "test_fat_lbgat.py::test_dynamic_tau_follows_the_fat_codes_schedules",
+    ),
+    "lbgat": (
+        "test_fat_lbgat.py::test_the_lbgat_loss_is_the_authors_formula",
+        "test_fat_lbgat.py::test_lbgat_trains_both_networks_and_the_guide_reaches_the_teacher",
+        "test_fat_lbgat.py::test_the_teacher_is_in_the_checkpoint_and_comes_back_on_resume",
+    ),
 }
 
 def config_of(name: str, values: dict[str, Any] | None = None) -> TrainConfig:
@@ -113,7 +127,7 @@ def config_of(name: str, values: dict[str, Any] | None = None) -> TrainConfig:
 
 def test_the_registry_names_the_methods_the_sweeps_tag():
     assert list(METHODS) == ["baseline", "afs_extractor", "afs", "biamat", "uiat", "hat", "mart", "single_step",
-                             "gradalign"]
+                             "gradalign", "fat", "lbgat"]
     for name, spec in METHODS.items():
         # The registry names each method's config and code without importing the code (configs are checked before
         # torch loads); the Method class it imports names the same.

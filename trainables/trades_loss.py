@@ -23,6 +23,12 @@ def trades(cfg: TrainConfig, model: nn.Module, x: Tensor, y: Tensor, beta: float
     with attacks.bn_mode(model, cfg.attack_bn):
         p_clean = F.softmax(model(x), dim=1).detach()
         x_adv = attacks.craft(cfg, attacks.kl_to(model, p_clean), x, eps)
+    loss, logs = trades_on(model, x, x_adv, y, beta)
+    return loss, logs, x_adv
+
+
+def trades_on(model: nn.Module, x: Tensor, x_adv: Tensor, y: Tensor, beta: float) -> tuple[Tensor, dict[str, Tensor]]:
+    """Eq. 5's outer minimisation on given adversarial examples (FAT for TRADES crafts its own), and its logs."""
     logits_clean, logits_adv = model(x), model(x_adv)
     natural = F.cross_entropy(logits_clean, y)
     robust = kl_divergence(F.softmax(logits_clean, dim=1), logits_adv).mean()
@@ -31,4 +37,4 @@ def trades(cfg: TrainConfig, model: nn.Module, x: Tensor, y: Tensor, beta: float
         "robust_loss": robust.detach(),
         "acc": (logits_clean.argmax(1) == y).float().mean(),
         "adv_acc": (logits_adv.argmax(1) == y).float().mean(),
-    }, x_adv
+    }

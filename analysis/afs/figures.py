@@ -4,6 +4,8 @@ and the clean-vs-robust scatter of Fig. 1's idea. The figures drawn from logged 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pandas as pd
 from matplotlib.figure import Figure
 
@@ -29,18 +31,19 @@ def fig_delta_z(sweep: SweepRuns) -> Figure:
     return figure
 
 
-def scatter(merger: SweepRuns, extractors: SweepRuns) -> Figure:
+def scatter(merger: SweepRuns | None, extractors: SweepRuns | None, others: Sequence[SweepRuns] = ()) -> Figure:
     """Fig. 1's idea: clean against robust accuracy (means over seeds). The single extractors form one line in eps
     order, each point drawn as its training eps (a digit marker, so no label can overlap another); every merger
     setting is its own colour and hollow marker, named in a legend outside the axes; markers shrink down the list,
-    so that mergers at the same point stay visible one inside the other."""
-    frame, robust, _ = points(merger, extractors)
+    so that mergers at the same point stay visible one inside the other; the other methods (``others``: FAT, LBGAT,
+    TRADES, PGD-AT runs) are filled markers, named in the legend."""
+    frame, robust, _ = points(merger, extractors, others)
     frame = frame.assign(x=[100 * pd.Series(v).mean() for v in frame["robust"]],
                          y=[100 * pd.Series(v).mean() for v in frame["clean"]])
     figure = Figure(figsize=(7, 4.2), layout="constrained")
     ax = figure.subplots()
-    singles, mergers = frame[frame["kind"] == "single"], frame[frame["kind"] == "merger"]
-    (single_colour, _), *styles = distinct_styles(len(mergers) + 1)
+    singles, mergers, rest = (frame[frame["kind"] == kind] for kind in ("single", "merger", "other"))
+    (single_colour, _), *styles = distinct_styles(len(mergers) + len(rest) + 1)
     ax.plot(singles["x"], singles["y"], color=single_colour, linewidth=0.8, alpha=0.6, zorder=1,
             label="single networks (digit = training eps, /255)")
     for row in singles.itertuples():
@@ -49,6 +52,8 @@ def scatter(merger: SweepRuns, extractors: SweepRuns) -> Figure:
     for i, (row, (colour, marker)) in enumerate(zip(mergers.itertuples(), styles)):
         ax.plot(row.x, row.y, linestyle="none", marker=marker, markersize=13 - 6 * i / max(len(mergers) - 1, 1),
                 color=colour, markerfacecolor="none", markeredgewidth=1.6, zorder=3 + i, label=row.label)
+    for row, (colour, marker) in zip(rest.itertuples(), styles[len(mergers):]):
+        ax.plot(row.x, row.y, linestyle="none", marker=marker, markersize=8, color=colour, label=row.label)
     ax.set_xlabel(f"{metric_label(robust).split(' (')[0]} accuracy (%)")
     ax.set_ylabel("clean accuracy (%)")
     ax.grid(alpha=0.3)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pandas as pd
 
 from analysis.afs.runs import (
@@ -86,18 +88,50 @@ def table3(sweep: SweepRuns, alpha: float | None = None) -> Table:
                           "params.mask", labels, [sweep.summary()])
 
 
-def points(merger: SweepRuns, extractors: SweepRuns) -> tuple[pd.DataFrame, str, str | None]:
-    """One row per single extractor and per merger setting: ``label``, ``kind``, mean ``clean``, ``pgd`` (PGD-20,
-    NaN where not logged), ``robust`` and ``tradeoff`` (the mean of clean and robust, per run); the robust metric:
-    AutoAttack where both sweeps ran it; and the dataset of both sweeps (:func:`dataset_of`)."""
-    singles, mergers = extractor_runs(extractors), merger_runs(merger)
+# The rows of Tables 4 and 5 that are other methods (the paper cites them; here, runs of sweeps/afs_comparison.py and
+# sweeps/baselines.py), named as the paper names them.
+OTHER_METHODS = {("fat", "trades"): "FAT for TRADES [20]", ("fat", "at"): "FAT [20]", ("lbgat", ""): "LBGAT+TRADES [4]",
+                 ("baseline", "trades"): "TRADES [19]", ("baseline", "pgd_at"): "PGD-AT [13]"}
+
+
+def other_label(run: pd.Series) -> str | None:
+    """A run's row among the other methods, or None for a run that is none of them."""
+    method = run.get("tags.method")
+    kind = {"fat": run.get("params.variant"), "baseline": run.get("params.training")}.get(method, "")
+    return OTHER_METHODS.get((method, kind if isinstance(kind, str) else ""))
+
+
+def other_runs(sweeps: Sequence[SweepRuns]) -> pd.DataFrame:
+    """The finished runs of the other methods in ``sweeps``, each with its row ``label``."""
+    frames = [sweep.runs.assign(label=sweep.runs.apply(other_label, axis=1)).dropna(subset=["label"])
+              for sweep in sweeps if len(sweep.runs)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def points(merger: SweepRuns | None, extractors: SweepRuns | None,
+           others: Sequence[SweepRuns] = ()) -> tuple[pd.DataFrame, str, str | None]:
+    """One row per other method (``others``), single extractor and merger setting: ``label``, ``kind``, mean
+    ``clean``, ``pgd`` (PGD-20, NaN where not logged), ``robust`` and ``tradeoff`` (the mean of clean and robust, per
+    run); the robust metric: AutoAttack where every sweep ran it; and the dataset of all of them
+    (:func:`dataset_of`)."""
+    singles = extractor_runs(extractors) if extractors is not None else pd.DataFrame()
+    mergers = merger_runs(merger) if merger is not None else pd.DataFrame()
+    rest = other_runs(others)
     dataset = dataset_of(singles, mergers)
-    robust = resolve_metric(None, singles, mergers)
-    singles = singles.sort_values("extractor")
-    singles = singles.assign(label=[f"single eps={i}/255" for i in singles["extractor"]], kind="single")
-    mergers = mergers.sort_values(["params.mask", "params.alpha"])
-    mergers = mergers.assign(label=mergers.apply(merger_label, axis=1), kind="merger")
-    both = pd.concat([singles, mergers], ignore_index=True)
+    if dataset is not None and len(rest) and {str(d) for d in column(rest, "params.dataset")} != {dataset}:
+        found = ", ".join(sorted({str(d) for d in column(rest, "params.dataset")}))
+        raise ValueError(f"the --other-sweep runs trained on {found}, the mergers on {dataset}: pass sweeps of the "
+                         "same dataset (sweeps/afs_comparison.py --primary, or its smoke preset for the smoke mergers)")
+    dataset = dataset or dataset_of(rest)
+    robust = resolve_metric(None, singles, mergers, rest)
+    parts = [rest.assign(kind="other")]
+    if len(singles):
+        singles = singles.sort_values("extractor")
+        parts.append(singles.assign(label=[f"single eps={i}/255" for i in singles["extractor"]], kind="single"))
+    if len(mergers):
+        mergers = mergers.sort_values(["params.mask", "params.alpha"])
+        parts.append(mergers.assign(label=mergers.apply(merger_label, axis=1), kind="merger"))
+    both = pd.concat([part for part in parts if len(part)], ignore_index=True)
     both = both.assign(clean=both["metrics.best/clean"], pgd=column(both, f"metrics.{TRADEOFF_PGD}"),
                        robust=both[f"metrics.{robust}"])
     both["tradeoff"] = (both["clean"] + both["robust"]) / 2
@@ -106,23 +140,27 @@ def points(merger: SweepRuns, extractors: SweepRuns) -> tuple[pd.DataFrame, str,
     return both.groupby(["kind", "label"], sort=False)[values].agg(list).reset_index(), robust, dataset
 
 
-def tradeoff(merger: SweepRuns, extractors: SweepRuns) -> Table:
+def tradeoff(merger: SweepRuns | None, extractors: SweepRuns | None, others: Sequence[SweepRuns] = ()) -> Table:
     """The trade-off of Tables 4 (CIFAR-10) and 5 (CIFAR-100): clean, PGD-20 and robust accuracy (AutoAttack where
-    logged) and the mean of clean and robust, of the single extractors and the mergers. The title names the paper's
-    table and the dataset from the runs' ``dataset``; other data (the smoke presets') gets a title without a number."""
-    frame, robust, dataset = points(merger, extractors)
+    logged) and the mean of clean and robust, of the other methods (``others``: FAT, LBGAT, TRADES, PGD-AT runs), the
+    single extractors and the mergers. The title names the paper's table and the dataset from the runs' ``dataset``;
+    other data (the smoke presets') gets a title without a number."""
+    frame, robust, dataset = points(merger, extractors, others)
     name = metric_label(robust).removesuffix(" (best checkpoint)")
     # Where the robust metric is PGD-20 itself (no AutoAttack logged), it is not shown twice.
     pgd = [] if robust == TRADEOFF_PGD else [metric_label(TRADEOFF_PGD).removesuffix(" (best checkpoint)")]
     rows = [[row.label, *(cell_or_missing(v) for v in (row.clean, *([row.pgd] if pgd else []), row.robust,
                                                         row.tradeoff))] for row in frame.itertuples()]
-    notes = [merger.summary(), extractors.summary()]
+    notes = [sweep.summary() for sweep in (*others, merger, extractors) if sweep is not None]
     if not robust.endswith("autoattack"):
         notes.append(f"no AutoAttack in these runs: the trade-off uses {name}")
     number, data = TRADEOFF_TABLES.get(dataset, (None, dataset))
     if number is not None and f"single eps={PGD_AT_EPS}/255" in set(frame["label"]):
         notes.append(f"PGD-AT: single eps={PGD_AT_EPS}/255, the paper's PGD-AT at 8/255 (Sec. 3.4), on the recipe of "
                      "the stacked networks")
+    if others:
+        notes.append("other methods: at their own training eps and recipe (sweeps/afs_comparison.py), the model of "
+                     "their last epoch as their authors' code keeps it; TLA [11] is not trained here")
     title = f"Trade-off{f' on {data}' if data else ''} (mean of clean and {name} accuracy, %)"
     return Table(f"{number}. {title}" if number else title, ["model", "Clean", *pgd, name, "Trade-off"], rows, notes)
 

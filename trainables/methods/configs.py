@@ -232,6 +232,52 @@ class MARTConfig(TrainConfig):
 
 
 @dataclass(frozen=True)
+class FATConfig(TrainConfig):
+    variant: Literal["at", "trades"] = "trades"  # the outer loss: PGD-AT's CE or TRADES' (beta)
+    beta: float = 6.0
+    # Early-stopped PGD: a point stops tau steps after it is first misclassified. tau starts at ``tau`` and grows by
+    # one at each of ``tau_milestones`` (1-based epochs), FAT's "dynamic tau".
+    tau: int = 0
+    tau_milestones: tuple[int, ...] = ()
+    omega: float = 0.0  # std of the Gaussian noise added to every attack step (the FAT code's omega)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.eps <= 0 or self.attack_steps < 1:
+            raise ConfigError("FAT trains on early-stopped PGD examples: set eps > 0 and attack_steps >= 1")
+        negative = [f"{name}={value}" for name, value in (("beta", self.beta), ("tau", self.tau), ("omega", self.omega))
+                    if value < 0]
+        if negative:
+            raise ConfigError(f"{', '.join(negative)} must not be negative (FAT's code: beta 6, tau from 0, omega 0)")
+        if list(self.tau_milestones) != sorted(set(self.tau_milestones)) or any(m < 1 for m in self.tau_milestones):
+            raise ConfigError(f"tau_milestones={list(self.tau_milestones)}: expected increasing 1-based epochs, e.g. "
+                              "[31, 51, 71] (FAT for TRADES: tau 0, 1, 2, 3)")
+
+    def tau_at(self, epoch: int) -> int:
+        """tau in 0-based ``epoch``."""
+        return self.tau + sum(epoch + 1 >= m for m in self.tau_milestones)
+
+
+@dataclass(frozen=True)
+class LBGATConfig(TrainConfig):
+    teacher_model: str = "resnet18"  # the natural classifier trained beside the robust one
+    beta: float = 6.0  # weight of the TRADES term (LBGAT+TRADES)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        from trainables.model_names import validate_model_name
+
+        try:
+            validate_model_name(self.teacher_model)
+        except ValueError as exc:
+            raise ConfigError(f"teacher_model: {exc}") from None
+        if self.eps <= 0 or self.attack_steps < 1:
+            raise ConfigError("LBGAT trains on PGD adversarial examples: set eps > 0 and attack_steps >= 1")
+        if self.beta < 0:
+            raise ConfigError(f"beta={self.beta} must not be negative (the paper's LBGAT+TRADES uses 6.0)")
+
+
+@dataclass(frozen=True)
 class SingleStepConfig(TrainConfig):
     variant: Literal["rs_fgsm", "n_fgsm"] = "n_fgsm"
 

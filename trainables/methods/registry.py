@@ -98,6 +98,11 @@ _SPECS = (
     MethodSpec("gradalign", configs.GradAlignConfig, "gradalign:GradAlign:trainable",
                "Andriushchenko & Flammarion, \"Understanding and Improving Fast Adversarial Training\" "
                "(NeurIPS 2020)", lambda cfg: _gradalign_speed(cfg.lam)),
+    MethodSpec("fat", configs.FATConfig, "fat:FAT:trainable",
+               "Zhang et al., \"Attacks Which Do Not Kill Training Make Adversarial Learning Stronger\" (ICML 2020)",
+               lambda cfg: f"fat_{cfg.variant}"),
+    MethodSpec("lbgat", configs.LBGATConfig, "lbgat:LBGAT:trainable",
+               "Cui et al., \"Learnable Boundary Guided Adversarial Training\" (ICCV 2021)", lambda cfg: "lbgat"),
 )
 METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in _SPECS}
 
