@@ -9,6 +9,8 @@
         --sweep biamat-labels-paper --sweep pi-ablation-paper                         # Appendix Table 11: hours
     python analysis/biamat_tables.py table14 --sweep biamat-labels-paper --aux imagenet32 \\
         --mapping imagenet32_to_cifar10.csv                                            # Appendix Table 14
+    python analysis/biamat_tables.py table14-mapping --cinic synsets-to-cifar-10-classes.txt \\
+        --classes map_clsloc.txt                                                    # Table 14's --mapping CSV
     python analysis/biamat_tables.py fig4 --run RUN_ID --aux-class 0 --out fig4.png  # Appendix Fig. 4
     python analysis/biamat_tables.py table2 --sweep biamat-main-cifar10-paper \\
         --baseline-sweep baselines-biamat-main-cifar10-paper                           # Table 2: main results
@@ -128,6 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
     gate.add_argument("--pass", dest="full_pass", choices=("best", "last"), default=None,
                       help="read the counts of sweeps/biamat_gate_pass.py's pass of that model over every auxiliary "
                            "training image (the paper's way) instead of a training epoch's")
+    text = ("appendix Table 14's --mapping CSV, from CINIC-10's synsets-to-cifar-10-classes.txt and your ImageNet32 "
+            "class list (map_clsloc.txt)")
+    derive = commands.add_parser("table14-mapping", help=text, description=text)
+    derive.add_argument("--cinic", type=Path, required=True, help="CINIC-10's synsets-to-cifar-10-classes.txt")
+    derive.add_argument("--classes", type=Path, required=True,
+                        help="your ImageNet32 class list: map_clsloc.txt (WNID LABEL NAME) or one WNID per line")
+    derive.add_argument("--out", type=Path, default=Path("imagenet32_to_cifar10.csv"), help="CSV to write")
     extremes = commands.add_parser("fig4", help="appendix Fig. 4: an auxiliary class's most and least confident "
                                    "images, from sweeps/biamat_gate_pass.py --figure-class")
     extremes.add_argument("--run", required=True, help="the run the pass scored")
@@ -154,6 +163,16 @@ def main(argv: list[str] | None = None) -> None:
     from runstore.reader import SweepNotFoundError, load_sweep
 
     try:
+        if args.command == "table14-mapping":
+            from analysis.biamat.synset_mapping import mapping_csv
+
+            try:
+                text, summary = mapping_csv(args.cinic.read_text(), args.classes.read_text())
+            except OSError as exc:
+                raise ValueError(f"cannot read {exc.filename} ({exc.strerror})") from None
+            args.out.write_text(text)
+            print(f"wrote {args.out}: {summary}")
+            return
         if args.command == "fig4":
             from runstore.reader import open_store
 

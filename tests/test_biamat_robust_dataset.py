@@ -21,7 +21,7 @@ from sweeps import biamat_robust_dataset
 def check_table6_from(sources: dict[str, str], run: list[str], uri: str, data: Path, capsys) -> None:
     """``sources``: role (at, biamat) -> run id of a finished smoke run in the store at ``uri``; ``run``: the flags
     of the test's sweeps."""
-    common = [*run, "--data-root", str(data), "--name", "table6"]
+    common = [*run, "--data-root", str(data), "--name", "table6", "--set", "epochs=1"]
     # Each source in its place, checked before anything starts.
     with pytest.raises(SystemExit, match="is not a PGD-AT run"):
         biamat_robust_dataset.main([*common, "--sources", sources["biamat"], sources["at"]])
