@@ -14,11 +14,13 @@ here, each with its authors' code's defaults (trainables/methods/fat.py, lbgat.p
 - ``NAME-fat``: FAT for TRADES (``FAT_for_TRADES.py``): WRN-34-10, 85 epochs, batch 128, SGD momentum 0.9, LR 0.1
   decayed x0.1 at epoch 75 (the code's second decay, at 90, is past the end), weight decay 2e-4, beta 6, early-stopped
   PGD-10 of step 0.007 at eps 0.031 on the KL from x + 0.001 N(0, 1) clipped to [0, 1], in eval mode, tau 0, 1, 2, 3
-  from epochs 1, 31, 51, 71. Table 4 only (Table 5 has no FAT row).
+  from epochs 1, 31, 51, 71. Table 4 only (Table 5 has no FAT row). AFS does not name FAT's variant; FAT for TRADES
+  is the one its code trains on WRN-34-10 (``FAT.py``'s default is WRN-32-10).
 - ``NAME-lbgat``: LBGAT+TRADES (``train_lbgat_cifar100.py``): WRN-34-10 with a ResNet-18 natural teacher
-  (``sh/train_lbgat0_cifar100.sh``: ``-teacher_model ResNet18_cifar``), 100 epochs, batch 128, LR 0.1 decayed x0.1 at
-  epochs 76 and 91, weight decay 2e-4, beta 6, TRADES' attack (10 steps of 0.007 at eps 0.031 from x + 0.001 N(0, 1),
-  eval mode).
+  (the teacher of ``sh/train_lbgat0_cifar100.sh``: ``-teacher_model ResNet18_cifar``), 100 epochs, batch 128, LR 0.1
+  decayed x0.1 at epochs 76 and 91, weight decay 2e-4, beta 6 (the script's default and the README's "LBGAT6" models,
+  60.64 / 29.33 on CIFAR-100, the row AFS cites at 60.43 / 29.34; beta 0 is plain LBGAT), TRADES' attack (10 steps of
+  0.007 at eps 0.031 from x + 0.001 N(0, 1), eval mode).
 
 Both are tested by AFS's protocol (clean, PGD-10, PGD-20 and AutoAttack on the whole test set) at their training
 eps 0.031 (AFS's own rows: 8/255 = 0.0314), and keep the model of their last epoch, which their code evaluates. Not

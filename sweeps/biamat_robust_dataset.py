@@ -18,10 +18,11 @@ mean and std over 5 runs. Three steps:
    model are matched, from another training image chosen at random, by 1000 L2-normalised gradient steps of 0.1 (Ilyas
    et al.'s construction; the same start images for both sources). The work is split in chunks of 2,000 images, one
    Ray task each (a GPU each where the cluster has GPUs), each chunk written to
-   ``DATA_ROOT/robust-datasets/<at|biamat>-<run id>-chunks/`` when done; the chunks are then joined into
-   ``DATA_ROOT/robust-datasets/<at|biamat>-<run id>.npz``. A chunk or a dataset already there is reused, so rerunning
-   the command (or ``--resume``) goes on where it stopped. Cost: 1000 forward and backward passes per image, as many as
-   about 90 epochs of PGD-10 training (11 passes per image and epoch), per source model.
+   ``DATA_ROOT/robust-datasets/<at|biamat>-<run id>-<settings>-chunks/`` when done; the chunks are then joined into
+   ``DATA_ROOT/robust-datasets/<at|biamat>-<run id>-<settings>.npz`` (settings: steps, step size, start seed, images,
+   chunk size). A chunk or a dataset already there is reused, so the command goes on where it stopped (rerun it with
+   ``--resume`` once step 1 has started; with ``--sources``, as it was). Cost: 1000 forward and backward passes per
+   image, as many as about 90 epochs of PGD-10 training (11 passes per image and epoch), per source model.
 3. ``NAME``: standard training (cross-entropy, no attack) of WRN-34-10 on each robust dataset, tested on CIFAR-10's
    test split (``test_data``) by clean accuracy and FGSM (one signed step of 8/255 from x) on all 10,000 images.
 
@@ -35,6 +36,7 @@ step-3 ``dataset`` is derived).
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from typing import Any
 
 from launch.cli import run_parser
@@ -89,6 +91,10 @@ def check_sources(sources: dict[str, str], tracking_uri: str | None) -> None:
     except StoreNotFoundError as exc:
         raise SystemExit(f"error: --sources: {exc}") from None
     check_initial_weights(sources.values(), tracking_uri)
+    datasets = {client.get_run(run_id).data.params.get("dataset") for run_id in sources.values()}
+    if len(datasets) > 1:
+        raise SystemExit(f"error: --sources trained on different datasets ({', '.join(sorted(map(str, datasets)))}): "
+                         "both robust datasets start from the same training images, so pass two runs of one dataset")
     for role, run_id in sources.items():
         params = client.get_run(run_id).data.params
         right = (params.get("training") == "pgd_at" if role == "at"
@@ -110,13 +116,11 @@ def finished_run(args: argparse.Namespace, sweep: str) -> str:
 
 
 def build_robust_datasets(args: argparse.Namespace, sources: dict[str, str], preset: str) -> list[str]:
-    """Step 2: every missing chunk as a Ray task, then each source's chunks joined; the ``npz:`` dataset names."""
-    from contextlib import nullcontext
-
-    import ray
+    """Step 2: every missing chunk as a Ray task (``launch/driver_tasks.py``), then each source's chunks joined; the
+    ``npz:`` dataset names. A failed chunk stops the command after the others are done: rerun it to build that one."""
     from mlflow.tracking import MlflowClient
 
-    from launch.progress import without_token_auth_notice
+    from launch.driver_tasks import run_tasks
     from runstore.uri import absolute_tracking_uri
     from trainables.dataset_names import data_root
     from trainables.datasets import load_dataset
@@ -124,31 +128,24 @@ def build_robust_datasets(args: argparse.Namespace, sources: dict[str, str], pre
 
     uri = absolute_tracking_uri(args.tracking_uri)
     root = data_root(args.data_root).absolute()
-    jobs, tasks = {}, []
+    jobs, calls = {}, []
     for role, run_id in sources.items():
         dataset = MlflowClient(uri).get_run(run_id).data.params["dataset"]
-        job = Construction(root / "robust-datasets" / f"{role}-{run_id}.npz", **CONSTRUCTION[preset])
+        job = Construction(root / "robust-datasets" / "x.npz", **CONSTRUCTION[preset])
+        # The file names hold the source, its run and the settings: another preset's file is never reused here.
+        job = replace(job, out=job.out.with_name(f"{role}-{run_id}-{job.settings}.npz"))
         n = job.size(len(load_dataset(dataset, "train", root=str(root))))
         jobs[role] = (job, n)
         if not job.out.exists():
-            tasks += [(run_id, dataset, job, k) for k in job.missing_chunks(n)]
-    if tasks:
-        owns_ray = not ray.is_initialized()
-        if owns_ray:
-            with without_token_auth_notice() if args.address is None else nullcontext():
-                ray.init(address=args.address or "local", include_dashboard=False, log_to_driver=False)
-        try:
-            gpus = args.gpus_per_trial if args.gpus_per_trial is not None else float(
-                ray.cluster_resources().get("GPU", 0) >= 1)
-            build = ray.remote(build_chunk_of_run).options(num_cpus=args.cpus_per_trial, num_gpus=gpus,
-                                                           max_retries=args.max_failures)
-            print(f"building {len(tasks)} chunks of robust images ({gpus:g} GPU each)")
-            for path in ray.get([build.remote(uri, run_id, dataset, str(root), job, k)
-                                 for run_id, dataset, job, k in tasks]):
-                print(f"  wrote {path}")
-        finally:
-            if owns_ray:
-                ray.shutdown()
+            calls += [(f"{job.chunk_path(k).parent.name}/{job.chunk_path(k).name}",
+                       (uri, run_id, dataset, str(root), job, k)) for k in job.missing_chunks(n)]
+    if calls:
+        print(f"building {len(calls)} chunks of robust images in {root / 'robust-datasets'}")
+        failed = run_tasks(build_chunk_of_run, calls, argparse.Namespace(**{**vars(args), "tracking_uri": uri}),
+                           lambda label, path, progress: print(f"{progress} wrote {label}", flush=True))
+        if failed:
+            raise SystemExit(f"error: {failed} chunk(s) failed (above): run the same command again (with --resume "
+                             "once the source sweeps have started) to build them; the chunks written are kept")
     for job, n in jobs.values():
         if not job.out.exists():
             print(assemble(job, n))

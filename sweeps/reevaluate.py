@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -274,17 +273,6 @@ def main(argv: list[str] | None = None) -> Plan:
     return work
 
 
-def progress_note(finished: int, total: int, elapsed_s: float) -> str:
-    """``[3/12, 2 min 10 s, about 6 min left]``: what is done, and what is left at the pace so far."""
-
-    def span(seconds: float) -> str:
-        minutes, secs = divmod(round(seconds), 60)
-        return f"{minutes} min {secs} s" if minutes else f"{secs} s"
-
-    left = elapsed_s / finished * (total - finished)
-    return f"[{finished}/{total}, {span(elapsed_s)}" + (f", about {span(left)} left]" if finished < total else "]")
-
-
 def log_results(run: TrialRun, job: Job, points: Points) -> dict[str, float]:
     """Log each metric's per-point results (``per_point/<key>.npz``), then its accuracy, into the run, and return
     the accuracies. Points first: a metric logged means its points are there too, so the plan's skipping of logged
@@ -299,45 +287,21 @@ def log_results(run: TrialRun, job: Job, points: Points) -> dict[str, float]:
 
 
 def run_jobs(jobs: Sequence[Job], args: argparse.Namespace, client: MlflowClient) -> int:
-    """One Ray task per job; each result is logged into its run as it arrives. Returns how many failed."""
-    import ray
-
-    from launch.cluster import check_cluster_reachable
+    """One Ray task per job (``launch/driver_tasks.py``); each result is logged into its run as it arrives. Returns
+    how many failed."""
+    from launch.driver_tasks import run_tasks
     from trainables.tracking import TrialRun
 
-    # A caller that already runs Ray (a notebook, the tests) keeps its session, as with the sweeps.
-    owns_ray = not ray.is_initialized()
-    if owns_ray:
-        # No --address: a local Ray of its own, as the sweeps start (launch/tuner.py), not whatever cluster this
-        # machine last started (another user's, whose token this process lacks).
-        ray.init(address=args.address or "local", include_dashboard=False, log_to_driver=False)
-    failed = 0
-    try:
-        check_cluster_reachable(args.tracking_uri)
-        gpus = args.gpus_per_trial
-        if gpus is None:
-            gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
-        task = ray.remote(num_cpus=args.cpus_per_trial, num_gpus=gpus)(evaluate_job)
-        pending = {task.remote(job, args.tracking_uri, args.data_root, args.batch_size): job for job in jobs}
-        started = time.monotonic()
-        while pending:
-            (ready,), _ = ray.wait(list(pending))
-            job = pending.pop(ready)
-            progress = progress_note(len(jobs) - len(pending), len(jobs), time.monotonic() - started)
-            try:
-                points = ray.get(ready)
-            except ray.exceptions.RayError as exc:
-                failed += 1
-                print(f"{progress} FAILED {job.run_name} ({job.run_id}) {job.checkpoint}: {exc}")
-                continue
-            metrics = log_results(TrialRun(client, job.run_id), job, points)
-            shown = ", ".join(f"{key.split('/', 2)[2]} {value:.4f}" for key, value in sorted(metrics.items()))
-            checkpoints = "/".join((job.checkpoint, *job.same_weights))
-            print(f"{progress} {job.run_name} ({job.run_id}) {checkpoints}: {shown}", flush=True)
-    finally:
-        if owns_ray:
-            ray.shutdown()
-    return failed
+    by_label = {f"{job.run_name} ({job.run_id}) {'/'.join((job.checkpoint, *job.same_weights))}": job for job in jobs}
+
+    def logged(label: str, points: Any, progress: str) -> None:
+        job = by_label[label]
+        metrics = log_results(TrialRun(client, job.run_id), job, points)
+        shown = ", ".join(f"{key.split('/', 2)[2]} {value:.4f}" for key, value in sorted(metrics.items()))
+        print(f"{progress} {label}: {shown}", flush=True)
+
+    calls = [(label, (job, args.tracking_uri, args.data_root, args.batch_size)) for label, job in by_label.items()]
+    return run_tasks(evaluate_job, calls, args, logged)
 
 
 if __name__ == "__main__":

@@ -342,7 +342,8 @@ AFS_OTHERS: Card = {
     "attack_step": (0.007, "both codes: step 0.007"),
     "attack_steps": (10, "both codes: 10 steps"),
     "attack_bn": ("eval", "both codes craft in eval mode"),
-    "beta": (6.0, "both codes: beta 6 (the cited LBGAT+TRADES row is 'alpha = 6')"),
+    "beta": (6.0, ("both codes' default beta 6; LBGAT's README: its 'LBGAT6' CIFAR-100 model, 60.64 / 29.33, the row "
+                   "AFS Table 5 cites (60.43 / 29.34)")),
     "select_on": ("test", "unused: the last epoch is kept"),
     "eval_n": (1000, "1,000 test points (the kept epoch does not depend on them)"),
     "eval_every": (1, "every epoch"),
@@ -352,7 +353,8 @@ AFS_OTHERS: Card = {
 }
 AFS_FAT: Card = {
     **AFS_OTHERS,
-    "variant": ("trades", f"{AFS} Table 4: FAT [20] at 84.39 / 53.51 is FAT for TRADES' CIFAR-10 row"),
+    "variant": ("trades", (f"{AFS} Table 4 does not name FAT's variant but evaluates all methods on WRN-34-10: the "
+                           "FAT code trains WRN-34-10 in FAT_for_TRADES.py (FAT.py: WRN-32-10)")),
     "epochs": (85, f"{FAT_CODE}: --epochs 85"),
     "lr_milestones": ((75,), f"{FAT_CODE}: LR x0.1 from epoch 75 (its x0.01 at 90 is past the end)"),
     "keep_epoch": (85, f"{FAT_CODE}: evaluates and saves the last epoch's model"),
@@ -368,7 +370,8 @@ AFS_LBGAT: Card = {
                                  "reproduced: no one-epoch warm-up in the runtime)")),
     "keep_epoch": (100, f"{LBGAT_CODE}: saves every epoch; the last is kept"),
     "attack_start": ("normal", f"{LBGAT_CODE}: TRADES' start x + 0.001 N(0, 1), first gradient unprojected"),
-    "teacher_model": ("resnet18", "LBGAT reference code (sh/train_lbgat0_cifar100.sh): -teacher_model ResNet18_cifar"),
+    "teacher_model": ("resnet18", ("LBGAT reference code (sh/train_lbgat0_cifar100.sh, its one training command): "
+                                   "-teacher_model ResNet18_cifar")),
 }
 AFS_LBGAT_CIFAR100: Card = {**AFS_LBGAT, "dataset": ("cifar100", f"{AFS} Table 5: CIFAR-100")}
 

@@ -16,6 +16,7 @@ import pytest
 from analysis import biamat_tables
 from runstore.reader import load_sweep
 from sweeps import biamat_robust_dataset
+from trainables.robust_dataset import Construction
 
 
 def check_table6_from(sources: dict[str, str], run: list[str], uri: str, data: Path, capsys) -> None:
@@ -28,7 +29,10 @@ def check_table6_from(sources: dict[str, str], run: list[str], uri: str, data: P
     biamat_robust_dataset.main([*common, "--sources", sources["at"], sources["biamat"]])
     out = capsys.readouterr().out
     assert "building 4 chunks" in out and "Table 6. Accuracy (%) of the models (tiny-cnn)" in out
-    files = {role: data / "robust-datasets" / f"{role}-{run_id}.npz" for role, run_id in sources.items()}
+    # The file names hold the settings (smoke: 20 steps from the first 512 images), so no other preset reuses them.
+    settings = Construction(data, **biamat_robust_dataset.CONSTRUCTION["smoke"]).settings
+    assert settings == "steps20-size0.1-seed0-512-chunk256"
+    files = {role: data / "robust-datasets" / f"{role}-{run_id}-{settings}.npz" for role, run_id in sources.items()}
     runs = load_sweep("table6", tracking_uri=uri).runs
     assert sorted(runs["params.dataset"]) == sorted(f"npz:{f}" for f in files.values())
     assert set(runs["params.test_data"]) == {"synthetic"} and set(runs["params.training"]) == {"standard"}
@@ -49,8 +53,9 @@ def check_table6_from(sources: dict[str, str], run: list[str], uri: str, data: P
     files["at"].unlink()
     chunks[1].unlink()
     args = argparse.Namespace(tracking_uri=uri, data_root=str(data), address=None, gpus_per_trial=None,
-                              cpus_per_trial=1.0, max_failures=0)
+                              cpus_per_trial=1.0)
     biamat_robust_dataset.build_robust_datasets(args, sources, "smoke")
-    assert "building 1 chunks" in capsys.readouterr().out and chunks[0].stat().st_mtime_ns == kept
+    printed = capsys.readouterr().out
+    assert "building 1 chunks" in printed and "[1/1, " in printed and chunks[0].stat().st_mtime_ns == kept
     with np.load(files["at"]) as again:
         assert np.array_equal(again["image"], built)

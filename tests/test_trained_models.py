@@ -10,6 +10,7 @@ import torch
 from mlflow.tracking import MlflowClient
 from ray import tune
 
+from launch.driver_tasks import progress_note
 from launch.preflight import check_initial_weights
 from runstore.points import load_points
 from sweeps import baselines, reevaluate
@@ -155,8 +156,8 @@ def test_best_and_last_of_the_same_epoch_are_evaluated_once_and_logged_under_bot
     metrics = {"reeval/best/clean/n100": 0.9, "reeval/best/pgd20/eps8_255/n100": 0.5}
     assert work.jobs[0].for_every_checkpoint(metrics) == metrics | {
         "reeval/last/clean/n100": 0.9, "reeval/last/pgd20/eps8_255/n100": 0.5}
-    assert reevaluate.progress_note(3, 12, 130) == "[3/12, 2 min 10 s, about 6 min 30 s left]"
-    assert reevaluate.progress_note(12, 12, 130) == "[12/12, 2 min 10 s]"
+    assert progress_note(3, 12, 130) == "[3/12, 2 min 10 s, about 6 min 30 s left]"
+    assert progress_note(12, 12, 130) == "[12/12, 2 min 10 s]"
 
 
 @pytest.mark.parametrize(("flags", "message"), [

@@ -9,7 +9,7 @@ an image's result does not depend on the batch it is built in. Of all the iterat
 feature space is kept (x_r itself when no step got closer): never worse than the last one.
 
 The images are built in chunks of a fixed size, each written to its own file as soon as it is done, so a construction
-that stops resumes at the first missing chunk; :func:`assemble` joins them into one ``npz:`` dataset (uint8 images,
+that stops resumes with the chunks it lacks; :func:`assemble` joins them into one ``npz:`` dataset (uint8 images,
 as every dataset here is stored: a rounding of at most 1/510 per pixel).
 """
 
@@ -52,20 +52,24 @@ def robust_images(model: nn.Module, targets: Tensor, starts: Tensor, steps: int 
     try:
         with torch.no_grad():
             goal = model.features(targets)
-            best = starts.clone()
-            best_distance = feature_distance(model, best, goal)
+        best, best_distance = starts.clone(), torch.full((len(starts),), float("inf"), device=starts.device)
+
+        def keep_closer(x: Tensor, distance: Tensor) -> None:
+            closer = distance < best_distance
+            best[closer] = x[closer]
+            best_distance.copy_(torch.where(closer, distance, best_distance))
+
         x = starts.clone()
         for _ in range(steps):
             x.requires_grad_(True)
             distance = feature_distance(model, x, goal)
             (grad,) = torch.autograd.grad(distance.sum(), x)  # each image's gradient is its own distance's
             with torch.no_grad():
+                keep_closer(x.detach(), distance.detach())  # this iterate's distance, from the pass just made
                 norm = grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *[1] * (x.dim() - 1))
                 x = (x - step_size * grad / norm).clamp_(0, 1)
-                distance = feature_distance(model, x, goal)
-                closer = distance < best_distance
-                best[closer] = x[closer]
-                best_distance = torch.where(closer, distance, best_distance)
+        with torch.no_grad():
+            keep_closer(x, feature_distance(model, x, goal))  # the last iterate
         return best.detach()
     finally:
         model.train(was_training)
@@ -75,13 +79,20 @@ def robust_images(model: nn.Module, targets: Tensor, starts: Tensor, steps: int 
 class Construction:
     """One robust dataset: where its chunks and the joined file go, and how it is built."""
 
-    out: Path  # the joined ``.npz``; chunks in ``<out without .npz>-chunks/``
+    out: Path  # the joined ``.npz`` (name it with :attr:`settings`); chunks in ``<out without .npz>-chunks/``
     steps: int = STEPS
     step_size: float = STEP_SIZE
     seed: int = 0  # of the start images
     chunk_size: int = 2000
     batch_size: int = 250
     limit: int = 0  # build from the first ``limit`` training images only (0: all of them)
+
+    @property
+    def settings(self) -> str:
+        """What the images depend on besides the model and the data, for file names: a file of other settings is
+        never taken for this one (``steps1000-size0.1-seed0-all-chunk2000``)."""
+        return (f"steps{self.steps}-size{self.step_size:g}-seed{self.seed}-{self.limit or 'all'}"
+                f"-chunk{self.chunk_size}")
 
     @property
     def chunk_folder(self) -> Path:
@@ -123,8 +134,12 @@ def build_chunk(model: nn.Module, images: Tensor, labels: Tensor, job: Construct
 
 def assemble(job: Construction, n: int) -> str:
     """Join the ``n`` images' chunks into ``job.out`` and return a line saying what was written."""
-    parts = [np.load(job.chunk_path(k)) for k in job.chunks(n)]
-    arrays = {key: np.concatenate([p[key] for p in parts]) for key in ("image", "label", "target_index", "start_index")}
+    keys = ("image", "label", "target_index", "start_index")
+    parts = []
+    for k in job.chunks(n):
+        with np.load(job.chunk_path(k)) as chunk:
+            parts.append({key: chunk[key] for key in keys})
+    arrays = {key: np.concatenate([p[key] for p in parts]) for key in keys}
     if not np.array_equal(arrays["target_index"], np.arange(n)):
         raise ValueError(f"the chunks in {job.chunk_folder} do not cover images 0..{n - 1} in order (built for another "
                          "dataset or chunk size?): delete that folder and build again")

@@ -33,6 +33,11 @@ def table6(sweep: SweepRuns, checkpoint: str = "last") -> Table:
         raise ValueError(f"no finished standard-training trials on a robust dataset (dataset npz:.../at-<run>.npz or "
                          f"biamat-<run>.npz, as sweeps/biamat_robust_dataset.py writes them): {sweep.summary()}")
     df, model = only_value(df, "params.model")
+    for row, files in df.groupby("_row")["params.dataset"]:
+        if files.nunique() > 1:  # e.g. a sweep resumed with other --sources: its seeds would mix two datasets
+            raise ValueError(f"the {row} row's trials trained on {files.nunique()} robust datasets "
+                             f"({', '.join(sorted(files.unique()))}): one table holds one dataset per source model; "
+                             f"give a sweep of one pair of sources ({sweep.summary()})")
     test = sorted({str(t) for t in column(df, "params.test_data").dropna() if t}) or ["each dataset's own"]
     metrics = [m for m in (f"{checkpoint}/clean", f"{checkpoint}/fgsm") if f"metrics.{m}" in df]
     cells = {m: aggregate(df, ["_row"], m) for m in metrics}

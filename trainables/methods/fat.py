@@ -56,7 +56,7 @@ def early_stopped_pgd(model: nn.Module, loss: LossOfLogits, x: Tensor, y: Tensor
             (grad,) = torch.autograd.grad((loss(logits, y) * running).sum(), x_adv)
         stepped = x_adv.detach() + step_size * grad.sign() + omega * torch.randn_like(x_adv)
         stepped = torch.minimum(torch.maximum(stepped, lower), upper)
-        x_adv = torch.where(running.view(-1, 1, 1, 1), stepped, x_adv.detach())
+        x_adv = torch.where(running.view(-1, *[1] * (x.dim() - 1)), stepped, x_adv.detach())
         taken += running
     return x_adv.detach(), taken
 

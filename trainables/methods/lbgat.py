@@ -1,7 +1,8 @@
 """LBGAT, learnable boundary guided adversarial training, on the shared runtime (LBGAT+TRADES, the form the AFS paper
 compares with).
 
-Paper: Cui et al., "Learnable Boundary Guided Adversarial Training" (ICCV 2021). A natural classifier (the teacher,
+Paper: Cui et al., "Learnable Boundary Guided Adversarial Training" (ICCV 2021); beta 6 is its "LBGAT+TRADES" (the
+authors' released "LBGAT6" models), beta 0 plain LBGAT. A natural classifier (the teacher,
 ``teacher_model``) trains beside the robust one, on clean images only, and the robust model's logits on adversarial
 examples are pulled towards the teacher's logits on the clean ones:
 
@@ -22,6 +23,7 @@ import itertools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -54,6 +56,10 @@ class LBGAT(Method):
         train = self.data.train
         self.teacher: Classifier = create_model(self.cfg.teacher_model, train.num_classes,
                                                 image_size=train.image_size).to(self.device)
+        if self.cfg.channels_last:  # the fast paths the robust model takes (Method.__init__)
+            self.teacher = self.teacher.to(memory_format=torch.channels_last)
+        if self.cfg.compile:
+            self.teacher.body.compile()
 
     def parameters(self) -> Iterable[nn.Parameter]:
         return itertools.chain(self.model.parameters(), self.teacher.parameters())
