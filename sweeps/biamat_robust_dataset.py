@@ -36,7 +36,6 @@ step-3 ``dataset`` is derived).
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from typing import Any
 
 from launch.cli import run_parser
@@ -91,12 +90,13 @@ def check_sources(sources: dict[str, str], tracking_uri: str | None) -> None:
     except StoreNotFoundError as exc:
         raise SystemExit(f"error: --sources: {exc}") from None
     check_initial_weights(sources.values(), tracking_uri)
-    datasets = {client.get_run(run_id).data.params.get("dataset") for run_id in sources.values()}
+    params_of = {role: client.get_run(run_id).data.params for role, run_id in sources.items()}
+    datasets = {params.get("dataset") for params in params_of.values()}
     if len(datasets) > 1:
         raise SystemExit(f"error: --sources trained on different datasets ({', '.join(sorted(map(str, datasets)))}): "
                          "both robust datasets start from the same training images, so pass two runs of one dataset")
     for role, run_id in sources.items():
-        params = client.get_run(run_id).data.params
+        params = params_of[role]
         right = (params.get("training") == "pgd_at" if role == "at"
                  else params.get("variant") == "at" and params.get("labels") == "gated")
         if not right:
@@ -131,9 +131,8 @@ def build_robust_datasets(args: argparse.Namespace, sources: dict[str, str], pre
     jobs, calls = {}, []
     for role, run_id in sources.items():
         dataset = MlflowClient(uri).get_run(run_id).data.params["dataset"]
-        job = Construction(root / "robust-datasets" / "x.npz", **CONSTRUCTION[preset])
         # The file names hold the source, its run and the settings: another preset's file is never reused here.
-        job = replace(job, out=job.out.with_name(f"{role}-{run_id}-{job.settings}.npz"))
+        job = Construction(root / "robust-datasets", f"{role}-{run_id}", **CONSTRUCTION[preset])
         n = job.size(len(load_dataset(dataset, "train", root=str(root))))
         jobs[role] = (job, n)
         if not job.out.exists():
@@ -141,7 +140,7 @@ def build_robust_datasets(args: argparse.Namespace, sources: dict[str, str], pre
                        (uri, run_id, dataset, str(root), job, k)) for k in job.missing_chunks(n)]
     if calls:
         print(f"building {len(calls)} chunks of robust images in {root / 'robust-datasets'}")
-        failed = run_tasks(build_chunk_of_run, calls, argparse.Namespace(**{**vars(args), "tracking_uri": uri}),
+        failed = run_tasks(build_chunk_of_run, calls, args,
                            lambda label, path, progress: print(f"{progress} wrote {label}", flush=True))
         if failed:
             raise SystemExit(f"error: {failed} chunk(s) failed (above): run the same command again (with --resume "

@@ -30,7 +30,7 @@ def check_table6_from(sources: dict[str, str], run: list[str], uri: str, data: P
     out = capsys.readouterr().out
     assert "building 4 chunks" in out and "Table 6. Accuracy (%) of the models (tiny-cnn)" in out
     # The file names hold the settings (smoke: 20 steps from the first 512 images), so no other preset reuses them.
-    settings = Construction(data, **biamat_robust_dataset.CONSTRUCTION["smoke"]).settings
+    settings = Construction(data, "x", **biamat_robust_dataset.CONSTRUCTION["smoke"]).settings
     assert settings == "steps20-size0.1-seed0-512-chunk256"
     files = {role: data / "robust-datasets" / f"{role}-{run_id}-{settings}.npz" for role, run_id in sources.items()}
     runs = load_sweep("table6", tracking_uri=uri).runs

@@ -3,6 +3,8 @@ only a correct construction has, and the chunked files a stopped construction re
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -99,7 +101,7 @@ def test_chunks_are_written_once_and_joined_into_a_dataset_of_the_targets_labels
     model = ConvFeatures()
     images = torch.randint(0, 256, (7, 3, 8, 8), dtype=torch.uint8)
     labels = torch.tensor([0, 1, 2, 0, 1, 2, 0])
-    job = Construction(tmp_path / "robust" / "at-run.npz", steps=2, chunk_size=3, batch_size=2)
+    job = Construction(tmp_path / "robust", "at-run", steps=2, chunk_size=3, batch_size=2)
     assert job.missing_chunks(7) == [0, 1, 2]
     for k in (0, 2):
         build_chunk(model, images, labels, job, k, torch.device("cpu"))
@@ -111,15 +113,18 @@ def test_chunks_are_written_once_and_joined_into_a_dataset_of_the_targets_labels
         assert (data["start_index"] != data["target_index"]).all() and data["image"].dtype == np.uint8
     robust = load_dataset(f"npz:{job.out}", "train")  # the trials read it like any npz: dataset
     assert len(robust) == 7 and robust.num_classes == 3
-    # Chunks of another size do not cover the images in order: refused, with the fix.
-    Construction(job.out, steps=2, chunk_size=2).chunk_path(3).write_bytes(job.chunk_path(2).read_bytes())
+    # Chunks of another size (files copied under other settings' names) do not cover the images in order: refused.
+    other = replace(job, chunk_size=2)
+    other.chunk_folder.mkdir()
+    for k, source in enumerate((0, 1, 2, 2)):
+        other.chunk_path(k).write_bytes(job.chunk_path(source).read_bytes())
     with pytest.raises(ValueError, match="delete that folder"):
-        assemble(Construction(job.out, steps=2, chunk_size=2), 7)
+        assemble(other, 7)
 
 
 def test_a_limit_builds_from_the_first_images_only(tmp_path):
     images = torch.randint(0, 256, (10, 3, 8, 8), dtype=torch.uint8)
-    job = Construction(tmp_path / "d.npz", steps=1, chunk_size=8, limit=4)
+    job = Construction(tmp_path, "d", steps=1, chunk_size=8, limit=4)
     build_chunk(ConvFeatures(), images, torch.arange(10) % 2, job, 0, torch.device("cpu"))
     assert job.size(10) == 4 and job.missing_chunks(4) == []
     with np.load(job.chunk_path(0)) as data:

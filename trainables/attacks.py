@@ -66,14 +66,7 @@ def pgd(
     lower = (x - eps).clamp(min=0.0)
     upper = (x + eps).clamp(max=1.0)
 
-    if random_start == "uniform":
-        x_adv = x + (2 * _rand(torch.rand, x, generator) - 1) * eps
-    elif random_start in ("normal", "normal_clamped"):
-        x_adv = x + normal_std * _rand(torch.randn, x, generator)
-    elif random_start == "none":
-        x_adv = x.clone()
-    else:
-        raise ValueError(f"random_start must be 'uniform', 'normal', 'normal_clamped' or 'none', got {random_start!r}")
+    x_adv = start_point(x, eps=eps, random_start=random_start, normal_std=normal_std, generator=generator)
     if random_start != "normal" or steps == 0:
         x_adv = torch.minimum(torch.maximum(x_adv, lower), upper)
 
@@ -87,6 +80,19 @@ def pgd(
         x_adv = x_adv.detach() + direction * step_size * grad.sign()
         x_adv = torch.minimum(torch.maximum(x_adv, lower), upper)
     return x_adv.detach()
+
+
+def start_point(x: Tensor, *, eps: float, random_start: str, normal_std: float = 0.001,
+                generator: torch.Generator | None = None) -> Tensor:
+    """:func:`pgd`'s first point, not yet projected: uniform in the eps-ball, ``x + normal_std * N(0, 1)`` (both
+    normal starts) or ``x`` itself (``"none"``)."""
+    if random_start == "uniform":
+        return x + (2 * _rand(torch.rand, x, generator) - 1) * eps
+    if random_start in ("normal", "normal_clamped"):
+        return x + normal_std * _rand(torch.randn, x, generator)
+    if random_start == "none":
+        return x.clone()
+    raise ValueError(f"random_start must be 'uniform', 'normal', 'normal_clamped' or 'none', got {random_start!r}")
 
 
 class ThreatModel(Protocol):

@@ -79,7 +79,8 @@ def robust_images(model: nn.Module, targets: Tensor, starts: Tensor, steps: int 
 class Construction:
     """One robust dataset: where its chunks and the joined file go, and how it is built."""
 
-    out: Path  # the joined ``.npz`` (name it with :attr:`settings`); chunks in ``<out without .npz>-chunks/``
+    folder: Path
+    name: str  # what the images come from (``at-<run id>``); the files add :attr:`settings` to it
     steps: int = STEPS
     step_size: float = STEP_SIZE
     seed: int = 0  # of the start images
@@ -89,14 +90,19 @@ class Construction:
 
     @property
     def settings(self) -> str:
-        """What the images depend on besides the model and the data, for file names: a file of other settings is
-        never taken for this one (``steps1000-size0.1-seed0-all-chunk2000``)."""
+        """What the images depend on besides the model and the data, for the file names
+        (``steps1000-size0.1-seed0-all-chunk2000``)."""
         return (f"steps{self.steps}-size{self.step_size:g}-seed{self.seed}-{self.limit or 'all'}"
                 f"-chunk{self.chunk_size}")
 
     @property
+    def out(self) -> Path:
+        """The joined ``.npz``: a file of other settings is never taken for this one."""
+        return self.folder / f"{self.name}-{self.settings}.npz"
+
+    @property
     def chunk_folder(self) -> Path:
-        return self.out.with_name(f"{self.out.stem}-chunks")
+        return self.folder / f"{self.name}-{self.settings}-chunks"
 
     def chunk_path(self, index: int) -> Path:
         return self.chunk_folder / f"chunk-{index:05d}.npz"

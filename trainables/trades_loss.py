@@ -20,11 +20,17 @@ def trades(cfg: TrainConfig, model: nn.Module, x: Tensor, y: Tensor, beta: float
     """TRADES on one batch: ``CE(f(x), y) + beta * KL(p(x) || p(x_adv))``, its logs, and ``x_adv`` (HAT builds on
     all three). The attack maximises the KL to the clean prediction in ``cfg.attack_bn`` mode, at ``eps`` or the
     config's."""
-    with attacks.bn_mode(model, cfg.attack_bn):
-        p_clean = F.softmax(model(x), dim=1).detach()
-        x_adv = attacks.craft(cfg, attacks.kl_to(model, p_clean), x, eps)
+    x_adv = trades_examples(cfg, model, x, eps)
     loss, logs = trades_on(model, x, x_adv, y, beta)
     return loss, logs, x_adv
+
+
+def trades_examples(cfg: TrainConfig, model: nn.Module, x: Tensor, eps: float | None = None) -> Tensor:
+    """TRADES' inner maximisation: PGD on the KL to the model's clean prediction, in ``cfg.attack_bn`` mode, at
+    ``eps`` or the config's (LBGAT+TRADES crafts the same)."""
+    with attacks.bn_mode(model, cfg.attack_bn):
+        p_clean = F.softmax(model(x), dim=1).detach()
+        return attacks.craft(cfg, attacks.kl_to(model, p_clean), x, eps)
 
 
 def trades_on(model: nn.Module, x: Tensor, x_adv: Tensor, y: Tensor, beta: float) -> tuple[Tensor, dict[str, Tensor]]:

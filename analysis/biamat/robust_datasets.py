@@ -11,7 +11,7 @@ from analysis.cells import Table, aggregate
 from analysis.runs import dataset_name, metric_label, only_value
 from runstore.reader import SweepRuns, column
 
-# The robust dataset's file name starts with its source: ``<at|biamat>-<run id>.npz``.
+# The robust dataset's file name starts with its source: ``<at|biamat>-<run id>-<settings>.npz``.
 SOURCE_ROWS = {"at": "AT", "biamat": "AT+BiaMAT"}
 
 
@@ -30,8 +30,8 @@ def table6(sweep: SweepRuns, checkpoint: str = "last") -> Table:
     df = df.assign(_row=column(df, "params.dataset").map(lambda d: source_of(str(d))))
     df = df[df["_row"].notna()]
     if df.empty:
-        raise ValueError(f"no finished standard-training trials on a robust dataset (dataset npz:.../at-<run>.npz or "
-                         f"biamat-<run>.npz, as sweeps/biamat_robust_dataset.py writes them): {sweep.summary()}")
+        raise ValueError(f"no finished standard-training trials on a robust dataset (dataset npz:.../at-<run>-....npz or "
+                         f"biamat-<run>-....npz, as sweeps/biamat_robust_dataset.py writes them): {sweep.summary()}")
     df, model = only_value(df, "params.model")
     for row, files in df.groupby("_row")["params.dataset"]:
         if files.nunique() > 1:  # e.g. a sweep resumed with other --sources: its seeds would mix two datasets

@@ -41,8 +41,9 @@ def early_stopped_pgd(model: nn.Module, loss: LossOfLogits, x: Tensor, y: Tensor
     """Alg. 1's friendly adversarial examples of ``x`` and the number of gradient steps each point took. A point's
     steps are its own: the loss is a sum of per-point terms, so a frozen point changes no other point's gradient."""
     x = x.detach()
-    x_adv = attacks.pgd(lambda z: z.new_zeros(len(z)), x, eps=eps, step_size=0.0, steps=0, random_start=random_start)
     lower, upper = (x - eps).clamp(min=0.0), (x + eps).clamp(max=1.0)
+    # The FAT code clips its start to [0, 1] whatever the start (normal included); it lies in the ball already.
+    x_adv = torch.minimum(torch.maximum(attacks.start_point(x, eps=eps, random_start=random_start), lower), upper)
     left = torch.full((len(x),), tau, device=x.device)  # steps a point may still take once misclassified
     running = torch.ones(len(x), dtype=torch.bool, device=x.device)
     taken = torch.zeros(len(x), device=x.device)

@@ -27,13 +27,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from trainables import attacks
 from trainables.config import RunSettings
 from trainables.loader import Batch
 from trainables.losses import kl_divergence
 from trainables.methods.configs import LBGATConfig
 from trainables.models import Classifier, create_model
 from trainables.runtime import Method, run_trial
+from trainables.trades_loss import trades_examples
 
 
 def lbgat_loss(logits_adv: Tensor, logits_clean: Tensor, teacher_clean: Tensor, y: Tensor,
@@ -69,9 +69,7 @@ class LBGAT(Method):
 
     def loss(self, batch: Batch, epoch: int) -> tuple[Tensor, dict[str, Tensor]]:
         cfg, model, x, y = self.cfg, self.model, batch.x, batch.y
-        with attacks.bn_mode(model, cfg.attack_bn):
-            p_clean = F.softmax(model(x), dim=1).detach()
-            x_adv = attacks.craft(cfg, attacks.kl_to(model, p_clean), x)
+        x_adv = trades_examples(cfg, model, x)
         logits_adv, logits_clean, teacher_clean = model(x_adv), model(x), self.teacher(x)
         total, logs = lbgat_loss(logits_adv.float(), logits_clean.float(), teacher_clean.float(), y, cfg.beta)
         return total, {**logs, "acc": (logits_clean.argmax(1) == y).float().mean(),
