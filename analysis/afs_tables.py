@@ -80,8 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("tradeoff", "scatter"):
         commands.choices[name].add_argument(
             "--other-sweep", action="append", default=[], metavar="SWEEP",
-            help="a sweep of other methods (FAT, LBGAT: sweeps/afs_comparison.py; TRADES, PGD-AT: sweeps/baselines.py) "
-                 "whose runs are rows too (repeat)")
+            help="a sweep of other methods (FAT, TLA, LBGAT: sweeps/afs_comparison.py; TRADES, PGD-AT: "
+                 "sweeps/baselines.py) whose runs are rows too (repeat)")
     commands.choices["table6"].add_argument("--ablation-sweep", default=None,
                                             help="the random-eps and large-model sweep (sweeps/afs_ablation.py)")
     commands.choices["table2"].add_argument("--mask", default=None, help="stack to show, if the sweep has several")

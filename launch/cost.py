@@ -71,6 +71,7 @@ NO_PUBLISHED_SPEED: dict[str, str] = {
     "fat_at": _NOT_TRANSCRIBED,
     "fat_trades": _NOT_TRANSCRIBED,
     "lbgat": _NOT_TRANSCRIBED,
+    "tla": _NOT_TRANSCRIBED,
 }
 
 

@@ -375,6 +375,58 @@ AFS_LBGAT: Card = {
 }
 AFS_LBGAT_CIFAR100: Card = {**AFS_LBGAT, "dataset": ("cifar100", f"{AFS} Table 5: CIFAR-100")}
 
+# TLA [11] fine-tunes Madry et al.'s adversarially trained network: first that network, by their CIFAR-10 code's
+# config.json (80,000 steps of batch 128 = 204.8 epochs), then TLA by its code's config_cifar.json.
+MADRY_CODE = "Madry et al.'s CIFAR-10 code (cifar10_challenge config.json)"
+TLA_CODE = "TLA reference code (config_cifar.json)"
+MADRY_THREAT: Card = {
+    "eps": (8 / 255, "both codes: epsilon 8 (of 255)"),
+    "attack_step": (2 / 255, "both codes: step_size 2 (of 255)"),
+    "attack_steps": (7, "both codes: num_steps 7"),
+    "attack_start": ("uniform", "both codes: random_start, uniform in the ball"),
+    "weight_decay": (2e-4, "both codes: weight_decay 0.0002"),
+    "lr": (0.1, "both codes: LR 0.1 at step 0"),
+    "momentum": (0.9, "both codes: momentum 0.9"),
+    "nesterov": (False, "both codes: tf.train.MomentumOptimizer, plain momentum"),
+    "schedule": ("piecewise", "both codes: piecewise-constant LR"),
+    "model": ("wrn-34-10", f"{MADRY_CODE}: its wide ResNet (filters 16/160/320/640, 5 units per stage); {AFS} Sec. 3.4"),
+    "dataset": ("cifar10", f"{AFS} Table 4: CIFAR-10"),
+    "select_on": ("test", "the test set, as the codes evaluate"),
+    "eval_n": (1000, "1,000 test points"),
+    "final_attacks": (("clean", "pgd10", "pgd20", "autoattack"), f"{AFS} Tables 1-4: Clean, PGD, AA"),
+    "final_attack_step": (0.0, "eps / 4, AFS's PGD step ratio"),
+}
+AFS_TLA_SOURCE: Card = {
+    **RUNTIME, **MADRY_THREAT,
+    "training": ("pgd_at", f"{MADRY_CODE}: PGD adversarial training"),
+    "beta": (6.0, "unused by PGD-AT"),
+    "train_eps_range": ((), "every batch at eps"),
+    "batch_size": (128, f"{MADRY_CODE}: training_batch_size 128"),
+    "epochs": (205, f"{MADRY_CODE}: max_num_training_steps 80000 x 128 / 50,000 = 204.8 epochs"),
+    "lr_milestones": ((103, 154), f"{MADRY_CODE}: x0.1 after steps 40000 and 60000 (epochs 102.4 and 153.6)"),
+    "attack_bn": ("train", f"{MADRY_CODE}: the attack runs the mode='train' model (batch statistics, updated)"),
+    "eval_every": (1, "every epoch"),
+    "eval_from": (1, "from the first epoch"),
+    "keep_epoch": (205, "the released model is the last checkpoint"),
+}
+AFS_TLA: Card = {
+    **RUNTIME, **MADRY_THREAT,
+    "init_from": (PRETRAINED_RUN, f"{TLA_CODE}: finetuning from model_load_dir, Madry et al.'s adversarial baseline"),
+    "batch_size": (50, f"{TLA_CODE}: training_batch_size 50"),
+    "epochs": (80, f"{TLA_CODE}: max_num_training_steps 80000 x 50 / 50,000"),
+    "lr_milestones": ((2, 6), f"{TLA_CODE}: step_size_schedule_finetune 0.1, 0.01 from step 1000, 0.001 from 5000"),
+    "attack_bn": ("eval", "TLA reference code (train_update_fast_triplet.py): the attack with is_training False"),
+    "eval_every": (2, f"{TLA_CODE}: num_checkpoint_steps 2000 (2 epochs)"),
+    "eval_from": (2, f"{TLA_CODE}: the first check after 2,000 steps"),
+    "keep_epoch": (0, ("TLA reference code: saves the best PGD-20 checkpoint; here the best PGD-7 (the training "
+                       "attack) on eval_n test points")),
+    "triplet_weight": (2.0, f"{TLA_CODE}: lamda_triplet 2"),
+    "margin": (0.03, f"{TLA_CODE}: margin_list [0.03]"),
+    "feature_penalty": (1e-3, f"{TLA_CODE}: regularize_lambda 1e-3"),
+    "negative_pool": (10, f"{TLA_CODE}: mul_num 10 (500 images at batch 50)"),
+    "positive_noise": (8 / 255, f"{TLA_CODE}: nat_noise_level 8"),
+}
+
 # --- UIAT ------------------------------------------------------------------------------------------------------------
 
 UIAT_TRAINING: Card = {

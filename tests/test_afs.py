@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 
 import tests_support
 from analysis.afs.selection import CONVEX_TOLERANCE, concave_range
-from runstore.reader import _numeric
+from runstore.reader import _numeric, load_sweep
 from tests_support import fit_test_model, merger_over, train_without_ray
 from trainables import attacks
 from trainables.config import ConfigError, RunSettings
@@ -647,7 +647,7 @@ def test_both_stages_run_from_the_command_line_and_print_the_tables(tmp_path, ra
                      f"sqlite:///{tmp_path / 'optuna.db'}")
     middle2 = time.perf_counter()
     ablation = printed(afs_ablation.main)
-    comparison = printed(afs_comparison.main)  # FAT for TRADES and LBGAT+TRADES, Tables 4 and 5's other rows
+    comparison = printed(afs_comparison.main)  # FAT for TRADES, LBGAT+TRADES and TLA: Tables 4 and 5's other rows
     end = time.perf_counter()
     print(stage1[stage1.find("**Table 1"):], stage2[stage2.find("**Table 3"):], alphas[alphas.find("**Table 2"):],
           ablation[ablation.find("**Table 6"):], search[search.find("Optuna study"):], f"stage 1 {middle - start:.0f} s, stage 2 (tables 3 and 2) "
@@ -666,11 +666,16 @@ def test_both_stages_run_from_the_command_line_and_print_the_tables(tmp_path, ra
                      "afs-ablation-smoke", cwd=tmp_path)
     for row in ("Baseline tiny-cnn eps 8/255", "tiny-cnn eps U[3, 8]/255", "tiny-cnn-3 eps 8/255", "AFS 111111111"):
         assert f"| {row}" in table6, row
-    assert "| FAT for TRADES [20] |" in comparison and "| LBGAT+TRADES [4] |" in comparison
-    others = ["--other-sweep", "afs-comparison-smoke-fat", "--other-sweep", "afs-comparison-smoke-lbgat"]
+    assert all(f"| {row} |" in comparison for row in ("FAT for TRADES [20]", "LBGAT+TRADES [4]", "TLA [11]"))
+    # TLA fine-tuned the network its source sweep trained (PGD-AT), the one of its seed.
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tla_runs = load_sweep("afs-comparison-smoke-tla", tracking_uri=uri).runs
+    source_runs = load_sweep("afs-comparison-smoke-tla-source", tracking_uri=uri).runs
+    assert len(source_runs) == 1 and tla_runs["params.init_from"].tolist() == source_runs["run_id"].tolist()
+    others = [arg for method in ("fat", "lbgat", "tla") for arg in ("--other-sweep", f"afs-comparison-smoke-{method}")]
     table4 = run_cli(str(ROOT / "analysis/afs_tables.py"), "tradeoff", *source, *others, cwd=tmp_path)
     rows = [line.split("|")[1].strip() for line in table4.splitlines() if line.startswith("| ")][1:]  # no header
-    assert rows[:2] == ["FAT for TRADES [20]", "LBGAT+TRADES [4]"], table4
+    assert rows[:3] == ["FAT for TRADES [20]", "LBGAT+TRADES [4]", "TLA [11]"], table4
     assert any(row.startswith("AFS 111111111") for row in rows), table4
     run_cli(str(ROOT / "analysis/afs_tables.py"), "scatter", *source, *others, "--out", str(tmp_path / "fig1.png"),
             cwd=tmp_path)

@@ -75,7 +75,7 @@ CASES: list[tuple[ModuleType, list[str], Callable[[str], list[int]]]] = [
      lambda p: [grid_size(biamat_pretraining.pretraining_space(p, SEEDS, "cifar10")), 1, 1]),
     (biamat_robust_dataset, ["--seeds", str(SEEDS)],  # before the robust datasets, one row of the data they come from
      lambda p: [1, 1, grid_size(biamat_robust_dataset.training_space(p, SEEDS, ["x"]))]),
-    (afs_comparison, ["--seeds", str(SEEDS)], lambda p: [SEEDS, SEEDS]),
+    (afs_comparison, ["--seeds", str(SEEDS)], lambda p: [SEEDS, SEEDS, SEEDS, SEEDS]),
     (biamat_search, ["--asha"], lambda p: [biamat_search.SEARCH[p]["num_samples"]]),
     (uiat_search, ["--asha"], lambda p: [uiat_search.SEARCH[p]["num_samples"]]),
     *[(afs_merger, [table, "--seeds", str(SEEDS)],

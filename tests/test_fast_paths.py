@@ -96,6 +96,7 @@ STEP_LOOPS = {
     "fat_at": ("fat", {"variant": "at", "tau_milestones": [2]}),
     "fat_trades": ("fat", {"attack_bn": "eval", "attack_start": "normal_clamped"}),
     "lbgat": ("lbgat", {"teacher_model": "tiny-cnn", "attack_bn": "eval"}),
+    "tla": ("tla", {}),  # its pool, negatives and same-class draws chosen on the device
     "trades": ("baseline", {"training": "trades", "attack_bn": "eval"}),
     "random eps": ("baseline", {"training": "pgd_at", "train_eps_range": [3 / 255, 8 / 255]}),
     "afs extractor": ("afs_extractor", {"eps": 3 / 255}),

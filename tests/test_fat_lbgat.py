@@ -1,7 +1,7 @@
 """Properties only correct FAT and LBGAT have (AFS Tables 4 and 5, Fig. 1's comparison methods): early-stopped PGD stops
 each point exactly tau steps after it is first misclassified and leaves the others alone; FAT's dynamic tau; LBGAT's
-loss against the authors' formula, its gradients into both networks and its teacher in the checkpoint; and each trains
-an epoch through its trainable."""
+loss against the authors' formula, its gradients into both networks and its teacher in the checkpoint; and each (TLA
+too, whose properties are in tests/test_tla.py) trains an epoch through its trainable."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from tests_support import train_without_ray
 from trainables import attacks
 from trainables.config import ConfigError
 from trainables.loader import Batch
-from trainables.methods import fat, lbgat
+from trainables.methods import fat, lbgat, tla
 from trainables.methods.configs import FATConfig, LBGATConfig
 from trainables.methods.fat import early_stopped_pgd
 from trainables.methods.lbgat import LBGAT, lbgat_loss
@@ -160,7 +160,8 @@ def test_bad_lbgat_input_is_rejected_with_the_fix():
     (fat, {"variant": "at", "tau_milestones": [1]}, "attack_steps"),
     (fat, {"attack_bn": "eval", "attack_start": "normal_clamped"}, "robust_loss"),
     (lbgat, {"teacher_model": "tiny-cnn", "attack_bn": "eval", "attack_start": "normal"}, "guide_mse"),
-], ids=["fat", "fat_trades", "lbgat"])
+    (tla, {}, "triplet_same_class"),
+], ids=["fat", "fat_trades", "lbgat", "tla"])
 def test_each_method_trains_an_epoch_through_its_trainable(module, overrides, diagnostic, monkeypatch):
     config = {**SMALL, **overrides}
     chosen = []

@@ -317,6 +317,7 @@ def loaded_on_refusal(tmp_path: Path, script: str, flags: list[str]) -> str:
     ("biamat_robust_dataset", ["--set", "model=resnet19"], "unknown model 'resnet19'"),
     ("afs_comparison", ["--set", "tau=-1"], "tau=-1 must not be negative"),
     ("afs_comparison", ["--set", "teacher_model=resnet19"], "teacher_model: unknown model 'resnet19'"),
+    ("afs_comparison", ["--set", "negative_pool=0"], "negative_pool=0 must be at least 1"),
 ])
 def test_a_refused_flag_or_value_loads_no_heavy_library(tmp_path, script, flags, expected):
     """Cheap checks first: a bad value, dataset name, model name, run folder or store is refused before torch, Ray,

@@ -53,6 +53,7 @@ from trainables.methods.configs import (
     MARTConfig,
     MergerConfig,
     SingleStepConfig,
+    TLAConfig,
     UIATConfig,
 )
 from trainables.training import lr_factor
@@ -120,6 +121,10 @@ CASES = {
                                        lambda cfg: cards.AFS_FAT),
     "afs_comparison paper (LBGAT)": Case(lambda: afs_comparison.search_space("lbgat", "paper", 1), LBGATConfig,
                                          lambda cfg: cards.AFS_LBGAT),
+    "afs_comparison paper (TLA source)": Case(lambda: afs_comparison.tla_source_space("paper", 1), BaselineConfig,
+                                              lambda cfg: cards.AFS_TLA_SOURCE),
+    "afs_comparison paper (TLA)": Case(lambda: afs_comparison.tla_space("paper", 1, {0: cards.PRETRAINED_RUN}),
+                                       TLAConfig, lambda cfg: cards.AFS_TLA),
     "afs_comparison paper --primary cifar100 (LBGAT)": Case(
         lambda: afs_comparison.search_space("lbgat", "paper", 1, "cifar100"), LBGATConfig,
         lambda cfg: cards.AFS_LBGAT_CIFAR100),

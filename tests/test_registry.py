@@ -53,6 +53,7 @@ SPEED_NAMES: list[tuple[str, dict[str, Any], str]] = [
     ("fat", {"variant": "at"}, "fat_at"),
     ("fat", {}, "fat_trades"),
     ("lbgat", {}, "lbgat"),
+    ("tla", {}, "tla"),
 ]
 
 # The convention for property tests: each registered method lists here the test functions ("FILE::FUNCTION" under
@@ -119,6 +120,14 @@ PROPERTY_TESTS: dict[str, tuple[str, ...]] = {
         "test_fat_lbgat.py::test_lbgat_trains_both_networks_and_the_guide_reaches_the_teacher",
         "test_fat_lbgat.py::test_the_teacher_is_in_the_checkpoint_and_comes_back_on_resume",
     ),
+    "tla": (
+        "test_tla.py::test_the_triplet_loss_is_the_authors_formula",
+        "test_tla.py::test_the_negative_is_the_most_similar_image_of_another_class",
+        "test_tla.py::test_the_noisy_positive_is_the_image_plus_rounded_uniform_noise_on_the_8_bit_grid",
+        "test_tla.py::test_the_same_class_image_has_the_anchors_label_and_any_image_of_that_class_can_come",
+        "test_tla.py::test_the_loss_is_pgd_at_plus_the_weighted_triplets_and_the_draws_depend_on_the_epoch_only",
+        "test_tla.py::test_the_triplets_train_the_features_and_leave_the_head_to_the_cross_entropy",
+    ),
 }
 
 def config_of(name: str, values: dict[str, Any] | None = None) -> TrainConfig:
@@ -127,7 +136,7 @@ def config_of(name: str, values: dict[str, Any] | None = None) -> TrainConfig:
 
 def test_the_registry_names_the_methods_the_sweeps_tag():
     assert list(METHODS) == ["baseline", "afs_extractor", "afs", "biamat", "uiat", "hat", "mart", "single_step",
-                             "gradalign", "fat", "lbgat"]
+                             "gradalign", "fat", "lbgat", "tla"]
     for name, spec in METHODS.items():
         # The registry names each method's config and code without importing the code (configs are checked before
         # torch loads); the Method class it imports names the same.

@@ -35,8 +35,8 @@ def scatter(merger: SweepRuns | None, extractors: SweepRuns | None, others: Sequ
     """Fig. 1's idea: clean against robust accuracy (means over seeds). The single extractors form one line in eps
     order, each point drawn as its training eps (a digit marker, so no label can overlap another); every merger
     setting is its own colour and hollow marker, named in a legend outside the axes; markers shrink down the list,
-    so that mergers at the same point stay visible one inside the other; the other methods (``others``: FAT, LBGAT,
-    TRADES, PGD-AT runs) are filled markers, named in the legend."""
+    so that mergers at the same point stay visible one inside the other; the other methods (``others``: FAT, TLA,
+    LBGAT, TRADES, PGD-AT runs) are filled markers, named in the legend."""
     frame, robust, _ = points(merger, extractors, others)
     frame = frame.assign(x=[100 * pd.Series(v).mean() for v in frame["robust"]],
                          y=[100 * pd.Series(v).mean() for v in frame["clean"]])

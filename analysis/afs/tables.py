@@ -90,8 +90,9 @@ def table3(sweep: SweepRuns, alpha: float | None = None) -> Table:
 
 # The rows of Tables 4 and 5 that are other methods (the paper cites them; here, runs of sweeps/afs_comparison.py and
 # sweeps/baselines.py), named as the paper names them.
-OTHER_METHODS = {("fat", "trades"): "FAT for TRADES [20]", ("fat", "at"): "FAT [20]", ("lbgat", ""): "LBGAT+TRADES [4]",
-                 ("baseline", "trades"): "TRADES [19]", ("baseline", "pgd_at"): "PGD-AT [13]"}
+OTHER_METHODS = {("fat", "trades"): "FAT for TRADES [20]", ("fat", "at"): "FAT [20]", ("tla", ""): "TLA [11]",
+                 ("lbgat", ""): "LBGAT+TRADES [4]", ("baseline", "trades"): "TRADES [19]",
+                 ("baseline", "pgd_at"): "PGD-AT [13]"}
 
 
 def other_label(run: pd.Series) -> str | None:
@@ -142,9 +143,9 @@ def points(merger: SweepRuns | None, extractors: SweepRuns | None,
 
 def tradeoff(merger: SweepRuns | None, extractors: SweepRuns | None, others: Sequence[SweepRuns] = ()) -> Table:
     """The trade-off of Tables 4 (CIFAR-10) and 5 (CIFAR-100): clean, PGD-20 and robust accuracy (AutoAttack where
-    logged) and the mean of clean and robust, of the other methods (``others``: FAT, LBGAT, TRADES, PGD-AT runs), the
-    single extractors and the mergers. The title names the paper's table and the dataset from the runs' ``dataset``;
-    other data (the smoke presets') gets a title without a number."""
+    logged) and the mean of clean and robust, of the other methods (``others``: FAT, TLA, LBGAT, TRADES, PGD-AT
+    runs), the single extractors and the mergers. The title names the paper's table and the dataset from the runs'
+    ``dataset``; other data (the smoke presets') gets a title without a number."""
     frame, robust, dataset = points(merger, extractors, others)
     name = metric_label(robust).removesuffix(" (best checkpoint)")
     # Where the robust metric is PGD-20 itself (no AutoAttack logged), it is not shown twice.
@@ -159,8 +160,9 @@ def tradeoff(merger: SweepRuns | None, extractors: SweepRuns | None, others: Seq
         notes.append(f"PGD-AT: single eps={PGD_AT_EPS}/255, the paper's PGD-AT at 8/255 (Sec. 3.4), on the recipe of "
                      "the stacked networks")
     if others:
-        notes.append("other methods: at their own training eps and recipe (sweeps/afs_comparison.py), the model of "
-                     "their last epoch as their authors' code keeps it; TLA [11] is not trained here")
+        notes.append("other methods: at their own training eps and recipe (sweeps/afs_comparison.py), the model their "
+                     "authors' code keeps: the last epoch's (FAT, LBGAT), the best PGD checkpoint (TLA, fine-tuned "
+                     "from a PGD-AT network of Madry et al.'s recipe)")
     title = f"Trade-off{f' on {data}' if data else ''} (mean of clean and {name} accuracy, %)"
     return Table(f"{number}. {title}" if number else title, ["model", "Clean", *pgd, name, "Trade-off"], rows, notes)
 

@@ -278,6 +278,32 @@ class LBGATConfig(TrainConfig):
 
 
 @dataclass(frozen=True)
+class TLAConfig(TrainConfig):
+    # The triplet terms (trainables/methods/tla.py), the TLA code's CIFAR-10 configuration in brackets.
+    triplet_weight: float = 2.0  # weight of each of the two triplet losses (lamda_triplet)
+    margin: float = 0.03  # of the cosine-distance triplet loss (margin_list)
+    feature_penalty: float = 1e-3  # weight of the mean squared feature of the three (regularize_lambda)
+    # The hard negatives are mined from negative_pool x batch_size clean training images drawn each step (mul_num).
+    negative_pool: int = 10
+    positive_noise: float = 8 / 255  # the clean positive's uniform pixel noise, on the 8-bit grid (nat_noise_level)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.eps <= 0 or self.attack_steps < 1:
+            raise ConfigError("TLA trains on PGD adversarial examples: set eps > 0 and attack_steps >= 1")
+        negative = [f"{name}={value}" for name, value in (("triplet_weight", self.triplet_weight),
+                                                          ("margin", self.margin),
+                                                          ("feature_penalty", self.feature_penalty),
+                                                          ("positive_noise", self.positive_noise)) if value < 0]
+        if negative:
+            raise ConfigError(f"{', '.join(negative)} must not be negative (the TLA code: triplet weight 2, margin "
+                              "0.03, feature penalty 1e-3, positive noise 8/255)")
+        if self.negative_pool < 1:
+            raise ConfigError(f"negative_pool={self.negative_pool} must be at least 1 (the TLA code mines among 10 x "
+                              "batch_size clean images)")
+
+
+@dataclass(frozen=True)
 class SingleStepConfig(TrainConfig):
     variant: Literal["rs_fgsm", "n_fgsm"] = "n_fgsm"
 

@@ -103,6 +103,8 @@ _SPECS = (
                lambda cfg: f"fat_{cfg.variant}"),
     MethodSpec("lbgat", configs.LBGATConfig, "lbgat:LBGAT:trainable",
                "Cui et al., \"Learnable Boundary Guided Adversarial Training\" (ICCV 2021)", lambda cfg: "lbgat"),
+    MethodSpec("tla", configs.TLAConfig, "tla:TLA:trainable",
+               "Mao et al., \"Metric Learning for Adversarial Robustness\" (NeurIPS 2019)", lambda cfg: "tla"),
 )
 METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in _SPECS}
 
