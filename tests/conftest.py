@@ -78,3 +78,26 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
             return "::".join([path, names[0]]) if len(names) > 1 else nodeid
 
     return ClassScheduling(config, log)
+
+
+# The slow pass's longest tests, about longest first (seconds on CI's 2 cores, from .ci/run's --durations): started
+# first, so that the pass does not end with one of them running alone while the other workers idle. A name missing
+# here only keeps its collected place.
+LONGEST_FIRST = (
+    "tests/test_afs.py::test_both_stages_run_from_the_command_line_and_print_the_tables",  # 390
+    "tests/test_biamat_main_results.py::test_the_smoke_sweeps_give_table10_with_and_without_generated_data",  # 272
+    "tests/test_biamat_main_results.py::test_the_smoke_sweeps_give_tables_2_6_and_9",  # 230
+    "tests/test_science.py::test_single_step_methods_come_near_pgd_at_and_rs_fgsm_is_reported_at_16",  # 191
+    "tests/test_biamat_labels.py::test_labels_sweep_gives_table1_with_its_baseline_and_fig3_per_auxiliary_set",  # 172
+    "tests/test_fast_paths.py::test_fast_paths_reach_the_same_clean_and_robust_accuracy",  # 167
+    "tests/test_afs.py::TestMergerOverAStandardAndARobustExtractor",  # 160, its class fixture
+    "tests/test_search.py::test_biamat_search_smoke_runs_end_to_end",  # 141
+    "tests/test_science.py::test_biamat_gate_passes_related_auxiliary_classes_more_often",  # 136
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        return next((i for i, name in enumerate(LONGEST_FIRST) if item.nodeid.startswith(name)), len(LONGEST_FIRST))
+
+    items.sort(key=rank)  # stable: every other test keeps its collected order
