@@ -28,15 +28,18 @@ reproduced: LBGAT's first epoch at LR 0.02 (the runtime's schedules have no one-
 schedule is the code's).
 - ``NAME-tla-source`` then ``NAME-tla``: TLA [11] (Mao et al., ``train_update_fast_triplet.py`` with
   ``config_cifar.json``; trainables/methods/tla.py) fine-tunes Madry et al.'s adversarially trained network, which
-  the first sweep trains by Madry et al.'s recipe (their CIFAR-10 code's config: WRN-34-10 (their network), 80,000
-  steps of batch 128 = 205 epochs, LR 0.1 decayed x0.1 after 40,000 and 60,000 steps = from epochs 103 and 154,
-  weight decay 2e-4, PGD-7 of step 2/255 at 8/255 from a uniform start, crafted in train mode; the last model, as
-  released). The second fine-tunes each of those networks (one per seed) by TLA's configuration: batch 50, 80,000
-  steps = 80 epochs, LR 0.1 decayed x0.1 after 1,000 and 5,000 steps = from epochs 2 and 6, weight decay 2e-4,
-  PGD-7 of step 2/255 at 8/255 from a uniform start in eval mode, triplet weight 2, margin 0.03, feature penalty
-  1e-3, hard negatives from 500 clean images per step. The code keeps its best PGD-20 checkpoint on the test set,
-  checked every 2,000 steps: here the best PGD-7 (its training attack) on 1,000 test points every 2 epochs.
-  Table 4 only; tested at eps 8/255.
+  the first sweep trains by Madry et al.'s recipe (their CIFAR-10 code's config: WRN-34-10, 80,000 steps of batch
+  128 = 205 epochs, LR 0.1 decayed x0.1 after 40,000 and 60,000 steps = from epochs 103 and 154, weight decay 2e-4,
+  PGD of step 2/255 at 8/255 from a uniform start, crafted in train mode; 7 steps, their paper's training adversary
+  and TLA's, where the repository's config.json says 10; the last epoch's model). The second fine-tunes each of
+  those networks (one per seed) by TLA's configuration: batch 50, 80,000 steps = 80 epochs, LR 0.1 decayed x0.1
+  after 1,000 and 5,000 steps = from epochs 2 and 6, weight decay 2e-4, PGD-7 of step 2/255 at 8/255 from a uniform
+  start in eval mode, triplet weight 2, margin 0.03, feature penalty 1e-3, hard negatives from 500 clean images per
+  step. Table 4 only; tested at eps 8/255. Not reproduced: the code keeps its best checkpoint by PGD-20 of step
+  1/255 on its first 500 test images, checked every 2,000 steps from step 0 (the source network itself among
+  them); here the best fine-tuned epoch by PGD-7 on 1,000 test points every 2 epochs. The runtime's WRN-34-10 (ReLU,
+  1x1-convolution shortcuts, weight decay on every parameter) for the codes' variant (leaky ReLU 0.1, per-image
+  standardisation, pooled zero-padded shortcuts, decay on the weights only).
 Cost: FAT for TRADES at most TRADES' 11 passes per image and epoch (fewer once points stop early) for 85 epochs;
 LBGAT+TRADES TRADES' cost plus a ResNet-18 for 100 epochs; TLA's source PGD-AT's 8 passes for 205 epochs, then
 about 20 passes per image for 80 epochs at batch 50 (PGD-7, 4 training passes, the 500-image pool in eval mode).
@@ -73,7 +76,7 @@ SCHEDULES: dict[str, dict[str, dict[str, Any]]] = {
               "lbgat": {"epochs": 100, "lr_milestones": [76, 91], "teacher_model": "resnet18"}},
 }
 # TLA's source network, Madry et al.'s recipe (their CIFAR-10 code's config.json), and TLA's own (config_cifar.json):
-# both at 8/255, PGD-7 of step 2/255 from a uniform start.
+# both at 8/255, PGD-7 of step 2/255 from a uniform start (Madry et al.'s paper; their config.json says 10 steps).
 MADRY_ATTACK = {"eps": 8 / 255, "attack_step": 2 / 255, "attack_steps": 7, "attack_start": "uniform"}
 TLA_SOURCE = {"smoke": {"training": "pgd_at", "attack_bn": "train", "epochs": 2, "lr_milestones": []},
               "paper": {**MADRY_ATTACK, "training": "pgd_at", "attack_bn": "train", "epochs": 205,
@@ -99,7 +102,8 @@ def search_space(method: str, preset: str, seeds: int, primary: str = "cifar10")
 
 
 def tla_source_space(preset: str, seeds: int) -> dict:
-    """PGD-AT by Madry et al.'s recipe, the network TLA fine-tunes: its last epoch's model, as released."""
+    """PGD-AT by Madry et al.'s recipe, the network TLA fine-tunes: its last epoch's model (which step their released
+    checkpoint is from is not stated)."""
     return {**on_primary(preset, "cifar10"), **TLA_SOURCE[preset],
             "keep_epoch": Derived(lambda config: config["epochs"]), "seed": grid(list(range(seeds)))}
 
@@ -118,10 +122,12 @@ def tla_sources(args, sweep: str, seeds: int) -> dict[int, str]:
     from runstore.reader import load_sweep
 
     runs = load_sweep(sweep, tracking_uri=args.tracking_uri).runs
-    if len(runs) < seeds:
-        raise SystemExit(f"error: sweep {sweep} holds {len(runs)} finished source runs of {seeds}: rerun this command "
+    found = {int(seed): run_id for run_id, seed in zip(runs["run_id"], runs["params.seed"], strict=True)}
+    missing = sorted(set(range(seeds)) - set(found))
+    if missing:
+        raise SystemExit(f"error: sweep {sweep} holds no finished source run of seed(s) {missing}: rerun this command "
                          f"with --resume --name {args.name or '<name>'}")
-    return {int(seed): run_id for run_id, seed in zip(runs["run_id"], runs["params.seed"], strict=True)}
+    return found
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -179,8 +185,10 @@ def main(argv: list[str] | None = None) -> None:
         # The fine-tuning takes the --set keys TLA has, init_from excepted (the sources give it).
         own = {field.name for field in dataclasses.fields(TLAConfig)} - {"init_from"}
         skipped = {o.key for o in getattr(original, "overrides", None) or []} - own
-        run_sweep(tla_sweep(tla_sources(args, source, seeds)), args_for_later_sweep(original, args, skipped),
-                  names[method], report=report, next_steps=steps)
+        later = args_for_later_sweep(original, args, skipped)
+        # One row per seed, so --budget left it whole above (prepare_sweeps' note); prepared again alone, the same.
+        later.budget = later.budget_hours = None
+        run_sweep(tla_sweep(tla_sources(args, source, seeds)), later, names[method], report=report, next_steps=steps)
 
 
 if __name__ == "__main__":

@@ -382,14 +382,17 @@ TLA_CODE = "TLA reference code (config_cifar.json)"
 MADRY_THREAT: Card = {
     "eps": (8 / 255, "both codes: epsilon 8 (of 255)"),
     "attack_step": (2 / 255, "both codes: step_size 2 (of 255)"),
-    "attack_steps": (7, "both codes: num_steps 7"),
+    "attack_steps": (7, ("TLA's config_cifar.json: num_steps 7; Madry et al. (ICLR 2018): a PGD adversary of 7 "
+                         "steps of size 2 for CIFAR-10 training (their repository's config.json says 10)")),
     "attack_start": ("uniform", "both codes: random_start, uniform in the ball"),
     "weight_decay": (2e-4, "both codes: weight_decay 0.0002"),
     "lr": (0.1, "both codes: LR 0.1 at step 0"),
     "momentum": (0.9, "both codes: momentum 0.9"),
     "nesterov": (False, "both codes: tf.train.MomentumOptimizer, plain momentum"),
     "schedule": ("piecewise", "both codes: piecewise-constant LR"),
-    "model": ("wrn-34-10", f"{MADRY_CODE}: its wide ResNet (filters 16/160/320/640, 5 units per stage); {AFS} Sec. 3.4"),
+    "model": ("wrn-34-10", (f"{MADRY_CODE}: its wide ResNet (filters 16/160/320/640, 5 units per stage), here the "
+                            "runtime's (ReLU where theirs is leaky, 1x1 shortcuts, no per-image standardisation); "
+                            f"{AFS} Sec. 3.4: WRN-34-10")),
     "dataset": ("cifar10", f"{AFS} Table 4: CIFAR-10"),
     "select_on": ("test", "the test set, as the codes evaluate"),
     "eval_n": (1000, "1,000 test points"),
@@ -407,7 +410,8 @@ AFS_TLA_SOURCE: Card = {
     "attack_bn": ("train", f"{MADRY_CODE}: the attack runs the mode='train' model (batch statistics, updated)"),
     "eval_every": (1, "every epoch"),
     "eval_from": (1, "from the first epoch"),
-    "keep_epoch": (205, "the released model is the last checkpoint"),
+    "keep_epoch": (205, ("the last epoch's model: which step the released checkpoint is from is not stated (their "
+                         "train.py saves every num_checkpoint_steps)")),
 }
 AFS_TLA: Card = {
     **RUNTIME, **MADRY_THREAT,
@@ -417,9 +421,10 @@ AFS_TLA: Card = {
     "lr_milestones": ((2, 6), f"{TLA_CODE}: step_size_schedule_finetune 0.1, 0.01 from step 1000, 0.001 from 5000"),
     "attack_bn": ("eval", "TLA reference code (train_update_fast_triplet.py): the attack with is_training False"),
     "eval_every": (2, f"{TLA_CODE}: num_checkpoint_steps 2000 (2 epochs)"),
-    "eval_from": (2, f"{TLA_CODE}: the first check after 2,000 steps"),
-    "keep_epoch": (0, ("TLA reference code: saves the best PGD-20 checkpoint; here the best PGD-7 (the training "
-                       "attack) on eval_n test points")),
+    "eval_from": (2, (f"{TLA_CODE}: checks every 2,000 steps; its check of the source network at step 0 is not "
+                      "reproduced (only fine-tuned epochs are selected)")),
+    "keep_epoch": (0, ("TLA reference code: saves the best checkpoint by PGD-20 of step 1/255 on its first 500 test "
+                       "images; here the best by PGD-7 (the training attack) on eval_n test points")),
     "triplet_weight": (2.0, f"{TLA_CODE}: lamda_triplet 2"),
     "margin": (0.03, f"{TLA_CODE}: margin_list [0.03]"),
     "feature_penalty": (1e-3, f"{TLA_CODE}: regularize_lambda 1e-3"),

@@ -26,8 +26,9 @@ TLA fine-tunes an adversarially trained network (Madry et al.'s released CIFAR-1
 Where this differs from the code: it draws the same-class image from a cycling per-class stream and the pool from a
 cycling stream of its own; here both are uniform draws per step from a generator seeded by the trial's seed and the
 epoch, so a trial resumed at an epoch draws what an uninterrupted one draws. The code scores same-class pool images
-0 before taking the most similar; here they are excluded: the same choice, since the features after the network's
-last ReLU and pooling are non-negative and so are their cosines.
+0 before taking the most similar; here they are excluded. On this runtime's networks (a ReLU before the pooling) the
+features and their cosines are non-negative, so both choose the same image; the code's network ends in a leaky ReLU,
+whose negative cosines can let a same-class image win there.
 """
 
 from __future__ import annotations
