@@ -85,6 +85,7 @@ class TLA(Method):
         self.by_class = torch.argsort(self.labels, stable=True)
         self.class_counts = torch.bincount(self.labels, minlength=train.num_classes)
         self.class_starts = self.class_counts.cumsum(0) - self.class_counts
+        self.augment = self.cfg.augmentation()  # resolved once, not per draw in the step loop
         self._generator: tuple[int, torch.Generator] | None = None
 
     def generator(self, epoch: int) -> torch.Generator:
@@ -97,8 +98,8 @@ class TLA(Method):
     def training_images(self, idx: Tensor, generator: torch.Generator) -> Tensor:
         """Training images ``idx``, augmented as the training set is, as float in [0, 1]."""
         x = self.images[idx]
-        if self.cfg.augmentation() != "none":
-            x = augment_batch(x, generator, flip=self.cfg.augmentation() == "crop_flip")
+        if self.augment != "none":
+            x = augment_batch(x, generator, flip=self.augment == "crop_flip")
         return x.float().div_(255)
 
     def same_class(self, y: Tensor, generator: torch.Generator) -> Tensor:
@@ -113,10 +114,9 @@ class TLA(Method):
         with attacks.bn_mode(model, cfg.attack_bn):
             x_adv = attacks.craft(cfg, attacks.ce(model, y), x)
         pool_idx = torch.randint(len(self.labels), (cfg.negative_pool * len(x),), generator=g, device=self.device)
-        pool = self.training_images(pool_idx, g)
+        pool, pool_labels = self.training_images(pool_idx, g), self.labels[pool_idx]
         with torch.no_grad(), attacks.bn_mode(model, "eval"):  # the code mines with the network in eval mode
-            chosen = hardest_negatives(model.features(x_adv).float(), y, model.features(pool).float(),
-                                       self.labels[pool_idx])
+            chosen = hardest_negatives(model.features(x_adv).float(), y, model.features(pool).float(), pool_labels)
         negatives, positives = pool[chosen], noisy_copy(x, cfg.positive_noise, g)
         same = self.training_images(self.same_class(y, g), g)
         features_adv = model.features(x_adv)
@@ -127,7 +127,7 @@ class TLA(Method):
         total = F.cross_entropy(logits_adv.float(), y) + cfg.triplet_weight * (terms[0] + terms[1])
         return total, {"adv_acc": (logits_adv.argmax(1) == y).float().mean(), "triplet_noisy": terms[0].detach(),
                        "triplet_same_class": terms[1].detach(),
-                       "negative_is_other_class": (self.labels[pool_idx][chosen] != y).float().mean()}
+                       "negative_is_other_class": (pool_labels[chosen] != y).float().mean()}
 
 
 def trainable(config: dict[str, Any], settings: RunSettings) -> None:
