@@ -74,6 +74,11 @@ class FullDiskStop(tune.Callback, tune.stopper.Stopper):
     def stop_all(self) -> bool:
         return self.full
 
+    def __setstate__(self, state: dict) -> None:
+        # Tune keeps this stopper in its experiment state, saved after the disk filled: restored as it was, it would
+        # end a resumed sweep before any trial ran. A resumed sweep watches its disk afresh.
+        self.__dict__.update(state, full=False)
+
 
 def stopped_by_full_disk(client: MlflowClient, exp_id: str, parent_id: str, written: Sequence[str],
                          failures: bool, since_ms: int) -> bool:

@@ -1,15 +1,11 @@
-"""``--resume``: continue a sweep that exists, with the settings it was started with, from Tune's record of it where
-that record is readable."""
+"""``--resume``: continue a sweep that exists, with the settings it was started with."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-import cloudpickle
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
@@ -20,29 +16,6 @@ from runstore.uri import missing_sqlite_store
 from trainables.config import git_commit
 
 BUDGET_TAG = "budget"  # "0.25 schedule": the budget and its rung placement
-
-
-def set_aside_unreadable_state(sweep_dir: str) -> None:
-    """If the newest of Tune's files that record the sweep (the experiment state, the searcher's and the callbacks'
-    states) do not load, as when written on a full disk, set the experiment states aside: the sweep then starts
-    afresh (``_fit``) rather than Tune restarting it by itself under new trial ids, with its old runs left open."""
-    if "://" in sweep_dir:
-        return  # a bucket's objects are written whole or not at all
-    folder = Path(sweep_dir)
-    unreadable = []
-    for pattern, load in (("experiment_state-*.json", json.loads), ("*.pkl", cloudpickle.loads)):
-        newest = max(folder.glob(pattern), key=lambda path: path.stat().st_mtime, default=None)
-        try:
-            if newest is not None:
-                load(newest.read_bytes())
-        except Exception:  # noqa: BLE001 - a cut-off file fails in many ways (EOFError, UnpicklingError, ...)
-            unreadable.append(newest.name)
-    if unreadable:
-        for state in folder.glob("experiment_state-*.json"):
-            state.rename(state.with_suffix(".json.unreadable"))
-        print(f"note: Tune's record of this sweep is unreadable ({', '.join(unreadable)}; written on a full disk?): "
-              "the sweep starts again from epoch 0; the runs of the first attempt stay in MLflow as they were closed",
-              file=sys.stderr)
 
 
 def recorded_settings(args: argparse.Namespace, sweep: Sweep) -> dict[str, str]:

@@ -27,11 +27,12 @@ from launch.full_disk import FullDiskStop, check_room_to_start, full_disk_messag
 from launch.mlflow_runs import INTERRUPTED, close_child_runs, close_running_runs, parent_run, report_and_keep
 from launch.mlflow_view import publish_view, ui_links, view_columns
 from launch.progress import closing_lines, output_options, tune_output, without_token_auth_notice
-from launch.resume import recorded_settings, set_aside_unreadable_state
+from launch.resume import recorded_settings
 from launch.space import for_tune
 from launch.stop_signals import INTERRUPTED_EXIT, StopSignals
 from launch.stores import create_stores
 from launch.sweep import Sweep
+from launch.tune_record import set_aside_unreadable_state
 from launch.unreadable import FailUnreadableOnce, failed_lines
 from launch.where import Where
 from runstore.uri import resolve_tracking_uri

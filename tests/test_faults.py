@@ -67,6 +67,55 @@ def test_a_failure_while_the_tuner_is_built_closes_the_parent_run(tmp_path, ray_
     assert parent.info.status == "FAILED"  # was left RUNNING
 
 
+def test_a_resumed_sweep_is_not_stopped_by_the_full_disk_that_stopped_it(tmp_path):
+    # Tune saves the stopper inside its experiment state after the disk filled; restored full, it ended the resumed
+    # sweep before any trial ran ("4 trials: 4 not started", then the report found no finished trial).
+    import cloudpickle
+
+    from launch.full_disk import FullDiskStop
+
+    stopper = FullDiskStop([tmp_path])
+    stopper.full = True
+    restored = cloudpickle.loads(cloudpickle.dumps(stopper))
+    assert stopper.stop_all() and not restored.stop_all() and restored.folders == [str(tmp_path)]
+
+
+@pytest.mark.parametrize("cut", ["experiment_state", "basic-variant-state", "searcher-state", "callback-states"])
+def test_tunes_record_cut_short_in_any_of_its_files_is_set_aside(tmp_path, cut, capsys):
+    # On a full disk the searcher's file was cut short while the experiment state loaded: Tune restored the one,
+    # failed on the other and went on half-restored. Any of the newest files that does not load sets the record aside.
+    import json
+
+    import cloudpickle
+
+    from launch.tune_record import set_aside_unreadable_state
+
+    whole = {"experiment_state": json.dumps({"runner_data": {}}).encode(), "other": cloudpickle.dumps({"state": 1})}
+    suffix = {"experiment_state": "json", "basic-variant-state": "json", "searcher-state": "pkl", "callback-states": "pkl"}
+    for stem, ext in suffix.items():
+        content = whole["experiment_state" if stem == "experiment_state" else "other"]
+        (tmp_path / f"{stem}-2026-01-01_00-00-00.{ext}").write_bytes(content[: len(content) // 2])  # older: ignored
+        (tmp_path / f"{stem}-2026-01-02_00-00-00.{ext}").write_bytes(content[: len(content) // 2] if stem == cut
+                                                                       else content)
+    set_aside_unreadable_state(str(tmp_path))
+    assert not list(tmp_path.glob("experiment_state-*.json"))
+    assert len(list(tmp_path.glob("experiment_state-*.json.unreadable"))) == 2
+    assert f"{cut}-2026-01-02_00-00-00" in capsys.readouterr().err
+
+
+def test_tunes_whole_record_is_left_for_tune(tmp_path, capsys):
+    import json
+
+    import cloudpickle
+
+    from launch.tune_record import set_aside_unreadable_state
+
+    (tmp_path / "experiment_state-2026-01-02_00-00-00.json").write_text(json.dumps({"runner_data": {}}))
+    (tmp_path / "basic-variant-state-2026-01-02_00-00-00.json").write_bytes(cloudpickle.dumps({"state": 1}))
+    set_aside_unreadable_state(str(tmp_path))
+    assert (tmp_path / "experiment_state-2026-01-02_00-00-00.json").exists() and not capsys.readouterr().err
+
+
 @pytest.mark.slow
 @pytest.mark.serial
 def test_full_disk_stops_the_sweep_with_one_message_and_runs_closed_for_that_reason(tmp_path, small_disk):
@@ -121,7 +170,7 @@ def test_full_disk_stops_the_sweep_with_one_message_and_runs_closed_for_that_rea
     assert not [r for r in runs if r.info.status == "RUNNING"]
     finished = [(r.data.params["variant"], r.data.params["pi"]) for r in runs if r.info.status == "FINISHED"]
     assert sorted(finished) == [(v, p) for v in ("at", "trades") for p in ("0.5", "0.6")], finished
-    print("resume:", "state set aside" if "set aside" in resumed.stderr else "restored", f"{len(runs)} runs")
+    print("resume:", "state set aside" if "record of this sweep is unreadable" in resumed.stderr else "restored", f"{len(runs)} runs")
 
 
 def child_runs(client: MlflowClient) -> list:

@@ -28,7 +28,7 @@ def e2e_env(epochs: int = 2) -> dict[str, str]:
     return {**os.environ, "PYTHONUNBUFFERED": "1", "E2E_EPOCHS": str(epochs)}
 
 
-# Trials long enough that a signal sent once two have logged their first epoch cuts both short.
+# Trials long enough that a signal sent once two have logged their second epoch cuts both short.
 STOPPED_EPOCHS = 4
 
 
@@ -40,8 +40,11 @@ def child_runs(client: MlflowClient) -> list:
 
 def start_and_stop_mid_trial(tmp_path: Path, send, stuck_cleanup: bool = False
                              ) -> tuple[MlflowClient, subprocess.CompletedProcess]:
-    """Start the reduced sweep with two trials at a time; once both are mid-training (each has logged an epoch and
-    neither has finished), ``send(process)`` a signal; return the MLflow client and what the sweep printed. With
+    """Start the reduced sweep with two trials at a time; once both are mid-training (each has logged its second epoch
+    and neither has finished), ``send(process)`` a signal; return the MLflow client and what the sweep printed. A
+    trial logs an epoch to MLflow before it reports the epoch's checkpoint to Tune, and reports the next only once the
+    driver took that one: at its second epoch in MLflow, Tune's record holds its first checkpoint. (Sent at the first,
+    a trial could be cut off with no checkpoint Tune knew of, and be resumed from epoch 0.) With
     ``stuck_cleanup``, Tune's clean-up of the stopped fit blocks (tests_support.stuck_cleanup_after_a_stop)."""
     env = {**e2e_env(STOPPED_EPOCHS), **({"E2E_STUCK_CLEANUP": "1"} if stuck_cleanup else {})}
     first = subprocess.Popen(sweep_command(tmp_path, concurrency=2), cwd=tmp_path, stdout=subprocess.PIPE,
@@ -51,7 +54,7 @@ def start_and_stop_mid_trial(tmp_path: Path, send, stuck_cleanup: bool = False
     while time.time() < deadline and first.poll() is None:
         time.sleep(0.5)
         if (tmp_path / "mlflow.db").exists() and sum(
-                r.info.status == "RUNNING" and "epoch" in r.data.metrics for r in child_runs(client)) >= 2:
+                r.info.status == "RUNNING" and r.data.metrics.get("epoch", 0) >= 1 for r in child_runs(client)) >= 2:
             break
     assert first.poll() is None, "the sweep ended before it could be stopped:\n" + first.communicate()[0][-3000:]
     send(first)
@@ -83,7 +86,7 @@ def test_interrupted_sweep_resumes_without_duplicate_or_dangling_runs(tmp_path):
     again from epoch 0, which then finishes the sweep with every other trial kept."""
     client, stopped = start_and_stop_mid_trial(tmp_path, lambda process: os.killpg(process.pid, signal.SIGINT))
     assert_closed_as_interrupted(client, stopped)
-    damaged = next(r for r in child_runs(client) if r.info.status == "KILLED")
+    damaged = next(r for r in child_runs(client) if r.info.status == "KILLED" and r.data.metrics.get("epoch", 0) >= 1)
     (folder,) = (tmp_path / "ray" / "e2e").glob(f"*{damaged.data.tags['trial_id']}*")
     states = sorted(folder.glob("checkpoint_*/state.pt"))
     assert states
