@@ -90,10 +90,11 @@ def test_tunes_record_cut_short_in_any_of_its_files_is_set_aside(tmp_path, cut, 
 
     from launch.tune_record import set_aside_unreadable_state
 
-    whole = {"experiment_state": json.dumps({"runner_data": {}}).encode(), "other": cloudpickle.dumps({"state": 1})}
-    suffix = {"experiment_state": "json", "basic-variant-state": "json", "searcher-state": "pkl", "callback-states": "pkl"}
+    experiment_state, other_state = json.dumps({"runner_data": {}}).encode(), cloudpickle.dumps({"state": 1})
+    suffix = {"experiment_state": "json", "basic-variant-state": "json", "searcher-state": "pkl",
+              "callback-states": "pkl"}
     for stem, ext in suffix.items():
-        content = whole["experiment_state" if stem == "experiment_state" else "other"]
+        content = experiment_state if stem == "experiment_state" else other_state
         (tmp_path / f"{stem}-2026-01-01_00-00-00.{ext}").write_bytes(content[: len(content) // 2])  # older: ignored
         (tmp_path / f"{stem}-2026-01-02_00-00-00.{ext}").write_bytes(content[: len(content) // 2] if stem == cut
                                                                        else content)
@@ -170,7 +171,8 @@ def test_full_disk_stops_the_sweep_with_one_message_and_runs_closed_for_that_rea
     assert not [r for r in runs if r.info.status == "RUNNING"]
     finished = [(r.data.params["variant"], r.data.params["pi"]) for r in runs if r.info.status == "FINISHED"]
     assert sorted(finished) == [(v, p) for v in ("at", "trades") for p in ("0.5", "0.6")], finished
-    print("resume:", "state set aside" if "record of this sweep is unreadable" in resumed.stderr else "restored", f"{len(runs)} runs")
+    set_aside = "record of this sweep is unreadable" in resumed.stderr  # launch/tune_record.py's note
+    print("resume:", "state set aside" if set_aside else "restored", f"{len(runs)} runs")
 
 
 def child_runs(client: MlflowClient) -> list:
